@@ -1,0 +1,1 @@
+"""Tuneloom engine: models, data, methods, training. Import-light at package level."""

@@ -1,0 +1,102 @@
+"""The UI's handle on the inference worker (import-light: a subprocess and JSON lines)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from typing import Iterator
+
+from engine.workspace import PROJECT_ROOT, subdir
+
+
+class WorkerError(RuntimeError):
+    pass
+
+
+class ChatWorker:
+    """One worker process holding one model; `unload` ends the process and frees its memory."""
+
+    def __init__(self):
+        self.process: subprocess.Popen | None = None
+        self.loaded: str | None = None
+        self.note = ""
+        self.lock = threading.Lock()
+
+    def _start(self) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+        log = open(subdir("logs") / "chat-worker.log", "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "engine", "chat-worker"], cwd=str(PROJECT_ROOT), env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1,
+        )
+        log.close()
+        self._expect("ready")
+
+    def _send(self, request: dict) -> None:
+        assert self.process and self.process.stdin
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+
+    def _events(self) -> Iterator[dict]:
+        assert self.process and self.process.stdout
+        for line in self.process.stdout:
+            yield json.loads(line)
+        code = self.process.wait()
+        self.process, self.loaded = None, None
+        raise WorkerError(f"the chat worker stopped (exit code {code}); see logs/chat-worker.log "
+                          "in the workspace. Load the model again to continue")
+
+    def _expect(self, name: str) -> dict:
+        for event in self._events():
+            if event["event"] == name:
+                return event
+            if event["event"] == "error":
+                raise WorkerError(event["message"])
+        raise WorkerError("no answer from the chat worker")
+
+    def load(self, key: str, run: str | None = None, model: str | None = None,
+             trust_remote_code: bool = False) -> str:
+        """Load a run's result (merged) or a base model; a no-op if `key` is already loaded."""
+        with self.lock:
+            if self.loaded == key and self.process and self.process.poll() is None:
+                return self.note
+            self._stop()
+            self._start()
+            self._send({"op": "load", "run": run, "model": model, "trust_remote_code": trust_remote_code})
+            self.note = self._expect("loaded")["note"]
+            self.loaded = key
+            return self.note
+
+    def generate(self, messages: list[dict], params: dict) -> Iterator[str]:
+        with self.lock:
+            if not self.process:
+                raise WorkerError("no model loaded")
+            self._send({"op": "generate", "messages": messages, "params": params})
+            for event in self._events():
+                if event["event"] == "token":
+                    yield event["text"]
+                elif event["event"] == "done":
+                    return
+                elif event["event"] == "error":
+                    raise WorkerError(event["message"])
+
+    def unload(self) -> None:
+        with self.lock:
+            self._stop()
+
+    def _stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            try:
+                self._send({"op": "quit"})
+                self.process.wait(timeout=10)
+            except Exception:
+                self.process.kill()
+                self.process.wait()
+        self.process, self.loaded = None, None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None

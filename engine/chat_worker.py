@@ -1,0 +1,120 @@
+"""The inference worker process: `python -m engine chat-worker`.
+
+Reads one JSON request per line on stdin and answers with JSON lines on stdout (tokens are
+streamed as they are generated). Running in its own process means unloading frees all of the
+model's memory and a crash here is a message in the UI, not a dead app.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+
+GENERATION_KEYS = ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty")
+
+
+def generation_kwargs(params: dict) -> dict:
+    kwargs = {k: params[k] for k in GENERATION_KEYS if params.get(k) is not None}
+    kwargs["max_new_tokens"] = int(kwargs.get("max_new_tokens", 256))
+    if "top_k" in kwargs:
+        kwargs["top_k"] = int(kwargs["top_k"])
+    temperature = float(kwargs.get("temperature", 0.0))
+    kwargs["do_sample"] = temperature > 0
+    if not kwargs["do_sample"]:
+        for key in ("temperature", "top_p", "top_k"):
+            kwargs.pop(key, None)
+    return kwargs
+
+
+class Session:
+    def __init__(self, out):
+        self.out = out
+        self.model = self.tokenizer = None
+
+    def send(self, **event):
+        self.out.write(json.dumps(event) + "\n")
+        self.out.flush()
+
+    def load(self, request: dict):
+        from engine.results import load_base, load_result
+
+        started = time.time()
+        self.model = self.tokenizer = None
+        if request.get("run"):
+            self.model, self.tokenizer, note = load_result(request["run"], merge=True)
+        else:
+            self.model, self.tokenizer, note = load_base(request["model"], request.get("trust_remote_code", False))
+        self.model.eval()
+        self.send(event="loaded", note=note, seconds=round(time.time() - started, 2))
+
+    def generate(self, request: dict):
+        import torch
+        from transformers import TextIteratorStreamer
+
+        if self.model is None:
+            raise RuntimeError("no model loaded")
+        inputs = self.tokenizer.apply_chat_template(request["messages"], add_generation_prompt=True,
+                                                    return_tensors="pt", return_dict=True)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        kwargs = dict(**inputs, streamer=streamer, pad_token_id=self.tokenizer.pad_token_id,
+                      **generation_kwargs(request.get("params", {})))
+        if request.get("params", {}).get("seed") is not None:
+            torch.manual_seed(int(request["params"]["seed"]))
+        errors = []
+
+        def work():
+            try:
+                with torch.inference_mode():
+                    self.model.generate(**kwargs)
+            except Exception as err:  # surfaced to the client below
+                errors.append(err)
+                streamer.end()
+
+        started = time.time()
+        first = None
+        thread = threading.Thread(target=work)
+        thread.start()
+        pieces = 0
+        for text in streamer:
+            if text:
+                first = first or time.time()
+                pieces += 1
+                self.send(event="token", text=text)
+        thread.join()
+        if errors:
+            raise errors[0]
+        self.send(event="done", seconds=round(time.time() - started, 3),
+                  first_token_s=round((first or time.time()) - started, 3), pieces=pieces)
+
+
+def main() -> int:
+    # the protocol owns the real stdout; anything libraries print goes to stderr
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    sys.stdout = sys.stderr
+    session = Session(out)
+    session.send(event="ready", pid=os.getpid())
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            request = json.loads(line)
+            op = request.get("op")
+            if op == "load":
+                session.load(request)
+            elif op == "generate":
+                session.generate(request)
+            elif op == "quit":
+                break
+            else:
+                session.send(event="error", message=f"unknown op {op!r}")
+        except Exception as err:
+            traceback.print_exc()
+            session.send(event="error", message=f"{type(err).__name__}: {err}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""What a fine-tuning method is: its declared parameters and how it changes a model.
+
+A `Method` module stays import-light at import time (the UI imports the registry); torch and
+peft are imported inside `apply` only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from engine.arch import Arch
+from engine.registry import Param, Registry
+
+
+def _always_available(arch: Arch) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Method:
+    key: str
+    title: str
+    summary: str  # one line: what it trains and when to use it
+    params: tuple[Param, ...]
+    # apply(model, params, arch) -> model with exactly the intended parameters trainable
+    apply: Callable[[Any, dict, Arch], Any]
+    # count_trainable(arch, params) -> trainable parameters, computed from config.json alone
+    count_trainable: Callable[[Arch, dict], int]
+    mergeable: bool = False
+    # quantize(params) -> "4bit" / "8bit" / None: the base model's load-time quantisation
+    quantize: Callable[[dict], str | None] = lambda params: None
+    # why the method cannot run on this architecture, or None
+    unavailable: Callable[[Arch], str | None] = _always_available
+    not_mergeable_reason: str = ""
+    # load_adapter(base_model, folder) -> model, for methods peft cannot reload itself
+    load_adapter: Callable[[Any, Any], Any] | None = None
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "key": self.key, "title": self.title, "summary": self.summary,
+            "mergeable": self.mergeable, "params": [p.describe() for p in self.params],
+        }
+
+
+METHODS: Registry[Method] = Registry("method")

