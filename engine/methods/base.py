@@ -34,6 +34,16 @@ class Method:
     not_mergeable_reason: str = ""
     # load_adapter(base_model, folder) -> model, for methods peft cannot reload itself
     load_adapter: Callable[[Any, Any], Any] | None = None
+    # callbacks(model, params) -> extra transformers TrainerCallbacks (e.g. an unfreezing schedule)
+    callbacks: Callable[[Any, dict], list] | None = None
+
+    # ---- traits the memory estimator reads (pure; from config.json and params only) ----------
+    # extra positions the method adds to every sequence (prompt / prefix tokens)
+    virtual_tokens: Callable[[dict], int] = lambda params: 0
+    # how many decoder layers, counted from the top, need activations kept for backward
+    grad_layers: Callable[[Arch, dict], int] = lambda arch, params: arch.layers
+    # True when the trainable parameters are base weights (full, freeze, bitfit), not added ones
+    trains_base_weights: bool = False
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params}
