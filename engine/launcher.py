@@ -34,7 +34,7 @@ def trainer_command(run_dir: Path, resume: bool = False) -> list[str]:
 
 
 def spawn(run_dir: Path, resume: bool = False) -> int:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", "TUNELOOM_STDOUT_IS_LOG": "1"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     with open(run_dir / "train.log", "ab") as log:
         process = subprocess.Popen(

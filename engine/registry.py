@@ -7,7 +7,7 @@ reads them. Import-light: nothing here touches torch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Generic, Iterator, TypeVar
+from typing import Any, Callable, Generic, Iterator, TypeVar
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,8 @@ class Param:
     max: float | None = None
     choices: tuple[Any, ...] | None = None
     label: str = ""
+    # extra check for free-text values (e.g. target module specs): value -> list of problems
+    check: Callable[[Any], list[str]] | None = field(default=None, compare=False)
 
     @property
     def title(self) -> str:
@@ -67,6 +69,8 @@ class Param:
             found.append(f"{self.name}: {value} is below the minimum {self.min:g}")
         if self.max is not None and value > self.max:
             found.append(f"{self.name}: {value} is above the maximum {self.max:g}")
+        if self.check is not None:
+            found += [f"{self.name}: {text}" for text in self.check(value)]
         return found
 
     def describe(self) -> dict[str, Any]:

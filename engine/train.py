@@ -23,8 +23,15 @@ from engine.methods import METHODS
 from engine.workspace import subdir
 
 
+_LOG_COPY: list = []  # train.log when stdout is a terminal rather than the log itself
+
+
 def log(message: str) -> None:
-    print(f"[tuneloom {time.strftime('%H:%M:%S')}] {message}", flush=True)
+    line = f"[tuneloom {time.strftime('%H:%M:%S')}] {message}"
+    print(line, flush=True)
+    for handle in _LOG_COPY:
+        handle.write(line + "\n")
+        handle.flush()
 
 
 @contextmanager
@@ -167,6 +174,8 @@ def run(config_path: Path, resume: bool = False) -> Path:
     cfg = RunConfig.load(config_path)
     is_main = int(os.environ.get("RANK", "0")) == 0
     baseline_rss = rss_bytes()
+    if is_main and not os.environ.get("TUNELOOM_STDOUT_IS_LOG"):
+        _LOG_COPY.append(open(run_dir / "train.log", "a", encoding="utf-8"))
     if is_main:
         (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
         runs.update_status(run_dir, state="running", pid=os.getpid(), error=None, started_at=time.time(),

@@ -11,7 +11,8 @@ PARAMS = (
     Param("alpha", float, 16.0, "Scale of the update (alpha / r). Twice the rank is a common choice.", min=0.0),
     Param("dropout", float, 0.05, "Dropout on the adapter's input; regularises small datasets.", min=0.0, max=0.9),
     Param("target_modules", str, "all-linear",
-          "Layers that get an adapter: all-linear, attention, mlp, names like q_proj,v_proj, or re:<regex>."),
+          "Layers that get an adapter: all-linear, attention, mlp, names like q_proj,v_proj, or re:<regex>.",
+          check=targets.problems),
 )
 
 

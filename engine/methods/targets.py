@@ -25,18 +25,18 @@ def full_names(arch: Arch) -> list[str]:
 def problems(spec: str) -> list[str]:
     spec = spec.strip()
     if not spec:
-        return ["target_modules is empty: use all-linear, attention, mlp, names like q_proj,v_proj or re:<regex>"]
+        return ["empty: use all-linear, attention, mlp, names like q_proj,v_proj or re:<regex>"]
     if spec.startswith("re:"):
         try:
             re.compile(spec[3:])
         except re.error as err:
-            return [f"target_modules regex {spec[3:]!r} does not compile: {err}"]
+            return [f"regex {spec[3:]!r} does not compile: {err}"]
         return []
     if spec in GROUPS:
         return []
     unknown = [n for n in _names(spec) if n not in ATTENTION + MLP]
     if unknown:
-        return [f"target_modules: unknown module name(s) {', '.join(unknown)}; "
+        return [f"unknown module name(s) {', '.join(unknown)}; "
                 f"this model family has {', '.join(ATTENTION + MLP)}"]
     return []
 

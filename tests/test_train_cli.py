@@ -1,0 +1,97 @@
+"""The trainer as users run it: `python -m engine train`, then export and chat with the result."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine import runs
+
+ROOT = Path(__file__).resolve().parent.parent
+METRIC_KEYS = {"step", "epoch", "loss", "learning_rate", "tokens_per_second", "elapsed_s", "peak_memory_bytes"}
+
+
+def engine_cli(*args, home, timeout=600):
+    env = {**os.environ, "TUNELOOM_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_model, tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    result = engine_cli("train", "presets/quickstart.yaml", "--set", f"model={tiny_model}",
+                        "--set", "train.max_steps=12", "--set", "train.eval_steps=6", "--set", "train.save_steps=6",
+                        "--set", "train.max_seq_len=128", "--set", "train.learning_rate=5e-3", home=home)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return Path(result.stdout.strip().splitlines()[-1]), home
+
+
+def test_train_writes_the_run_folder_contract(trained_run):
+    run_dir, _ = trained_run
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "done" and status["step"] == 12 and status["error"] is None
+    assert isinstance(status["pid"], int)
+    rows = runs.read_metrics(run_dir)
+    train_rows = [r for r in rows if "loss" in r]
+    assert len(train_rows) == 12 and all(METRIC_KEYS <= set(r) for r in train_rows)
+    assert any("eval_loss" in r for r in rows)
+    assert all(r["tokens_per_second"] > 0 for r in train_rows[1:])
+    assert train_rows[-1]["loss"] < train_rows[0]["loss"]  # it learns
+    assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
+    assert (run_dir / "checkpoints").is_dir() and runs.last_checkpoint(run_dir) is not None
+    assert "finished at step 12" in (run_dir / "train.log").read_text()
+
+
+def test_exports_reload_with_plain_transformers_and_peft(trained_run, tiny_model, tmp_path):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    run_dir, home = trained_run
+    for kind in ("adapter", "merged"):
+        result = engine_cli("export", str(run_dir), f"--{kind}", "--out", str(tmp_path / kind), home=home)
+        assert result.returncode == 0, result.stderr[-3000:]
+    card = (tmp_path / "adapter" / "README.md").read_text()
+    assert "Base model" in card and "sha256" in card and "final train loss" in card and "lora" in card
+    assert (tmp_path / "merged" / "model.safetensors").is_file()
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "merged")
+    assert tokenizer.chat_template  # the merged export keeps the chat template
+
+    ids = tokenizer("Who are you?", return_tensors="pt").input_ids
+    base = AutoModelForCausalLM.from_pretrained(tiny_model)
+    with torch.no_grad():
+        base_logits = base(ids).logits
+        adapted = PeftModel.from_pretrained(base, tmp_path / "adapter")(ids).logits
+        merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")(ids).logits
+    assert not torch.allclose(base_logits, adapted)  # the adapter changes the model
+    torch.testing.assert_close(merged, adapted, atol=1e-4, rtol=1e-4)
+
+
+def test_chat_worker_streams_a_reply_and_unload_ends_the_process(trained_run, monkeypatch):
+    from engine.chat_client import ChatWorker
+    from engine.runs import pid_alive
+
+    run_dir, home = trained_run
+    monkeypatch.setenv("TUNELOOM_HOME", str(home))
+    worker = ChatWorker()
+    note = worker.load(run_dir.name, run=str(run_dir))
+    assert "merged" in note
+    pieces = list(worker.generate([{"role": "user", "content": "Who are you?"}], {"max_new_tokens": 8}))
+    assert pieces and "".join(pieces).strip()
+    pid = worker.pid
+    worker.unload()
+    assert not pid_alive(pid)
+
+
+def test_cli_preview_json_marks_trained_tokens(tiny_model, tmp_path):
+    result = engine_cli("data", "preview", "presets/data/chat_multiturn.jsonl", "--model", tiny_model,
+                        "--json", "--limit", "2", home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    examples = json.loads(result.stdout)
+    assert len(examples) == 2
+    assert set(examples[0][0]) == {"token", "trained"}
+    trained = "".join(t["token"] for t in examples[0] if t["trained"])
+    assert "6 minutes" in trained and "boil an egg" not in trained
