@@ -38,6 +38,17 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--json", action="store_true")
         cmd.add_argument("--limit", type=int, default=None, help="preview only the first N examples")
 
+    inspect = data_sub.add_parser("inspect", help="one JSON object for the UI: format, rows, stats, token previews")
+    inspect.add_argument("file")
+    inspect.add_argument("--format", default="auto")
+    inspect.add_argument("--model", default=None, help="tokenizer to use (default: the default model)")
+    inspect.add_argument("--mask", default="assistant", choices=("assistant", "last_assistant", "none"))
+    inspect.add_argument("--max-seq-len", type=int, default=2048)
+    inspect.add_argument("--column", action="append", default=[], metavar="SOURCE=FIELD")
+    inspect.add_argument("--skip-bad-rows", action="store_true")
+    inspect.add_argument("--limit", type=int, default=20, help="token previews for this many examples")
+    inspect.add_argument("--start", type=int, default=0, help="first example to preview (0-based)")
+
     export = sub.add_parser("export", help="export a run's adapter or merged model")
     export.add_argument("run_dir")
     kind = export.add_mutually_exclusive_group(required=True)
@@ -61,12 +72,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     methods = sub.add_parser("methods", help="list the fine-tuning methods and their parameters")
     methods.add_argument("--json", action="store_true")
+
+    est = sub.add_parser("estimate", help="peak training memory per device, from config.json alone")
+    est.add_argument("config", help="CONFIG.yaml (the model may be a folder holding only config.json)")
+    _overrides_parser(est)
+    est.add_argument("--json", action="store_true")
+    est.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda if a GPU is found")
+    est.add_argument("--world-size", type=int, default=1)
+    est.add_argument("--sharding", default="none", choices=("none", "ddp", "zero1", "zero2", "zero3", "fsdp"))
+    est.add_argument("--attention", default="sdpa", choices=("sdpa", "flash", "eager"))
     return parser
 
 
 def cmd_train(args) -> int:
     from engine import runs
-    from engine.config import RunConfig
     from engine.launcher import create_run
     from engine.train import run
 
@@ -79,7 +98,15 @@ def cmd_train(args) -> int:
         print("error: give a CONFIG.yaml (or --resume RUN_DIR)", file=sys.stderr)
         return 2
     config_path = Path(args.config).resolve()
-    cfg = RunConfig.load(config_path, args.overrides)
+    from engine.config import ConfigError
+    from engine.preflight import load_checked
+
+    try:
+        cfg = load_checked(config_path, args.overrides)  # config + model limit + disk: all problems at once
+    except ConfigError as err:
+        if config_path.name == "config.yaml" and (config_path.parent / "status.json").is_file():
+            runs.update_status(config_path.parent, state="failed", error=str(err))  # a UI-started run says why
+        raise
     if config_path.name == "config.yaml" and (config_path.parent / "status.json").is_file() and not args.overrides:
         run_dir = config_path.parent  # launched by the UI into its own run folder
     else:
@@ -94,12 +121,16 @@ def _load_for_data(args):
     from engine.data import load_examples
 
     columns = dict(item.split("=", 1) for item in args.column)
-    return load_examples(args.file, args.format, columns, args.skip_bad_rows)
+    # a plain check only counts (streams any size of file); token stats and previews need the examples
+    keep = 0 if args.data_command == "check" and not args.model else None
+    return load_examples(args.file, args.format, columns, args.skip_bad_rows, keep=keep)
 
 
 def cmd_data(args) -> int:
     from engine.data import DataError
 
+    if args.data_command == "inspect":
+        return cmd_data_inspect(args)
     try:
         loaded = _load_for_data(args)
     except DataError as err:
@@ -108,21 +139,26 @@ def cmd_data(args) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     if args.data_command == "check":
-        report = {"file": loaded.file, "format": loaded.format, "examples": len(loaded.examples),
-                  "fields": loaded.fields, "skipped_bad_rows": [str(e) for e in loaded.skipped]}
+        report = {"file": loaded.file, "format": loaded.format, "examples": loaded.count,
+                  "fields": loaded.fields, "skipped_bad_rows": [str(e) for e in loaded.skipped],
+                  "skipped_bad_rows_count": loaded.skipped_count}
         if args.model:
             report.update(_encoded_stats(args, loaded))
         if args.json:
             print(json.dumps(report, ensure_ascii=False))
         else:
-            print(f"{loaded.file}: format {loaded.format}, {len(loaded.examples)} examples")
+            print(f"{loaded.file}: format {loaded.format}, {loaded.count} examples")
             for key in ("tokens", "trained_tokens", "dropped"):
                 if key in report:
                     print(f"  {key}: {report[key]}")
-            if loaded.skipped:
-                print(f"  skipped {len(loaded.skipped)} bad rows:")
+            if loaded.skipped_count:
+                print(f"  skipped {loaded.skipped_count} bad rows:")
                 for error in loaded.skipped[:20]:
                     print(f"    {error}")
+        if args.model and report.get("dropped") and sum(report["dropped"].values()) == loaded.count:
+            print(f"error: {loaded.file}: all {loaded.count} examples would be dropped ({report['dropped']}); "
+                  "nothing would be trained. Raise --max-seq-len or shorten the prompts", file=sys.stderr)
+            return 1
         return 0
     return _preview(args, loaded)
 
@@ -154,6 +190,35 @@ def _preview(args, loaded) -> int:
         print(f"--- {example.where} ({sum(t['trained'] for t in tokens)} trained of {len(tokens)} tokens)")
         # trained tokens in [brackets], masked ones plain
         print("".join(f"[{t['token']}]" if t["trained"] else t["token"] for t in tokens))
+    return 0
+
+
+def cmd_data_inspect(args) -> int:
+    """Everything the UI's Data tab shows, as one JSON object (the UI process never loads a tokenizer)."""
+    from engine.config import DEFAULT_MODEL
+    from engine.data import DataError, load_examples
+    from engine.masking import Dropped, encode, token_preview
+    from engine.models import load_tokenizer
+    from engine.prepare import Prepared, encode_all
+
+    try:
+        columns = dict(item.split("=", 1) for item in args.column)
+        loaded = load_examples(args.file, args.format, columns, args.skip_bad_rows)
+    except DataError as err:
+        print(json.dumps({"error": err.to_dict()}, ensure_ascii=False))
+        return 1
+    tokenizer = load_tokenizer(args.model or DEFAULT_MODEL)
+    kept, dropped, rows = encode_all(loaded, tokenizer, args.mask, args.max_seq_len)
+    stats = Prepared(loaded, kept, [], dropped, rows).stats()  # the trainer's own numbers
+    previews = []
+    for example in loaded.examples[args.start: args.start + args.limit]:
+        encoded = encode(tokenizer, example, args.mask, args.max_seq_len)
+        dropped_why = str(encoded) if isinstance(encoded, Dropped) else ""
+        previews.append({"where": example.where, "dropped": dropped_why,
+                         "tokens": [] if dropped_why else token_preview(tokenizer, encoded)})
+    print(json.dumps({"file": loaded.file, "format": loaded.format, "fields": loaded.fields,
+                      "rows": loaded.preview_rows, "stats": stats, "start": args.start,
+                      "previews": previews}, ensure_ascii=False, default=str))
     return 0
 
 
@@ -220,6 +285,31 @@ def cmd_methods(args) -> int:
     return 0
 
 
+def cmd_estimate(args) -> int:
+    from engine.config import RunConfig
+    from engine.device import detect
+    from engine.estimate import COMPONENTS, estimate_for_config, verdict
+
+    cfg = RunConfig.load(args.config, args.overrides)
+    device = detect(args.device)
+    est = estimate_for_config(cfg, device=device["kind"], world_size=args.world_size, sharding=args.sharding,
+                              attention=args.attention)
+    fit = verdict(est.total_bytes, device)
+    if args.json:
+        print(json.dumps({**est.to_dict(), "verdict": fit, "available_bytes": device.get("available_bytes")}))
+        return 0
+    print(f"{cfg.model} / {cfg.method.name}: {est.trainable_params:,} trainable of {est.total_params:,} parameters")
+    for key, label in COMPONENTS:
+        if est.components[key]:
+            print(f"  {label:42s} {est.components[key] / 2**20:12,.1f} MiB")
+    print(f"  {'total (peak: ' + est.phase + ')':42s} {est.total_bytes / 2**20:12,.1f} MiB")
+    if device.get("available_bytes"):
+        print(f"{device['name']}: {device['available_bytes'] / 2**20:,.0f} MiB available -> {fit}")
+    for note in est.notes:
+        print(f"note: {note}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "chat-worker":
@@ -227,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return worker_main()
     handlers = {"train": cmd_train, "data": cmd_data, "export": cmd_export, "chat": cmd_chat,
-                "model": cmd_model, "methods": cmd_methods}
+                "model": cmd_model, "methods": cmd_methods, "estimate": cmd_estimate}
     from engine.config import ConfigError
 
     try:

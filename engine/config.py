@@ -72,6 +72,9 @@ class TrainConfig:
     eval_steps: int = 10
     save_steps: int = 20
     save_total_limit: int = 2
+    # speed: pack examples padding-free (block-diagonal attention) and never build full logits
+    packing: bool = True
+    fused_loss: bool = True
 
     def problems(self) -> list[str]:
         found = []

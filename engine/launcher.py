@@ -48,6 +48,10 @@ def spawn(run_dir: Path, resume: bool = False) -> int:
 
 
 def start(cfg: RunConfig) -> Path:
+    """Check (model limit, data file, disk; raises ConfigError listing every problem), then spawn."""
+    from engine.preflight import check
+
+    check(cfg)
     run_dir = create_run(cfg)
     spawn(run_dir)
     return run_dir

@@ -80,12 +80,24 @@ def load_model(model: str, quantize: str | None = None, dtype: str = "fp32", tru
     from transformers import AutoModelForCausalLM
 
     path = prepare(model, log=lambda m: print(m, file=sys.stderr))
+    require_safetensors(Path(path))
     kwargs = dict(dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code, use_safetensors=True)
     if quantize:
         kwargs["quantization_config"] = quantization_config(quantize)
     if device_map is not None:
         kwargs["device_map"] = device_map
     return AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+
+
+def require_safetensors(folder: Path) -> None:
+    """Refuse pickle-based weights (.bin/.pt/.pth can run code when loaded) with a clear message."""
+    if not folder.is_dir() or any(folder.glob("*.safetensors")):
+        return
+    pickled = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+    if pickled:
+        raise ValueError(f"{folder} has only PyTorch pickle weights ({', '.join(pickled)}); Tuneloom loads "
+                         "safetensors only, because loading a pickle can run arbitrary code. Convert the model "
+                         "where you trust it: AutoModelForCausalLM.from_pretrained(folder).save_pretrained(out)")
 
 
 def quantization_config(kind: str, **options):

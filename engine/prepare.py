@@ -22,7 +22,7 @@ class Prepared:
         encoded = self.train + self.validation
         return {
             "file": self.loaded.file, "format": self.loaded.format,
-            "rows": len(self.loaded.examples) + len(self.loaded.skipped),
+            "rows": self.loaded.count + self.loaded.skipped_count,
             "examples": len(encoded), "train_examples": len(self.train),
             "validation_examples": len(self.validation),
             "tokens": sum(len(e.input_ids) for e in encoded),
@@ -30,7 +30,7 @@ class Prepared:
             "max_tokens": max((len(e.input_ids) for e in encoded), default=0),
             "dropped": dict(self.dropped), "dropped_rows": self.dropped_rows[:20],
             "skipped_bad_rows": [str(e) for e in self.loaded.skipped[:20]],
-            "skipped_bad_rows_count": len(self.loaded.skipped),
+            "skipped_bad_rows_count": self.loaded.skipped_count,
         }
 
 

@@ -6,6 +6,7 @@ torn last line is ignored on read.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
@@ -21,10 +22,22 @@ STOP_FILE = "STOP"
 def write_atomic(path: Path, text: str) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        if err.errno != errno.ENOSPC or not path.is_file():
+            raise
+        # Disk full: a new file gets no blocks, but the old file's blocks are still ours. Rewrite it
+        # in place so a failure can still be recorded (not atomic; the reader tolerates a bad file).
+        with open(path, "r+", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.truncate()
+            handle.flush()
+        return
     os.replace(tmp, path)
 
 
@@ -82,13 +95,24 @@ def read_status(run_dir: Path) -> dict:
     return status
 
 
+def _row_kind(row: dict) -> str:
+    return "eval" if "eval_loss" in row and "loss" not in row else "train"
+
+
 @dataclass
 class MetricsTail:
-    """Follows metrics.jsonl by byte offset; only complete lines are returned."""
+    """Follows metrics.jsonl by byte offset; only complete lines are returned.
+
+    A resumed run logs again the steps after its last checkpoint. `rows` keeps one row per step
+    (of each kind, train and eval): a row whose step is not after the last one seen replaces the
+    rows from that step on, and `rewound` turns True so a chart redraws from `rows`.
+    """
 
     path: Path
     offset: int = 0
     rows: list = field(default_factory=list)
+    rewound: bool = False
+    _last: dict = field(default_factory=dict)
 
     def poll(self) -> list[dict]:
         try:
@@ -104,10 +128,20 @@ class MetricsTail:
         new = []
         for line in chunk[: end + 1].splitlines():
             try:
-                new.append(json.loads(line))
+                row = json.loads(line)
             except ValueError:
                 continue  # a torn or corrupt line never breaks the reader
-        self.rows += new
+            if not isinstance(row, dict):
+                continue
+            new.append(row)
+            kind, step = _row_kind(row), row.get("step")
+            last = self._last.get(kind)
+            if isinstance(step, (int, float)) and last is not None and step <= last:
+                self.rows = [r for r in self.rows if _row_kind(r) != kind or not r.get("step", -1) >= step]
+                self.rewound = True
+            self.rows.append(row)
+            if isinstance(step, (int, float)):
+                self._last[kind] = step
         return new
 
 
@@ -118,8 +152,13 @@ def read_metrics(run_dir: Path) -> list[dict]:
 
 
 def append_metrics(run_dir: Path, row: dict) -> None:
-    with open(Path(run_dir) / "metrics.jsonl", "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(row) + "\n")
+    line = (json.dumps(row) + "\n").encode("utf-8")
+    with open(Path(run_dir) / "metrics.jsonl", "a+b") as handle:
+        if handle.seek(0, os.SEEK_END) > 0:
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                line = b"\n" + line  # a line torn by a killed trainer stays alone (and is skipped)
+        handle.write(line)
         handle.flush()
 
 

@@ -16,10 +16,11 @@ import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
-from engine import runs
+from engine import failures, runs
 from engine.arch import Arch
 from engine.config import RunConfig
 from engine.methods import METHODS
+from engine.trainer import build_trainer, uses_packing
 from engine.workspace import subdir
 
 
@@ -92,6 +93,8 @@ def build_callback(run_dir: Path, baseline_rss: int, is_main: bool):
                 runs.update_status(run_dir, state="running", max_steps=state.max_steps, step=state.global_step)
 
         def on_step_end(self, args, state, control, **kwargs):
+            self.step = state.global_step
+            failures.at_step(state.global_step)  # TUNELOOM_FAULT hooks (engine/failures.py); no-op unless set
             if self.stop_requested or (run_dir / runs.STOP_FILE).exists():
                 self.stop_requested = True
                 control.should_training_stop = True
@@ -114,6 +117,7 @@ def build_callback(run_dir: Path, baseline_rss: int, is_main: bool):
             if "loss" not in row and "eval_loss" not in row:
                 return
             row["peak_memory_bytes"] = peak_memory_bytes(baseline_rss)
+            row.update(getattr(self, "estimate", None) or {})  # estimate_bytes made at launch (engine/estimate.py)
             runs.append_metrics(run_dir, row)
             runs.update_status(run_dir, step=state.global_step, max_steps=state.max_steps,
                                elapsed_s=row["elapsed_s"])
@@ -154,6 +158,20 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def launch_estimate(cfg: RunConfig, arch: Arch, precision: str) -> dict:
+    """The memory estimate for this run (pure, ~1 ms), recorded beside the measured peak for calibration."""
+    try:
+        from engine.estimate import estimate
+
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        est = estimate(arch, cfg, device="cuda" if _cuda_available() else "cpu", world_size=world,
+                       sharding="ddp" if world > 1 else "none")
+        return {"estimate_bytes": est.total_bytes, "estimate_peak_bytes": est.peak_bytes}
+    except Exception as err:  # the estimate is a help, never a reason for a run to fail
+        log(f"memory estimate unavailable: {err}")
+        return {}
+
+
 def save_result(model, tokenizer, run_dir: Path) -> Path:
     """Adapter methods save their adapter; full-weight methods save the model."""
     target = run_dir / ("adapter" if hasattr(model, "peft_config") else "model")
@@ -178,7 +196,7 @@ def run(config_path: Path, resume: bool = False) -> Path:
         _LOG_COPY.append(open(run_dir / "train.log", "a", encoding="utf-8"))
     if is_main:
         (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
-        runs.update_status(run_dir, state="running", pid=os.getpid(), error=None, started_at=time.time(),
+        runs.update_status(run_dir, state="running", pid=os.getpid(), error=None, failure=None, started_at=time.time(),
                            world_size=int(os.environ.get("WORLD_SIZE", "1")))
     callback = build_callback(run_dir, baseline_rss, is_main)
     signal.signal(signal.SIGTERM, lambda *_: setattr(callback, "stop_requested", True))
@@ -187,8 +205,9 @@ def run(config_path: Path, resume: bool = False) -> Path:
             result = _train(cfg, run_dir, callback, resume, is_main)
     except BaseException as err:  # record every failure in the run folder, then re-raise
         if is_main:
-            runs.update_status(run_dir, state="failed", error=f"{type(err).__name__}: {err}",
-                               finished_at=time.time())
+            # out of memory / disk full / other: a readable error plus advice (engine/failures.py)
+            runs.update_status(run_dir, state="failed", finished_at=time.time(),
+                               **failures.explain(err, cfg, getattr(callback, "step", None), run_dir))
             log("training failed:\n" + traceback.format_exc())
         raise
     return result
@@ -201,13 +220,13 @@ def _nothing():
 
 def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool) -> Path:
     import torch
-    from datasets import Dataset
-    from transformers import DataCollatorForSeq2Seq, Trainer
-
     from engine.models import load_model, load_tokenizer, prepare
     from engine.prepare import prepare as prepare_data
 
     method = METHODS.get(cfg.method.name)
+    if cfg.trust_remote_code:
+        log(f"WARNING: trust_remote_code is on: Python files shipped with {cfg.model} will run in this process. "
+            "Only do this for models whose code you have read or trust.")
     model_path = prepare(cfg.model, log=log)
     arch = Arch.from_folder(model_path)
     reason = method.unavailable(arch)
@@ -215,6 +234,9 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
         raise ValueError(f"method {method.key} cannot train {cfg.model}: {reason}")
     precision = resolve_precision(cfg.train.precision)
     torch.manual_seed(cfg.train.seed)
+    callback.estimate = launch_estimate(cfg, arch, precision)
+    if is_main and callback.estimate:
+        runs.update_status(run_dir, **callback.estimate)
 
     log(f"loading tokenizer and data from {cfg.data.train}")
     tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code)
@@ -236,16 +258,9 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
     if cfg.train.gradient_checkpointing and hasattr(model, "enable_input_require_grads"):
         model.enable_input_require_grads()
 
-    def to_dataset(items):
-        return Dataset.from_dict({"input_ids": [e.input_ids for e in items], "labels": [e.labels for e in items]})
-
-    trainer = Trainer(
-        model=model, args=training_arguments(cfg, run_dir, precision, bool(data.validation)),
-        train_dataset=to_dataset(data.train),
-        eval_dataset=to_dataset(data.validation) if data.validation else None,
-        data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
-        processing_class=tokenizer, callbacks=[callback],
-    )
+    args = training_arguments(cfg, run_dir, precision, bool(data.validation))
+    trainer = build_trainer(cfg, method, model, tokenizer, data, args, [callback])
+    log(f"packing {'on' if uses_packing(cfg, method) else 'off'}; fused loss {'on' if cfg.train.fused_loss else 'off'}")
     checkpoint = runs.last_checkpoint(run_dir) if resume else None
     if resume:
         log(f"resuming from {checkpoint}" if checkpoint else "no checkpoint found; starting from step 0")

@@ -1,14 +1,20 @@
-"""Load a data file into normalised examples: read -> map columns -> detect format -> convert."""
+"""Load a data file into normalised examples: read -> map columns -> detect format -> convert.
+
+Records are streamed from the file; `keep` bounds how many converted examples stay in memory
+(None keeps all, as training needs; a check of a huge file keeps none and only counts).
+"""
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.data.errors import DataError, FieldError
 from engine.data.formats import FORMATS, Example, detect, expected_fields
-from engine.data.loading import read_records
+from engine.data.loading import iter_records, read_records
 
-__all__ = ["DataError", "Example", "LoadedData", "load_examples", "FORMATS"]
+__all__ = ["DataError", "Example", "LoadedData", "load_examples", "FORMATS", "read_records"]
+MAX_SKIPPED_KEPT = 200  # bad-row messages kept for display; all of them are counted
 
 
 @dataclass
@@ -17,44 +23,81 @@ class LoadedData:
     format: str
     examples: list[Example]
     fields: list[str]  # the fields found in the first record, after column mapping
-    skipped: list[DataError] = field(default_factory=list)
+    skipped: list[DataError] = field(default_factory=list)  # the first MAX_SKIPPED_KEPT bad rows
     preview_rows: list[dict] = field(default_factory=list)
+    count: int = 0  # usable examples in the file (== len(examples) unless `keep` bounded them)
+    skipped_count: int = 0  # every bad row skipped, even beyond the ones kept in `skipped`
+
+
+def _did_you_mean(found: list[str]) -> str:
+    known = sorted({f for fmt in FORMATS.entries.values() for f in fmt.required} | {"input", "system", "history"})
+    pairs = []
+    for name in found:
+        match = difflib.get_close_matches(str(name), known, n=1, cutoff=0.75)
+        if match and match[0] != name:
+            pairs.append(f"'{name}' -> '{match[0]}'")
+    return f"did you mean {', '.join(pairs)}? " if pairs else ""
 
 
 def load_examples(path: str | Path, fmt: str = "auto", columns: dict | None = None,
-                  skip_bad_rows: bool = False) -> LoadedData:
+                  skip_bad_rows: bool = False, keep: int | None = None,
+                  max_mb: float | None = None) -> LoadedData:
+    """Read, detect and convert every row; raise one DataError naming file, line/row and field.
+
+    With `skip_bad_rows`, broken rows are counted in `skipped_count` instead of raising.
+    """
     name = Path(path).name
     skipped: list[DataError] = []
-    records = read_records(path, skip_bad_rows, skipped)
-    if columns:
-        records = [(where, {columns.get(k, k): v for k, v in rec.items()}) for where, rec in records]
-    first_where, first = records[0]
-    if fmt == "auto":
-        fmt = detect(first)
-        if fmt is None:
-            raise DataError(name, f"cannot tell the data format from the fields {', '.join(map(str, first)) or '(none)'}",
-                            where=first_where,
-                            hint=f"expected one of [{expected_fields()}]; rename the fields, map columns "
-                                 "(data.columns / the column mapping), or choose the format")
-    converter = FORMATS.get(fmt).convert
-    examples = []
-    for where, record in records:
+    skipped_count = 0
+
+    def skip(error: DataError) -> None:
+        nonlocal skipped_count
+        skipped_count += 1
+        if len(skipped) < MAX_SKIPPED_KEPT:
+            skipped.append(error)
+
+    examples: list[Example] = []
+    preview: list[dict] = []
+    first: dict | None = None
+    count = rows = 0
+    converter = None
+    for where, record in iter_records(path, skip if skip_bad_rows else None, max_mb):
+        rows += 1
+        if columns:
+            record = {columns.get(k, k): v for k, v in record.items()}
+        if first is None:
+            first = record
+            if fmt == "auto":
+                fmt = detect(record)
+                if fmt is None:
+                    found = [str(k) for k in record]
+                    raise DataError(name, f"cannot tell the data format from the fields {', '.join(found) or '(none)'}",
+                                    where=where,
+                                    hint=f"{_did_you_mean(found)}expected one of [{expected_fields()}]; rename the "
+                                         "fields, map columns (data.columns / the column mapping), or choose the format")
+            converter = FORMATS.get(fmt).convert
+        if len(preview) < 20:
+            preview.append(record)
         try:
             example = converter(record)
         except FieldError as err:
-            found = ", ".join(map(str, record)) or "none"
+            found = [str(k) for k in record]
             hint = err.hint or ""
             if err.message == "missing":
-                hint = (hint + "; " if hint else "") + f"fields found: {found}"
+                hint = (hint + "; " if hint else "") + f"{_did_you_mean(found)}fields found: {', '.join(found) or 'none'}"
             error = DataError(name, err.message, where=where, field=err.field,
                               hint=(hint + "; " if hint else "") + "or turn on 'skip bad rows'")
             if not skip_bad_rows:
                 raise error from None
-            skipped.append(error)
+            skip(error)
             continue
         example.where = where
-        examples.append(example)
-    if not examples:
-        raise DataError(name, f"none of the {len(records)} rows is usable", hint=str(skipped[0]) if skipped else "")
-    return LoadedData(file=name, format=fmt, examples=examples, fields=list(map(str, first)),
-                      skipped=skipped, preview_rows=[r for _, r in records[:20]])
+        count += 1
+        if keep is None or len(examples) < keep:
+            examples.append(example)
+    if not count:
+        total = rows + skipped_count - (rows - count)  # rows read + lines that could not be read
+        raise DataError(name, f"none of the {total} rows is usable",
+                        hint=f"the first problem: {skipped[0]}" if skipped else "")
+    return LoadedData(file=name, format=fmt, examples=examples, fields=[str(k) for k in first],
+                      skipped=skipped, preview_rows=preview, count=count, skipped_count=skipped_count)

@@ -1,0 +1,33 @@
+"""Start the Tuneloom web UI: parse flags, refuse unsafe exposure, build the page, launch.
+
+    python app.py [--host 127.0.0.1] [--port 7860] [--share] [--auth user:password | --auth FILE]
+
+TUNELOOM_HOME picks the workspace (default ~/.tuneloom).
+"""
+from __future__ import annotations
+
+import argparse
+
+from engine.security import check_launch
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Tuneloom: fine-tune language models in the browser")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--share", action="store_true", help="create a public gradio.live link (needs --auth)")
+    parser.add_argument("--auth", default=None, help="user:password, or a file with one user:password per line")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    users = check_launch(args.host, args.share, args.auth)  # raises SystemExit with the reason
+    from ui.app import build_ui, launch_options
+
+    build_ui().queue(default_concurrency_limit=4).launch(
+        server_name=args.host, server_port=args.port, share=args.share, auth=users or None, **launch_options())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Why a run failed, in words a user can act on; and the fault-injection hooks that test it.
+
+`explain(err, cfg, step)` turns an exception from the trainer into the fields recorded in
+status.json: `error` (one readable sentence) and `failure` ({kind, advice, estimate}) that the
+UI shows. Import-light: torch errors are recognised by name, never by importing torch.
+
+Fault injection (documented, real code paths; used by tests and for trying the UI's error
+display): the environment variable TUNELOOM_FAULT holds comma-separated `kind:step` items,
+read in one place (`at_step`, called by the trainer after every optimizer step):
+  oom_at_step:N        raise torch.OutOfMemoryError after step N (as a too-large batch would)
+  disk_full_at_step:N  raise OSError(ENOSPC) after step N (as a full disk while saving would)
+  hang_at_step:N       stop responding after step N (sleep, ignoring STOP and SIGTERM), to test
+                       that a stuck trainer is killed after the grace period and that a run
+                       killed mid-way resumes from its last checkpoint
+"""
+from __future__ import annotations
+
+import errno
+import os
+import time
+
+FAULT_ENV = "TUNELOOM_FAULT"
+GENERIC_OOM_ADVICE = [
+    "halve train.batch_size and double train.gradient_accumulation (same effective batch)",
+    "lower train.max_seq_len (long examples dominate activation memory)",
+    "turn on train.gradient_checkpointing (less activation memory, about 30% slower)",
+    "use precision bf16 or fp16 on a GPU instead of fp32",
+    "use a smaller LoRA rank, fewer target modules, or QLoRA (4-bit base weights)",
+]
+
+
+def faults() -> dict[str, int]:
+    """The faults requested in TUNELOOM_FAULT, as {kind: step}."""
+    found = {}
+    for item in os.environ.get(FAULT_ENV, "").split(","):
+        kind, _, step = item.strip().partition(":")
+        if kind and step.strip().isdigit():
+            found[kind] = int(step)
+    return found
+
+
+def at_step(step: int) -> None:
+    """The one place injected faults fire (the trainer calls it at the end of each step)."""
+    requested = faults()
+    if requested.get("oom_at_step") == step:
+        import torch
+
+        raise torch.OutOfMemoryError(f"out of memory (injected by {FAULT_ENV}=oom_at_step:{step})")
+    if requested.get("disk_full_at_step") == step:
+        raise OSError(errno.ENOSPC, f"No space left on device (injected by {FAULT_ENV}=disk_full_at_step:{step})")
+    if requested.get("hang_at_step") == step:
+        while True:  # a stuck trainer: only SIGKILL ends it
+            time.sleep(3600)
+
+
+def is_oom(err: BaseException) -> bool:
+    if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
+
+
+def is_disk_full(err: BaseException) -> bool:
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(err).lower()  # torch.save reports a failed write as a RuntimeError
+    return "no space left" in text or ("file write failed" in text and isinstance(err, RuntimeError))
+
+
+def oom_advice(cfg) -> tuple[list[str], dict | None]:
+    """Settings that would fit, from engine.estimate when it is there, else generic advice."""
+    try:
+        from engine import estimate
+    except ImportError:
+        return list(GENERIC_OOM_ADVICE), None
+    try:
+        options = estimate.cheaper_options(cfg)
+    except Exception:  # the estimate is a help, never a second failure
+        return list(GENERIC_OOM_ADVICE), None
+    advice = []
+    for option in options or []:
+        advice.append(option if isinstance(option, str) else
+                      option.get("summary") or option.get("label") or ", ".join(f"{k}={v}" for k, v in
+                                                                                  (option.get("changes") or option).items()))
+    current = None
+    try:
+        current = estimate.estimate(cfg)
+        current = current if isinstance(current, dict) else getattr(current, "__dict__", None)
+    except Exception:
+        current = None
+    return advice or list(GENERIC_OOM_ADVICE), current
+
+
+def explain(err: BaseException, cfg=None, step: int | None = None, run_dir=None) -> dict:
+    """The status.json fields for a failed run: {'error': sentence, 'failure': {...}}."""
+    at = f" at step {step}" if step else ""
+    if is_oom(err):
+        advice, estimate = oom_advice(cfg) if cfg is not None else (list(GENERIC_OOM_ADVICE), None)
+        settings = ""
+        if cfg is not None:
+            t = cfg.train
+            settings = (f" with batch_size {t.batch_size}, max_seq_len {t.max_seq_len}, precision {t.precision}, "
+                        f"gradient_checkpointing {'on' if t.gradient_checkpointing else 'off'}")
+        return {"error": f"Out of memory{at}{settings}. Try: {advice[0]}. ({type(err).__name__}: {err})",
+                "failure": {"kind": "out_of_memory", "advice": advice, "estimate": estimate}}
+    if is_disk_full(err):
+        where = f" holding {run_dir}" if run_dir else ""
+        return {"error": f"The disk{where} is full (writing a checkpoint or log{at} failed: {err}). Free some space "
+                         "or set TUNELOOM_HOME to a bigger disk, then resume the run from its last checkpoint.",
+                "failure": {"kind": "disk_full",
+                            "advice": ["free disk space (old runs and exports can be deleted)",
+                                       "lower train.save_total_limit to keep fewer checkpoints",
+                                       "resume the run: it continues from the last complete checkpoint"]}}
+    if isinstance(err, KeyboardInterrupt):
+        return {"error": "interrupted", "failure": {"kind": "interrupted", "advice": []}}
+    return {"error": f"{type(err).__name__}: {err}", "failure": {"kind": "error", "advice": []}}

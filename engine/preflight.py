@@ -1,0 +1,136 @@
+"""Checks before a run starts, reported together with the config's own problems.
+
+Import-light: reads the model's config.json, the data file's existence and the workspace's
+disk; never torch or model weights. The CLI train path (`load_checked`) and the launcher the UI
+uses (`check`) both come here, so `python -m engine train bad.yaml` and the Start button give
+the same list of problems before anything heavy is loaded.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from engine.config import ConfigError, RunConfig, apply_overrides
+from engine.workspace import PROJECT_ROOT, resolve_model, runs_dir
+
+OPTIMIZER_BYTES = {"adamw": 8, "adamw_8bit": 2, "paged_adamw_8bit": 2, "sgd": 4, "adagrad": 4, "rmsprop": 4,
+                   "adafactor": 4}
+SPACE_MARGIN_BYTES = 8 * 2**20  # config, logs, metrics, trainer state
+
+
+def model_config(model: str) -> tuple[dict | None, Path | None]:
+    """The model's config.json as a dict, when it is on disk (an unprepared alias or Hub id: None)."""
+    path = Path(resolve_model(model)) / "config.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8")), path
+    except (OSError, ValueError):
+        return None, None
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value) if not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        return None
+
+
+def static_problems(raw: dict) -> list[str]:
+    """Checks that need only the raw config (so they run even when other values are invalid)."""
+    found = []
+    raw = raw if isinstance(raw, dict) else {}
+    train = raw.get("train") if isinstance(raw.get("train"), dict) else {}
+    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    model = str(raw.get("model") or "")
+    seq_len = _int(train.get("max_seq_len"))
+    if model and seq_len:
+        config, path = model_config(model)
+        limit = _int((config or {}).get("max_position_embeddings"))
+        if limit and seq_len > limit:
+            found.append(f"train.max_seq_len: {seq_len} is above this model's limit of {limit} tokens "
+                         f"(max_position_embeddings in {path}); use {limit} or less")
+    train_file = str(data.get("train") or "")
+    if train_file and not data_path(train_file).is_file():
+        found.append(f"data.train: {train_file} not found; upload the file again or fix the path")
+    return found
+
+
+def data_path(train: str) -> Path:
+    path = Path(train).expanduser()
+    if path.is_absolute() or path.exists():
+        return path
+    return PROJECT_ROOT / path  # presets name their sample data relative to the project
+
+
+def checkpoint_bytes(cfg: RunConfig) -> int | None:
+    """Disk one checkpoint takes: trainable weights (fp32) + optimizer state + tokenizer files."""
+    from engine.arch import Arch
+    from engine.methods import METHODS
+
+    config, path = model_config(cfg.model)
+    if config is None:
+        return None
+    try:
+        arch = Arch.from_config(config)
+        trainable = METHODS.get(cfg.method.name).count_trainable(arch, cfg.method.params)
+    except Exception:  # an unusual config.json: the trainer will say what is wrong with it
+        return None
+    tokenizer = sum(p.stat().st_size for p in path.parent.glob("*token*") if p.is_file())
+    tokenizer += sum(p.stat().st_size for p in path.parent.glob("*.jinja") if p.is_file())
+    return trainable * (4 + OPTIMIZER_BYTES.get(cfg.train.optimizer, 8)) + tokenizer
+
+
+def disk_problems(cfg: RunConfig) -> list[str]:
+    """Is the workspace writable, and is there room for the checkpoints and the result?"""
+    try:
+        folder = runs_dir()
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-") as handle:
+            handle.write(b"x")
+            handle.flush()
+    except OSError as err:
+        return [f"workspace: cannot write to {getattr(err, 'filename', None) or 'the runs folder'} ({err.strerror or err}); "
+                "set TUNELOOM_HOME to a writable folder or fix its permissions"]
+    per_checkpoint = checkpoint_bytes(cfg)
+    if per_checkpoint is None:
+        return []
+    checkpoints = cfg.train.save_total_limit if cfg.train.save_steps > 0 else 0
+    needed = per_checkpoint * (checkpoints + 1) + SPACE_MARGIN_BYTES  # + 1: the saved result
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        return [f"workspace: {free / 2**20:,.1f} MB free in {folder}, but this run needs about "
+                f"{needed / 2**20:,.1f} MB ({checkpoints} checkpoint(s) of {per_checkpoint / 2**20:,.1f} MB "
+                "and the result); free some space, lower train.save_total_limit, or set TUNELOOM_HOME "
+                "to a bigger disk"]
+    return []
+
+
+def preflight(cfg: RunConfig) -> list[str]:
+    """Every problem found before a run starts (empty list: good to go)."""
+    return static_problems(cfg.to_dict()) + disk_problems(cfg)
+
+
+def check(cfg: RunConfig, source: str = "config") -> RunConfig:
+    problems = preflight(cfg)
+    if problems:
+        raise ConfigError(problems, source)
+    return cfg
+
+
+def load_checked(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """RunConfig.load + preflight, with the config's problems and the preflight's in one error."""
+    try:
+        cfg = RunConfig.load(path, overrides)
+    except ConfigError as err:
+        try:
+            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+            apply_overrides(raw, overrides or [])
+            extra = [p for p in static_problems(raw) if p not in err.problems]
+        except Exception:
+            extra = []
+        if extra:
+            raise ConfigError(err.problems + extra, str(path)) from None
+        raise
+    return check(cfg, str(path))

@@ -1,0 +1,47 @@
+"""The transformers.Trainer that the trainer process uses, with Tuneloom's speed options.
+
+- packing: each batch is flattened into one padding-free row; position ids restart per example
+  and transformers builds block-diagonal attention from them, so examples never see each other
+  and no compute is spent on padding (methods that add virtual tokens keep padded batches,
+  grouped by length instead).
+- fused loss: the causal-LM loss is computed chunk by chunk from the last hidden states, on
+  trained positions only, without materialising the logits (engine/loss.py).
+"""
+from __future__ import annotations
+
+
+def uses_packing(cfg, method) -> bool:
+    return cfg.train.packing and method.virtual_tokens(cfg.method.params) == 0
+
+
+def build_trainer(cfg, method, model, tokenizer, data, args, callbacks, optimizers=(None, None)):
+    from datasets import Dataset
+    from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening, Trainer
+
+    from engine.loss import fused_forward_loss
+
+    class TuneloomTrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if "position_ids" in inputs:
+                # with a KV cache object transformers stops deriving block-diagonal masks from positions
+                inputs = {**inputs, "use_cache": False}
+            if cfg.train.fused_loss and model.training and not return_outputs:
+                loss = fused_forward_loss(model, inputs, num_items_in_batch)
+                if loss is not None:
+                    return loss
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    def to_dataset(items):
+        return Dataset.from_dict({"input_ids": [e.input_ids for e in items], "labels": [e.labels for e in items]})
+
+    if uses_packing(cfg, method):
+        collator = DataCollatorWithFlattening(return_position_ids=True, separator_id=-100)
+        args.include_num_input_tokens_seen = "all"  # a packed batch holds no padding at all
+    else:
+        collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
+        args.group_by_length = True  # batches of similar length waste less on padding
+    return TuneloomTrainer(
+        model=model, args=args, train_dataset=to_dataset(data.train),
+        eval_dataset=to_dataset(data.validation) if data.validation else None,
+        data_collator=collator, processing_class=tokenizer, callbacks=callbacks, optimizers=optimizers,
+    )

@@ -1,0 +1,54 @@
+"""Start the real app (`python app.py`) on a free port with its own workspace, for API and browser tests."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running_app(home: Path, timeout_s: float = 90):
+    port = free_port()
+    env = {**os.environ, "TUNELOOM_HOME": str(home), "GRADIO_ANALYTICS_ENABLED": "False",
+           "TUNELOOM_MODELS": os.environ.get("TUNELOOM_MODELS", str(ROOT / ".cache" / "models"))}
+    log = open(home.parent / "app.log", "wb") if home.parent.exists() else subprocess.DEVNULL
+    process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=str(ROOT), env=env,
+                               stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + timeout_s
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"app.py exited with {process.returncode}; see {home.parent / 'app.log'}")
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise RuntimeError(f"app.py did not answer on {url} within {timeout_s} s")
+                time.sleep(0.5)
+        yield url
+    finally:
+        # SIGINT lets the app shut down cleanly (its atexit hook ends the chat worker)
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if log is not subprocess.DEVNULL:
+            log.close()

@@ -1,0 +1,116 @@
+"""A real browser drives the real app: data preview -> train (tiny model) -> chat -> export.
+
+Uses the system Chromium (never downloads one); screenshots go to /tmp/tuneloom-shots/.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from app_server import running_app
+
+CHROMIUM = "/usr/bin/chromium"
+BAD_FILE = Path(__file__).parent / "data" / "bad" / "missing_field.jsonl"
+SHOTS = Path("/tmp/tuneloom-shots")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing; install chromium "
+                                "(make browser) to run the browser test")
+
+
+def pick(page, elem_id: str, option: str) -> None:
+    """Choose an option of a Gradio dropdown by (part of) its label."""
+    page.locator(f"#{elem_id} input").first.click()
+    page.get_by_role("option", name=re.compile(re.escape(option))).first.click()
+
+
+def set_number(page, elem_id: str, value) -> None:
+    """Fill the number box of a gr.Number or gr.Slider and commit it."""
+    box = page.locator(f"#{elem_id} input[type=number]").first
+    box.fill(str(value))
+    box.press("Tab")
+
+
+def test_browser_flow(tiny_model, tmp_path):
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with running_app(tmp_path / "home") as url, playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        page.set_default_timeout(60_000)
+        page.goto(url)
+        page.get_by_text("Tuneloom").first.wait_for()
+
+        # 1. data: a broken upload is a clear message naming line and field; then the sample's preview
+        page.locator("#upload input[type=file]").set_input_files(str(BAD_FILE))
+        error = page.locator("#data-message .tl-error")
+        error.wait_for(timeout=90_000)
+        assert "line 2" in error.inner_text() and "output" in error.inner_text()
+        page.screenshot(path=str(SHOTS / "0-data-error.png"), full_page=True)
+        assert list((tmp_path / "home" / "uploads").glob("*missing_field.jsonl"))  # stored under a safe name
+        pick(page, "sample", "identity")
+        page.locator("#data-message").get_by_text("ready to train").wait_for(timeout=90_000)
+        page.locator("#data-table").get_by_text("Who are you?").first.wait_for()
+        assert "trained tokens" in page.locator("#data-stats").inner_text()
+        assert page.locator("#tokens").get_by_text("Quillby").count() > 0
+        page.screenshot(path=str(SHOTS / "1-data.png"), full_page=True)
+
+        # 2. train the tiny model for a few steps and watch the loss appear
+        page.locator("#model input, #model textarea").first.fill(tiny_model)
+        page.locator("#model input, #model textarea").first.press("Enter")
+        page.get_by_role("tab", name=re.compile("Train")).click()
+        page.locator("#run-name input, #run-name textarea").first.fill("e2e")
+        set_number(page, "train-max_steps", 8)
+        set_number(page, "train-batch_size", 2)
+        set_number(page, "train-max_seq_len", 96)
+        set_number(page, "train-learning_rate", 0.001)
+        page.screenshot(path=str(SHOTS / "2-train-settings.png"), full_page=True)
+        page.locator("#start").click()
+        page.locator("#train-message").get_by_text("Started").wait_for()
+        page.locator("#progress").get_by_text(re.compile(r"running|done")).wait_for(timeout=120_000)
+        page.locator("#progress").get_by_text(re.compile(r"step [1-8]/8")).wait_for(timeout=120_000)
+        page.screenshot(path=str(SHOTS / "3-train-running.png"), full_page=True)
+        page.locator("#progress").get_by_text("done").wait_for(timeout=150_000)
+        plot = page.locator("#loss-plot")
+        plot.locator("canvas, svg").first.wait_for()
+        page.wait_for_timeout(1500)  # let the last points draw
+        page.screenshot(path=str(SHOTS / "4-train-done.png"), full_page=True)
+
+        # 3. chat with the run; sampling so the random-ish tiny model shows visible text
+        page.get_by_role("tab", name=re.compile("Chat")).click()
+        pick(page, "chat-target", "e2e")
+        set_number(page, "temperature", 1.0)
+        set_number(page, "max-new-tokens", 24)
+        page.locator("#chat-message textarea, #chat-message input").first.fill("Who are you?")
+        page.locator("#chat-message textarea, #chat-message input").first.press("Enter")
+        page.locator("#chat-note").get_by_text("Loaded").wait_for(timeout=90_000)
+        bot = page.locator("#chatbot .bot, #chatbot [data-testid=bot]").last
+        bot.wait_for()
+        page.wait_for_function("""() => {
+            const bots = document.querySelectorAll('#chatbot .bot, #chatbot [data-testid=bot]');
+            const last = bots[bots.length - 1];
+            return last && last.innerText.replace('…', '').trim().length > 0;
+        }""", timeout=90_000)
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(SHOTS / "5-chat.png"), full_page=True)
+        assert page.locator("#chatbot").get_by_text("Who are you?").count() > 0
+
+        # 4. export the adapter and download the zip
+        page.get_by_role("tab", name=re.compile("Export")).click()
+        page.locator("#export-run input").first.wait_for()
+        assert "e2e" in page.locator("#export-run input").first.input_value()
+        page.locator("#export-adapter").click()
+        page.locator("#export-message").get_by_text("Exported").wait_for(timeout=90_000)
+        link = page.locator("#export-file a").first
+        with page.expect_download() as download_info:
+            link.click()
+        target = tmp_path / "download.zip"
+        download_info.value.save_as(str(target))
+        assert target.stat().st_size > 0
+        page.screenshot(path=str(SHOTS / "6-export.png"), full_page=True)
+        browser.close()
+    shutil.copy(target, SHOTS / "last-export.zip")

@@ -1,0 +1,253 @@
+"""Train tab: method and hyperparameters -> a RunConfig -> a trainer process; then follow it.
+
+Controls come from declarations (the method's `Param`s, and `TRAIN_PARAMS` below for the
+`train:` section), the config is validated by the one schema (`RunConfig.from_dict`), and the
+run is followed only through its folder, so a page reload or a UI restart loses nothing.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import gradio as gr
+
+from engine import launcher, runs
+from engine.config import OPTIMIZERS, PRECISIONS, SCHEDULERS, ConfigError, RunConfig
+from engine.registry import Param
+from engine.workspace import PROJECT_ROOT
+from ui import follow, params
+from ui.common import error_box, note_box, run_path
+from ui.data_tab import parse_columns
+
+PRESET = PROJECT_ROOT / "presets" / "quickstart.yaml"
+TICK_S = 1.0
+
+# (section, declaration): the same Param type the methods use, so the same renderer draws them
+TRAIN_PARAMS = (
+    ("train", Param("learning_rate", float, 2e-4, "Step size: 1e-4 to 1e-3 for adapters, about 1e-5 for full "
+                    "fine-tuning.", min=0.0, label="learning rate")),
+    ("train", Param("max_steps", int, 0, "Optimizer steps to run; 0 trains for the number of epochs below.",
+                    min=0, label="max steps")),
+    ("train", Param("epochs", float, 1.0, "Passes over the data (used when max steps is 0).", min=0.0)),
+    ("train", Param("batch_size", int, 4, "Examples per step; lower it if memory runs out.", min=1, max=4096,
+                    label="batch size")),
+    ("train", Param("gradient_accumulation", int, 1, "Steps whose gradients are summed before an update: a "
+                    "bigger effective batch without more memory.", min=1, max=4096, label="gradient accumulation")),
+    ("train", Param("max_seq_len", int, 512, "Longest example in tokens; longer ones are cut (examples left "
+                    "with nothing to learn are dropped and counted).", min=16, label="max sequence length")),
+    ("train", Param("warmup_steps", int, 0, "Steps over which the learning rate ramps up from 0.", min=0,
+                    label="warmup steps")),
+    ("train", Param("scheduler", str, "linear", "How the learning rate changes after warmup.", choices=SCHEDULERS)),
+    ("data", Param("validation_split", float, 0.0, "Share of examples held out to measure eval loss (0 = none).",
+                   min=0.0, max=0.5, label="validation split")),
+    ("train", Param("precision", str, "auto", "auto picks bf16/fp16 on a GPU that supports it, fp32 on CPU.",
+                    choices=PRECISIONS)),
+    ("train", Param("optimizer", str, "adamw", "adamw suits almost everything; 8-bit variants save memory on "
+                    "CUDA.", choices=OPTIMIZERS)),
+    ("train", Param("seed", int, 0, "Same seed + same settings = the same run.", min=0)),
+    ("train", Param("gradient_checkpointing", bool, False, "Recompute activations in backward: much less "
+                    "memory, about 30% slower.", label="gradient checkpointing")),
+)
+
+
+def preset_defaults() -> RunConfig:
+    """The quickstart preset: the values a first run should start from."""
+    try:
+        return RunConfig.load(PRESET)
+    except Exception:  # a broken preset must not keep the page from coming up
+        return RunConfig()
+
+
+# ---- building and starting a run -------------------------------------------------------------
+def build_raw(model, data_path, fmt, columns_text, mask, skip_bad, name, method, train_values,
+              method_values) -> tuple[dict, list[str]]:
+    """The config dict from the controls, plus problems the schema cannot see (empty fields)."""
+    problems = []
+    try:
+        columns = parse_columns(columns_text)
+    except ValueError as err:
+        columns, problems = {}, [f"data.columns: {err}"]
+    raw = {"model": (model or "").strip(), "name": (name or "").strip(),
+           "data": {"train": data_path or "", "format": fmt, "mask": mask, "columns": columns,
+                    "skip_bad_rows": bool(skip_bad)},
+           "method": {"name": method, **method_values}, "train": {}}
+    for (section, param), value in zip(TRAIN_PARAMS, train_values):
+        if value is None or value == "":
+            problems.append(f"{section}.{param.name}: empty; enter a value")
+            continue
+        raw[section][param.name] = value
+    raw["method"] = {k: v for k, v in raw["method"].items() if v is not None}
+    return raw, problems
+
+
+def start_config(raw: dict, problems: list[str] | None = None) -> Path:
+    """Validate (every problem at once) and launch; raises ConfigError."""
+    from engine.preflight import static_problems  # import-light: config.json and file checks
+
+    problems = list(problems or [])
+    try:
+        cfg = RunConfig.from_dict(raw, "settings")
+    except ConfigError as err:
+        # the launcher's own checks (data file, model limit) only run on a valid config: add them now
+        problems += err.problems + [p for p in static_problems(raw) if p not in err.problems]
+    if problems:
+        raise ConfigError(problems, "settings")
+    return launcher.start(cfg)
+
+
+def on_start(controls, model, data_path, fmt, columns_text, mask, skip_bad, name, method, *values):
+    train_values, method_values = values[:len(TRAIN_PARAMS)], values[len(TRAIN_PARAMS):]
+    raw, problems = build_raw(model, data_path, fmt, columns_text, mask, skip_bad, name, method, train_values,
+                              params.values_for(controls, method, list(method_values)))
+    try:
+        run_dir = start_config(raw, problems)
+    except ConfigError as err:
+        return error_box(f"{len(err.problems)} setting(s) need attention before training can start", err.problems), \
+            gr.skip()
+    except Exception as err:
+        return error_box("Could not start the run", f"{type(err).__name__}: {err}"), gr.skip()
+    ids = [r["id"] for r in runs.list_runs()]
+    return note_box(f"Started {run_dir.name}. Loss points appear below once the model has loaded.", "ok"), \
+        gr.update(choices=ids, value=run_dir.name)
+
+
+def on_stop(run_id):
+    try:
+        launcher.stop(run_path(run_id))
+    except Exception as err:
+        return error_box("Could not stop the run", str(err))
+    return note_box(f"Stopping {run_id}: the result is saved at the current step.")
+
+
+def on_resume(run_id):
+    try:
+        launcher.resume(run_path(run_id))
+    except Exception as err:
+        return error_box("Could not resume the run", str(err))
+    return note_box(f"Resuming {run_id} from its last checkpoint.", "ok")
+
+
+# ---- following runs --------------------------------------------------------------------------
+def runs_table(listing: list[dict]) -> dict:
+    headers = ["run", "state", "step", "final loss", "error"]
+    data = [[r["id"], r["state"], f"{r['step'] or 0}/{r['max_steps'] or '?'}",
+             f"{r['final_loss']:.4f}" if isinstance(r.get("final_loss"), (int, float)) else "",
+             (r.get("error") or "")[:120]] for r in listing]
+    return {"headers": headers, "data": data or [["(no runs yet)", "", "", "", ""]]}
+
+
+def pick_on_load():
+    """After a page load or a UI restart: follow a run that is still going, else the newest one."""
+    listing = runs.list_runs()
+    active = [r for r in listing if r["state"] in runs.ACTIVE]
+    chosen = (active or listing or [{"id": None}])[0]["id"]
+    return gr.update(choices=[r["id"] for r in listing], value=chosen), runs_table(listing)
+
+
+def tick(run_id, seen):
+    """One timer tick: re-send only what changed since this browser's last tick (gr.skip() otherwise)."""
+    seen = dict(seen or {})
+    skip = gr.skip()
+    listing = runs.list_runs()
+    signature = [(r["id"], r["state"], r["step"]) for r in listing]
+    table = runs_table(listing) if signature != seen.get("runs") else skip
+    ids = [r["id"] for r in listing]
+    choices = gr.update(choices=ids) if ids != seen.get("ids") else skip
+    seen.update(runs=signature, ids=ids)
+    try:
+        run_dir = run_path(run_id) if run_id else None
+    except ValueError:
+        run_dir = None
+    if run_dir is None:
+        blank = (seen.get("run") is not None)
+        seen["run"] = None
+        outs = ("", follow.EMPTY_LOSS, follow.EMPTY_LR, "", "", "", gr.update(interactive=False),
+                gr.update(interactive=False)) if blank else (skip,) * 8
+        return (choices, table, *outs, seen)
+
+    status = runs.read_status(run_dir)
+    rows = follow.metrics(run_dir)
+    log = runs.log_tail(run_dir, 12)
+    key = [run_id, len(rows), status.get("state"), status.get("step"), status.get("updated_at")]
+    if key == seen.get("key") and log == seen.get("log"):
+        return (choices, table, *(skip,) * 8, seen)
+    fresh = run_id != seen.get("run") or len(rows) != seen.get("rows")
+    seen.update(run=run_id, key=key, log=log, rows=len(rows))
+    state = status.get("state")
+    failure = follow.failure_lines(status) if state == "failed" else []
+    resumable = state == "failed" or bool(status.get("stopped_early"))
+    return (choices, table, follow.progress_html(status),
+            follow.loss_frame(rows) if fresh else skip, follow.lr_frame(rows) if fresh else skip,
+            follow.numbers_markdown(rows, status),
+            error_box(f"{run_id} failed", failure) if failure else "",
+            log, gr.update(interactive=state in runs.ACTIVE), gr.update(interactive=resumable), seen)
+
+
+def on_table_select(evt: gr.SelectData):
+    row = getattr(evt, "row_value", None) or []
+    return row[0] if row and row[0] and not str(row[0]).startswith("(") else gr.skip()
+
+
+# ---- layout ----------------------------------------------------------------------------------
+def build(defaults: RunConfig) -> SimpleNamespace:
+    c = SimpleNamespace()
+    with gr.Row():
+        c.method = gr.Dropdown(params.method_choices(), value=defaults.method.name, label="Method", scale=3,
+                               info="What gets trained. Each method shows its own settings below.")
+        c.name = gr.Textbox(defaults.name, label="Run name", elem_id="run-name", scale=1,
+                            info="Used in the run folder's name.")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=320):
+            gr.Markdown("**Method settings**")
+            c.method_controls = params.build(defaults.method.name, defaults.method.params)
+        with gr.Column(scale=3, min_width=420):
+            gr.Markdown("**Training settings**")
+            c.train_inputs = []
+            with gr.Row():
+                for i in range(0, len(TRAIN_PARAMS), 5):
+                    with gr.Column(min_width=200):
+                        for section, param in TRAIN_PARAMS[i:i + 5]:
+                            value = getattr(getattr(defaults, section), param.name)
+                            c.train_inputs.append(params.component(param, value, elem_id=f"{section}-{param.name}"))
+    with gr.Row():
+        c.start = gr.Button("Start training", variant="primary", scale=2, elem_id="start")
+        c.stop = gr.Button("Stop (keeps the result so far)", variant="stop", interactive=False, scale=1)
+        c.resume = gr.Button("Resume", interactive=False, scale=1)
+    c.message = gr.Markdown("", elem_id="train-message")
+    with gr.Group():
+        c.follow = gr.Dropdown([], value=None, label="Run", info="The run shown below; new runs are followed "
+                               "automatically.", allow_custom_value=False)
+        c.progress = gr.HTML("", elem_id="progress")
+    c.failure = gr.Markdown("")
+    with gr.Row():
+        c.loss_plot = gr.LinePlot(follow.EMPTY_LOSS, x="step", y="loss", color="series", title="Loss", elem_id="loss-plot",
+                                  height=280, color_map={"train loss": "#2563eb", "eval loss": "#f97316"})
+        c.lr_plot = gr.LinePlot(follow.EMPTY_LR, x="step", y="learning rate", title="Learning rate", height=280)
+    c.numbers = gr.Markdown("")
+    c.log = gr.Textbox("", label="train.log (last lines)", lines=12, max_lines=12, autoscroll=True,
+                       interactive=False)
+    with gr.Accordion("All runs", open=True):
+        c.runs = gr.Dataframe(runs_table([]), interactive=False, wrap=True, max_height=260)
+    c.seen = gr.State({})
+    c.timer = gr.Timer(TICK_S)
+    return c
+
+
+def wire(c: SimpleNamespace, model, data) -> None:
+    private = dict(api_visibility="private")
+    c.method.change(lambda m: params.show(c.method_controls, m), c.method,
+                    list(c.method_controls.groups.values()), **private)
+    c.start.click(lambda *values: on_start(c.method_controls, *values), [model, data.path, data.format, data.columns, data.mask, data.skip_bad, c.name,
+                             c.method, *c.train_inputs, *c.method_controls.inputs], [c.message, c.follow],
+                  concurrency_limit=1, **private)
+    c.stop.click(on_stop, c.follow, c.message, **private)
+    c.resume.click(on_resume, c.follow, c.message, **private)
+    c.runs.select(on_table_select, None, c.follow, **private)
+    c.timer.tick(tick, [c.follow, c.seen],
+                 [c.follow, c.runs, c.progress, c.loss_plot, c.lr_plot, c.numbers, c.failure, c.log, c.stop,
+                  c.resume, c.seen], show_progress="hidden", concurrency_limit=None, **private)
+
+
+def max_seq_len_input(c: SimpleNamespace):
+    """The Data tab previews with the same max_seq_len the run will use."""
+    return c.train_inputs[[p.name for _, p in TRAIN_PARAMS].index("max_seq_len")]
