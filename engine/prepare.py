@@ -1,12 +1,16 @@
 """Data preparation for training and preview: load, encode with masks, drop and count, split."""
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import random
+import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 
 from engine.config import DataConfig
-from engine.data import LoadedData, load_examples
+from engine.data import Example, LoadedData, load_examples
 from engine.masking import Dropped, Encoded, encode
 
 
@@ -34,16 +38,68 @@ class Prepared:
         }
 
 
-def encode_all(loaded: LoadedData, tokenizer, mask: str, max_seq_len: int) -> tuple[list, Counter, list]:
-    kept, dropped, rows = [], Counter(), []
+PARALLEL_FROM = 5000  # examples; below this, worker start-up costs more than it saves
+CACHE_VERSION = "1"  # bump when encoding changes meaning
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    parts = [backend.to_str() if backend is not None else repr(tokenizer.get_vocab()),
+             str(tokenizer.chat_template), str(tokenizer.eos_token), str(tokenizer.bos_token)]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def _cache_key(loaded: LoadedData, tokenizer, mask: str, max_seq_len: int) -> str:
+    digest = hashlib.sha256(f"{CACHE_VERSION}|{mask}|{max_seq_len}|{tokenizer_fingerprint(tokenizer)}".encode())
     for example in loaded.examples:
-        result = encode(tokenizer, example, mask, max_seq_len)
-        if isinstance(result, Dropped):
-            dropped[str(result)] += 1
-            rows.append(f"{example.where}: {result}")
+        digest.update(json.dumps([example.where, example.messages, example.text], ensure_ascii=False).encode())
+    return digest.hexdigest()[:32]
+
+
+def _encode_one(row: dict, tokenizer, mask: str, max_seq_len: int) -> dict:
+    example = Example(row["where"], messages=json.loads(row["messages"]) if row["messages"] else None,
+                      text=row["text"])
+    result = encode(tokenizer, example, mask, max_seq_len)
+    if isinstance(result, Dropped):
+        return {"input_ids": [], "labels": [], "dropped": str(result)}
+    return {"input_ids": result.input_ids, "labels": result.labels, "dropped": ""}
+
+
+def encode_all(loaded: LoadedData, tokenizer, mask: str, max_seq_len: int) -> tuple[list, Counter, list]:
+    """Encode every example (cached per examples + tokenizer + settings under the workspace).
+
+    The Data tab and the trainer share this cache, so a dataset checked in the UI trains
+    without tokenising again; large files are tokenised by several processes via `datasets`.
+    """
+    from datasets import Dataset, load_from_disk
+
+    from engine.workspace import subdir
+
+    folder = subdir("cache") / "encoded" / _cache_key(loaded, tokenizer, mask, max_seq_len)
+    if (folder / "dataset_info.json").is_file():
+        encoded = load_from_disk(str(folder))
+    else:
+        rows = Dataset.from_dict({
+            "where": [e.where for e in loaded.examples],
+            "messages": [json.dumps(e.messages, ensure_ascii=False) if e.messages else "" for e in loaded.examples],
+            "text": [e.text for e in loaded.examples],
+        })
+        workers = min(os.cpu_count() or 1, 8) if len(rows) >= PARALLEL_FROM else None
+        encoded = rows.map(_encode_one, fn_kwargs={"tokenizer": tokenizer, "mask": mask, "max_seq_len": max_seq_len},
+                           remove_columns=["messages", "text"], num_proc=workers, desc="tokenising")
+        tmp = folder.with_name(folder.name + f".{os.getpid()}.partial")
+        encoded.save_to_disk(str(tmp))
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)  # atomic: a half-written cache is never read
+    kept, dropped, dropped_rows = [], Counter(), []
+    for where, ids, labels, reason in zip(encoded["where"], encoded["input_ids"], encoded["labels"],
+                                          encoded["dropped"]):
+        if reason:
+            dropped[reason] += 1
+            dropped_rows.append(f"{where}: {reason}")
         else:
-            kept.append(result)
-    return kept, dropped, rows
+            kept.append(Encoded(ids, labels))
+    return kept, dropped, dropped_rows
 
 
 def prepare(data: DataConfig, tokenizer, max_seq_len: int, seed: int = 0) -> Prepared:
