@@ -113,6 +113,8 @@ def main() -> int:
                         cell.update(run_cell(config, overrides, env, args.timeout))
                     except subprocess.TimeoutExpired:
                         cell["error"] = f"timed out after {args.timeout}s"
+                    cell["estimate_at_launch"] = cell.pop("estimate_peak", None)
+                    cell["estimate_peak"] = est.peak_bytes  # this estimator version (pure: same inputs)
                     if "measured" in cell:
                         cell["error_pct"] = round(100 * (cell["estimate_peak"] - cell["measured"]) / cell["measured"], 1)
                     results.append(cell)

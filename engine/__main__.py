@@ -65,6 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("chat-worker", help=argparse.SUPPRESS)
 
+    evaluate = sub.add_parser("evaluate", help="eval loss, perplexity, ROUGE-L and BLEU of a run on held-out data")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--data", default=None, help="a data file to evaluate on (default: the run's validation split)")
+    evaluate.add_argument("--samples", type=int, default=5, help="examples to generate answers for and score")
+    evaluate.add_argument("--max-new-tokens", type=int, default=128)
+    evaluate.add_argument("--base", action="store_true", help="evaluate the run's base model (before training)")
+    evaluate.add_argument("--json", action="store_true")
+
     model = sub.add_parser("model", help="prepare the default model (or any alias)")
     model_sub = model.add_subparsers(dest="model_command", required=True)
     prep = model_sub.add_parser("prepare")
@@ -264,6 +272,14 @@ def cmd_chat(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    from engine.evaluate import main as evaluate_main, summary_lines, to_json
+
+    result = evaluate_main(args.run_dir, args.data, args.samples, args.base, args.max_new_tokens)
+    print(to_json(result) if args.json else "\n".join(summary_lines(result)))
+    return 0
+
+
 def cmd_model(args) -> int:
     from engine.config import DEFAULT_MODEL
     from engine.models import prepare
@@ -317,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return worker_main()
     handlers = {"train": cmd_train, "data": cmd_data, "export": cmd_export, "chat": cmd_chat,
-                "model": cmd_model, "methods": cmd_methods, "estimate": cmd_estimate}
+                "model": cmd_model, "methods": cmd_methods, "estimate": cmd_estimate,
+                "evaluate": cmd_evaluate}
     from engine.config import ConfigError
 
     try:

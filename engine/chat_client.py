@@ -71,13 +71,23 @@ class ChatWorker:
             return self.note
 
     def generate(self, messages: list[dict], params: dict) -> Iterator[str]:
+        """The reply piece by piece (the first of several sequences, whole, when they cannot stream)."""
+        for event in self.stream(messages, params):
+            if event["event"] == "token":
+                yield event["text"]
+            elif event["event"] == "sequences":
+                yield event["texts"][0] if event["texts"] else ""
+
+    def stream(self, messages: list[dict], params: dict) -> Iterator[dict]:
+        """The worker's events: {"event": "token", "text"} as tokens come, or one
+        {"event": "sequences", "texts": [...], "note"} for beam search / several returned sequences."""
         with self.lock:
             if not self.process:
                 raise WorkerError("no model loaded")
             self._send({"op": "generate", "messages": messages, "params": params})
             for event in self._events():
-                if event["event"] == "token":
-                    yield event["text"]
+                if event["event"] in ("token", "sequences"):
+                    yield event
                 elif event["event"] == "done":
                     return
                 elif event["event"] == "error":

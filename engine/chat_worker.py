@@ -13,20 +13,11 @@ import threading
 import time
 import traceback
 
-GENERATION_KEYS = ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty")
+def generation_kwargs(params: dict, eos_token_id=None) -> dict:
+    """`model.generate` keyword arguments (engine/generation.py checks them; ValueError says why)."""
+    from engine.generation import to_generate_kwargs
 
-
-def generation_kwargs(params: dict) -> dict:
-    kwargs = {k: params[k] for k in GENERATION_KEYS if params.get(k) is not None}
-    kwargs["max_new_tokens"] = int(kwargs.get("max_new_tokens", 256))
-    if "top_k" in kwargs:
-        kwargs["top_k"] = int(kwargs["top_k"])
-    temperature = float(kwargs.get("temperature", 0.0))
-    kwargs["do_sample"] = temperature > 0
-    if not kwargs["do_sample"]:
-        for key in ("temperature", "top_p", "top_k"):
-            kwargs.pop(key, None)
-    return kwargs
+    return to_generate_kwargs(params, eos_token_id)
 
 
 class Session:
@@ -54,15 +45,30 @@ class Session:
         import torch
         from transformers import TextIteratorStreamer
 
+        from engine.generation import resolve, seed_of, stream_note, streams
+
         if self.model is None:
             raise RuntimeError("no model loaded")
+        params = request.get("params", {})
+        eos = None if resolve(params)["stop_on_eos"] else self.tokenizer.eos_token_id
+        gen = generation_kwargs(params, eos)  # raises ValueError with every problem, sent as an error event
         inputs = self.tokenizer.apply_chat_template(request["messages"], add_generation_prompt=True,
                                                     return_tensors="pt", return_dict=True)
+        inputs = {k: v.to(self.model.device) for k, v in inputs.items()}
+        if seed_of(params) is not None:
+            torch.manual_seed(seed_of(params))
+        started = time.time()
+        if not streams(params):
+            # beams / several sequences: TextIteratorStreamer cannot follow them; answer whole
+            with torch.inference_mode():
+                out = self.model.generate(**inputs, pad_token_id=self.tokenizer.pad_token_id, **gen)
+            prompt_len = inputs["input_ids"].shape[1]
+            texts = [self.tokenizer.decode(row[prompt_len:], skip_special_tokens=True) for row in out]
+            self.send(event="sequences", texts=texts, note=stream_note(params))
+            self.send(event="done", seconds=round(time.time() - started, 3), first_token_s=None, pieces=len(texts))
+            return
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        kwargs = dict(**inputs, streamer=streamer, pad_token_id=self.tokenizer.pad_token_id,
-                      **generation_kwargs(request.get("params", {})))
-        if request.get("params", {}).get("seed") is not None:
-            torch.manual_seed(int(request["params"]["seed"]))
+        kwargs = dict(**inputs, streamer=streamer, pad_token_id=self.tokenizer.pad_token_id, **gen)
         errors = []
 
         def work():
@@ -73,7 +79,6 @@ class Session:
                 errors.append(err)
                 streamer.end()
 
-        started = time.time()
         first = None
         thread = threading.Thread(target=work)
         thread.start()

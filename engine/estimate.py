@@ -79,6 +79,7 @@ CPU_FRAMEWORK_BYTES = 560 * MiB
 CUDA_CONTEXT_BYTES = 512 * MiB
 CUBLAS_WORKSPACE_BYTES = 32 * MiB
 CUDA_ALLOCATOR_ALLOWANCE = 0.10  # caching allocator: reserved above allocated (fragmentation)
+CPU_HEAP_RETENTION = 0.6  # share of activations glibc's heap retains at the CPU peak (measured)
 FUSED_LOSS_CHUNK = 1024  # rows per chunk in engine/loss.py
 
 
@@ -157,12 +158,12 @@ def _weight_bytes(arch: Arch, quantize: str | None, dtype_bytes: int, double_qua
 
 
 def estimate(arch, cfg=None, device: str = "cuda", world_size: int = 1, sharding: str = "none",
-             attention: str = "sdpa", weight_dtype: str = "fp32", framework_bytes: int | None = None) -> Estimate:
+             attention: str = "sdpa", weight_dtype: str | None = None, framework_bytes: int | None = None) -> Estimate:
     """Peak memory per device for training `cfg` on `arch`.
 
     `arch` may also be a RunConfig (then the model's config.json is read): estimate(cfg) works.
-    weight_dtype: the dtype the base weights are loaded in; Tuneloom's trainer loads fp32 and trains
-    with autocast (so the fp32 weights are the master weights), other trainers load bf16.
+    weight_dtype: the dtype the base weights are loaded in; by default what Tuneloom's trainer does
+    (Method.load_dtype: frozen weights in the compute dtype, trained base weights in fp32).
     attention: sdpa (default; flash/memory-efficient kernels, no score matrix), flash, or eager.
     """
     if cfg is None:
@@ -179,6 +180,7 @@ def estimate(arch, cfg=None, device: str = "cuda", world_size: int = 1, sharding
     N = world_size
     precision = _precision(cfg, device)
     p = DTYPE_BYTES[precision]  # compute (activation) dtype
+    weight_dtype = weight_dtype or method.load_dtype(precision)
     wb = DTYPE_BYTES.get(weight_dtype, 4)  # stored weight dtype
     autocast = p < wb  # half-precision compute over fp32 weights
     quantize = method.quantize(params)
@@ -348,7 +350,12 @@ def estimate(arch, cfg=None, device: str = "cuda", world_size: int = 1, sharding
         # (max_memory_allocated + context) does not include this
         components["fragmentation"] = CUDA_ALLOCATOR_ALLOWANCE * (peak - framework)
     else:
-        components["fragmentation"] = 0.0  # glibc's retained heap shows in RSS: part of the model above
+        # glibc malloc: gradient buffers of backward come from fresh heap while the freed saved
+        # activations stay fragmented, so RSS peaks above the live bytes by a share of the
+        # activations (measured: bench/results/memory_accuracy_cpu.md). RSS includes it, so it is
+        # part of peak_bytes on CPU.
+        components["fragmentation"] = CPU_HEAP_RETENTION * dynamic["activations"]
+        peak += components["fragmentation"]
     components = {k: int(round(components[k])) for k, _ in COMPONENTS}
     total = sum(components.values())
     if quantize and device == "cpu":

@@ -165,7 +165,8 @@ def launch_estimate(cfg: RunConfig, arch: Arch, precision: str) -> dict:
 
         world = int(os.environ.get("WORLD_SIZE", "1"))
         est = estimate(arch, cfg, device="cuda" if _cuda_available() else "cpu", world_size=world,
-                       sharding="ddp" if world > 1 else "none")
+                       sharding="ddp" if world > 1 else "none",
+                       weight_dtype=METHODS.get(cfg.method.name).load_dtype(precision))
         return {"estimate_bytes": est.total_bytes, "estimate_peak_bytes": est.peak_bytes}
     except Exception as err:  # the estimate is a help, never a reason for a run to fail
         log(f"memory estimate unavailable: {err}")
@@ -246,7 +247,7 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
         f"{stats['trained_tokens']} trained tokens; dropped {stats['dropped'] or 'none'}")
 
     log(f"loading {cfg.model} ({precision})")
-    model = load_model(cfg.model, method.quantize(cfg.method.params), "fp32",
+    model = load_model(cfg.model, method.quantize(cfg.method.params), method.load_dtype(precision),
                        cfg.trust_remote_code)
     model = method.apply(model, cfg.method.params, arch)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -83,7 +83,7 @@ def test_browser_flow(tiny_model, tmp_path):
         # 3. chat with the run; sampling so the random-ish tiny model shows visible text
         page.get_by_role("tab", name=re.compile("Chat")).click()
         pick(page, "chat-target", "e2e")
-        set_number(page, "temperature", 1.0)
+        page.locator("#gen-preset").get_by_text("creative", exact=True).click()  # sampling (greedy may pick whitespace)
         set_number(page, "max-new-tokens", 24)
         page.locator("#chat-message textarea, #chat-message input").first.fill("Who are you?")
         page.locator("#chat-message textarea, #chat-message input").first.press("Enter")

@@ -9,8 +9,9 @@ from pathlib import Path
 import gradio as gr
 
 from engine.workspace import ALIASES, is_prepared, resolve_model, subdir
-from ui import api, chat_tab, data_tab, export_tab, train_tab
+from ui import api, chat_tab, compare_tab, data_tab, eval_tab, export_tab, lang as language, train_tab
 from ui.common import error_box, note_box, start_engine
+from ui.lang import loc, tr
 
 CSS = """
 .tl-header h1 {margin-bottom: 0;}
@@ -24,7 +25,47 @@ CSS = """
 .tl-failed .tl-bar {background: #ef4444;}
 .tl-progress-text {font-size: .9em;}
 .tl-help {font-size: .88em; color: var(--body-text-color-subdued);}
+#language {max-width: 220px;}
 """
+TEXT = {
+    "en": {
+        "header": "# Tuneloom\nFine-tune a language model without code: check your data, train, chat with the result, "
+                  "evaluate and compare runs, export.",
+        "model": "Model",
+        "model_info": "smollm2-135m-instruct (bundled, small), a local model folder, or a Hub id such as "
+                      "HuggingFaceTB/SmolLM2-360M-Instruct.",
+        "prepare": "Prepare model",
+        "tab_data": "1 · Data", "tab_train": "2 · Train", "tab_chat": "3 · Chat", "tab_eval": "4 · Evaluate",
+        "tab_compare": "5 · Compare", "tab_export": "6 · Export",
+        "empty": "The model field is empty",
+        "empty_hint": "type smollm2-135m-instruct, a local folder or a Hub id",
+        "ready": "{model}: ready ({source}).",
+        "needs": "{model} needs a one-time preparation (about 30 s).",
+        "not_folder": "{path} is not a model folder", "no_config": "it has no config.json",
+        "local": "Local model folder {path}.",
+        "hub": "{model}: a Hugging Face Hub id, downloaded by the trainer on first use.",
+        "preparing": "Preparing {model}… {seconds} s (one time only)",
+        "prepare_failed": "Preparing {model} failed",
+    },
+    "zh": {
+        "header": "# Tuneloom\n无需写代码即可微调语言模型：检查数据、训练、与结果对话、评估和对比训练、导出。",
+        "model": "模型",
+        "model_info": "smollm2-135m-instruct（自带的小模型）、本地模型文件夹，或 Hub 上的模型 ID，例如 "
+                      "HuggingFaceTB/SmolLM2-360M-Instruct。",
+        "prepare": "准备模型",
+        "tab_data": "1 · 数据", "tab_train": "2 · 训练", "tab_chat": "3 · 对话", "tab_eval": "4 · 评估",
+        "tab_compare": "5 · 对比", "tab_export": "6 · 导出",
+        "empty": "“模型”一栏是空的",
+        "empty_hint": "填写 smollm2-135m-instruct、本地文件夹或 Hub 模型 ID",
+        "ready": "{model}：已就绪（{source}）。",
+        "needs": "{model} 需要一次性准备（约 30 秒）。",
+        "not_folder": "{path} 不是模型文件夹", "no_config": "里面没有 config.json",
+        "local": "本地模型文件夹 {path}。",
+        "hub": "{model}：Hugging Face Hub 上的模型 ID，训练时首次使用会下载。",
+        "preparing": "正在准备 {model}… {seconds} 秒（只需一次）",
+        "prepare_failed": "准备 {model} 失败",
+    },
+}
 THEME = gr.themes.Soft(primary_hue="blue", neutral_hue="slate")
 _PREPARING: dict[str, subprocess.Popen] = {}  # one preparation per model, whichever page asked
 _PREPARING_LOCK = threading.Lock()
@@ -37,25 +78,25 @@ def launch_options() -> dict:
 
 
 # ---- the model field -------------------------------------------------------------------------
-def model_note(model: str):
+def model_note(model: str, lang: str = "en"):
     """(note, Prepare button update) for what is typed in the model field."""
     model = (model or "").strip()
     hidden = gr.update(visible=False)
     if not model:
-        return error_box("The model field is empty", "type smollm2-135m-instruct, a local folder or a Hub id"), hidden
+        return error_box(tr(TEXT, lang, "empty"), tr(TEXT, lang, "empty_hint")), hidden
     if model in ALIASES:
         if is_prepared(model):
-            return note_box(f"{model}: ready ({ALIASES[model]}).", "ok"), hidden
-        return note_box(f"{model} needs a one-time preparation (about 30 s)."), gr.update(visible=True)
+            return note_box(tr(TEXT, lang, "ready", model=model, source=ALIASES[model]), "ok"), hidden
+        return note_box(tr(TEXT, lang, "needs", model=model)), gr.update(visible=True)
     path = Path(resolve_model(model))
     if path.exists() or model.startswith((".", "/", "~")):
         if not (path / "config.json").is_file():
-            return error_box(f"{path} is not a model folder", "it has no config.json"), hidden
-        return note_box(f"Local model folder {path}.", "ok"), hidden
-    return note_box(f"{model}: a Hugging Face Hub id, downloaded by the trainer on first use."), hidden
+            return error_box(tr(TEXT, lang, "not_folder", path=path), tr(TEXT, lang, "no_config")), hidden
+        return note_box(tr(TEXT, lang, "local", path=path), "ok"), hidden
+    return note_box(tr(TEXT, lang, "hub", model=model)), hidden
 
 
-def prepare(model: str):
+def prepare(model: str, lang: str = "en"):
     """Generator: run `python -m engine model prepare` (shared by every page asking) and show progress."""
     model = (model or "").strip()
     with _PREPARING_LOCK:
@@ -65,14 +106,15 @@ def prepare(model: str):
             threading.Thread(target=_drain, args=(process,), daemon=True).start()
     started = time.time()
     while process.poll() is None:
-        yield note_box(f"Preparing {model}… {time.time() - started:.0f} s (one time only)"), gr.update(visible=False)
+        yield note_box(tr(TEXT, lang, "preparing", model=model, seconds=f"{time.time() - started:.0f}")), \
+            gr.update(visible=False)
         time.sleep(1)
     if process.returncode != 0:
         lines = [l for l in getattr(process, "lines", []) if l.strip()][-4:]
-        yield error_box(f"Preparing {model} failed", lines or [f"exit code {process.returncode}"]), \
+        yield error_box(tr(TEXT, lang, "prepare_failed", model=model), lines or [f"exit code {process.returncode}"]), \
             gr.update(visible=True)
         return
-    yield model_note(model)
+    yield model_note(model, lang)
 
 
 def _drain(process: subprocess.Popen) -> None:
@@ -83,49 +125,65 @@ def _drain(process: subprocess.Popen) -> None:
     process.wait()
 
 
-def prepare_on_load(model: str):
+def prepare_on_load(model: str, lang: str = "en"):
     """On page load: an unprepared default model starts preparing by itself."""
     model = (model or "").strip()
     if model in ALIASES and not is_prepared(model):
-        yield from prepare(model)
+        yield from prepare(model, lang)
     else:
-        yield model_note(model)
+        yield model_note(model, lang)
 
 
 # ---- the page --------------------------------------------------------------------------------
 def build_ui() -> gr.Blocks:
     defaults = train_tab.preset_defaults()
     private = dict(api_visibility="private")
+    en = TEXT["en"]
+    language.start()
     with gr.Blocks(title="Tuneloom") as demo:
-        gr.Markdown("# Tuneloom\nFine-tune a language model without code: check your data, train, chat with "
-                    "the result, export it.", elem_classes="tl-header")
+        with gr.Row(equal_height=True, elem_id="language-row"):
+            loc(gr.Markdown(en["header"], elem_classes="tl-header"), TEXT, value="header")
+            lang, remembered = language.build()
         with gr.Row(equal_height=True):
-            model = gr.Textbox(defaults.model, label="Model", scale=5, elem_id="model",
-                               info="smollm2-135m-instruct (bundled, small), a local model folder, or a Hub id "
-                                    "such as HuggingFaceTB/SmolLM2-360M-Instruct.")
-            prepare_button = gr.Button("Prepare model", visible=False, scale=1)
+            model = loc(gr.Textbox(defaults.model, label=en["model"], scale=5, elem_id="model", info=en["model_info"]),
+                        TEXT, label="model", info="model_info")
+            prepare_button = loc(gr.Button(en["prepare"], visible=False, scale=1), TEXT, value="prepare")
         note = gr.Markdown("")
         with gr.Tabs():
-            with gr.Tab("1 · Data"):
+            with gr.Tab(en["tab_data"], elem_id="tab-data") as data_page:
                 data = data_tab.build(defaults)
-            with gr.Tab("2 · Train"):
+            with gr.Tab(en["tab_train"], elem_id="tab-train") as train_page:
                 train = train_tab.build(defaults)
-            with gr.Tab("3 · Chat") as chat_page:
+            with gr.Tab(en["tab_chat"], elem_id="tab-chat") as chat_page:
                 chat = chat_tab.build()
-            with gr.Tab("4 · Export") as export_page:
+            with gr.Tab(en["tab_eval"], elem_id="tab-eval") as eval_page:
+                evaluation = eval_tab.build()
+            with gr.Tab(en["tab_compare"], elem_id="tab-compare") as compare_page:
+                comparison = compare_tab.build()
+            with gr.Tab(en["tab_export"], elem_id="tab-export") as export_page:
                 export = export_tab.build()
+        for page, key in ((data_page, "tab_data"), (train_page, "tab_train"), (chat_page, "tab_chat"),
+                          (eval_page, "tab_eval"), (compare_page, "tab_compare"), (export_page, "tab_export")):
+            loc(page, TEXT, label=key)
+        loc(chat.target, chat_tab.TEXT, choices=chat_tab.target_choices)
 
-        data_tab.wire(data, model, train_tab.max_seq_len_input(train))
-        train_tab.wire(train, model, data)
-        chat_tab.wire(chat, model)
-        export_tab.wire(export)
+        data_tab.wire(data, model, train_tab.max_seq_len_input(train), lang)
+        train_tab.wire(train, model, data, lang)
+        chat_tab.wire(chat, model, lang)
+        eval_tab.wire(evaluation, lang)
+        compare_tab.wire(comparison, lang)
+        export_tab.wire(export, lang)
         # runs finish while the page is open: refresh the run pickers whenever their tab is opened
-        chat_page.select(chat_tab.refresh, chat.target, chat.target, **private)
+        chat_page.select(chat_tab.refresh_all, [chat.target, chat.left, chat.right, lang],
+                         [chat.target, chat.left, chat.right], **private)
+        eval_page.select(eval_tab.refresh, evaluation.run, evaluation.run, **private)
+        compare_page.select(compare_tab.refresh, comparison.runs, comparison.runs, **private)
         export_page.select(export_tab.refresh, export.run, export.run, **private)
-        model.blur(model_note, model, [note, prepare_button], **private)
-        model.submit(model_note, model, [note, prepare_button], **private)
-        prepare_button.click(prepare, model, [note, prepare_button], **private)
-        demo.load(prepare_on_load, model, [note, prepare_button], **private)
+        model.blur(model_note, [model, lang], [note, prepare_button], **private)
+        model.submit(model_note, [model, lang], [note, prepare_button], **private)
+        prepare_button.click(prepare, [model, lang], [note, prepare_button], **private)
+        demo.load(prepare_on_load, [model, remembered], [note, prepare_button], **private)
         demo.load(train_tab.pick_on_load, None, [train.follow, train.runs], **private)
+        language.wire(demo, lang, remembered)
         api.register()
     return demo

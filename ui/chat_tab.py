@@ -1,36 +1,165 @@
-"""Chat tab: talk to a finished run (merged where the method allows) or to the bare base model.
+"""Chat tab: talk to a finished run or the base model, or ask two models the same thing side by side.
 
-The model lives in one worker process per app (`ChatWorker`); replies stream token by token,
-and Unload ends that process so all of its memory comes back.
+Each model lives in a worker process (`ChatWorker`); replies stream token by token (beam search
+and several returned sequences come whole: the streamer cannot follow them, and the page says
+so). Side by side uses a second worker, so both answers stream at the same time with the same
+settings. Unload ends both processes so all of their memory comes back. The settings are
+checked by engine/generation.py before anything is sent.
 """
 from __future__ import annotations
 
 import atexit
+import queue
+import threading
 from types import SimpleNamespace
 
 import gradio as gr
 
+from engine import generation
 from engine.chat_client import ChatWorker, WorkerError
 from ui.common import error_box, finished_runs, note_box, run_label, run_path
+from ui.lang import loc, tr
 
 WORKER = ChatWorker()
+WORKER_B = ChatWorker()  # the right-hand column of side by side
 atexit.register(WORKER.unload)
+atexit.register(WORKER_B.unload)
 BASE = "base"
-CHAT_QUEUE = "chat"  # UI and API chats share one queue: the worker answers one request at a time
+CHAT_QUEUE = "chat"  # UI and API chats share one queue: a worker answers one request at a time
+
+TEXT = {
+    "en": {
+        "base_choice": "Base model (the Model field at the top)",
+        "chat_with": "Chat with",
+        "chat_with_info": "A finished run (its adapter, merged when the method allows) or the bare base model.",
+        "refresh": "↻ Refresh",
+        "loads_first": "The chosen model loads with your first message.",
+        "placeholder": "Type a message and press Enter",
+        "send": "Send",
+        "clear": "Clear history",
+        "unload": "Unload models (free memory)",
+        "single": "Chat",
+        "side": "Side by side",
+        "side_help": "The same prompt to two models at once, with the same generation settings: base vs a run, "
+                     "or run vs run.",
+        "left": "Left model",
+        "right": "Right model",
+        "side_prompt": "Prompt",
+        "side_placeholder": "Ask both models the same thing",
+        "side_send": "Ask both",
+        "settings": "**Generation settings**",
+        "preset": "Preset",
+        "preset_info": "precise: greedy, the same answer every time · creative: sampling, varied answers.",
+        "system": "System prompt",
+        "system_info": "Sent first in every conversation; leave empty for none.",
+        "max_new_tokens": "Max new tokens",
+        "max_new_tokens_info": "Longest reply, in tokens.",
+        "min_new_tokens": "Min new tokens",
+        "min_new_tokens_info": "The end token is held back until this many tokens are written (0 = no minimum).",
+        "do_sample": "Sample (do_sample)",
+        "do_sample_info": "Off: always the likeliest token (greedy or beam search). On: pick at random.",
+        "temperature": "Temperature",
+        "temperature_info": "Sampling only: higher is more varied, lower is more focused.",
+        "top_k": "Top-k",
+        "top_k_info": "Sampling only: pick from the k likeliest tokens (0 = no limit).",
+        "top_p": "Top-p",
+        "top_p_info": "Sampling only: pick from the smallest set of tokens with this much probability.",
+        "repetition_penalty": "Repetition penalty",
+        "repetition_penalty_info": "Above 1 discourages repeating the same words.",
+        "num_beams": "Beams",
+        "num_beams_info": "Beam search keeps this many candidate replies (1 = off). Beams cannot stream.",
+        "num_return_sequences": "Returned sequences",
+        "num_return_sequences_info": "Alternative replies shown together (needs sampling or as many beams).",
+        "seed": "Seed",
+        "seed_info": "The same seed and settings give the same sampled reply; empty = random.",
+        "stop_on_eos": "Stop at the end-of-sequence token",
+        "stop_on_eos_info": "Off: keep writing until max new tokens.",
+        "bad_settings": "These generation settings cannot be used together",
+        "loading": "Loading the model (first message only)…",
+        "loading_two": "Loading both models (first question only)…",
+        "loaded": "Loaded: {note}",
+        "loaded_two": "Left: {left} · Right: {right}",
+        "failed": "The model could not answer",
+        "unloaded": "Unloaded: the worker processes ended and their memory is free.",
+        "alternative": "Alternative {n}",
+        "whole": "{why}",
+        "empty_model": "the Model field is empty",
+    },
+    "zh": {
+        "base_choice": "基础模型（页面顶部“模型”一栏）",
+        "chat_with": "对话对象",
+        "chat_with_info": "已完成的训练（其适配器，方法允许时会合并）或未经训练的基础模型。",
+        "refresh": "↻ 刷新",
+        "loads_first": "所选模型会在发送第一条消息时加载。",
+        "placeholder": "输入消息后按回车",
+        "send": "发送",
+        "clear": "清空对话",
+        "unload": "卸载模型（释放内存）",
+        "single": "对话",
+        "side": "并排对比",
+        "side_help": "同一个提示同时发给两个模型，使用相同的生成设置：基础模型对比训练结果，或两次训练互相对比。",
+        "left": "左侧模型",
+        "right": "右侧模型",
+        "side_prompt": "提示",
+        "side_placeholder": "向两个模型提同一个问题",
+        "side_send": "同时提问",
+        "settings": "**生成设置**",
+        "preset": "预设",
+        "preset_info": "精确：贪心解码，每次回答相同 · 创意：采样，回答更多样。",
+        "system": "系统提示",
+        "system_info": "每次对话最先发送；留空表示不使用。",
+        "max_new_tokens": "最多生成的词元数",
+        "max_new_tokens_info": "回复的最大长度（词元）。",
+        "min_new_tokens": "最少生成的词元数",
+        "min_new_tokens_info": "写满这么多词元之前不会结束（0 表示不限）。",
+        "do_sample": "采样（do_sample）",
+        "do_sample_info": "关闭：总是选概率最高的词元（贪心或束搜索）。开启：随机抽取。",
+        "temperature": "温度",
+        "temperature_info": "仅采样时有效：越高越多样，越低越集中。",
+        "top_k": "Top-k",
+        "top_k_info": "仅采样时有效：只从概率最高的 k 个词元中选（0 表示不限）。",
+        "top_p": "Top-p",
+        "top_p_info": "仅采样时有效：只从累计概率达到该值的最小词元集合中选。",
+        "repetition_penalty": "重复惩罚",
+        "repetition_penalty_info": "大于 1 时会减少重复用词。",
+        "num_beams": "束宽",
+        "num_beams_info": "束搜索同时保留的候选回复数（1 表示关闭）。束搜索无法流式输出。",
+        "num_return_sequences": "返回序列数",
+        "num_return_sequences_info": "一起显示的备选回复数（需要开启采样或足够的束宽）。",
+        "seed": "随机种子",
+        "seed_info": "相同的种子和设置会得到相同的采样结果；留空表示随机。",
+        "stop_on_eos": "遇到结束词元时停止",
+        "stop_on_eos_info": "关闭后会一直写到最多生成的词元数。",
+        "bad_settings": "这些生成设置不能同时使用",
+        "loading": "正在加载模型（仅第一条消息需要）…",
+        "loading_two": "正在加载两个模型（仅第一个问题需要）…",
+        "loaded": "已加载：{note}",
+        "loaded_two": "左：{left} · 右：{right}",
+        "failed": "模型无法回答",
+        "unloaded": "已卸载：工作进程已结束，内存已释放。",
+        "alternative": "备选 {n}",
+        "whole": "{why}",
+        "empty_model": "“模型”一栏是空的",
+    },
+}
+
+# the generation controls, in the order handlers receive them
+GEN_KEYS = ("max_new_tokens", "min_new_tokens", "do_sample", "temperature", "top_k", "top_p",
+            "repetition_penalty", "num_beams", "num_return_sequences", "seed", "stop_on_eos")
 
 
-def target_choices() -> list[tuple[str, str]]:
-    return [("Base model (the Model field at the top)", BASE)] + [(run_label(r), r["id"]) for r in finished_runs()]
+def target_choices(lang: str = "en") -> list[tuple[str, str]]:
+    return [(tr(TEXT, lang, "base_choice"), BASE)] + [(run_label(r), r["id"]) for r in finished_runs()]
 
 
-def load(target: str, model: str) -> str:
-    """Load the run or base model if it is not loaded already; returns the worker's note."""
+def load(target: str, model: str, worker: ChatWorker = WORKER) -> str:
+    """Load the run or base model into `worker` if it is not loaded already; returns the worker's note."""
     if not target or target == BASE:
         model = (model or "").strip()
         if not model:
             raise ValueError("the Model field is empty")
-        return WORKER.load(f"base:{model}", model=model)
-    return WORKER.load(f"run:{target}", run=str(run_path(target)))
+        return worker.load(f"base:{model}", model=model)
+    return worker.load(f"run:{target}", run=str(run_path(target)))
 
 
 def text_of(content) -> str:
@@ -45,99 +174,284 @@ def text_of(content) -> str:
 
 
 def generation_params(max_new_tokens, temperature, top_p, top_k, repetition_penalty) -> dict:
+    """The API's short form (temperature 0 = greedy, above 0 = sampling)."""
     return {"max_new_tokens": int(max_new_tokens or 128), "temperature": float(temperature or 0.0),
-            "top_p": float(top_p or 1.0), "top_k": int(top_k or 0) or None,
+            "top_p": float(top_p or 1.0), "top_k": int(top_k or 0),
             "repetition_penalty": float(repetition_penalty or 1.0)}
 
 
-def reply_stream(system, history: list[dict], params: dict):
-    """Yield the growing reply of the loaded model to `history`."""
+def settings_params(*values) -> dict:
+    """The full settings from the controls (in GEN_KEYS order)."""
+    params = dict(zip(GEN_KEYS, values))
+    seed = params.get("seed")
+    params["seed"] = None if seed in (None, "") else int(seed)
+    return params
+
+
+def settings_note(lang, *values) -> str:
+    """Under the settings: the problems, or why the reply will not stream, or nothing."""
+    params = settings_params(*values)
+    problems = generation.check_generation(params)
+    if problems:
+        return error_box(tr(TEXT, lang, "bad_settings"), problems)
+    why = generation.stream_note(params)
+    return note_box(why) if why else ""
+
+
+def apply_preset(name):
+    preset = generation.PRESETS.get(name)
+    if not preset:
+        return [gr.skip()] * len(GEN_KEYS)
+    full = {**generation.DEFAULTS, **preset}
+    return [gr.update(value=full[k]) if k in preset else gr.skip() for k in GEN_KEYS]
+
+
+def messages_for(system, history: list[dict]) -> list[dict]:
     messages = ([{"role": "system", "content": system.strip()}] if system and system.strip() else [])
-    messages += [{"role": m["role"], "content": text_of(m["content"])} for m in history]
+    return messages + [{"role": m["role"], "content": text_of(m["content"])} for m in history]
+
+
+def shown_text(event: dict, text: str, lang) -> str:
+    """The growing reply: tokens are appended; several sequences are listed as alternatives."""
+    if event["event"] == "token":
+        return text + event["text"]
+    texts = event.get("texts") or [""]
+    if len(texts) == 1:
+        return texts[0]
+    return "\n\n".join(f"**{tr(TEXT, lang, 'alternative', n=i + 1)}**\n\n{t.strip()}" for i, t in enumerate(texts))
+
+
+def reply_stream(system, history: list[dict], params: dict, worker: ChatWorker = WORKER, lang="en"):
+    """Yield the growing reply of the loaded model to `history`."""
     text = ""
-    for piece in WORKER.generate(messages, params):
-        text += piece
+    for event in worker.stream(messages_for(system, history), params):
+        text = shown_text(event, text, lang)
         yield text
 
 
-def on_send(message, history, target, model, system, *gen):
+def on_send(message, history, target, model, system, lang, *gen):
     message = (message or "").strip()
     if not message:
         yield gr.skip(), gr.skip(), gr.skip()
         return
+    params = settings_params(*gen)
+    problems = generation.check_generation(params)
+    if problems:
+        yield gr.skip(), gr.skip(), error_box(tr(TEXT, lang, "bad_settings"), problems)
+        return
     history = [{"role": m["role"], "content": text_of(m["content"])} for m in (history or [])]
     history.append({"role": "user", "content": message})
-    yield history + [{"role": "assistant", "content": "…"}], "", note_box("Loading the model (first message only)…")
+    yield history + [{"role": "assistant", "content": "…"}], "", note_box(tr(TEXT, lang, "loading"))
     try:
-        loaded = note_box(f"Loaded: {load(target, model)}", "ok")
+        note = load(target, model)
+        why = generation.stream_note(params)
+        loaded = note_box(tr(TEXT, lang, "loaded", note=note) + (f" · {why}" if why else ""), "ok")
         shown = history + [{"role": "assistant", "content": ""}]
         yield shown, gr.skip(), loaded
-        for text in reply_stream(system, history, generation_params(*gen)):
+        for text in reply_stream(system, history, params, lang=lang):
             shown[-1]["content"] = text
             yield shown, gr.skip(), gr.skip()
     except (WorkerError, ValueError) as err:
-        yield history, message, error_box("The model could not answer", str(err))
+        yield history, message, error_box(tr(TEXT, lang, "failed"), str(err))
 
 
-def on_target_change(target):
+def side_by_side(prompt, targets: tuple[str, str], model, system, params: dict, lang="en"):
+    """Generator of (left text, right text, left note, right note): both models load and answer at once.
+
+    Each side runs in a thread feeding one queue, so the two workers generate concurrently and
+    the page shows whichever side has new text.
+    """
+    events: queue.Queue = queue.Queue()
+    history = [{"role": "user", "content": prompt}]
+
+    def side(index: int, target: str, worker: ChatWorker) -> None:
+        try:
+            events.put((index, "loaded", load(target, model, worker)))
+            for event in worker.stream(messages_for(system, history), params):
+                events.put((index, "event", event))
+            events.put((index, "done", None))
+        except Exception as err:  # WorkerError, ValueError, a dead worker: shown on that side
+            events.put((index, "error", str(err)))
+
+    texts, notes, running = ["", ""], ["", ""], 2
+    for index, (target, worker) in enumerate(zip(targets, (WORKER, WORKER_B))):
+        threading.Thread(target=side, args=(index, target, worker), daemon=True).start()
+    while running:
+        index, kind, payload = events.get()
+        if kind == "event":
+            texts[index] = shown_text(payload, texts[index], lang)
+        elif kind == "loaded":
+            notes[index] = payload
+        elif kind == "error":
+            notes[index] = "error: " + payload
+            running -= 1
+        else:
+            running -= 1
+        yield texts[0], texts[1], notes[0], notes[1]
+
+
+def on_side(prompt, target_a, target_b, model, system, lang, *gen):
+    prompt = (prompt or "").strip()
+    if not prompt:
+        yield gr.skip(), gr.skip(), gr.skip()
+        return
+    params = settings_params(*gen)
+    problems = generation.check_generation(params)
+    if problems:
+        yield gr.skip(), gr.skip(), error_box(tr(TEXT, lang, "bad_settings"), problems)
+        return
+    user = {"role": "user", "content": prompt}
+    yield [user, {"role": "assistant", "content": "…"}], [user, {"role": "assistant", "content": "…"}], \
+        note_box(tr(TEXT, lang, "loading_two"))
+    last_notes = None
+    for left, right, note_a, note_b in side_by_side(prompt, (target_a, target_b), model, system, params, lang):
+        notes = (note_a, note_b)
+        failed = [n for n in notes if n.startswith("error: ")]
+        if failed:
+            message = error_box(tr(TEXT, lang, "failed"), [n[len("error: "):] for n in failed])
+        elif notes != last_notes and all(notes):
+            why = generation.stream_note(params)
+            message = note_box(tr(TEXT, lang, "loaded_two", left=note_a, right=note_b) + (f" · {why}" if why else ""),
+                               "ok")
+        else:
+            message = gr.skip()
+        last_notes = notes
+        yield [user, {"role": "assistant", "content": left}], [user, {"role": "assistant", "content": right}], message
+
+
+def on_target_change(target, lang="en"):
     # a different model: the old conversation was with someone else
-    return [], note_box("The chosen model loads with your first message.")
+    return [], note_box(tr(TEXT, lang, "loads_first"))
 
 
-def on_unload():
+def on_unload(lang="en"):
     WORKER.unload()
-    return note_box("Unloaded: the worker process ended and its memory is free.")
+    WORKER_B.unload()
+    return note_box(tr(TEXT, lang, "unloaded"))
 
 
-def refresh(target):
-    choices = target_choices()
+def refresh(target, lang="en"):
+    choices = target_choices(lang)
     keep = target if target in [v for _, v in choices] else BASE
     return gr.update(choices=choices, value=keep)
 
 
+def refresh_all(target, left, right, lang="en"):
+    return refresh(target, lang), refresh(left, lang), refresh(right, lang)
+
+
+# ---- layout ----------------------------------------------------------------------------------
+def _target(elem_id: str, key: str, info: str | None = "chat_with_info"):
+    props = {"label": key, **({"info": info} if info else {})}
+    return loc(gr.Dropdown(target_choices(), value=BASE, label=TEXT["en"][key], elem_id=elem_id, scale=4,
+                           info=TEXT["en"][info] if info else None), TEXT, **props)
+
+
+def _control(component, key: str):
+    return loc(component, TEXT, label=key, info=f"{key}_info")
+
+
 def build() -> SimpleNamespace:
+    en = TEXT["en"]
     c = SimpleNamespace()
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=420):
+            with gr.Tabs():
+                with gr.Tab(en["single"], elem_id="chat-single") as c.single_tab:
+                    loc(c.single_tab, TEXT, label="single")
+                    with gr.Row():
+                        c.target = _target("chat-target", "chat_with")
+                        c.refresh = loc(gr.Button(en["refresh"], scale=1, size="sm"), TEXT, value="refresh")
+                    c.note = gr.Markdown(elem_id="chat-note", value=note_box(en["loads_first"]))
+                    c.chatbot = gr.Chatbot(label="Conversation", show_label=False, elem_id="chatbot", height=380,
+                                           buttons=["copy"])
+                    with gr.Row():
+                        c.message = loc(gr.Textbox(placeholder=en["placeholder"], elem_id="chat-message",
+                                                   show_label=False, scale=5, lines=1, max_lines=4),
+                                        TEXT, placeholder="placeholder")
+                        c.send = loc(gr.Button(en["send"], variant="primary", scale=1), TEXT, value="send")
+                    with gr.Row():
+                        c.clear = loc(gr.Button(en["clear"], size="sm"), TEXT, value="clear")
+                        c.unload = loc(gr.Button(en["unload"], size="sm"), TEXT, value="unload")
+                with gr.Tab(en["side"], elem_id="chat-side") as c.side_tab:
+                    loc(c.side_tab, TEXT, label="side")
+                    loc(gr.Markdown(en["side_help"], elem_classes="tl-help"), TEXT, value="side_help")
+                    with gr.Row(equal_height=False):
+                        with gr.Column():
+                            c.left = _target("side-left", "left", None)
+                            c.left_chat = gr.Chatbot(show_label=False, elem_id="side-left-chat", height=340,
+                                                     buttons=["copy"])
+                        with gr.Column():
+                            c.right = _target("side-right", "right", None)
+                            c.right_chat = gr.Chatbot(show_label=False, elem_id="side-right-chat", height=340,
+                                                      buttons=["copy"])
+                    c.side_note = gr.Markdown("", elem_id="side-note")
+                    with gr.Row():
+                        c.side_prompt = loc(gr.Textbox(placeholder=en["side_placeholder"], elem_id="side-prompt",
+                                                       show_label=False, scale=5, lines=1, max_lines=4),
+                                            TEXT, placeholder="side_placeholder")
+                        c.side_send = loc(gr.Button(en["side_send"], variant="primary", scale=1, elem_id="side-send"),
+                                          TEXT, value="side_send")
+        with gr.Column(scale=2, min_width=300):
+            loc(gr.Markdown(en["settings"]), TEXT, value="settings")
+            c.preset = loc(gr.Radio([("precise", "precise"), ("creative", "creative")], value="precise",
+                                    label=en["preset"], info=en["preset_info"], elem_id="gen-preset"),
+                           TEXT, label="preset", info="preset_info")
+            c.system = _control(gr.Textbox("", label=en["system"], lines=2, info=en["system_info"]), "system")
+            d = generation.DEFAULTS
             with gr.Row():
-                c.target = gr.Dropdown(target_choices(), value=BASE, label="Chat with", elem_id="chat-target", scale=4,
-                                       info="A finished run (its adapter, merged when the method allows) or the "
-                                            "bare base model, to compare.")
-                c.refresh = gr.Button("↻ Refresh", scale=1, size="sm")
-            c.note = gr.Markdown(elem_id="chat-note", value=note_box("The chosen model loads with your first message."))
-            c.chatbot = gr.Chatbot(label="Conversation", show_label=False, elem_id="chatbot", height=380, buttons=["copy"])
+                c.max_new_tokens = _control(gr.Number(d["max_new_tokens"], precision=0, minimum=1, maximum=8192,
+                                                      label=en["max_new_tokens"], info=en["max_new_tokens_info"],
+                                                      elem_id="max-new-tokens"), "max_new_tokens")
+                c.min_new_tokens = _control(gr.Number(d["min_new_tokens"], precision=0, minimum=0, maximum=8192,
+                                                      label=en["min_new_tokens"], info=en["min_new_tokens_info"],
+                                                      elem_id="min-new-tokens"), "min_new_tokens")
+            c.do_sample = _control(gr.Checkbox(d["do_sample"], label=en["do_sample"], info=en["do_sample_info"],
+                                               elem_id="do-sample"), "do_sample")
+            c.temperature = _control(gr.Slider(0.05, 2.0, value=d["temperature"], step=0.05, label=en["temperature"],
+                                               info=en["temperature_info"], elem_id="temperature"), "temperature")
             with gr.Row():
-                c.message = gr.Textbox(placeholder="Type a message and press Enter", elem_id="chat-message", show_label=False, scale=5,
-                                       lines=1, max_lines=4)
-                c.send = gr.Button("Send", variant="primary", scale=1)
+                c.top_k = _control(gr.Number(d["top_k"], precision=0, minimum=0, label=en["top_k"],
+                                             info=en["top_k_info"], elem_id="top-k"), "top_k")
+                c.top_p = _control(gr.Slider(0.05, 1.0, value=d["top_p"], step=0.05, label=en["top_p"],
+                                             info=en["top_p_info"], elem_id="top-p"), "top_p")
+            c.repetition_penalty = _control(gr.Slider(1.0, 2.0, value=d["repetition_penalty"], step=0.05,
+                                                      label=en["repetition_penalty"],
+                                                      info=en["repetition_penalty_info"]), "repetition_penalty")
             with gr.Row():
-                c.clear = gr.Button("Clear history", size="sm")
-                c.unload = gr.Button("Unload model (free memory)", size="sm")
-        with gr.Column(scale=2, min_width=280):
-            gr.Markdown("**Generation settings**")
-            c.system = gr.Textbox("", label="System prompt", lines=2,
-                                  info="Sent first in every conversation; leave empty for none.")
-            c.max_new_tokens = gr.Slider(1, 2048, value=256, step=1, label="Max new tokens", elem_id="max-new-tokens",
-                                         info="Longest reply, in tokens.")
-            c.temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.05, label="Temperature", elem_id="temperature",
-                                      info="0 always picks the likeliest token; higher is more varied.")
-            c.top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Top-p",
-                                info="Sample only from the smallest set of tokens with this much probability.")
-            c.top_k = gr.Slider(0, 200, value=50, step=1, label="Top-k",
-                                info="Sample only from the k likeliest tokens (0 = no limit).")
-            c.repetition_penalty = gr.Slider(1.0, 2.0, value=1.0, step=0.05, label="Repetition penalty",
-                                             info="Above 1 discourages repeating the same words.")
+                c.num_beams = _control(gr.Number(d["num_beams"], precision=0, minimum=1, maximum=64,
+                                                 label=en["num_beams"], info=en["num_beams_info"],
+                                                 elem_id="num-beams"), "num_beams")
+                c.num_return_sequences = _control(gr.Number(d["num_return_sequences"], precision=0, minimum=1,
+                                                            maximum=64, label=en["num_return_sequences"],
+                                                            info=en["num_return_sequences_info"],
+                                                            elem_id="num-sequences"), "num_return_sequences")
+            with gr.Row():
+                c.seed = _control(gr.Number(None, precision=0, label=en["seed"], info=en["seed_info"],
+                                            elem_id="gen-seed"), "seed")
+                c.stop_on_eos = _control(gr.Checkbox(d["stop_on_eos"], label=en["stop_on_eos"],
+                                                     info=en["stop_on_eos_info"]), "stop_on_eos")
+            c.gen_note = gr.Markdown("", elem_id="gen-note")
+    c.gen = [c.max_new_tokens, c.min_new_tokens, c.do_sample, c.temperature, c.top_k, c.top_p, c.repetition_penalty,
+             c.num_beams, c.num_return_sequences, c.seed, c.stop_on_eos]
     return c
 
 
-def wire(c: SimpleNamespace, model) -> None:
+def wire(c: SimpleNamespace, model, lang) -> None:
     private = dict(api_visibility="private")
-    gen = [c.max_new_tokens, c.temperature, c.top_p, c.top_k, c.repetition_penalty]
-    send = dict(fn=on_send, inputs=[c.message, c.chatbot, c.target, model, c.system, *gen],
+    send = dict(fn=on_send, inputs=[c.message, c.chatbot, c.target, model, c.system, lang, *c.gen],
                 outputs=[c.chatbot, c.message, c.note], concurrency_id=CHAT_QUEUE, concurrency_limit=1, **private)
     c.send.click(**send)
     c.message.submit(**send)
+    side = dict(fn=on_side, inputs=[c.side_prompt, c.left, c.right, model, c.system, lang, *c.gen],
+                outputs=[c.left_chat, c.right_chat, c.side_note], concurrency_id=CHAT_QUEUE, concurrency_limit=1,
+                **private)
+    c.side_send.click(**side)
+    c.side_prompt.submit(**side)
     c.clear.click(lambda: [], None, c.chatbot, **private)
-    c.unload.click(on_unload, None, c.note, concurrency_id=CHAT_QUEUE, concurrency_limit=1, **private)
-    c.target.input(on_target_change, c.target, [c.chatbot, c.note], **private)
-    c.refresh.click(refresh, c.target, c.target, **private)
+    c.unload.click(on_unload, lang, c.note, concurrency_id=CHAT_QUEUE, concurrency_limit=1, **private)
+    c.target.input(on_target_change, [c.target, lang], [c.chatbot, c.note], **private)
+    c.refresh.click(refresh_all, [c.target, c.left, c.right, lang], [c.target, c.left, c.right], **private)
+    c.preset.input(apply_preset, c.preset, c.gen, **private)
+    for control in c.gen:
+        control.change(settings_note, [lang, *c.gen], c.gen_note, show_progress="hidden", **private)

@@ -17,6 +17,7 @@ import gradio as gr
 from engine.config import FORMATS, MASKS
 from engine.workspace import PROJECT_ROOT, safe_name, subdir
 from ui.common import cli_failure, error_box, last_json_line, note_box, run_engine
+from ui.lang import loc, tr
 
 SAMPLES_DIR = PROJECT_ROOT / "presets" / "data"
 SAMPLE_NOTES = {  # a friendlier label for the bundled samples; any other file shows its name
@@ -28,6 +29,51 @@ NO_ROWS = {"headers": ["rows appear here once a file is read"], "data": [[""]]}
 PREVIEW_LIMIT = 50  # token previews fetched per inspect; the slider moves within them
 MASK_HELP = ("assistant: learn every assistant reply · last_assistant: only the final reply · "
              "none: learn the prompt too (continued pre-training)")
+
+
+TEXT = {
+    "en": {
+        "sample": "Sample dataset", "sample_info": "Bundled examples to start from.",
+        "upload": "Or upload a file (max {mb} MB)",
+        "path": "Training file",
+        "path_info": "What Train uses: JSON, JSONL, CSV or Parquet. The quickstart sample until you pick another.",
+        "format": "Format", "format_info": "auto detects alpaca, sharegpt, messages or text from the fields.",
+        "columns": "Column mapping (CSV or renamed fields)",
+        "columns_info": "file_column=field pairs, comma separated; press Enter to apply.",
+        "mask": "Train on", "mask_info": MASK_HELP,
+        "skip_bad": "Skip bad rows", "skip_bad_info": "Leave broken rows out (they are counted) instead of stopping.",
+        "check": "Check data", "first_rows": "First rows", "example": "Example to preview",
+        "tokens": "Tokens (highlighted = trained)",
+        "start_note": "Pick a sample dataset or upload a file to see what will be trained.",
+        "pick": "Pick a sample dataset or upload a file.",
+        "column_mapping": "Column mapping",
+        "checking": "Checking {file} with the {model} tokenizer…",
+        "cannot_check": "Could not check the data",
+        "unusable": "This data cannot be used as it is",
+        "ready": "Read {file}: ready to train.",
+    },
+    "zh": {
+        "sample": "示例数据集", "sample_info": "自带的示例，可以直接开始。",
+        "upload": "或上传文件（最大 {mb} MB）",
+        "path": "训练文件",
+        "path_info": "训练使用的文件：JSON、JSONL、CSV 或 Parquet。在选择其他文件之前是快速入门示例。",
+        "format": "格式", "format_info": "auto 会根据字段自动识别 alpaca、sharegpt、messages 或 text。",
+        "columns": "列映射（CSV 或改名的字段）",
+        "columns_info": "文件列=字段，用逗号分隔；按回车生效。",
+        "mask": "训练内容",
+        "mask_info": "assistant：学习所有助手回复 · last_assistant：只学最后一条回复 · none：连提示一起学（继续预训练）",
+        "skip_bad": "跳过坏行", "skip_bad_info": "跳过有问题的行（会计数），而不是停下来。",
+        "check": "检查数据", "first_rows": "前几行", "example": "预览的样例",
+        "tokens": "词元（高亮 = 参与训练）",
+        "start_note": "选择示例数据集或上传文件，查看哪些内容会被训练。",
+        "pick": "请选择示例数据集或上传文件。",
+        "column_mapping": "列映射",
+        "checking": "正在用 {model} 的分词器检查 {file}…",
+        "cannot_check": "无法检查数据",
+        "unusable": "这份数据无法直接使用",
+        "ready": "已读取 {file}：可以开始训练。",
+    },
+}
 
 
 def max_upload_mb() -> float:
@@ -121,7 +167,7 @@ def example_caption(report: dict, index: int) -> str:
 
 
 # ---- handlers --------------------------------------------------------------------------------
-def inspect(path, fmt, columns_text, mask, skip_bad, model, max_seq_len, report=None, force=False):
+def inspect(path, fmt, columns_text, mask, skip_bad, model, max_seq_len, report=None, lang="en", force=False):
     """Generator: a 'checking' note first (the tokenizer takes seconds to load), then the report.
 
     The same settings twice in a row (a dropdown can fire twice for one pick) are not checked again
@@ -133,14 +179,14 @@ def inspect(path, fmt, columns_text, mask, skip_bad, model, max_seq_len, report=
         yield (gr.skip(), *empty)
         return
     if not path:
-        yield (note_box("Pick a sample dataset or upload a file."), "", NO_ROWS, gr.skip(), [], {})
+        yield (note_box(tr(TEXT, lang, "pick")), "", NO_ROWS, gr.skip(), [], {})
         return
     try:
         columns = parse_columns(columns_text)
     except ValueError as err:
-        yield (error_box("Column mapping", str(err)), *empty)
+        yield (error_box(tr(TEXT, lang, "column_mapping"), str(err)), *empty)
         return
-    yield (note_box(f"Checking {Path(path).name} with the {model} tokenizer…"), *empty)
+    yield (note_box(tr(TEXT, lang, "checking", file=Path(path).name, model=model)), *empty)
     args = ["data", "inspect", path, "--format", fmt, "--mask", mask, "--max-seq-len", int(max_seq_len or 512),
             "--model", model, "--limit", PREVIEW_LIMIT]
     for source, field in columns.items():
@@ -150,21 +196,21 @@ def inspect(path, fmt, columns_text, mask, skip_bad, model, max_seq_len, report=
     try:
         result = run_engine(*args)
     except Exception as err:  # timeout, no Python: a message, never a dead tab
-        yield (error_box("Could not check the data", str(err)), *empty)
+        yield (error_box(tr(TEXT, lang, "cannot_check"), str(err)), *empty)
         return
     report = last_json_line(result.stdout)
     if report is None:
-        yield (error_box("Could not check the data", cli_failure(result)), *empty)
+        yield (error_box(tr(TEXT, lang, "cannot_check"), cli_failure(result)), *empty)
         return
     if "error" in report:
         err = report["error"]
         where = ", ".join(p for p in (err.get("file"), err.get("where"), err.get("field") and f"field '{err['field']}'") if p)
         lines = [f"{where}: {err['message']}"] + ([f"What to do: {err['hint']}"] if err.get("hint") else [])
-        yield (error_box("This data cannot be used as it is", lines), "", NO_ROWS, gr.skip(), [], {})
+        yield (error_box(tr(TEXT, lang, "unusable"), lines), "", NO_ROWS, gr.skip(), [], {})
         return
     report["inputs"] = key
     count = max(1, len(report["previews"]))
-    yield (note_box(f"Read {report['file']}: ready to train.", "ok"), stats_markdown(report),
+    yield (note_box(tr(TEXT, lang, "ready", file=report['file']), "ok"), stats_markdown(report),
            rows_table(report["rows"]),
            gr.update(minimum=1, maximum=max(count, 2), value=1, step=1, interactive=count > 1,
                      label=f"Example to preview (first {count} of {report['stats']['examples']:,})"),
@@ -195,41 +241,44 @@ def use_upload(temp_path):
 # ---- layout ----------------------------------------------------------------------------------
 def build(defaults) -> SimpleNamespace:
     """The tab's components; `wire` connects them once the model and max_seq_len fields exist."""
+    en = TEXT["en"]
     c = SimpleNamespace()
+
+    def upload_label(lang):
+        return tr(TEXT, lang, "upload", mb=f"{max_upload_mb():.0f}")
+
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
-            c.sample = gr.Dropdown(sample_choices(), value=None, label="Sample dataset", elem_id="sample",
-                                   info="Bundled examples to start from.")
-            c.upload = gr.File(label=f"Or upload a file (max {max_upload_mb():.0f} MB)",
-                               file_types=UPLOAD_TYPES, type="filepath", height=120,
-                               elem_id="upload")
-            c.path = gr.Textbox(defaults.data.train, label="Training file", interactive=False,
-                                info="What Train uses: JSON, JSONL, CSV or Parquet. The quickstart sample until "
-                                     "you pick another.")
-            c.format = gr.Dropdown(list(FORMATS), value=defaults.data.format, label="Format",
-                                   info="auto detects alpaca, sharegpt, messages or text from the fields.")
-            c.columns = gr.Textbox("", label="Column mapping (CSV or renamed fields)",
-                                   placeholder="question=instruction, answer=output",
-                                   info="file_column=field pairs, comma separated; press Enter to apply.")
-            c.mask = gr.Dropdown(list(MASKS), value=defaults.data.mask, label="Train on", info=MASK_HELP)
-            c.skip_bad = gr.Checkbox(defaults.data.skip_bad_rows, label="Skip bad rows",
-                                     info="Leave broken rows out (they are counted) instead of stopping.")
-            c.check = gr.Button("Check data", variant="secondary")
+            c.sample = loc(gr.Dropdown(sample_choices(), value=None, label=en["sample"], elem_id="sample",
+                                       info=en["sample_info"]), TEXT, label="sample", info="sample_info")
+            c.upload = loc(gr.File(label=upload_label("en"), file_types=UPLOAD_TYPES, type="filepath", height=120,
+                                   elem_id="upload"), TEXT, label=upload_label)
+            c.path = loc(gr.Textbox(defaults.data.train, label=en["path"], interactive=False, info=en["path_info"]),
+                         TEXT, label="path", info="path_info")
+            c.format = loc(gr.Dropdown(list(FORMATS), value=defaults.data.format, label=en["format"],
+                                       info=en["format_info"]), TEXT, label="format", info="format_info")
+            c.columns = loc(gr.Textbox("", label=en["columns"], placeholder="question=instruction, answer=output",
+                                       info=en["columns_info"]), TEXT, label="columns", info="columns_info")
+            c.mask = loc(gr.Dropdown(list(MASKS), value=defaults.data.mask, label=en["mask"], info=en["mask_info"]),
+                         TEXT, label="mask", info="mask_info")
+            c.skip_bad = loc(gr.Checkbox(defaults.data.skip_bad_rows, label=en["skip_bad"], info=en["skip_bad_info"]),
+                             TEXT, label="skip_bad", info="skip_bad_info")
+            c.check = loc(gr.Button(en["check"], variant="secondary"), TEXT, value="check")
         with gr.Column(scale=3, min_width=420):
-            c.message = gr.Markdown(elem_id="data-message", value=note_box("Pick a sample dataset or upload a file to see what will be trained."))
+            c.message = gr.Markdown(elem_id="data-message", value=note_box(en["start_note"]))
             c.stats = gr.Markdown("", elem_id="data-stats")
-            c.table = gr.Dataframe(NO_ROWS, label="First rows", elem_id="data-table", interactive=False, wrap=True, max_height=280,
-                                   max_chars=160)
-            c.example = gr.Slider(1, 2, value=1, step=1, label="Example to preview", interactive=False)
-            c.tokens = gr.HighlightedText(elem_id="tokens", label="Tokens (highlighted = trained)", color_map={"trained": "#22c55e"},
-                                          combine_adjacent=True, show_legend=True)
+            c.table = loc(gr.Dataframe(NO_ROWS, label=en["first_rows"], elem_id="data-table", interactive=False,
+                                       wrap=True, max_height=280, max_chars=160), TEXT, label="first_rows")
+            c.example = gr.Slider(1, 2, value=1, step=1, label=en["example"], interactive=False)
+            c.tokens = loc(gr.HighlightedText(elem_id="tokens", label=en["tokens"], color_map={"trained": "#22c55e"},
+                                              combine_adjacent=True, show_legend=True), TEXT, label="tokens")
             c.caption = gr.Markdown("", elem_classes="tl-help")
     c.report = gr.State({})
     return c
 
 
-def wire(c: SimpleNamespace, model, max_seq_len) -> None:
-    inputs = [c.path, c.format, c.columns, c.mask, c.skip_bad, model, max_seq_len, c.report]
+def wire(c: SimpleNamespace, model, max_seq_len, lang) -> None:
+    inputs = [c.path, c.format, c.columns, c.mask, c.skip_bad, model, max_seq_len, c.report, lang]
     outputs = [c.message, c.stats, c.table, c.example, c.tokens, c.report]
     run = dict(fn=inspect, inputs=inputs, outputs=outputs, api_visibility="private", trigger_mode="always_last")
     forced = {**run, "fn": lambda *values: (yield from inspect(*values, force=True))}

@@ -11,12 +11,52 @@ import gradio as gr
 
 from engine.methods import METHODS
 from engine.registry import Param
+from ui.lang import loc, norm
+
+# Chinese for what engine/methods declares in English (title, summary, and each Param's label and
+# help), keyed by method key and param name; anything missing falls back to English (and
+# tests/test_ui_language.py lists it).
+METHOD_ZH = {
+    "lora": {
+        "title": "LoRA", "summary": "在冻结的权重旁训练小的低秩矩阵；大多数任务的默认选择。",
+        "params": {
+            "r": ("秩 r", "更新的秩，即适配器的容量。大多数任务用 8-16 即可。"),
+            "alpha": ("alpha", "更新的缩放系数（alpha / r）。常用秩的两倍。"),
+            "dropout": ("dropout", "适配器输入上的 dropout；可缓解小数据集上的过拟合。"),
+            "target_modules": ("目标模块", "加适配器的层：all-linear、attention、mlp、q_proj,v_proj 这样的名字，"
+                                           "或 re:<正则表达式>。"),
+        },
+    },
+}
+# the train: and data: settings drawn from the same Param declarations (ui/train_tab.py TRAIN_PARAMS)
+PARAM_ZH: dict[str, tuple[str, str]] = {}
+
+
+def method_text(key: str, lang: str) -> tuple[str, str]:
+    method = METHODS.get(key)
+    zh = METHOD_ZH.get(key, {}) if norm(lang) == "zh" else {}
+    return zh.get("title") or method.title, zh.get("summary") or method.summary
+
+
+def param_text(param: Param, lang: str, method: str | None = None) -> tuple[str, str]:
+    """(label, help) of a Param in `lang`, English where no translation exists."""
+    if norm(lang) != "zh":
+        return param.title, param.help
+    found = (METHOD_ZH.get(method, {}).get("params", {}) if method else PARAM_ZH).get(param.name)
+    return found if found else (param.title, param.help)
 
 SLIDER_MAX_STEPS = 64  # an int range this small (or a float range within 0..1) reads best as a slider
 
 
-def component(param: Param, value, elem_id: str | None = None):
-    """bool -> Checkbox, choices -> Dropdown, bounded small range -> Slider, number -> Number, else Textbox."""
+def component(param: Param, value, elem_id: str | None = None, method: str | None = None):
+    """bool -> Checkbox, choices -> Dropdown, bounded small range -> Slider, number -> Number, else Textbox.
+
+    Its label and help follow the page language (Chinese from METHOD_ZH / PARAM_ZH)."""
+    table = {lang: dict(zip(("label", "info"), param_text(param, lang, method))) for lang in ("en", "zh")}
+    return loc(_component(param, value, elem_id), table, label="label", info="info")
+
+
+def _component(param: Param, value, elem_id: str | None = None):
     common = dict(label=param.title, info=param.help, elem_id=elem_id)
     if param.type is bool:
         return gr.Checkbox(bool(value), **common)
@@ -33,8 +73,8 @@ def component(param: Param, value, elem_id: str | None = None):
     return gr.Textbox("" if value is None else str(value), **common)
 
 
-def method_choices() -> list[tuple[str, str]]:
-    return [(f"{m.title}: {m.summary}", key) for key, m in METHODS.items()]
+def method_choices(lang: str = "en") -> list[tuple[str, str]]:
+    return [("{}: {}".format(*method_text(key, lang)), key) for key, _ in METHODS.items()]
 
 
 def build(selected: str, values: dict) -> SimpleNamespace:
@@ -43,10 +83,12 @@ def build(selected: str, values: dict) -> SimpleNamespace:
     for key, method in METHODS.items():
         with gr.Group(visible=key == selected) as group:
             if not method.params:
-                gr.Markdown(f"{method.title} has no settings of its own.")
+                loc(gr.Markdown(f"{method.title} has no settings of its own."),
+                    {"en": {"none": f"{method.title} has no settings of its own."},
+                     "zh": {"none": f"{method_text(key, 'zh')[0]} 没有自己的设置。"}}, value="none")
             for param in method.params:
                 value = values.get(param.name, param.default) if key == selected else param.default
-                inputs.append(component(param, value, elem_id=f"{key}-{param.name}"))
+                inputs.append(component(param, value, elem_id=f"{key}-{param.name}", method=key))
                 keys.append((key, param.name))
         groups[key] = group
     return SimpleNamespace(groups=groups, inputs=inputs, keys=keys)

@@ -18,6 +18,7 @@ from engine.workspace import PROJECT_ROOT
 from ui import follow, params
 from ui.common import error_box, note_box, run_path
 from ui.data_tab import parse_columns
+from ui.lang import loc, tr
 
 PRESET = PROJECT_ROOT / "presets" / "quickstart.yaml"
 TICK_S = 1.0
@@ -48,6 +49,55 @@ TRAIN_PARAMS = (
     ("train", Param("gradient_checkpointing", bool, False, "Recompute activations in backward: much less "
                     "memory, about 30% slower.", label="gradient checkpointing")),
 )
+
+
+TEXT = {
+    "en": {
+        "method": "Method", "method_info": "What gets trained. Each method shows its own settings below.",
+        "name": "Run name", "name_info": "Used in the run folder's name.",
+        "method_settings": "**Method settings**", "train_settings": "**Training settings**",
+        "start": "Start training", "stop": "Stop (keeps the result so far)", "resume": "Resume",
+        "run": "Run", "run_info": "The run shown below; new runs are followed automatically.",
+        "loss": "Loss", "lr": "Learning rate", "log": "train.log (last lines)", "all_runs": "All runs",
+        "need_attention": "{n} setting(s) need attention before training can start",
+        "cannot_start": "Could not start the run",
+        "started": "Started {run}. Loss points appear below once the model has loaded.",
+        "cannot_stop": "Could not stop the run", "stopping": "Stopping {run}: the result is saved at the current step.",
+        "cannot_resume": "Could not resume the run", "resuming": "Resuming {run} from its last checkpoint.",
+        "failed": "{run} failed",
+    },
+    "zh": {
+        "method": "方法", "method_info": "训练哪些参数。每种方法在下方显示自己的设置。",
+        "name": "训练名称", "name_info": "用作训练文件夹名称的一部分。",
+        "method_settings": "**方法设置**", "train_settings": "**训练设置**",
+        "start": "开始训练", "stop": "停止（保留目前的结果）", "resume": "继续训练",
+        "run": "训练", "run_info": "下方显示的训练；新开始的训练会自动跟随。",
+        "loss": "损失", "lr": "学习率", "log": "train.log（最后几行）", "all_runs": "全部训练",
+        "need_attention": "开始训练前有 {n} 项设置需要处理",
+        "cannot_start": "无法开始训练",
+        "started": "已开始 {run}。模型加载后，损失曲线会显示在下方。",
+        "cannot_stop": "无法停止训练", "stopping": "正在停止 {run}：结果会保存在当前步。",
+        "cannot_resume": "无法继续训练", "resuming": "正在从最后一个检查点继续 {run}。",
+        "failed": "{run} 失败了",
+    },
+}
+# Chinese label and help of the TRAIN_PARAMS declarations (English comes from the Param itself)
+TRAIN_PARAM_ZH = {
+    "learning_rate": ("学习率", "每步的更新幅度：适配器用 1e-4 到 1e-3，全量微调约 1e-5。"),
+    "max_steps": ("最大步数", "要运行的优化步数；0 表示按下面的轮数训练。"),
+    "epochs": ("轮数", "遍历数据的次数（最大步数为 0 时使用）。"),
+    "batch_size": ("批大小", "每步的样例数；内存不够时调低。"),
+    "gradient_accumulation": ("梯度累积", "累加这么多步的梯度后再更新一次：不增加内存就能得到更大的有效批。"),
+    "max_seq_len": ("最大序列长度", "样例的最大词元数；更长的会被截断（截断后没有可学内容的样例会被丢弃并计数）。"),
+    "warmup_steps": ("预热步数", "学习率从 0 逐渐升高所用的步数。"),
+    "scheduler": ("学习率调度", "预热之后学习率如何变化。"),
+    "validation_split": ("验证集比例", "留出用于计算评估损失的样例比例（0 表示不留）。"),
+    "precision": ("精度", "auto 在支持的 GPU 上选 bf16/fp16，在 CPU 上用 fp32。"),
+    "optimizer": ("优化器", "adamw 几乎适用于所有情况；8 位版本在 CUDA 上更省内存。"),
+    "seed": ("随机种子", "相同的种子 + 相同的设置 = 相同的训练。"),
+    "gradient_checkpointing": ("梯度检查点", "反向传播时重新计算激活：内存少很多，速度慢约 30%。"),
+}
+params.PARAM_ZH.update(TRAIN_PARAM_ZH)
 
 
 def preset_defaults() -> RunConfig:
@@ -95,36 +145,34 @@ def start_config(raw: dict, problems: list[str] | None = None) -> Path:
     return launcher.start(cfg)
 
 
-def on_start(controls, model, data_path, fmt, columns_text, mask, skip_bad, name, method, *values):
+def on_start(controls, model, data_path, fmt, columns_text, mask, skip_bad, name, method, lang, *values):
     train_values, method_values = values[:len(TRAIN_PARAMS)], values[len(TRAIN_PARAMS):]
     raw, problems = build_raw(model, data_path, fmt, columns_text, mask, skip_bad, name, method, train_values,
                               params.values_for(controls, method, list(method_values)))
     try:
         run_dir = start_config(raw, problems)
     except ConfigError as err:
-        return error_box(f"{len(err.problems)} setting(s) need attention before training can start", err.problems), \
-            gr.skip()
+        return error_box(tr(TEXT, lang, "need_attention", n=len(err.problems)), err.problems), gr.skip()
     except Exception as err:
-        return error_box("Could not start the run", f"{type(err).__name__}: {err}"), gr.skip()
+        return error_box(tr(TEXT, lang, "cannot_start"), f"{type(err).__name__}: {err}"), gr.skip()
     ids = [r["id"] for r in runs.list_runs()]
-    return note_box(f"Started {run_dir.name}. Loss points appear below once the model has loaded.", "ok"), \
-        gr.update(choices=ids, value=run_dir.name)
+    return note_box(tr(TEXT, lang, "started", run=run_dir.name), "ok"), gr.update(choices=ids, value=run_dir.name)
 
 
-def on_stop(run_id):
+def on_stop(run_id, lang="en"):
     try:
         launcher.stop(run_path(run_id))
     except Exception as err:
-        return error_box("Could not stop the run", str(err))
-    return note_box(f"Stopping {run_id}: the result is saved at the current step.")
+        return error_box(tr(TEXT, lang, "cannot_stop"), str(err))
+    return note_box(tr(TEXT, lang, "stopping", run=run_id))
 
 
-def on_resume(run_id):
+def on_resume(run_id, lang="en"):
     try:
         launcher.resume(run_path(run_id))
     except Exception as err:
-        return error_box("Could not resume the run", str(err))
-    return note_box(f"Resuming {run_id} from its last checkpoint.", "ok")
+        return error_box(tr(TEXT, lang, "cannot_resume"), str(err))
+    return note_box(tr(TEXT, lang, "resuming", run=run_id), "ok")
 
 
 # ---- following runs --------------------------------------------------------------------------
@@ -144,7 +192,7 @@ def pick_on_load():
     return gr.update(choices=[r["id"] for r in listing], value=chosen), runs_table(listing)
 
 
-def tick(run_id, seen):
+def tick(run_id, seen, lang="en"):
     """One timer tick: re-send only what changed since this browser's last tick (gr.skip() otherwise)."""
     seen = dict(seen or {})
     skip = gr.skip()
@@ -168,7 +216,7 @@ def tick(run_id, seen):
     status = runs.read_status(run_dir)
     rows = follow.metrics(run_dir)
     log = runs.log_tail(run_dir, 12)
-    key = [run_id, len(rows), status.get("state"), status.get("step"), status.get("updated_at")]
+    key = [run_id, lang, len(rows), status.get("state"), status.get("step"), status.get("updated_at")]
     if key == seen.get("key") and log == seen.get("log"):
         return (choices, table, *(skip,) * 8, seen)
     fresh = run_id != seen.get("run") or len(rows) != seen.get("rows")
@@ -179,7 +227,7 @@ def tick(run_id, seen):
     return (choices, table, follow.progress_html(status),
             follow.loss_frame(rows) if fresh else skip, follow.lr_frame(rows) if fresh else skip,
             follow.numbers_markdown(rows, status),
-            error_box(f"{run_id} failed", failure) if failure else "",
+            error_box(tr(TEXT, lang, "failed", run=run_id), failure) if failure else "",
             log, gr.update(interactive=state in runs.ACTIVE), gr.update(interactive=resumable), seen)
 
 
@@ -190,18 +238,20 @@ def on_table_select(evt: gr.SelectData):
 
 # ---- layout ----------------------------------------------------------------------------------
 def build(defaults: RunConfig) -> SimpleNamespace:
+    en = TEXT["en"]
     c = SimpleNamespace()
     with gr.Row():
-        c.method = gr.Dropdown(params.method_choices(), value=defaults.method.name, label="Method", scale=3,
-                               info="What gets trained. Each method shows its own settings below.")
-        c.name = gr.Textbox(defaults.name, label="Run name", elem_id="run-name", scale=1,
-                            info="Used in the run folder's name.")
+        c.method = loc(gr.Dropdown(params.method_choices(), value=defaults.method.name, label=en["method"], scale=3,
+                                   info=en["method_info"]), TEXT, label="method", info="method_info",
+                       choices=params.method_choices)
+        c.name = loc(gr.Textbox(defaults.name, label=en["name"], elem_id="run-name", scale=1, info=en["name_info"]),
+                     TEXT, label="name", info="name_info")
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
-            gr.Markdown("**Method settings**")
+            loc(gr.Markdown(en["method_settings"]), TEXT, value="method_settings")
             c.method_controls = params.build(defaults.method.name, defaults.method.params)
         with gr.Column(scale=3, min_width=420):
-            gr.Markdown("**Training settings**")
+            loc(gr.Markdown(en["train_settings"]), TEXT, value="train_settings")
             c.train_inputs = []
             with gr.Row():
                 for i in range(0, len(TRAIN_PARAMS), 5):
@@ -209,41 +259,46 @@ def build(defaults: RunConfig) -> SimpleNamespace:
                         for section, param in TRAIN_PARAMS[i:i + 5]:
                             value = getattr(getattr(defaults, section), param.name)
                             c.train_inputs.append(params.component(param, value, elem_id=f"{section}-{param.name}"))
+    # (the memory-estimate panel, ui/estimate_panel.py, goes here: between the settings and Start)
     with gr.Row():
-        c.start = gr.Button("Start training", variant="primary", scale=2, elem_id="start")
-        c.stop = gr.Button("Stop (keeps the result so far)", variant="stop", interactive=False, scale=1)
-        c.resume = gr.Button("Resume", interactive=False, scale=1)
+        c.start = loc(gr.Button(en["start"], variant="primary", scale=2, elem_id="start"), TEXT, value="start")
+        c.stop = loc(gr.Button(en["stop"], variant="stop", interactive=False, scale=1), TEXT, value="stop")
+        c.resume = loc(gr.Button(en["resume"], interactive=False, scale=1), TEXT, value="resume")
     c.message = gr.Markdown("", elem_id="train-message")
     with gr.Group():
-        c.follow = gr.Dropdown([], value=None, label="Run", info="The run shown below; new runs are followed "
-                               "automatically.", allow_custom_value=False)
+        c.follow = loc(gr.Dropdown([], value=None, label=en["run"], info=en["run_info"], allow_custom_value=False),
+                       TEXT, label="run", info="run_info")
         c.progress = gr.HTML("", elem_id="progress")
     c.failure = gr.Markdown("")
     with gr.Row():
-        c.loss_plot = gr.LinePlot(follow.EMPTY_LOSS, x="step", y="loss", color="series", title="Loss", elem_id="loss-plot",
-                                  height=280, color_map={"train loss": "#2563eb", "eval loss": "#f97316"})
-        c.lr_plot = gr.LinePlot(follow.EMPTY_LR, x="step", y="learning rate", title="Learning rate", height=280)
+        c.loss_plot = loc(gr.LinePlot(follow.EMPTY_LOSS, x="step", y="loss", color="series", title=en["loss"],
+                                      elem_id="loss-plot", height=280,
+                                      color_map={"train loss": "#2563eb", "eval loss": "#f97316"}),
+                          TEXT, title="loss")
+        c.lr_plot = loc(gr.LinePlot(follow.EMPTY_LR, x="step", y="learning rate", title=en["lr"], height=280),
+                        TEXT, title="lr")
     c.numbers = gr.Markdown("")
-    c.log = gr.Textbox("", label="train.log (last lines)", lines=12, max_lines=12, autoscroll=True,
-                       interactive=False)
-    with gr.Accordion("All runs", open=True):
+    c.log = loc(gr.Textbox("", label=en["log"], lines=12, max_lines=12, autoscroll=True, interactive=False),
+                TEXT, label="log")
+    with gr.Accordion(en["all_runs"], open=True) as c.all_runs:
         c.runs = gr.Dataframe(runs_table([]), interactive=False, wrap=True, max_height=260)
+    loc(c.all_runs, TEXT, label="all_runs")
     c.seen = gr.State({})
     c.timer = gr.Timer(TICK_S)
     return c
 
 
-def wire(c: SimpleNamespace, model, data) -> None:
+def wire(c: SimpleNamespace, model, data, lang) -> None:
     private = dict(api_visibility="private")
     c.method.change(lambda m: params.show(c.method_controls, m), c.method,
                     list(c.method_controls.groups.values()), **private)
     c.start.click(lambda *values: on_start(c.method_controls, *values), [model, data.path, data.format, data.columns, data.mask, data.skip_bad, c.name,
-                             c.method, *c.train_inputs, *c.method_controls.inputs], [c.message, c.follow],
+                             c.method, lang, *c.train_inputs, *c.method_controls.inputs], [c.message, c.follow],
                   concurrency_limit=1, **private)
-    c.stop.click(on_stop, c.follow, c.message, **private)
-    c.resume.click(on_resume, c.follow, c.message, **private)
+    c.stop.click(on_stop, [c.follow, lang], c.message, **private)
+    c.resume.click(on_resume, [c.follow, lang], c.message, **private)
     c.runs.select(on_table_select, None, c.follow, **private)
-    c.timer.tick(tick, [c.follow, c.seen],
+    c.timer.tick(tick, [c.follow, c.seen, lang],
                  [c.follow, c.runs, c.progress, c.loss_plot, c.lr_plot, c.numbers, c.failure, c.log, c.stop,
                   c.resume, c.seen], show_progress="hidden", concurrency_limit=None, **private)
 

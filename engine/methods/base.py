@@ -45,6 +45,14 @@ class Method:
     # True when the trainable parameters are base weights (full, freeze, bitfit), not added ones
     trains_base_weights: bool = False
 
+    def load_dtype(self, precision: str) -> str:
+        """The dtype the base weights are loaded in: frozen weights are stored in the compute dtype
+        under bf16/fp16 (half the memory, no casts in every matmul); methods that train base weights
+        keep fp32 master weights and train under autocast."""
+        if self.trains_base_weights or precision not in ("bf16", "fp16"):
+            return "fp32"
+        return precision
+
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params}
 

@@ -1,0 +1,299 @@
+"""Evaluate a run (or its base model) on held-out data: `python -m engine evaluate RUN_DIR`.
+
+Recipe: reproduce the held-out examples (the run's validation split, exactly as the trainer cut
+it, or a file) -> load the model -> eval loss and perplexity on the trained tokens -> generate
+answers for the first N examples and score them against the references (ROUGE-L, BLEU-4) ->
+save RUN/eval/<timestamp>.json (atomic).
+
+Like training, it runs as its own process; progress goes to RUN/eval/status.json, so the page
+can close and come back. The module top is import-light (the UI spawns and reads from here);
+torch and transformers are imported inside the functions that need them.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from engine import runs
+from engine.workspace import PROJECT_ROOT
+
+EVAL_DIR = "eval"
+STATUS = "status.json"
+DEFAULT_SAMPLES = 5
+DEFAULT_MAX_NEW_TOKENS = 128
+
+
+# ---- the folder side (import-light) ----------------------------------------------------------
+def eval_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / EVAL_DIR
+
+
+def read_eval_status(run_dir: Path) -> dict:
+    """RUN/eval/status.json; a running evaluation whose process is gone reads as failed."""
+    status = runs.read_json(eval_dir(run_dir) / STATUS, {}) or {}
+    if status.get("state") in runs.ACTIVE and status.get("pid") and not runs.pid_alive(status["pid"]):
+        status = {**status, "state": "failed",
+                  "error": status.get("error") or f"the evaluation process (pid {status['pid']}) ended "
+                                                  "without finishing; start it again"}
+    return status
+
+
+def update_eval_status(run_dir: Path, **fields) -> dict:
+    folder = eval_dir(run_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    status = runs.read_json(folder / STATUS, {}) or {}
+    status.update(fields, updated_at=time.time())
+    runs.write_json(folder / STATUS, status)
+    return status
+
+
+def list_results(run_dir: Path) -> list[dict]:
+    """Saved evaluations of a run, newest first (each the whole result JSON plus its file name)."""
+    found = []
+    for path in sorted(eval_dir(run_dir).glob("*.json"), reverse=True):
+        if path.name == STATUS:
+            continue
+        result = runs.read_json(path)
+        if isinstance(result, dict):
+            found.append({**result, "file": path.name})
+    return found
+
+
+def latest_result(run_dir: Path, model: str = "run") -> dict | None:
+    """The newest saved evaluation of the run's result ("run") or of its base model ("base")."""
+    return next((r for r in list_results(run_dir) if r.get("model") == model), None)
+
+
+def eval_command(run_dir: Path, data: str | None = None, samples: int = DEFAULT_SAMPLES, base: bool = False,
+                 max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> list[str]:
+    command = [sys.executable, "-m", "engine", "evaluate", str(run_dir), "--samples", str(int(samples)),
+               "--max-new-tokens", str(int(max_new_tokens))]
+    if data:
+        command += ["--data", str(data)]
+    return command + (["--base"] if base else [])
+
+
+def spawn(run_dir: Path, data: str | None = None, samples: int = DEFAULT_SAMPLES, base: bool = False,
+          max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> int:
+    """Start an evaluation in its own process and session (as the launcher starts a trainer)."""
+    run_dir = Path(run_dir)
+    current = read_eval_status(run_dir)
+    if current.get("state") in runs.ACTIVE:
+        raise RuntimeError(f"an evaluation of {run_dir.name} is already {current['state']} "
+                           f"({current.get('done', 0)}/{current.get('total') or '?'}); wait for it to finish")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    eval_dir(run_dir).mkdir(parents=True, exist_ok=True)
+    runs.write_json(eval_dir(run_dir) / STATUS, {
+        "state": "queued", "phase": "starting", "done": 0, "total": 0, "model": "base" if base else "run",
+        "data": data, "samples": samples, "created_at": time.time(), "updated_at": time.time(), "pid": None})
+    with open(eval_dir(run_dir) / "eval.log", "ab") as log:
+        process = subprocess.Popen(eval_command(run_dir, data, samples, base, max_new_tokens), cwd=str(PROJECT_ROOT),
+                                   env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    update_eval_status(run_dir, pid=process.pid)
+    threading.Thread(target=process.wait, daemon=True).start()  # reap it: no zombie that looks alive
+    return process.pid
+
+
+# ---- the held-out examples -------------------------------------------------------------------
+def kept_examples(loaded, dropped_rows: list[str], kept_count: int) -> list:
+    """The examples encode_all kept, in its order (it reports the dropped ones as 'WHERE: reason')."""
+    dropped = set()
+    for example in loaded.examples:
+        if any(row.startswith(f"{example.where}: ") for row in dropped_rows):
+            dropped.add(example.where)
+    kept = [e for e in loaded.examples if e.where not in dropped]
+    if len(kept) != kept_count:
+        raise RuntimeError(f"could not line up the {kept_count} encoded examples with the data file")
+    return kept
+
+
+def held_out(cfg, tokenizer, data_file: str | None = None) -> tuple[list[tuple], dict]:
+    """[(Example, Encoded)] to evaluate on, and a description of where they come from.
+
+    Without `data_file`: the run's validation split, cut exactly as the trainer cut it
+    (engine.prepare.prepare with the run's data settings, max_seq_len and seed). With no split,
+    the training examples (and the description says so).
+    """
+    from dataclasses import replace
+
+    from engine.data import load_examples
+    from engine.prepare import encode_all, prepare
+
+    data = cfg.data
+    if data_file:
+        data = replace(cfg.data, train=str(data_file), format="auto", columns={}, validation_split=0.0)
+    loaded = load_examples(data.train, data.format, data.columns, data.skip_bad_rows)
+    kept, _, dropped_rows = encode_all(loaded, tokenizer, data.mask, cfg.train.max_seq_len)
+    examples = kept_examples(loaded, dropped_rows, len(kept))
+    pairs = list(zip(examples, kept))
+    if data_file:
+        return pairs, {"kind": "file", "file": str(data_file), "examples": len(pairs)}
+    prepared = prepare(data, tokenizer, cfg.train.max_seq_len, cfg.train.seed)
+    if not prepared.validation:
+        return pairs, {"kind": "train", "file": data.train, "examples": len(pairs),
+                       "note": "the run held out no validation split: these are training examples, so the "
+                               "scores show how well it learned them, not how it does on new ones"}
+    order = list(range(len(kept)))
+    random.Random(cfg.train.seed).shuffle(order)  # the same cut as engine.prepare.prepare
+    held = set(order[:len(prepared.validation)])
+    pairs = [pair for i, pair in enumerate(pairs) if i in held]
+    if [e.input_ids for _, e in pairs] != [e.input_ids for e in prepared.validation]:
+        raise RuntimeError("the validation split could not be reproduced exactly (did the data file change "
+                           "since training?)")
+    return pairs, {"kind": "validation", "file": data.train, "examples": len(pairs),
+                   "split": data.validation_split, "seed": cfg.train.seed}
+
+
+def prompt_and_reference(example) -> tuple[list[dict], str] | None:
+    """The conversation up to its last assistant turn, and that turn (the reference answer)."""
+    if not example.messages:
+        return None
+    last = max((i for i, m in enumerate(example.messages) if m["role"] == "assistant"), default=None)
+    if last is None:
+        return None
+    return example.messages[:last], example.messages[last]["content"]
+
+
+# ---- the evaluation --------------------------------------------------------------------------
+def token_loss(model, encoded_list, progress=None) -> tuple[float | None, int]:
+    """Summed next-token cross-entropy over trained tokens / their count, and the count."""
+    import torch
+
+    total, count = 0.0, 0
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        for i, encoded in enumerate(encoded_list):
+            ids = torch.tensor([encoded.input_ids], device=device)
+            labels = torch.tensor([encoded.labels], device=device)
+            logits = model(input_ids=ids).logits[:, :-1].float()
+            target = labels[:, 1:]
+            total += torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
+                                                       ignore_index=-100, reduction="sum").item()
+            count += int((target != -100).sum())
+            if progress:
+                progress(i + 1)
+    return (total / count if count else None), count
+
+
+def generate_answer(model, tokenizer, messages: list[dict], params: dict) -> str:
+    import torch
+
+    from engine.generation import to_generate_kwargs
+
+    inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                           return_dict=True)
+    inputs = {k: v.to(next(model.parameters()).device) for k, v in inputs.items()}
+    with torch.inference_mode():
+        out = model.generate(**inputs, pad_token_id=tokenizer.pad_token_id,
+                             **{**to_generate_kwargs(params), "num_return_sequences": 1})
+    return tokenizer.decode(out[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+
+
+def result_path(run_dir: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path, n = eval_dir(run_dir) / f"{stamp}.json", 1
+    while path.exists():
+        n += 1
+        path = eval_dir(run_dir) / f"{stamp}-{n}.json"
+    return path
+
+
+def evaluate(run_dir: Path, data_file: str | None = None, samples: int = DEFAULT_SAMPLES, base: bool = False,
+             max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, generation: dict | None = None) -> dict:
+    """Evaluate and save; returns the result (also written to RUN/eval/<timestamp>.json)."""
+    import torch
+
+    from engine.config import RunConfig
+    from engine.metrics_text import bleu, rouge_l, scores
+    from engine.models import load_tokenizer
+    from engine.results import load_base, load_result
+
+    run_dir = Path(run_dir).resolve()
+    started = time.time()
+    update_eval_status(run_dir, state="running", pid=os.getpid(), phase="loading", done=0, total=0,
+                       started_at=started, error=None, model="base" if base else "run")
+    cfg = RunConfig.load(run_dir / "config.yaml")
+    tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code)
+    pairs, data_info = held_out(cfg, tokenizer, data_file)
+    chosen = [(e, prompt_and_reference(e)) for e, _ in pairs]
+    chosen = [(e, pr) for e, pr in chosen if pr is not None][:max(0, int(samples))]
+    total = len(pairs) + len(chosen)
+    update_eval_status(run_dir, phase="loading model", total=total, data=data_info)
+    torch.manual_seed(cfg.train.seed)
+    if base:
+        model, _, note = load_base(cfg.model, cfg.trust_remote_code)
+    else:
+        model, _, note = load_result(run_dir, merge=True)
+    model.eval()
+
+    last_write = [0.0]
+
+    def progress(done: int, phase: str) -> None:
+        if time.time() - last_write[0] > 0.5 or done == total:
+            update_eval_status(run_dir, phase=phase, done=done)
+            last_write[0] = time.time()
+
+    loss, trained_tokens = token_loss(model, [e for _, e in pairs], lambda i: progress(i, "eval loss"))
+    params = {"max_new_tokens": int(max_new_tokens), **(generation or {})}
+    rows = []
+    for i, (example, (prompt, reference)) in enumerate(chosen):
+        answer = generate_answer(model, tokenizer, prompt, params)
+        rows.append({"where": example.where, "prompt": prompt[-1]["content"] if prompt else "",
+                     "reference": reference, "generated": answer,
+                     "rouge_l": round(rouge_l(answer, reference), 4), "bleu": round(bleu(answer, reference), 4)})
+        progress(len(pairs) + i + 1, "generating")
+    text_scores = scores([r["generated"] for r in rows], [r["reference"] for r in rows])
+    result = {
+        "run": run_dir.name, "model": "base" if base else "run", "model_name": cfg.model, "served": note,
+        "created_at": time.time(), "seconds": round(time.time() - started, 2), "data": data_info,
+        "eval_loss": loss, "perplexity": math.exp(loss) if loss is not None and loss < 50 else None,
+        "trained_tokens": trained_tokens, "rouge_l": text_scores["rouge_l"], "bleu": text_scores["bleu"],
+        "generation": params, "samples": rows,
+    }
+    path = result_path(run_dir)
+    runs.write_json(path, result)
+    result["file"] = path.name
+    update_eval_status(run_dir, state="done", phase="done", done=total, result=path.name,
+                       finished_at=time.time(), pid=None)
+    return result
+
+
+def main(run_dir: str, data_file: str | None, samples: int, base: bool, max_new_tokens: int) -> dict:
+    """The CLI body: status 'failed' with the reason if anything goes wrong."""
+    try:
+        return evaluate(Path(run_dir), data_file, samples, base, max_new_tokens)
+    except BaseException as err:
+        update_eval_status(Path(run_dir), state="failed", error=f"{type(err).__name__}: {err}",
+                           finished_at=time.time(), pid=None)
+        raise
+
+
+def summary_lines(result: dict) -> list[str]:
+    """A short human report of a result (the CLI's text output)."""
+    fmt = lambda v, p=4: "–" if v is None else f"{v:.{p}f}"  # noqa: E731
+    data = result.get("data", {})
+    lines = [f"{result['run']} ({result['model']}: {result.get('served', '')}) on {data.get('kind')} data "
+             f"{data.get('file')} ({data.get('examples')} examples)",
+             f"eval loss {fmt(result.get('eval_loss'))}  perplexity {fmt(result.get('perplexity'), 2)}  "
+             f"ROUGE-L {fmt(result.get('rouge_l'))}  BLEU {fmt(result.get('bleu'))}"]
+    if data.get("note"):
+        lines.append(f"note: {data['note']}")
+    for row in result.get("samples", []):
+        lines.append(f"--- {row['where']}  ROUGE-L {row['rouge_l']:.3f}  BLEU {row['bleu']:.3f}")
+        lines.append(f"  prompt:    {row['prompt'][:200]}")
+        lines.append(f"  reference: {row['reference'][:200]}")
+        lines.append(f"  generated: {row['generated'][:200]}")
+    return lines
+
+
+def to_json(result: dict) -> str:
+    return json.dumps(result, ensure_ascii=False)

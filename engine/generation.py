@@ -1,0 +1,129 @@
+"""Generation settings: one dict, checked in words, turned into `model.generate` keyword arguments.
+
+Pure and import-light: the UI checks a setting before sending it, the chat worker checks it
+again before generating, and both read the same rules. Nothing here imports torch.
+"""
+from __future__ import annotations
+
+# every setting a user can change, with the value a fresh chat starts from
+DEFAULTS = {
+    "max_new_tokens": 256, "min_new_tokens": 0, "do_sample": False, "temperature": 0.7, "top_k": 50,
+    "top_p": 1.0, "repetition_penalty": 1.0, "num_beams": 1, "num_return_sequences": 1, "seed": None,
+    "stop_on_eos": True,
+}
+PRESETS = {
+    # greedy: the likeliest token each time; the same prompt gives the same answer
+    "precise": {"do_sample": False, "num_beams": 1, "num_return_sequences": 1, "repetition_penalty": 1.0},
+    # sampling with a moderate temperature and nucleus limit: varied but coherent
+    "creative": {"do_sample": True, "temperature": 0.9, "top_p": 0.95, "top_k": 50, "num_beams": 1,
+                 "num_return_sequences": 1, "repetition_penalty": 1.1},
+}
+LIMITS = {"max_new_tokens": (1, 8192), "min_new_tokens": (0, 8192), "temperature": (0.0, 100.0),
+          "top_k": (0, 100000), "top_p": (0.0, 1.0), "repetition_penalty": (0.01, 100.0), "num_beams": (1, 64),
+          "num_return_sequences": (1, 64)}
+INTS = ("max_new_tokens", "min_new_tokens", "top_k", "num_beams", "num_return_sequences")
+
+
+def resolve(params: dict | None) -> dict:
+    """DEFAULTS overlaid with `params` (unknown keys dropped); old chats that send only a temperature
+    (no do_sample) sample when it is above 0, as they always did."""
+    params = dict(params or {})
+    out = dict(DEFAULTS)
+    if "do_sample" not in params and params.get("temperature") is not None:
+        out["do_sample"] = float(params["temperature"]) > 0
+    for key in DEFAULTS:
+        if params.get(key) is not None:
+            out[key] = params[key]
+    return out
+
+
+def check_generation(params: dict | None) -> list[str]:
+    """Every problem with these settings, in words; an empty list means they can be used as they are."""
+    p = resolve(params)
+    problems = []
+    for key, (low, high) in LIMITS.items():
+        value = p.get(key)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            problems.append(f"{key}: {value!r} is not a number")
+            continue
+        if key in INTS and number != int(number):
+            problems.append(f"{key}: must be a whole number, not {value}")
+        if not low <= number <= high:
+            problems.append(f"{key}: {value} is outside {low}..{high}")
+    if problems:
+        return problems
+    if p["seed"] not in (None, "") and not str(p["seed"]).lstrip("-").isdigit():
+        problems.append(f"seed: {p['seed']!r} is not a whole number; leave it empty for a random seed")
+    if int(p["min_new_tokens"]) > int(p["max_new_tokens"]):
+        problems.append(f"min_new_tokens ({p['min_new_tokens']}) is larger than max_new_tokens "
+                        f"({p['max_new_tokens']}); lower it or raise max new tokens")
+    beams, sequences = int(p["num_beams"]), int(p["num_return_sequences"])
+    if p["do_sample"]:
+        if float(p["temperature"]) <= 0:
+            problems.append("temperature 0 with sampling on: sampling needs a temperature above 0 "
+                            "(or turn sampling off for greedy decoding)")
+        if beams > 1 and (int(p["top_k"]) > 0 or float(p["top_p"]) < 1.0):
+            # transformers would combine them (beam-sample), which is rarely what anyone means
+            problems.append(f"{beams} beams with sampling limits (top-k {p['top_k']}, top-p {p['top_p']}): "
+                            "beam search keeps the likeliest sequences, top-k/top-p pick tokens at random. "
+                            "Use 1 beam to sample, or turn sampling off to use beams")
+    elif sequences > beams:
+        problems.append(f"{sequences} returned sequences with {beams} beam(s) and sampling off: greedy or beam "
+                        "search can return at most one sequence per beam. Raise the beams to at least "
+                        f"{sequences} or turn sampling on")
+    return problems
+
+
+def streams(params: dict | None) -> bool:
+    """Token-by-token streaming works for one sequence from one beam; beams and alternatives come whole."""
+    p = resolve(params)
+    return int(p["num_beams"]) == 1 and int(p["num_return_sequences"]) == 1
+
+
+def stream_note(params: dict | None) -> str:
+    """Why a reply arrives whole instead of token by token (empty when it streams)."""
+    if streams(params):
+        return ""
+    p = resolve(params)
+    why = f"{p['num_beams']} beams" if int(p["num_beams"]) > 1 else f"{p['num_return_sequences']} sequences"
+    return (f"{why}: beam search and several returned sequences cannot stream token by token, so the "
+            "answer appears whole when it is ready")
+
+
+def to_generate_kwargs(params: dict | None, eos_token_id=None) -> dict:
+    """Keyword arguments for `model.generate` (raises ValueError listing the problems if any).
+
+    Sampling-only settings are left out when sampling is off (transformers warns about them);
+    `stop_on_eos` off means generation runs to max_new_tokens regardless of the end token.
+    """
+    problems = check_generation(params)
+    if problems:
+        raise ValueError("; ".join(problems))
+    p = resolve(params)
+    kwargs = {"max_new_tokens": int(p["max_new_tokens"]), "do_sample": bool(p["do_sample"]),
+              "num_beams": int(p["num_beams"]), "num_return_sequences": int(p["num_return_sequences"])}
+    if int(p["min_new_tokens"]) > 0:
+        kwargs["min_new_tokens"] = int(p["min_new_tokens"])
+    if float(p["repetition_penalty"]) != 1.0:
+        kwargs["repetition_penalty"] = float(p["repetition_penalty"])
+    if p["do_sample"]:
+        kwargs["temperature"] = float(p["temperature"])
+        kwargs["top_p"] = float(p["top_p"])
+        kwargs["top_k"] = int(p["top_k"])  # 0 = no limit
+    if not p["stop_on_eos"]:
+        kwargs["eos_token_id"] = None  # never stop early: run to max_new_tokens
+        kwargs["suppress_tokens"] = [eos_token_id] if eos_token_id is not None else None
+        if kwargs["suppress_tokens"] is None:
+            kwargs.pop("suppress_tokens")
+    elif eos_token_id is not None:
+        kwargs["eos_token_id"] = eos_token_id
+    if int(p["num_beams"]) > 1:
+        kwargs["early_stopping"] = True
+    return kwargs
+
+
+def seed_of(params: dict | None) -> int | None:
+    seed = resolve(params).get("seed")
+    return None if seed in (None, "") else int(seed)

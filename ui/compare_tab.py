@@ -1,0 +1,107 @@
+"""Compare tab: several runs' loss curves on one plot, the settings that differ, their final numbers.
+
+All of it comes from the run folders through engine/compare.py (pure, tested there).
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import gradio as gr
+import pandas as pd
+
+from engine import compare, runs
+from ui.common import run_path
+from ui.lang import loc, tr
+
+EMPTY = {"headers": ["—"], "data": [[""]]}
+
+TEXT = {
+    "en": {
+        "runs": "Runs to compare", "runs_info": "Pick two or more runs (finished or still going).",
+        "x": "X axis", "x_info": "Loss by optimizer step, or by tokens trained on (fair across batch sizes).",
+        "by_step": "step", "by_tokens": "tokens seen",
+        "refresh": "↻ Refresh", "plot": "Loss (train and eval) of each run",
+        "settings": "Settings that differ", "numbers": "Final numbers",
+        "same": "These runs have the same settings.",
+        "pick": "Pick runs above to compare them.",
+        "bad": "Could not read a run",
+        "cols": "run|state|steps|final train loss|final eval loss|eval perplexity|ROUGE-L|BLEU|wall time|"
+                "peak memory|tokens seen",
+        "setting": "setting",
+    },
+    "zh": {
+        "runs": "要对比的训练", "runs_info": "选择两个或更多训练（已完成或仍在进行）。",
+        "x": "横轴", "x_info": "按优化步数，或按已训练的词元数（不同批大小之间更公平）显示损失。",
+        "by_step": "步数", "by_tokens": "已训练词元数",
+        "refresh": "↻ 刷新", "plot": "各训练的损失（训练与评估）",
+        "settings": "不同的设置", "numbers": "最终指标",
+        "same": "这些训练的设置完全相同。",
+        "pick": "在上方选择训练来对比。",
+        "bad": "无法读取训练",
+        "cols": "训练|状态|步数|最终训练损失|最终评估损失|评估困惑度|ROUGE-L|BLEU|用时|峰值内存|已训练词元",
+        "setting": "设置项",
+    },
+}
+
+
+def run_choices() -> list[str]:
+    return [r["id"] for r in runs.list_runs()]
+
+
+def build_view(run_ids, x="step", lang="en"):
+    """(plot frame or None, x axis title, settings table, numbers table, note)."""
+    run_ids = [r for r in (run_ids or []) if r]
+    if not run_ids:
+        return None, tr(TEXT, lang, "by_step"), EMPTY, EMPTY, tr(TEXT, lang, "pick")
+    try:
+        view = compare.compare([run_path(r) for r in run_ids], x)
+    except ValueError as err:
+        return None, gr.skip(), EMPTY, EMPTY, f"{tr(TEXT, lang, 'bad')}: {err}"
+    points = view["points"]
+    # the x column is named after the axis: a changed spec makes the plot redraw its x domain
+    x_name = tr(TEXT, "en", "by_tokens" if x == "tokens" else "by_step")
+    frame = pd.DataFrame(points, columns=[x_name, "loss", "series"]) if points else None
+    headers, rows = view["settings"]["headers"], view["settings"]["rows"]
+    settings = {"headers": [tr(TEXT, lang, "setting"), *headers[1:]], "data": rows} if rows else EMPTY
+    _, table = compare.summary_table(view["summaries"])
+    numbers = {"headers": tr(TEXT, lang, "cols").split("|"), "data": table}
+    note = tr(TEXT, lang, "same") if len(run_ids) > 1 and not rows else ""
+    return frame, tr(TEXT, lang, "by_tokens" if x == "tokens" else "by_step"), settings, numbers, note
+
+
+def on_compare(run_ids, x, lang="en"):
+    frame, x_title, settings, numbers, note = build_view(run_ids, x, lang)
+    x_name = tr(TEXT, "en", "by_tokens" if x == "tokens" else "by_step")
+    return gr.update(value=frame, x=x_name, x_title=x_title), settings, numbers, note
+
+
+def refresh(current):
+    choices = run_choices()
+    return gr.update(choices=choices, value=[r for r in (current or []) if r in choices])
+
+
+def build() -> SimpleNamespace:
+    en = TEXT["en"]
+    c = SimpleNamespace()
+    with gr.Row():
+        c.runs = loc(gr.Dropdown(run_choices(), value=[], multiselect=True, label=en["runs"], info=en["runs_info"],
+                                 elem_id="compare-runs", scale=4), TEXT, label="runs", info="runs_info")
+        c.x = loc(gr.Radio([("step", "step"), ("tokens", "tokens")], value="step", label=en["x"], info=en["x_info"],
+                           elem_id="compare-x", scale=2), TEXT, label="x", info="x_info")
+        c.refresh = loc(gr.Button(en["refresh"], scale=0, size="sm"), TEXT, value="refresh")
+    c.note = gr.Markdown("", elem_id="compare-note")
+    c.plot = loc(gr.LinePlot(None, x="step", y="loss", color="series", title=en["plot"], x_title=en["by_step"],
+                             elem_id="compare-plot", height=320), TEXT, title="plot")
+    c.numbers = loc(gr.Dataframe(EMPTY, label=en["numbers"], interactive=False, wrap=True, elem_id="compare-numbers"),
+                    TEXT, label="numbers")
+    c.settings = loc(gr.Dataframe(EMPTY, label=en["settings"], interactive=False, wrap=True,
+                                  elem_id="compare-settings"), TEXT, label="settings")
+    return c
+
+
+def wire(c: SimpleNamespace, lang) -> None:
+    private = dict(api_visibility="private")
+    show = dict(fn=on_compare, inputs=[c.runs, c.x, lang], outputs=[c.plot, c.settings, c.numbers, c.note], **private)
+    c.runs.change(**show)
+    c.x.change(**show)
+    c.refresh.click(refresh, c.runs, c.runs, **private).then(**show)

@@ -1,0 +1,211 @@
+"""Evaluate tab: a run (or its base model) on held-out data -> eval loss, perplexity, answers vs references.
+
+The evaluation is a background process (`python -m engine evaluate`, engine/evaluate.py) with
+its progress in RUN/eval/status.json, followed here on a timer: closing the page loses
+nothing, and every result is saved in the run folder and listed with it.
+"""
+from __future__ import annotations
+
+import html
+from types import SimpleNamespace
+
+import gradio as gr
+
+from engine import evaluate
+from ui.common import error_box, finished_runs, note_box, run_label, run_path
+from ui.lang import loc, tr
+
+TICK_S = 1.0
+NO_RESULTS = {"headers": ["—"], "data": [[""]]}
+
+TEXT = {
+    "en": {
+        "run": "Run", "run_info": "A finished run; its results are saved in its folder (eval/).",
+        "refresh": "↻ Refresh",
+        "which": "Model", "which_info": "The run's result, or its base model before training (to see what changed).",
+        "result": "this run's result", "base": "its base model",
+        "data": "Held-out data file (optional)",
+        "data_info": "Empty: the run's validation split, cut exactly as in training. Or a file path to evaluate on.",
+        "samples": "Examples to generate", "samples_info": "Answers generated and scored against the references.",
+        "max_new_tokens": "Max new tokens per answer", "max_new_tokens_info": "Longest generated answer.",
+        "start": "Evaluate", "saved": "Saved evaluations of this run",
+        "answers": "Generated answers next to the references",
+        "pick": "Pick a finished run to evaluate.",
+        "started": "Evaluation of {run} started in the background; you can close the page.",
+        "failed_start": "Could not start the evaluation",
+        "failed": "The evaluation failed",
+        "state": "{state}", "phase": "{phase}",
+        "numbers": "**{model}** on **{kind}** data ({examples} examples, {tokens} trained tokens): eval loss "
+                   "**{loss}** · perplexity **{ppl}** · ROUGE-L **{rouge}** · BLEU **{bleu}** · {seconds} s",
+        "none": "No evaluation of this run yet.",
+        "cols": "file|model|data|eval loss|perplexity|ROUGE-L|BLEU",
+        "sample_cols": "example|prompt|reference|generated|ROUGE-L|BLEU",
+    },
+    "zh": {
+        "run": "训练", "run_info": "已完成的训练；评估结果保存在它的文件夹（eval/）中。",
+        "refresh": "↻ 刷新",
+        "which": "模型", "which_info": "训练结果，或训练前的基础模型（用来看训练带来了什么变化）。",
+        "result": "本次训练的结果", "base": "它的基础模型",
+        "data": "留出数据文件（可选）",
+        "data_info": "留空：使用该训练的验证集，切分方式与训练时完全一致。也可以填写要评估的文件路径。",
+        "samples": "生成的样例数", "samples_info": "生成回答并与参考答案比对打分。",
+        "max_new_tokens": "每个回答最多的词元数", "max_new_tokens_info": "生成回答的最大长度。",
+        "start": "开始评估", "saved": "该训练已保存的评估",
+        "answers": "生成的回答与参考答案对照",
+        "pick": "请选择一个已完成的训练来评估。",
+        "started": "{run} 的评估已在后台开始；可以关闭页面。",
+        "failed_start": "无法开始评估",
+        "failed": "评估失败",
+        "state": "{state}", "phase": "{phase}",
+        "numbers": "**{model}** 在 **{kind}** 数据上（{examples} 个样例，{tokens} 个训练词元）：评估损失 "
+                   "**{loss}** · 困惑度 **{ppl}** · ROUGE-L **{rouge}** · BLEU **{bleu}** · {seconds} 秒",
+        "none": "该训练还没有评估结果。",
+        "cols": "文件|模型|数据|评估损失|困惑度|ROUGE-L|BLEU",
+        "sample_cols": "样例|提示|参考答案|生成的回答|ROUGE-L|BLEU",
+    },
+}
+
+
+def run_choices() -> list[tuple[str, str]]:
+    return [(run_label(r), r["id"]) for r in finished_runs()]
+
+
+def _num(value, places: int = 4) -> str:
+    return "–" if value is None else f"{value:,.{places}f}"
+
+
+def progress_html(status: dict) -> str:
+    state = status.get("state") or ""
+    if not state:
+        return ""
+    done, total = status.get("done") or 0, status.get("total") or 0
+    fraction = min(1.0, done / total) if total else (1.0 if state == "done" else 0.0)
+    text = " · ".join(p for p in (f"<b>{html.escape(state)}</b>", html.escape(status.get("phase") or ""),
+                                  f"{done}/{total or '?'}", f"{fraction:.0%}") if p)
+    return (f"<div class='tl-progress tl-{html.escape(state)}'><div class='tl-bar' style='width:{fraction * 100:.1f}%'>"
+            f"</div></div><div class='tl-progress-text'>{text}</div>")
+
+
+def results_table(results: list[dict], lang="en") -> dict:
+    if not results:
+        return NO_RESULTS
+    headers = tr(TEXT, lang, "cols").split("|")
+    data = [[r["file"], r.get("model", ""), f"{r.get('data', {}).get('kind', '')} ({r.get('data', {}).get('examples', '?')})",
+             _num(r.get("eval_loss")), _num(r.get("perplexity"), 2), _num(r.get("rouge_l")), _num(r.get("bleu"))]
+            for r in results]
+    return {"headers": headers, "data": data}
+
+
+def samples_table(result: dict | None, lang="en") -> dict:
+    rows = (result or {}).get("samples") or []
+    if not rows:
+        return NO_RESULTS
+    return {"headers": tr(TEXT, lang, "sample_cols").split("|"),
+            "data": [[r["where"], r["prompt"], r["reference"], r["generated"] or "(empty)", f"{r['rouge_l']:.3f}",
+                      f"{r['bleu']:.3f}"] for r in rows]}
+
+
+def numbers_markdown(result: dict | None, lang="en") -> str:
+    if not result:
+        return tr(TEXT, lang, "none")
+    data = result.get("data", {})
+    text = tr(TEXT, lang, "numbers", model=result.get("model"), kind=data.get("kind"), examples=data.get("examples"),
+              tokens=result.get("trained_tokens"), loss=_num(result.get("eval_loss")),
+              ppl=_num(result.get("perplexity"), 2), rouge=_num(result.get("rouge_l")), bleu=_num(result.get("bleu")),
+              seconds=result.get("seconds"))
+    return text + (f"\n\n_{data['note']}_" if data.get("note") else "")
+
+
+def show_run(run_id, lang="en"):
+    """(progress, numbers, samples, saved table) for a run, from its folder."""
+    try:
+        run_dir = run_path(run_id)
+    except ValueError:
+        return "", tr(TEXT, lang, "pick"), NO_RESULTS, NO_RESULTS
+    results = evaluate.list_results(run_dir)
+    latest = results[0] if results else None
+    return progress_html(evaluate.read_eval_status(run_dir)), numbers_markdown(latest, lang), \
+        samples_table(latest, lang), results_table(results, lang)
+
+
+def on_start(run_id, which, data_file, samples, max_new_tokens, lang="en"):
+    try:
+        run_dir = run_path(run_id)
+        evaluate.spawn(run_dir, (data_file or "").strip() or None, int(samples or 0), base=which == "base",
+                       max_new_tokens=int(max_new_tokens or 64))
+    except Exception as err:
+        return error_box(tr(TEXT, lang, "failed_start"), str(err))
+    return note_box(tr(TEXT, lang, "started", run=run_id), "ok")
+
+
+def tick(run_id, seen, lang="en"):
+    """Redraw only when the run's evaluation status (or the language) changed."""
+    seen = dict(seen or {})
+    try:
+        run_dir = run_path(run_id)
+    except ValueError:
+        return (gr.skip(),) * 5 + (seen,)
+    status = evaluate.read_eval_status(run_dir)
+    key = [run_id, lang, status.get("state"), status.get("done"), status.get("result"), status.get("updated_at")]
+    if key == seen.get("key"):
+        return (gr.skip(),) * 5 + (seen,)
+    seen["key"] = key
+    failure = error_box(tr(TEXT, lang, "failed"), status.get("error") or "") if status.get("state") == "failed" else ""
+    return (*show_run(run_id, lang), failure, seen)
+
+
+def select_result(evt: gr.SelectData, run_id, lang="en"):
+    row = getattr(evt, "row_value", None) or []
+    try:
+        result = next(r for r in evaluate.list_results(run_path(run_id)) if r["file"] == row[0])
+    except (StopIteration, ValueError, IndexError):
+        return gr.skip(), gr.skip()
+    return numbers_markdown(result, lang), samples_table(result, lang)
+
+
+def refresh(current):
+    choices = run_choices()
+    values = [v for _, v in choices]
+    return gr.update(choices=choices, value=current if current in values else (values[0] if values else None))
+
+
+def build() -> SimpleNamespace:
+    en = TEXT["en"]
+    c = SimpleNamespace()
+    choices = run_choices()
+    with gr.Row():
+        c.run = loc(gr.Dropdown(choices, value=choices[0][1] if choices else None, label=en["run"], info=en["run_info"],
+                                elem_id="eval-run", scale=3), TEXT, label="run", info="run_info")
+        c.which = loc(gr.Radio([(en["result"], "run"), (en["base"], "base")], value="run", label=en["which"],
+                               info=en["which_info"], scale=2), TEXT, label="which", info="which_info")
+        c.refresh = loc(gr.Button(en["refresh"], scale=0, size="sm"), TEXT, value="refresh")
+    with gr.Row():
+        c.data = loc(gr.Textbox("", label=en["data"], info=en["data_info"], scale=3), TEXT, label="data",
+                     info="data_info")
+        c.samples = loc(gr.Slider(0, 50, value=5, step=1, label=en["samples"], info=en["samples_info"],
+                                  elem_id="eval-samples"), TEXT, label="samples", info="samples_info")
+        c.max_new_tokens = loc(gr.Number(64, precision=0, minimum=1, maximum=2048, label=en["max_new_tokens"],
+                                         info=en["max_new_tokens_info"]), TEXT, label="max_new_tokens",
+                               info="max_new_tokens_info")
+    c.start = loc(gr.Button(en["start"], variant="primary", elem_id="eval-start"), TEXT, value="start")
+    c.message = gr.Markdown("", elem_id="eval-message")
+    c.progress = gr.HTML("", elem_id="eval-progress")
+    c.failure = gr.Markdown("")
+    c.numbers = gr.Markdown("", elem_id="eval-numbers")
+    c.samples_table = loc(gr.Dataframe(NO_RESULTS, label=en["answers"], interactive=False, wrap=True, max_height=360,
+                                       elem_id="eval-samples-table"), TEXT, label="answers")
+    c.saved = loc(gr.Dataframe(NO_RESULTS, label=en["saved"], interactive=False, max_height=220, elem_id="eval-saved"),
+                  TEXT, label="saved")
+    c.seen = gr.State({})
+    c.timer = gr.Timer(TICK_S)
+    return c
+
+
+def wire(c: SimpleNamespace, lang) -> None:
+    private = dict(api_visibility="private")
+    c.start.click(on_start, [c.run, c.which, c.data, c.samples, c.max_new_tokens, lang], c.message, **private)
+    c.refresh.click(refresh, c.run, c.run, **private)
+    c.run.change(show_run, [c.run, lang], [c.progress, c.numbers, c.samples_table, c.saved], **private)
+    c.saved.select(select_result, [c.run, lang], [c.numbers, c.samples_table], **private)
+    c.timer.tick(tick, [c.run, c.seen, lang], [c.progress, c.numbers, c.samples_table, c.saved, c.failure, c.seen],
+                 show_progress="hidden", concurrency_limit=None, **private)
