@@ -101,7 +101,10 @@ def test_judging_in_the_browser(tiny_model, tmp_path):
         page.wait_for_function("document.querySelector('#compare-settings').innerText.includes('train.learning_rate')")
         page.locator("#compare-plot").locator("canvas, svg").first.wait_for()
         page.wait_for_function(f"document.querySelector('#compare-numbers').innerText.includes('{alpha}')")
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(SHOTS / "9-compare-by-step.png"), full_page=True)
         page.locator("#compare-x").get_by_text("tokens", exact=True).click()
+        page.locator("#compare-plot-tokens").locator("canvas, svg").first.wait_for()
         page.wait_for_timeout(1500)
         page.screenshot(path=str(SHOTS / "9-compare.png"), full_page=True)
 

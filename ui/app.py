@@ -9,7 +9,7 @@ from pathlib import Path
 import gradio as gr
 
 from engine.workspace import ALIASES, is_prepared, resolve_model, subdir
-from ui import api, chat_tab, compare_tab, data_tab, eval_tab, export_tab, lang as language, train_tab
+from ui import api, chat_tab, compare_tab, data_tab, estimate_panel, eval_tab, export_tab, lang as language, train_tab
 from ui.common import error_box, note_box, start_engine
 from ui.lang import loc, tr
 
@@ -73,7 +73,7 @@ _PREPARING_LOCK = threading.Lock()
 
 def launch_options() -> dict:
     """What `launch()` needs besides host/port/auth: look, upload limit, the exports folder for downloads."""
-    return dict(theme=THEME, css=CSS, allowed_paths=[str(subdir("exports"))],
+    return dict(theme=THEME, css=CSS + estimate_panel.CSS, allowed_paths=[str(subdir("exports"))],
                 max_file_size=f"{data_tab.max_upload_mb():.0f}mb")
 
 

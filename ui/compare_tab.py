@@ -58,9 +58,7 @@ def build_view(run_ids, x="step", lang="en"):
     except ValueError as err:
         return None, gr.skip(), EMPTY, EMPTY, f"{tr(TEXT, lang, 'bad')}: {err}"
     points = view["points"]
-    # the x column is named after the axis: a changed spec makes the plot redraw its x domain
-    x_name = tr(TEXT, "en", "by_tokens" if x == "tokens" else "by_step")
-    frame = pd.DataFrame(points, columns=[x_name, "loss", "series"]) if points else None
+    frame = pd.DataFrame(points, columns=["x", "loss", "series"]) if points else None
     headers, rows = view["settings"]["headers"], view["settings"]["rows"]
     settings = {"headers": [tr(TEXT, lang, "setting"), *headers[1:]], "data": rows} if rows else EMPTY
     _, table = compare.summary_table(view["summaries"])
@@ -70,9 +68,13 @@ def build_view(run_ids, x="step", lang="en"):
 
 
 def on_compare(run_ids, x, lang="en"):
-    frame, x_title, settings, numbers, note = build_view(run_ids, x, lang)
-    x_name = tr(TEXT, "en", "by_tokens" if x == "tokens" else "by_step")
-    return gr.update(value=frame, x=x_name, x_title=x_title), settings, numbers, note
+    """Both plots get their data (by step and by tokens); the X axis choice shows one of them.
+
+    (One plot whose x values change in place kept its old x domain in Gradio 6.31.)"""
+    by_step, _, settings, numbers, note = build_view(run_ids, "step", lang)
+    by_tokens = build_view(run_ids, "tokens", lang)[0]
+    return gr.update(value=by_step, visible=x != "tokens"), gr.update(value=by_tokens, visible=x == "tokens"), \
+        settings, numbers, note
 
 
 def refresh(current):
@@ -90,8 +92,11 @@ def build() -> SimpleNamespace:
                            elem_id="compare-x", scale=2), TEXT, label="x", info="x_info")
         c.refresh = loc(gr.Button(en["refresh"], scale=0, size="sm"), TEXT, value="refresh")
     c.note = gr.Markdown("", elem_id="compare-note")
-    c.plot = loc(gr.LinePlot(None, x="step", y="loss", color="series", title=en["plot"], x_title=en["by_step"],
-                             elem_id="compare-plot", height=320), TEXT, title="plot")
+    c.plot = loc(gr.LinePlot(None, x="x", y="loss", color="series", title=en["plot"], x_title=en["by_step"],
+                             elem_id="compare-plot", height=320), TEXT, title="plot", x_title="by_step")
+    c.plot_tokens = loc(gr.LinePlot(None, x="x", y="loss", color="series", title=en["plot"], x_title=en["by_tokens"],
+                                    elem_id="compare-plot-tokens", height=320, visible=False), TEXT, title="plot",
+                        x_title="by_tokens")
     c.numbers = loc(gr.Dataframe(EMPTY, label=en["numbers"], interactive=False, wrap=True, elem_id="compare-numbers"),
                     TEXT, label="numbers")
     c.settings = loc(gr.Dataframe(EMPTY, label=en["settings"], interactive=False, wrap=True,
@@ -101,7 +106,7 @@ def build() -> SimpleNamespace:
 
 def wire(c: SimpleNamespace, lang) -> None:
     private = dict(api_visibility="private")
-    show = dict(fn=on_compare, inputs=[c.runs, c.x, lang], outputs=[c.plot, c.settings, c.numbers, c.note], **private)
+    show = dict(fn=on_compare, inputs=[c.runs, c.x, lang], outputs=[c.plot, c.plot_tokens, c.settings, c.numbers, c.note], **private)
     c.runs.change(**show)
     c.x.change(**show)
     c.refresh.click(refresh, c.runs, c.runs, **private).then(**show)

@@ -15,7 +15,7 @@ from engine import launcher, runs
 from engine.config import OPTIMIZERS, PRECISIONS, SCHEDULERS, ConfigError, RunConfig
 from engine.registry import Param
 from engine.workspace import PROJECT_ROOT
-from ui import follow, params
+from ui import estimate_panel, follow, params
 from ui.common import error_box, note_box, run_path
 from ui.data_tab import parse_columns
 from ui.lang import loc, tr
@@ -259,7 +259,7 @@ def build(defaults: RunConfig) -> SimpleNamespace:
                         for section, param in TRAIN_PARAMS[i:i + 5]:
                             value = getattr(getattr(defaults, section), param.name)
                             c.train_inputs.append(params.component(param, value, elem_id=f"{section}-{param.name}"))
-    # (the memory-estimate panel, ui/estimate_panel.py, goes here: between the settings and Start)
+    c.estimate = estimate_panel.build(defaults.to_dict())
     with gr.Row():
         c.start = loc(gr.Button(en["start"], variant="primary", scale=2, elem_id="start"), TEXT, value="start")
         c.stop = loc(gr.Button(en["stop"], variant="stop", interactive=False, scale=1), TEXT, value="stop")
@@ -298,9 +298,42 @@ def wire(c: SimpleNamespace, model, data, lang) -> None:
     c.stop.click(on_stop, [c.follow, lang], c.message, **private)
     c.resume.click(on_resume, [c.follow, lang], c.message, **private)
     c.runs.select(on_table_select, None, c.follow, **private)
+    settings = [model, data.path, data.format, data.columns, data.mask, data.skip_bad, c.name, c.method, lang,
+                *c.train_inputs, *c.method_controls.inputs]
+    panel = c.estimate
+    gr.on([x.change for x in (model, c.method, lang, *c.train_inputs, *c.method_controls.inputs)],
+          lambda *values: on_estimate(c, *values), settings,
+          [panel.bar, panel.options_note, *panel.buttons, panel.options], show_progress="hidden",
+          trigger_mode="always_last", **private)
+    for index, button in enumerate(panel.buttons):
+        button.click(lambda options, i=index: apply_option(c, options, i), panel.options,
+                     [*c.train_inputs, c.method, *c.method_controls.inputs], **private)
     c.timer.tick(tick, [c.follow, c.seen, lang],
                  [c.follow, c.runs, c.progress, c.loss_plot, c.lr_plot, c.numbers, c.failure, c.log, c.stop,
                   c.resume, c.seen], show_progress="hidden", concurrency_limit=None, **private)
+
+
+def on_estimate(c: SimpleNamespace, model, data_path, fmt, columns_text, mask, skip_bad, name, method, lang,
+                *values) -> list:
+    """Re-estimate memory for the settings on the page (pure arithmetic on config.json)."""
+    train_values, method_values = values[:len(TRAIN_PARAMS)], values[len(TRAIN_PARAMS):]
+    raw, _ = build_raw(model, data_path, fmt, columns_text, mask, skip_bad, name, method, train_values,
+                       params.values_for(c.method_controls, method, list(method_values)))
+    return estimate_panel.update(c.estimate, raw, lang)
+
+
+def apply_option(c: SimpleNamespace, options: list, index: int) -> list:
+    """Set the controls to one of the estimate's cheaper settings."""
+    if index >= len(options):
+        return [gr.skip()] * (len(c.train_inputs) + 1 + len(c.method_controls.inputs))
+    flat, method = estimate_panel.flatten(options[index]["overrides"])
+    train = [gr.update(value=flat[f"{section}.{p.name}"]) if f"{section}.{p.name}" in flat else gr.skip()
+             for section, p in TRAIN_PARAMS]
+    if not method:
+        return train + [gr.skip()] + [gr.skip()] * len(c.method_controls.inputs)
+    controls = [gr.update(value=method[name]) if key == method["name"] and name in method else gr.skip()
+                for key, name in c.method_controls.keys]
+    return train + [gr.update(value=method["name"])] + controls
 
 
 def max_seq_len_input(c: SimpleNamespace):

@@ -1,0 +1,130 @@
+"""The live memory estimate on the Train tab: a stacked bar against the device, a verdict, and
+one-click changes that would fit.
+
+The estimate is engine.estimate.ui_summary: pure arithmetic on the model's config.json (no
+weights, no torch), so it runs on every change of model, method or hyperparameter.
+"""
+from __future__ import annotations
+
+import html
+from types import SimpleNamespace
+
+import gradio as gr
+
+from engine.device import detect
+from engine.estimate import ui_summary
+from ui.lang import loc, norm, tr
+
+MAX_OPTIONS = 4
+COLORS = {
+    "framework": "#94a3b8", "frozen_weights": "#64748b", "trainable_weights": "#2563eb",
+    "master_weights": "#1d4ed8", "weight_copies": "#60a5fa", "gradients": "#7c3aed", "optimizer": "#a855f7",
+    "activations": "#f97316", "logits_loss": "#ef4444", "temporary": "#eab308", "fragmentation": "#d1d5db",
+}
+VERDICT_COLORS = {"fits": "#16a34a", "tight": "#d97706", "does not fit": "#dc2626", "unknown": "#6b7280"}
+
+TEXT = {
+    "en": {
+        "title": "Memory estimate", "options": "Cheaper settings that would fit (one click applies them):",
+        "trainable": "{trainable} trainable of {total} parameters ({pct})",
+        "fits": "fits", "tight": "tight", "does not fit": "does not fit", "unknown": "unknown",
+        "of": "{need} of {have} available on {device}", "none_fit": "No single change makes it fit; combine "
+        "them or pick a smaller model.", "no_estimate": "No estimate yet: {error}",
+        "framework": "Framework / CUDA context", "frozen_weights": "Frozen weights",
+        "trainable_weights": "Trainable parameters", "master_weights": "Master weights (fp32)",
+        "weight_copies": "Half-precision weight copies", "gradients": "Gradients", "optimizer": "Optimizer states",
+        "activations": "Activations", "logits_loss": "Logits and loss", "temporary": "Temporary buffers",
+        "fragmentation": "Allocator allowance",
+    },
+    "zh": {
+        "title": "显存/内存估算", "options": "可以放得下的更省内存的设置（点击即可应用）：",
+        "trainable": "可训练参数 {trainable} / 共 {total}（{pct}）",
+        "fits": "放得下", "tight": "偏紧", "does not fit": "放不下", "unknown": "未知",
+        "of": "需要 {need}，{device} 可用 {have}", "none_fit": "单项修改都不够；请组合几项，或换更小的模型。",
+        "no_estimate": "暂无估算：{error}",
+        "framework": "框架 / CUDA 上下文", "frozen_weights": "冻结的权重", "trainable_weights": "可训练参数",
+        "master_weights": "主权重（fp32）", "weight_copies": "半精度权重副本", "gradients": "梯度",
+        "optimizer": "优化器状态", "activations": "激活值", "logits_loss": "logits 与损失",
+        "temporary": "临时缓冲区", "fragmentation": "分配器余量",
+    },
+}
+
+
+def gib(n: float) -> str:
+    return f"{n / 1024 ** 3:.2f} GiB"
+
+
+def render(summary: dict, lang: str) -> str:
+    """The stacked bar (HTML) for one estimate."""
+    if not summary.get("ok"):
+        return f"<div class='tl-estimate'>{html.escape(tr(TEXT, lang, 'no_estimate', error=summary.get('error')))}</div>"
+    total, available = summary["total_bytes"], summary.get("available_bytes") or 0
+    scale = max(total, available, 1)
+    segments = "".join(
+        f"<div title='{html.escape(tr(TEXT, lang, c['key']))}: {gib(c['bytes'])}' "
+        f"style='width:{100 * c['bytes'] / scale:.3f}%;background:{COLORS.get(c['key'], '#999')}'></div>"
+        for c in summary["components"] if c["bytes"] > 0)
+    marker = (f"<div class='tl-capacity' style='left:{100 * available / scale:.2f}%'></div>" if available else "")
+    legend = "".join(
+        f"<span><i style='background:{COLORS.get(c['key'], '#999')}'></i>{html.escape(tr(TEXT, lang, c['key']))} "
+        f"{gib(c['bytes'])}</span>" for c in summary["components"] if c["bytes"] > 0)
+    verdict = summary.get("verdict", "unknown")
+    device = summary.get("device") or {}
+    headline = tr(TEXT, lang, "of", need=gib(total), have=gib(available), device=device.get("name", "?"))
+    params = tr(TEXT, lang, "trainable", trainable=f"{summary['trainable_params']:,}",
+                total=f"{summary['total_params']:,}",
+                pct=f"{100 * summary['trainable_params'] / max(summary['total_params'], 1):.3f}%")
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in summary.get("notes") or [])
+    return f"""<div class='tl-estimate' id='memory-estimate'>
+<div class='tl-head'><b>{html.escape(tr(TEXT, lang, 'title'))}</b>
+<span class='tl-verdict' style='background:{VERDICT_COLORS.get(verdict, "#6b7280")}'>{html.escape(tr(TEXT, lang, verdict))}</span>
+<span>{html.escape(headline)}</span></div>
+<div class='tl-bar'>{segments}{marker}</div>
+<div class='tl-legend'>{legend}</div>
+<div class='tl-params'>{html.escape(params)}</div>{f"<ul class='tl-notes'>{notes}</ul>" if notes else ""}
+</div>"""
+
+
+CSS = """
+.tl-estimate{font-size:13px;padding:8px 4px}
+.tl-head{display:flex;gap:10px;align-items:center;margin-bottom:6px}
+.tl-verdict{color:white;border-radius:4px;padding:1px 8px;font-weight:600}
+.tl-bar{position:relative;display:flex;height:22px;border-radius:4px;overflow:visible;background:#f1f5f9}
+.tl-bar>div:not(.tl-capacity){height:100%}
+.tl-capacity{position:absolute;top:-4px;bottom:-4px;width:2px;background:#111827}
+.tl-legend{display:flex;flex-wrap:wrap;gap:4px 14px;margin-top:6px;color:#374151}
+.tl-legend i{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:4px}
+.tl-params{margin-top:4px;color:#6b7280}
+.tl-notes{margin:4px 0 0 18px;color:#6b7280}
+"""
+
+
+def build(initial: dict) -> SimpleNamespace:
+    """The panel, showing the estimate for `initial` (a config dict) until the first change."""
+    c = SimpleNamespace(device=detect())
+    c.bar = gr.HTML(render(ui_summary(initial, c.device), "en"), elem_id="estimate-panel")
+    c.options_note = loc(gr.Markdown(TEXT["en"]["options"], visible=False), TEXT, value="options")
+    with gr.Row():
+        c.buttons = [gr.Button("", visible=False, size="sm", elem_id=f"estimate-option-{i}")
+                     for i in range(MAX_OPTIONS)]
+    c.options = gr.State([])
+    return c
+
+
+def update(c: SimpleNamespace, raw: dict, lang: str) -> list:
+    """[bar html, note visibility, *button updates, options state] for one config dict."""
+    summary = ui_summary(raw, c.device)
+    options = [o for o in summary.get("options") or [] if o.get("fits")][:MAX_OPTIONS]
+    show_options = summary.get("ok") and summary.get("verdict") in ("does not fit", "tight")
+    buttons = [gr.update(value=f"{o['label']}: {gib(o['bytes'])}", visible=bool(show_options))
+               if i < len(options) else gr.update(visible=False) for i, o in enumerate(
+                   options + [None] * (MAX_OPTIONS - len(options)))]
+    note = tr(TEXT, lang, "options") if options else tr(TEXT, lang, "none_fit")
+    return [render(summary, norm(lang)), gr.update(visible=bool(show_options), value=note), *buttons,
+            options if show_options else []]
+
+
+def flatten(overrides: dict) -> tuple[dict, dict | None]:
+    """{"train.x": v, "method": {...}} -> ({"train.x": v}, method dict or None)."""
+    method = overrides.get("method")
+    return {k: v for k, v in overrides.items() if k != "method"}, method
