@@ -19,6 +19,7 @@ FORMATS = ("auto", "alpaca", "sharegpt", "messages", "text")
 MASKS = ("assistant", "last_assistant", "none")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
+DISTRIBUTED = ("ddp", "fsdp", "zero2", "zero3")
 OPTIMIZERS = ("adamw", "adamw_8bit", "paged_adamw_8bit", "sgd", "adagrad", "rmsprop", "adafactor")
 
 
@@ -36,9 +37,19 @@ class DataConfig:
     mask: str = "assistant"
     columns: dict = field(default_factory=dict)  # CSV/any: source column -> expected field
     skip_bad_rows: bool = False
+    # experience replay (engine/continual.py): mix this fraction of an earlier run's training data
+    # (a run folder) or of any data file into this run's training examples
+    replay: str = ""
+    replay_fraction: float = 0.0
 
     def problems(self) -> list[str]:
         found = []
+        if not 0.0 <= self.replay_fraction <= 1.0:
+            found.append(f"data.replay_fraction: {self.replay_fraction} must be between 0 and 1 (e.g. 0.25)")
+        elif self.replay_fraction > 0 and not str(self.replay).strip():
+            found.append("data.replay: give an earlier run folder or a data file to replay, or set replay_fraction to 0")
+        elif str(self.replay).strip() and self.replay_fraction == 0:
+            found.append("data.replay_fraction: 0 replays nothing; choose a fraction above 0 (e.g. 0.25)")
         if not str(self.train).strip():
             found.append("data.train: no training file given; upload one or pick a sample dataset")
         if self.format not in FORMATS:
@@ -75,6 +86,14 @@ class TrainConfig:
     # speed: pack examples padding-free (block-diagonal attention) and never build full logits
     packing: bool = True
     fused_loss: bool = True
+    # continual learning (engine/continual.py): start from an earlier run's result; EWC penalty
+    start_from: str = ""  # a run folder: its result is the starting point of this run
+    ewc_lambda: float = 0.0  # > 0: penalise moving the weights the earlier run found important
+    ewc_samples: int = 64  # examples used to estimate the diagonal Fisher information
+    # more than one process (engine/launcher.py): data parallel through `accelerate launch`
+    num_processes: int = 1
+    distributed: str = "ddp"  # ddp | fsdp | zero2 | zero3 (DeepSpeed)
+    accelerate_config: str = ""  # an `accelerate config` file, e.g. for several machines
 
     def problems(self) -> list[str]:
         found = []
@@ -87,6 +106,14 @@ class TrainConfig:
         non_negative = {"max_steps": self.max_steps, "warmup_steps": self.warmup_steps,
                         "eval_steps": self.eval_steps, "save_steps": self.save_steps}
         found += [f"train.{k}: {v} must not be negative" for k, v in non_negative.items() if v < 0]
+        if self.ewc_lambda < 0:
+            found.append(f"train.ewc_lambda: {self.ewc_lambda} must not be negative (0 turns EWC off)")
+        if self.ewc_lambda > 0 and self.ewc_samples < 1:
+            found.append(f"train.ewc_samples: {self.ewc_samples} must be at least 1 when ewc_lambda is above 0")
+        if self.num_processes < 1:
+            found.append(f"train.num_processes: {self.num_processes} must be at least 1")
+        if self.distributed not in DISTRIBUTED:
+            found.append(f"train.distributed: {self.distributed!r} is not one of {', '.join(DISTRIBUTED)}")
         if self.max_steps == 0 and self.epochs <= 0:
             found.append("train.epochs: must be above 0 when max_steps is 0")
         if not self.learning_rate > 0:
@@ -100,6 +127,22 @@ class TrainConfig:
                                     ("optimizer", self.optimizer, OPTIMIZERS)):
             if value not in allowed:
                 found.append(f"train.{key}: {value!r} is not one of {', '.join(allowed)}")
+        return found
+
+
+@dataclass
+class DistillConfig:
+    """Knowledge distillation (engine/distill.py): learn from a teacher's token distributions."""
+    teacher: str = ""  # a local model folder, a Hub id or an earlier run folder; empty: off
+    alpha: float = 0.5  # weight of the KL to the teacher; 1 - alpha weighs the usual loss on the labels
+    temperature: float = 2.0
+
+    def problems(self) -> list[str]:
+        found = []
+        if not 0.0 <= self.alpha <= 1.0:
+            found.append(f"distill.alpha: {self.alpha} must be between 0 and 1 (0.5 mixes both losses equally)")
+        if not self.temperature > 0:
+            found.append(f"distill.temperature: {self.temperature} must be above 0 (typical: 1 to 4)")
         return found
 
 
@@ -120,6 +163,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -132,14 +176,15 @@ class RunConfig:
         data = _section(DataConfig, raw.get("data"), "data", problems)
         train = _section(TrainConfig, raw.get("train"), "train", problems)
         method = _method(raw.get("method"), problems)
+        distill = _section(DistillConfig, raw.get("distill"), "distill", problems)
         cfg = cls(
             model=str(raw.get("model", DEFAULT_MODEL) or ""), name=str(raw.get("name", "") or ""),
             trust_remote_code=bool(raw.get("trust_remote_code", False)),
-            data=data, method=method, train=train,
+            data=data, method=method, train=train, distill=distill,
         )
         if not cfg.model.strip():
             problems.append("model: empty; give an alias, a local folder or a Hub id")
-        problems += data.problems() + train.problems()
+        problems += data.problems() + train.problems() + distill.problems()
         if problems:
             raise ConfigError(problems, source)
         return cfg
@@ -161,7 +206,7 @@ class RunConfig:
         return {
             "model": self.model, "name": self.name, "trust_remote_code": self.trust_remote_code,
             "data": dataclasses.asdict(self.data), "method": self.method.to_dict(),
-            "train": dataclasses.asdict(self.train),
+            "train": dataclasses.asdict(self.train), "distill": dataclasses.asdict(self.distill),
         }
 
     def to_yaml(self) -> str:

@@ -102,7 +102,8 @@ def test_browser_flow(tiny_model, tmp_path):
         # 4. export the adapter and download the zip
         page.get_by_role("tab", name=re.compile("Export")).click()
         page.locator("#export-run input").first.wait_for()
-        assert "e2e" in page.locator("#export-run input").first.input_value()
+        # the picker refreshes when the tab opens (a queued event: wait for it, do not race it)
+        page.wait_for_function("document.querySelector('#export-run input').value.includes('e2e')", timeout=30_000)
         page.locator("#export-adapter").click()
         page.locator("#export-message").get_by_text("Exported").wait_for(timeout=90_000)
         link = page.locator("#export-file a").first
