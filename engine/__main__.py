@@ -94,14 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_train(args) -> int:
     from engine import runs
-    from engine.launcher import create_run
+    from engine.launcher import create_run, foreground, is_main_process, shared_run_dir
     from engine.train import run
 
     if args.resume is not None:
         run_dir = Path(args.resume or Path(args.config).parent)
-        run(run_dir / "config.yaml", resume=True)
+        code = foreground(run_dir, resume=True)  # num_processes > 1: through `accelerate launch`
+        if code is None:
+            run(run_dir / "config.yaml", resume=True)
         print(run_dir)
-        return 0
+        return code or 0
     if not args.config:
         print("error: give a CONFIG.yaml (or --resume RUN_DIR)", file=sys.stderr)
         return 2
@@ -118,10 +120,14 @@ def cmd_train(args) -> int:
     if config_path.name == "config.yaml" and (config_path.parent / "status.json").is_file() and not args.overrides:
         run_dir = config_path.parent  # launched by the UI into its own run folder
     else:
-        run_dir = create_run(cfg)
+        run_dir = shared_run_dir(cfg) if not is_main_process() else create_run(cfg)  # one folder for all processes
         print(f"run folder: {run_dir}", file=sys.stderr)
-    run(run_dir / "config.yaml")
+    code = foreground(run_dir)  # num_processes > 1: start the processes through `accelerate launch`
+    if code is None:
+        run(run_dir / "config.yaml")
     print(run_dir)
+    if not is_main_process():
+        return 0  # the main process records the outcome
     return 0 if runs.read_status(run_dir).get("state") == "done" else 1
 
 

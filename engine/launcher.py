@@ -25,12 +25,123 @@ def create_run(cfg: RunConfig) -> Path:
     run_dir = runs.new_run_dir(cfg.name or cfg.method.name)
     runs.write_atomic(run_dir / "config.yaml", cfg.to_yaml())
     runs.update_status(run_dir, state="queued", created_at=time.time(), pid=None, error=None)
+    if "WORLD_SIZE" in os.environ:  # started by hand under accelerate/torchrun: tell the other processes
+        runs.write_atomic(_launch_note(), str(run_dir))
     return run_dir
 
 
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _launch_note() -> Path:
+    """A file naming the run folder that rank 0 created for this launch: the processes of one launch on
+    one machine share their parent (the torchrun agent) and the main port."""
+    from engine.workspace import subdir
+
+    return subdir("locks") / f"launch-{os.getppid()}-{os.environ.get('MASTER_PORT', '')}.run"
+
+
+def shared_run_dir(cfg: RunConfig, timeout_s: float = 300.0) -> Path:
+    """On a non-main process started by hand with a preset: the run folder rank 0 creates for this launch."""
+    note, deadline = _launch_note(), time.time() + timeout_s
+    while time.time() < deadline:
+        if note.is_file() and note.stat().st_mtime > time.time() - timeout_s:
+            return Path(note.read_text().strip())
+        time.sleep(0.2)
+    raise RuntimeError(f"process {os.environ.get('RANK')}: the main process did not create a run folder in "
+                       f"{timeout_s:.0f} s")
+
+
+def foreground(run_dir: Path, resume: bool = False) -> int | None:
+    """`python -m engine train` of a config with num_processes > 1: run the processes through
+    `accelerate launch` and wait (exit code). None when this process should train itself."""
+    if "WORLD_SIZE" in os.environ:
+        return None
+    command = trainer_command(Path(run_dir), resume)
+    if command[1:3] == ["-m", "engine"]:
+        return None
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
+    return subprocess.call(command, cwd=str(PROJECT_ROOT), env=env)
+
+
 def trainer_command(run_dir: Path, resume: bool = False) -> list[str]:
-    command = [sys.executable, "-m", "engine", "train", str(run_dir / "config.yaml")]
-    return command + (["--resume"] if resume else [])
+    config = Path(run_dir) / "config.yaml"
+    try:
+        cfg = RunConfig.load(config)
+    except Exception:  # a broken config fails in the trainer, with its message in the run folder
+        cfg = None
+    port = _free_port() if cfg is not None and _processes(cfg) > 1 else None
+    return launch_command(cfg, config, resume, port)
+
+
+# ---- more than one process: `accelerate launch` (DDP, FSDP, DeepSpeed ZeRO) ----------------------
+ACCELERATE_FLAGS = {
+    "ddp": ["--multi_gpu"],  # also right on CPU: accelerate then starts gloo processes (--cpu starts only one)
+    "fsdp": ["--use_fsdp", "--fsdp_sharding_strategy", "FULL_SHARD", "--fsdp_auto_wrap_policy",
+             "TRANSFORMER_BASED_WRAP", "--fsdp_state_dict_type", "FULL_STATE_DICT", "--fsdp_use_orig_params", "true"],
+    "zero2": ["--use_deepspeed", "--zero_stage", "2"],
+    "zero3": ["--use_deepspeed", "--zero_stage", "3", "--zero3_save_16bit_model", "true"],
+}
+
+
+def _processes(cfg) -> int:
+    return max(1, int(cfg.train.num_processes)) if cfg is not None else 1
+
+
+def launch_command(cfg: RunConfig | None, config_path: str | Path, resume: bool = False,
+                   port: int | None = None) -> list[str]:
+    """The argument list that trains `config_path`: the engine itself, or `accelerate launch` around it
+    when cfg.train.num_processes > 1 or an accelerate config file (several machines) is given."""
+    train = ["-m", "engine", "train", str(config_path)] + (["--resume"] if resume else [])
+    if cfg is None or (_processes(cfg) == 1 and not cfg.train.accelerate_config):
+        return [sys.executable] + train
+    accelerate = Path(sys.executable).with_name("accelerate")
+    command = [str(accelerate)] if accelerate.is_file() else [sys.executable, "-m", "accelerate.commands.launch"]
+    command += ["launch"] if accelerate.is_file() else []
+    if cfg.train.accelerate_config:
+        command += ["--config_file", cfg.train.accelerate_config]  # machines, ranks, main address live there
+    else:
+        command += ACCELERATE_FLAGS[cfg.train.distributed] + ["--num_machines", "1", "--mixed_precision", "no",
+                                                              "--dynamo_backend", "no"]
+    command += ["--num_processes", str(_processes(cfg))]
+    if port:
+        command += ["--main_process_port", str(port)]
+    return command + train
+
+
+def command_preview(cfg: RunConfig, config_path: str | Path = "config.yaml", resume: bool = False) -> str:
+    """The exact command a user could run by hand for this config (shell-quoted; for the Train tab).
+
+    The app runs the same list, plus a free --main_process_port when more than one process is used.
+    """
+    import shlex
+
+    return shlex.join(launch_command(cfg, config_path, resume))
+
+
+def launch_problems(cfg: RunConfig) -> list[str]:
+    """What stops a multi-process launch before it starts (missing DeepSpeed, too few GPUs)."""
+    import importlib.util
+
+    found = []
+    if _processes(cfg) == 1 and not cfg.train.accelerate_config:
+        return found
+    if cfg.train.distributed in ("zero2", "zero3") and importlib.util.find_spec("deepspeed") is None:
+        found.append(f"train.distributed: {cfg.train.distributed} needs DeepSpeed (pip install deepspeed); "
+                     "or choose ddp or fsdp")
+    if cfg.train.accelerate_config and not Path(cfg.train.accelerate_config).is_file():
+        found.append(f"train.accelerate_config: {cfg.train.accelerate_config} does not exist; "
+                     "create one with `accelerate config --config_file PATH`")
+    return found
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def spawn(run_dir: Path, resume: bool = False) -> int:
@@ -52,6 +163,10 @@ def start(cfg: RunConfig) -> Path:
     from engine.preflight import check
 
     check(cfg)
+    if launch_problems(cfg):
+        from engine.config import ConfigError
+
+        raise ConfigError(launch_problems(cfg))
     run_dir = create_run(cfg)
     spawn(run_dir)
     return run_dir

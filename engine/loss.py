@@ -89,7 +89,14 @@ def fused_loss_available(model) -> bool:
 
 
 def causal_lm(model):
-    """The plain *ForCausalLM inside a peft wrapper (adapters are injected in place), or None."""
+    """The plain *ForCausalLM inside a peft wrapper (adapters are injected in place), or None.
+
+    None for a model wrapped for several processes (DDP, FSDP, DeepSpeed): calling the inner model
+    would bypass the wrapper's forward and with it the gradient synchronisation.
+    """
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel) or type(model).__name__ in (
+            "FullyShardedDataParallel", "DeepSpeedEngine"):
+        return None
     config = getattr(model, "active_peft_config", None)
     if config is not None:
         if getattr(config, "is_prompt_learning", False):

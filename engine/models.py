@@ -75,15 +75,16 @@ def torch_dtype(precision: str):
 
 
 def load_model(model: str, quantize: str | None = None, dtype: str = "fp32", trust_remote_code: bool = False,
-               device_map=None):
-    """A causal LM from safetensors only; `quantize` is None, '4bit' or '8bit' (bitsandbytes)."""
+               device_map=None, quant_options: dict | None = None):
+    """A causal LM from safetensors only; `quantize` is None, '4bit' or '8bit' (bitsandbytes), with
+    `quant_options` for quantization_config (quant_type, double_quant, compute_dtype)."""
     from transformers import AutoModelForCausalLM
 
     path = prepare(model, log=lambda m: print(m, file=sys.stderr))
     require_safetensors(Path(path))
     kwargs = dict(dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code, use_safetensors=True)
     if quantize:
-        kwargs["quantization_config"] = quantization_config(quantize)
+        kwargs["quantization_config"] = quantization_config(quantize, **(quant_options or {}))
     if device_map is not None:
         kwargs["device_map"] = device_map
     return AutoModelForCausalLM.from_pretrained(str(path), **kwargs)

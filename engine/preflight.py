@@ -107,9 +107,24 @@ def disk_problems(cfg: RunConfig) -> list[str]:
     return []
 
 
+def method_problems(cfg: RunConfig) -> list[str]:
+    """A method that cannot work on this architecture (BitFit on a model without biases), from config.json."""
+    from engine.arch import Arch
+    from engine.methods import METHODS
+
+    config, _ = model_config(cfg.model)
+    if config is None:
+        return []
+    try:
+        reason = METHODS.get(cfg.method.name).unavailable(Arch.from_config(config))
+    except ValueError:
+        return []  # an unusual config.json: the trainer will say what is wrong with it
+    return [f"method.name: {cfg.method.name} cannot train {cfg.model}: {reason}"] if reason else []
+
+
 def preflight(cfg: RunConfig) -> list[str]:
     """Every problem found before a run starts (empty list: good to go)."""
-    return static_problems(cfg.to_dict()) + disk_problems(cfg)
+    return static_problems(cfg.to_dict()) + method_problems(cfg) + disk_problems(cfg)
 
 
 def check(cfg: RunConfig, source: str = "config") -> RunConfig:

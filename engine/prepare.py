@@ -21,6 +21,7 @@ class Prepared:
     validation: list[Encoded]
     dropped: Counter = field(default_factory=Counter)  # reason -> count
     dropped_rows: list[str] = field(default_factory=list)  # "line 7: reason"
+    replayed: int = 0  # of `train`, examples replayed from data.replay (engine/continual.py)
 
     def stats(self) -> dict:
         encoded = self.train + self.validation
@@ -35,6 +36,7 @@ class Prepared:
             "dropped": dict(self.dropped), "dropped_rows": self.dropped_rows[:20],
             "skipped_bad_rows": [str(e) for e in self.loaded.skipped[:20]],
             "skipped_bad_rows_count": self.loaded.skipped_count,
+            "replayed_examples": self.replayed,
         }
 
 
@@ -116,4 +118,7 @@ def prepare(data: DataConfig, tokenizer, max_seq_len: int, seed: int = 0) -> Pre
         held = set(order[:n_val])
         validation = [e for i, e in enumerate(kept) if i in held]
         kept = [e for i, e in enumerate(kept) if i not in held]
-    return Prepared(loaded, kept, validation, dropped, rows)
+    from engine.continual import replay_examples
+
+    replayed = replay_examples(data, tokenizer, max_seq_len, seed)  # [] unless data.replay is set
+    return Prepared(loaded, kept + replayed, validation, dropped, rows, replayed=len(replayed))

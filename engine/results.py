@@ -26,7 +26,10 @@ def load_result(run_dir: Path, merge: bool = True, dtype: str = "fp32"):
     tokenizer = load_tokenizer(str(folder), cfg.trust_remote_code)
     if folder.name == "model":
         return load_model(str(folder), dtype=dtype, trust_remote_code=cfg.trust_remote_code), tokenizer, "full weights"
-    base = load_model(cfg.model, dtype=dtype, trust_remote_code=cfg.trust_remote_code)
+    from engine.continual import result_base
+
+    # the base this adapter was trained on: the merged earlier run when it started from one
+    base = load_model(result_base(run_dir, cfg), dtype=dtype, trust_remote_code=cfg.trust_remote_code)
     if method.load_adapter is not None:
         model = method.load_adapter(base, folder)
     else:

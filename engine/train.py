@@ -20,6 +20,7 @@ from engine import failures, runs
 from engine.arch import Arch
 from engine.config import RunConfig
 from engine.methods import METHODS
+from engine.objective import PARTS
 from engine.trainer import build_trainer, uses_packing
 from engine.workspace import subdir
 
@@ -95,7 +96,7 @@ def build_callback(run_dir: Path, baseline_rss: int, is_main: bool):
         def on_step_end(self, args, state, control, **kwargs):
             self.step = state.global_step
             failures.at_step(state.global_step)  # TUNELOOM_FAULT hooks (engine/failures.py); no-op unless set
-            if self.stop_requested or (run_dir / runs.STOP_FILE).exists():
+            if _any_process(self.stop_requested or (run_dir / runs.STOP_FILE).exists(), args.device):
                 self.stop_requested = True
                 control.should_training_stop = True
             return control
@@ -114,6 +115,7 @@ def build_callback(run_dir: Path, baseline_rss: int, is_main: bool):
                 self.last_time, self.last_tokens = now, tokens
             if "eval_loss" in logs:
                 row["eval_loss"] = logs["eval_loss"]
+            row.update({k: logs[k] for k in PARTS if k in logs})  # task_loss, ewc_penalty, distill_kl
             if "loss" not in row and "eval_loss" not in row:
                 return
             row["peak_memory_bytes"] = peak_memory_bytes(baseline_rss)
@@ -123,6 +125,19 @@ def build_callback(run_dir: Path, baseline_rss: int, is_main: bool):
                                elapsed_s=row["elapsed_s"])
 
     return RunFolderCallback()
+
+
+def _any_process(flag: bool, device) -> bool:
+    """True on every process when it is True on any: all processes stop at the same step."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return flag
+    import torch
+
+    value = torch.tensor([1 if flag else 0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
 
 
 def training_arguments(cfg: RunConfig, run_dir: Path, precision: str, has_validation: bool):
@@ -138,6 +153,7 @@ def training_arguments(cfg: RunConfig, run_dir: Path, precision: str, has_valida
         gradient_accumulation_steps=t.gradient_accumulation,
         learning_rate=t.learning_rate, warmup_steps=t.warmup_steps, lr_scheduler_type=t.scheduler,
         weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm, optim=optim,
+        optim_args="momentum=0.9" if t.optimizer == "sgd" else None,  # plain SGD without momentum trains poorly
         bf16=precision == "bf16", fp16=precision == "fp16",
         gradient_checkpointing=t.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
@@ -173,11 +189,16 @@ def launch_estimate(cfg: RunConfig, arch: Arch, precision: str) -> dict:
         return {}
 
 
-def save_result(model, tokenizer, run_dir: Path) -> Path:
-    """Adapter methods save their adapter; full-weight methods save the model."""
-    target = run_dir / ("adapter" if hasattr(model, "peft_config") else "model")
+def save_result(model, tokenizer, run_dir: Path, method=None) -> Path:
+    """Adapter methods save their adapter (peft's, or the method's own `save_adapter`);
+    full-weight methods save the model."""
+    own = method is not None and method.save_adapter is not None
+    target = run_dir / ("adapter" if own or hasattr(model, "peft_config") else "model")
     tmp = target.with_name(target.name + ".partial")
-    model.save_pretrained(str(tmp), safe_serialization=True)
+    if own:
+        method.save_adapter(model, tmp)
+    else:
+        model.save_pretrained(str(tmp), safe_serialization=True)
     tokenizer.save_pretrained(str(tmp))
     if target.exists():
         import shutil
@@ -194,7 +215,7 @@ def run(config_path: Path, resume: bool = False) -> Path:
     is_main = int(os.environ.get("RANK", "0")) == 0
     baseline_rss = rss_bytes()
     if is_main and not os.environ.get("TUNELOOM_STDOUT_IS_LOG"):
-        _LOG_COPY.append(open(run_dir / "train.log", "a", encoding="utf-8"))
+        _LOG_COPY[:] = [open(run_dir / "train.log", "a", encoding="utf-8")]  # one run per call (tests run several)
     if is_main:
         (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
         runs.update_status(run_dir, state="running", pid=os.getpid(), error=None, failure=None, started_at=time.time(),
@@ -241,15 +262,24 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
 
     log(f"loading tokenizer and data from {cfg.data.train}")
     tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code)
+    if cfg.distill.teacher.strip():
+        from engine.distill import check_tokenizers
+
+        check_tokenizers(cfg.model, cfg.distill.teacher, cfg.trust_remote_code)  # before anything big is loaded
     data = prepare_data(cfg.data, tokenizer, cfg.train.max_seq_len, cfg.train.seed)
     stats = data.stats()
     log(f"data: {stats['train_examples']} train / {stats['validation_examples']} validation examples, "
         f"{stats['trained_tokens']} trained tokens; dropped {stats['dropped'] or 'none'}")
 
     log(f"loading {cfg.model} ({precision})")
-    model = load_model(cfg.model, method.quantize(cfg.method.params), method.load_dtype(precision),
-                       cfg.trust_remote_code)
-    model = method.apply(model, cfg.method.params, arch)
+    if cfg.train.start_from:
+        from engine import continual
+
+        model = continual.load_start(cfg, method, precision, arch, run_dir if is_main else None, log)
+    else:
+        model = load_model(cfg.model, method.quantize(cfg.method.params), method.load_dtype(precision),
+                           cfg.trust_remote_code, quant_options=method.quantize_options(cfg.method.params))
+        model = method.apply(model, cfg.method.params, arch)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     log(f"method {method.key}: {trainable:,} trainable of {total:,} parameters ({100 * trainable / total:.3f}%)")
@@ -259,8 +289,18 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
     if cfg.train.gradient_checkpointing and hasattr(model, "enable_input_require_grads"):
         model.enable_input_require_grads()
 
+    from engine import continual, distill
+    from engine.objective import Objective
+
+    # EWC anchor (before training: the loaded weights are the earlier run's) and distillation teacher
+    objective = Objective(continual.ewc_anchor(cfg, model, tokenizer, log, is_main),
+                          distill.build(cfg, precision, log, check=False))
     args = training_arguments(cfg, run_dir, precision, bool(data.validation))
-    trainer = build_trainer(cfg, method, model, tokenizer, data, args, [callback])
+    # a method's own optimizer (LoRA+ groups, layerwise unfreezing) and callbacks (schedules), when it has them
+    optimizer = method.optimizer(model, cfg.method.params, args) if method.optimizer else None
+    method_callbacks = method.callbacks(model, cfg.method.params) if method.callbacks else []
+    trainer = build_trainer(cfg, method, model, tokenizer, data, args, [callback, *method_callbacks],
+                            optimizers=(optimizer, None), objective=objective)
     log(f"packing {'on' if uses_packing(cfg, method) else 'off'}; fused loss {'on' if cfg.train.fused_loss else 'off'}")
     checkpoint = runs.last_checkpoint(run_dir) if resume else None
     if resume:
@@ -271,7 +311,8 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
         trainer.evaluate()
     if not is_main:
         return run_dir
-    result = save_result(trainer.model, tokenizer, run_dir)
+    result = save_result(trainer.model, tokenizer, run_dir, method)
+    continual.finish(cfg, trainer.model, data, run_dir, objective.ewc, log)  # RUN/fisher.safetensors if EWC is on
     losses = [r["loss"] for r in runs.read_metrics(run_dir) if "loss" in r]
     evals = [r["eval_loss"] for r in runs.read_metrics(run_dir) if "eval_loss" in r]
     runs.update_status(run_dir, state="done", stopped_early=stopped, finished_at=time.time(),

@@ -14,7 +14,7 @@ def uses_packing(cfg, method) -> bool:
     return cfg.train.packing and method.virtual_tokens(cfg.method.params) == 0
 
 
-def build_trainer(cfg, method, model, tokenizer, data, args, callbacks, optimizers=(None, None)):
+def build_trainer(cfg, method, model, tokenizer, data, args, callbacks, optimizers=(None, None), objective=None):
     from datasets import Dataset
     from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening, Trainer
 
@@ -25,11 +25,23 @@ def build_trainer(cfg, method, model, tokenizer, data, args, callbacks, optimize
             if "position_ids" in inputs:
                 # with a KV cache object transformers stops deriving block-diagonal masks from positions
                 inputs = {**inputs, "use_cache": False}
+            if objective and model.training and not return_outputs:
+                # distillation and/or the EWC penalty (engine/objective.py); distillation needs logits: no fused loss
+                return objective.loss(self, model, inputs, num_items_in_batch,
+                                      lambda m, i, n: self._task_loss(m, i, False, n))
+            return self._task_loss(model, inputs, return_outputs, num_items_in_batch)
+
+        def _task_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if cfg.train.fused_loss and model.training and not return_outputs:
                 loss = fused_forward_loss(model, inputs, num_items_in_batch)
                 if loss is not None:
                     return loss
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+        def log(self, logs, start_time=None):
+            if objective:
+                objective.add_to_logs(self, logs)  # task_loss / ewc_penalty / distill_kl beside loss
+            super().log(logs, start_time)
 
     def to_dataset(items):
         return Dataset.from_dict({"input_ids": [e.input_ids for e in items], "labels": [e.labels for e in items]})

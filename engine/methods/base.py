@@ -36,6 +36,13 @@ class Method:
     load_adapter: Callable[[Any, Any], Any] | None = None
     # callbacks(model, params) -> extra transformers TrainerCallbacks (e.g. an unfreezing schedule)
     callbacks: Callable[[Any, dict], list] | None = None
+    # optimizer(model, params, training_args) -> a torch optimizer, or None for the Trainer's own
+    # (LoRA+ learning-rate groups; layerwise unfreezing needs every layer in the optimizer from the start)
+    optimizer: Callable[[Any, dict, Any], Any] | None = None
+    # save_adapter(model, folder): for results peft cannot save itself (ours, or converted on save)
+    save_adapter: Callable[[Any, Any], None] | None = None
+    # quantize_options(params) -> keyword options for engine.models.quantization_config
+    quantize_options: Callable[[dict], dict] = lambda params: {}
 
     # ---- traits the memory estimator reads (pure; from config.json and params only) ----------
     # extra positions the method adds to every sequence (prompt / prefix tokens)

@@ -1,0 +1,377 @@
+"""Continual learning: start from an earlier run, Elastic Weight Consolidation (EWC), experience replay.
+
+Start from a run (`train.start_from: RUN_DIR`):
+- the earlier result is a full model (full, freeze, ...): that folder is the new base, and this
+  run's method applies on top of it;
+- the earlier result is an adapter and this run uses the same method with the same settings:
+  the SAME adapter is loaded trainable and training continues it (nothing is merged), so EWC
+  can anchor exactly the parameters that are trained;
+- the earlier result is an adapter and this run uses another method (or other settings): the
+  adapter is merged into its base once (cached under the workspace), and the merged weights
+  are the new base. EWC is then refused: the new run's parameters are fresh adapter weights
+  that have no earlier values to stay near (penalising the effective weight change would need
+  the Fisher of every base weight; not done).
+
+EWC (`train.ewc_lambda` > 0; Kirkpatrick et al., 2017): the diagonal (empirical) Fisher
+information F_i = E[(d log p(y|x) / d theta_i)^2] of the trained parameters, measured on
+`train.ewc_samples` examples of a run's training data at the run's final weights theta*, is
+stored with the run in RUN/fisher.safetensors (tensors `fisher.<name>` and `theta.<name>`). A
+run that starts from it adds lambda/2 * sum_i F_i (theta_i - theta*_i)^2 to its loss; the log
+and metrics.jsonl show `task_loss` and `ewc_penalty` beside `loss`. A run with ewc_lambda > 0
+stores its own Fisher when it ends (added to the one it was anchored to: consolidated over the
+whole chain of tasks), and an earlier run without a stored Fisher gets one computed on first use.
+The per-example gradient is that of the mean token loss of the example, so F is small (about
+1e-4 to 1e-2 per weight for LoRA) and useful lambdas are large (1e2 to 1e5).
+
+Replay (`data.replay: RUN_DIR or FILE`, `data.replay_fraction`): that fraction of the earlier
+run's training examples (or of the file's examples) is drawn (seeded) and added to this run's
+training examples (never to its validation split).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+
+FISHER_FILE = "fisher.safetensors"
+START_FILE = "start.json"  # how a run that started from another was loaded (results.py reads it)
+
+
+# ---- start from an earlier run ---------------------------------------------------------------
+def earlier_run(run_dir: str | Path):
+    """(RunConfig, result folder) of an earlier run; clear errors when it is not usable."""
+    from engine.config import RunConfig
+    from engine.results import result_dir
+
+    run_dir = _run_path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise ValueError(f"{run_dir} is not a run folder (no config.yaml); give a folder under runs/")
+    return RunConfig.load(run_dir / "config.yaml"), result_dir(run_dir)
+
+
+def _run_path(run_dir: str | Path) -> Path:
+    path = Path(run_dir)
+    if not path.is_absolute() and not path.exists():
+        from engine.workspace import runs_dir
+
+        if (runs_dir() / path).is_dir():  # a bare run id
+            return runs_dir() / path
+    return path
+
+
+def start_config(run_dir: str | Path) -> dict:
+    """Settings a new run starting from `run_dir` should take over (for the UI to prefill)."""
+    earlier, folder = earlier_run(run_dir)
+    return {"model": earlier.model, "trust_remote_code": earlier.trust_remote_code,
+            "method": earlier.method.to_dict(), "train.start_from": str(_run_path(run_dir)),
+            "result": folder.name, "data.replay": str(_run_path(run_dir))}
+
+
+def start_plan(cfg, method) -> dict:
+    """How `cfg.train.start_from` is loaded: {"mode", "base", "adapter"} (pure apart from reading configs)."""
+    from engine.workspace import resolve_model
+
+    earlier, folder = earlier_run(cfg.train.start_from)
+    if folder.name == "model":
+        return {"mode": "model", "base": str(folder), "adapter": None}
+    if resolve_model(earlier.model) != resolve_model(cfg.model):
+        raise ValueError(f"train.start_from: {Path(cfg.train.start_from).name} was trained on {earlier.model}, "
+                         f"this run uses {cfg.model}; set model: {earlier.model}")
+    if earlier.method.to_dict() == cfg.method.to_dict():
+        return {"mode": "continue", "base": earlier.model, "adapter": str(folder)}
+    from engine.methods import METHODS
+
+    before = METHODS.get(earlier.method.name)
+    if not before.mergeable:
+        raise ValueError(f"train.start_from: the {before.key} adapter of {Path(cfg.train.start_from).name} cannot be "
+                         f"merged into the base ({before.not_mergeable_reason or 'not mergeable'}); continue it with "
+                         f"the same method and settings ({earlier.method.to_dict()}) instead")
+    return {"mode": "merged", "base": None, "adapter": str(folder)}
+
+
+def merged_base(run_dir: str | Path, log=print) -> Path:
+    """The earlier run's adapter merged into its base, saved once under the workspace cache."""
+    from engine.results import load_result
+    from engine.workspace import subdir
+
+    run_dir = _run_path(run_dir)
+    earlier, folder = earlier_run(run_dir)
+    stamp = hashlib.sha256()
+    for f in sorted(folder.glob("*.safetensors")):
+        stamp.update(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}".encode())
+    target = subdir("cache") / "merged" / f"{run_dir.name}-{stamp.hexdigest()[:12]}"
+    if (target / "config.json").is_file():
+        return target
+    log(f"merging the adapter of {run_dir.name} into {earlier.model} (once; cached at {target})")
+    model, tokenizer, _ = load_result(run_dir, merge=True)
+    tmp = target.with_name(target.name + ".partial")
+    model.save_pretrained(str(tmp), safe_serialization=True)
+    tokenizer.save_pretrained(str(tmp))
+    import os
+    import shutil
+
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    return target
+
+
+def load_start(cfg, method, precision: str, arch, run_dir: Path | None = None, log=print):
+    """The model to train when `train.start_from` is set: the earlier result, with this run's method on it."""
+    from engine.models import load_model
+
+    plan = start_plan(cfg, method)
+    kwargs = dict(quantize=method.quantize(cfg.method.params), dtype=method.load_dtype(precision),
+                  trust_remote_code=cfg.trust_remote_code)
+    if plan["mode"] == "continue":
+        log(f"continuing the {method.key} adapter of {Path(cfg.train.start_from).name} (same method and settings)")
+        model = load_model(plan["base"], **kwargs)
+        if method.load_adapter is not None:
+            model = method.load_adapter(model, Path(plan["adapter"]))
+            for name, param in model.named_parameters():
+                param.requires_grad = any(k in name for k in ("lora_", "adapter", "prompt", "ia3"))
+        else:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, plan["adapter"], is_trainable=True)
+    else:
+        if plan["mode"] == "merged":
+            plan["base"] = str(merged_base(cfg.train.start_from, log))
+        log(f"starting from {Path(cfg.train.start_from).name}: base weights {plan['base']}")
+        model = method.apply(load_model(plan["base"], **kwargs), cfg.method.params, arch)
+    if run_dir is not None:
+        from engine.runs import write_json
+
+        write_json(Path(run_dir) / START_FILE, {**plan, "start_from": str(_run_path(cfg.train.start_from))})
+    return model
+
+
+def result_base(run_dir: str | Path, cfg) -> str:
+    """The base an adapter of this run applies to: the merged earlier result when it started from one."""
+    plan = _read_json(Path(run_dir) / START_FILE)
+    return plan.get("base") or cfg.model if plan else cfg.model
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+# ---- EWC -------------------------------------------------------------------------------------
+def trainable(model) -> dict:
+    return {n: p for n, p in model.named_parameters() if p.requires_grad}
+
+
+def compute_fisher(model, examples, samples: int, seed: int = 0) -> dict:
+    """Diagonal empirical Fisher of the trainable parameters: mean over examples of grad(mean token loss)^2."""
+    import torch
+
+    params = trainable(model)
+    fisher = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in params.items()}
+    chosen = list(examples)
+    random.Random(seed).shuffle(chosen)
+    chosen = chosen[:samples]
+    device = next(iter(params.values())).device
+    was_training = model.training
+    model.eval()  # no dropout: the gradient of the model as it will be used
+    with torch.enable_grad():
+        for example in chosen:
+            model.zero_grad(set_to_none=True)
+            ids = torch.tensor([example.input_ids], device=device)
+            labels = torch.tensor([example.labels], device=device)
+            _example_loss(model, ids, labels).backward()
+            for name, param in params.items():
+                if param.grad is not None:
+                    fisher[name] += param.grad.detach().float() ** 2
+    model.zero_grad(set_to_none=True)
+    model.train(was_training)
+    return {n: f / max(1, len(chosen)) for n, f in fisher.items()}
+
+
+def _example_loss(model, ids, labels):
+    """Mean token loss of one example; the chunked loss on trained positions only where the model allows."""
+    from engine.loss import fused_forward_loss
+
+    loss = fused_forward_loss(model, {"input_ids": ids, "labels": labels})
+    return loss if loss is not None else model(input_ids=ids, labels=labels, use_cache=False).loss
+
+
+def save_fisher(path: Path, fisher: dict, theta: dict, meta: dict) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {f"fisher.{n}": f.contiguous().cpu() for n, f in fisher.items()}
+    tensors.update({f"theta.{n}": theta[n].detach().float().contiguous().cpu() for n in fisher})
+    tmp = path.with_name(path.name + ".partial")
+    save_file(tensors, str(tmp), metadata={k: str(v) for k, v in meta.items()})
+    tmp.replace(path)
+
+
+def load_fisher(path: Path) -> tuple[dict, dict]:
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    fisher = {k[len("fisher."):]: v for k, v in tensors.items() if k.startswith("fisher.")}
+    theta = {k[len("theta."):]: v for k, v in tensors.items() if k.startswith("theta.")}
+    return fisher, theta
+
+
+class EWC:
+    """lambda/2 * sum_i F_i (theta_i - theta*_i)^2 over the parameters both runs train."""
+
+    def __init__(self, lam: float, fisher: dict, theta: dict):
+        self.lam, self.fisher, self.theta = lam, fisher, theta
+
+    def penalty(self, model):
+        import torch
+
+        total = None
+        for name, param in trainable(model).items():
+            if name not in self.fisher:
+                continue
+            if self.fisher[name].device != param.device:
+                self.fisher[name] = self.fisher[name].to(param.device)
+                self.theta[name] = self.theta[name].to(param.device)
+            term = (self.fisher[name] * (param.float() - self.theta[name]) ** 2).sum()
+            total = term if total is None else total + term
+        if total is None:
+            return torch.zeros((), device=next(model.parameters()).device)
+        return 0.5 * self.lam * total
+
+
+def ewc_anchor(cfg, model, tokenizer, log=print, is_main: bool = True) -> EWC | None:
+    """The EWC penalty of this run against its start_from run (Fisher loaded, or computed and stored).
+
+    Call it before training, on the model as loaded by `load_start` (its trained parameters then
+    hold the earlier run's values theta*).
+    """
+    if cfg.train.ewc_lambda <= 0 or not cfg.train.start_from:
+        return None
+    from engine.methods import METHODS
+
+    method = METHODS.get(cfg.method.name)
+    mode = start_plan(cfg, method)["mode"]
+    if mode == "merged" or (mode == "model" and not method.trains_base_weights):
+        raise ValueError(
+            "train.ewc_lambda: EWC needs this run to train the same parameters as the run it starts from, but "
+            f"{method.key} adds new weights on top of the earlier result. Use the same method and settings as "
+            "the earlier run (its adapter is then continued), a method that trains the base weights, or turn "
+            "EWC off (ewc_lambda: 0) and use replay instead")
+    start = _run_path(cfg.train.start_from)
+    params = trainable(model)
+    path = start / FISHER_FILE
+    fisher = theta = None
+    if path.is_file():
+        fisher, theta = load_fisher(path)
+        if not set(params) <= set(fisher):
+            log(f"{path} covers other parameters than this run trains; estimating the Fisher again")
+            fisher = None
+    if fisher is None:
+        earlier, _ = earlier_run(start)
+        data = _earlier_examples(earlier, tokenizer, cfg.train.max_seq_len)
+        log(f"EWC: estimating the Fisher information of {start.name} on {min(len(data), cfg.train.ewc_samples)} "
+            "of its training examples")
+        fisher = compute_fisher(model, data, cfg.train.ewc_samples, earlier.train.seed)
+        theta = {n: p.detach().float().cpu().clone() for n, p in params.items()}
+        if is_main:
+            save_fisher(path, fisher, theta, {"samples": min(len(data), cfg.train.ewc_samples),
+                                              "data": earlier.data.train})
+    fisher = {n: f for n, f in fisher.items() if n in params}
+    log(f"EWC: lambda {cfg.train.ewc_lambda:g} over {sum(f.numel() for f in fisher.values()):,} parameters "
+        f"(mean Fisher {_mean(fisher):.3g})")
+    return EWC(cfg.train.ewc_lambda, fisher, {n: theta[n] for n in fisher})
+
+
+def _mean(fisher: dict) -> float:
+    total = sum(float(f.sum()) for f in fisher.values())
+    count = sum(f.numel() for f in fisher.values())
+    return total / max(1, count)
+
+
+def finish(cfg, model, data, run_dir: Path, ewc: EWC | None, log=print) -> Path | None:
+    """After training with ewc_lambda > 0: store this run's Fisher (plus the one it was anchored to)."""
+    if cfg.train.ewc_lambda <= 0:
+        return None
+    log(f"EWC: estimating the Fisher information of this run on {min(len(data.train), cfg.train.ewc_samples)} "
+        "training examples (for runs that start from it)")
+    fisher = compute_fisher(model, data.train, cfg.train.ewc_samples, cfg.train.seed)
+    if ewc is not None:  # consolidate: the earlier tasks stay protected in runs that start from this one
+        for name, f in ewc.fisher.items():
+            if name in fisher:
+                fisher[name] = fisher[name] + f.to(fisher[name].device)
+    params = trainable(model)
+    path = Path(run_dir) / FISHER_FILE
+    save_fisher(path, fisher, {n: params[n] for n in fisher},
+                {"samples": min(len(data.train), cfg.train.ewc_samples), "data": cfg.data.train,
+                 "consolidated": ewc is not None})
+    return path
+
+
+# ---- replay ----------------------------------------------------------------------------------
+def _earlier_examples(earlier, tokenizer, max_seq_len: int) -> list:
+    """The earlier run's training examples (its own split and replay included), encoded for this run."""
+    from engine.prepare import prepare
+
+    return prepare(earlier.data, tokenizer, max_seq_len, earlier.train.seed).train
+
+
+def replay_examples(data, tokenizer, max_seq_len: int, seed: int = 0) -> list:
+    """`data.replay_fraction` of the replay source's training examples (seeded), or [] when replay is off."""
+    if not str(data.replay).strip() or data.replay_fraction <= 0:
+        return []
+    source = _run_path(data.replay)
+    if source.is_dir():
+        earlier, _ = earlier_run(source)
+        pool = _earlier_examples(earlier, tokenizer, max_seq_len)
+    else:
+        from engine.config import DataConfig
+        from engine.prepare import prepare
+
+        pool = prepare(DataConfig(train=str(data.replay), mask=data.mask), tokenizer, max_seq_len, seed).train
+    count = max(1, round(len(pool) * data.replay_fraction))
+    order = list(range(len(pool)))
+    random.Random(seed).shuffle(order)
+    return [pool[i] for i in sorted(order[:count])]
+
+
+# ---- measuring forgetting ----------------------------------------------------------------------
+def data_loss(model, examples, batch_size: int = 8) -> float:
+    """Mean loss per trained token of `model` on encoded examples (no gradients)."""
+    import torch
+
+    from engine.loss import fused_forward_loss
+
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(examples), batch_size):
+            chunk = examples[start:start + batch_size]
+            width = max(len(e.input_ids) for e in chunk)
+            ids = torch.tensor([e.input_ids + [0] * (width - len(e.input_ids)) for e in chunk], device=device)
+            labels = torch.tensor([e.labels + [-100] * (width - len(e.labels)) for e in chunk], device=device)
+            mask = torch.tensor([[1] * len(e.input_ids) + [0] * (width - len(e.input_ids)) for e in chunk],
+                                device=device)
+            inputs = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+            summed = fused_forward_loss(model, inputs, num_items=1)  # logits of trained positions only
+            if summed is None:
+                logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, -width:][:, :-1].float()
+                summed = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                                           labels[:, 1:].reshape(-1), ignore_index=-100,
+                                                           reduction="sum")
+            total += float(summed)
+            count += int((labels[:, 1:] != -100).sum())
+    model.train(was_training)
+    return total / max(1, count)
+
+
+def run_loss_on(run_dir: str | Path, data_file: str, max_seq_len: int = 512) -> float:
+    """Mean token loss of a run's result on a data file (e.g. an earlier task's data: forgetting)."""
+    from engine.config import DataConfig
+    from engine.prepare import prepare
+    from engine.results import load_result
+
+    model, tokenizer, _ = load_result(Path(run_dir), merge=True)
+    return data_loss(model, prepare(DataConfig(train=data_file), tokenizer, max_seq_len).train)

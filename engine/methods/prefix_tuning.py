@@ -1,0 +1,42 @@
+"""Prefix tuning (Li & Liang, 2021): learned key/value vectors (a prefix) prepended in every
+attention layer, produced through an MLP reparameterisation while training for stability."""
+from __future__ import annotations
+
+from engine.arch import Arch
+from engine.methods import prompt_learning as pl
+from engine.methods.base import METHODS, Method
+from engine.registry import Param
+
+PARAMS = (
+    pl.num_tokens_param(20),
+    Param("prefix_projection", bool, True, "Produce the prefix through a 2-layer MLP (the paper's "
+          "reparameterisation); off learns the prefix directly (that is P-tuning v2)."),
+    Param("encoder_hidden_size", int, 512, "Hidden width of the prefix MLP.", min=1),
+)
+
+
+def prefix_config(params: dict, projection: bool):
+    from peft import PrefixTuningConfig
+
+    return PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=params["num_virtual_tokens"],
+                              prefix_projection=projection,
+                              encoder_hidden_size=params.get("encoder_hidden_size", 512))
+
+
+def prefix_count(arch: Arch, n: int, projection: bool, hidden: int) -> int:
+    per_token = arch.layers * 2 * pl.kv_dim(arch)  # keys and values of every layer
+    if not projection:
+        return n * per_token
+    d = pl.kv_dim(arch)
+    return n * d + (d * hidden + hidden) + (hidden * per_token + per_token)
+
+
+METHODS.register("prefix_tuning", Method(
+    key="prefix_tuning", title="Prefix tuning",
+    summary="Learns key/value prefixes for every attention layer (through an MLP while training); "
+            "more capacity than prompt tuning with the model untouched.",
+    params=PARAMS, apply=lambda model, p, arch: pl.apply_config(model, prefix_config(p, p["prefix_projection"])),
+    count_trainable=lambda arch, p: prefix_count(arch, p["num_virtual_tokens"], p["prefix_projection"],
+                                                 p["encoder_hidden_size"]),
+    not_mergeable_reason=pl.NOT_MERGEABLE, virtual_tokens=pl.virtual_tokens,
+))

@@ -1,0 +1,39 @@
+"""Prompt tuning (Lester et al., 2021): learn the embeddings of a few virtual tokens prepended to
+every input; the model itself is untouched. Initialised randomly or from the tokens of a text."""
+from __future__ import annotations
+
+from engine.arch import Arch
+from engine.methods import prompt_learning as pl
+from engine.methods.base import METHODS, Method
+from engine.registry import Param
+
+PARAMS = (
+    pl.num_tokens_param(20),
+    Param("init", str, "random", "Start from random embeddings or from the embeddings of init_text.",
+          choices=("random", "text")),
+    Param("init_text", str, "You are a helpful assistant. Answer the question.",
+          "Text whose tokens initialise the virtual tokens (init: text); repeated or cut to their number."),
+)
+
+
+def apply(model, params: dict, arch: Arch):
+    from peft import PromptTuningConfig, PromptTuningInit
+
+    from_text = params["init"] == "text"
+    if from_text and not params["init_text"].strip():
+        raise ValueError("prompt_tuning: init is text but init_text is empty")
+    return pl.apply_config(model, PromptTuningConfig(
+        task_type="CAUSAL_LM", num_virtual_tokens=params["num_virtual_tokens"],
+        prompt_tuning_init=PromptTuningInit.TEXT if from_text else PromptTuningInit.RANDOM,
+        prompt_tuning_init_text=params["init_text"] if from_text else None,
+        tokenizer_name_or_path=model.name_or_path if from_text else None,
+    ))
+
+
+METHODS.register("prompt_tuning", Method(
+    key="prompt_tuning", title="Prompt tuning",
+    summary="Learns only the embeddings of a few virtual tokens put before every input (thousands of "
+            "parameters); works best on large models, for steering a task or format.",
+    params=PARAMS, apply=apply, count_trainable=lambda arch, p: p["num_virtual_tokens"] * arch.hidden,
+    not_mergeable_reason=pl.NOT_MERGEABLE, virtual_tokens=pl.virtual_tokens,
+))
