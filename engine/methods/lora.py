@@ -81,8 +81,26 @@ def save_adapter(model, folder) -> None:
     initial = getattr(model, "tuneloom_initial_adapter", None)
     if initial:  # PiSSA/OLoRA -> plain LoRA of rank 2r: delta = A·B - A0·B0
         model.save_pretrained(str(folder), safe_serialization=True, path_initial_model_for_weight_conversion=initial)
+        _keep_saved_modules(model, folder)
     else:
         model.save_pretrained(str(folder), safe_serialization=True)
+
+
+def _keep_saved_modules(model, folder) -> None:
+    """peft 0.21's PiSSA/OLoRA conversion drops the modules_to_save weights; put them back."""
+    import tempfile
+    from pathlib import Path
+
+    from safetensors.torch import load_file, save_file
+
+    path = Path(folder) / "adapter_model.safetensors"
+    converted = load_file(str(path))
+    with tempfile.TemporaryDirectory() as plain_dir:
+        model.save_pretrained(plain_dir, safe_serialization=True)
+        plain = load_file(str(Path(plain_dir) / "adapter_model.safetensors"))
+    missing = {k: v for k, v in plain.items() if k not in converted and "lora_" not in k}
+    if missing:
+        save_file({**converted, **missing}, str(path), metadata={"format": "pt"})
 
 
 def optimizer(model, params: dict, args):
