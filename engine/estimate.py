@@ -38,6 +38,7 @@ COMPONENTS: tuple[tuple[str, str], ...] = (
     ("optimizer", "Optimizer states"),
     ("activations", "Activations"),
     ("logits_loss", "Logits and loss"),
+    ("teacher", "Teacher model (distillation)"),
     ("temporary", "Temporary buffers"),
     ("fragmentation", "Allocator allowance"),
 )
@@ -185,7 +186,8 @@ def estimate(arch, cfg=None, device: str = "cuda", world_size: int = 1, sharding
     autocast = p < wb  # half-precision compute over fp32 weights
     quantize = method.quantize(params)
     trainable = int(method.count_trainable(arch, params))
-    total_params = arch.total_params + (0 if method.trains_base_weights else trainable)
+    total_params = (arch.total_params + (0 if method.trains_base_weights else trainable)
+                    + method.count_added_frozen(arch, params))
     deepspeed = sharding in ("zero1", "zero2", "zero3")
     if deepspeed and precision != "fp32" and not quantize:
         wb = 2  # DeepSpeed keeps half-precision model weights and fp32 master weights
@@ -342,7 +344,7 @@ def estimate(arch, cfg=None, device: str = "cuda", world_size: int = 1, sharding
         "master_weights": master, "weight_copies": dynamic["weight_copies"],
         "gradients": dynamic["gradients"] + ddp_buckets, "optimizer": opt_state,
         "activations": dynamic["activations"], "logits_loss": dynamic["logits_loss"],
-        "temporary": dynamic["temporary"],
+        "temporary": dynamic["temporary"], "teacher": _teacher_bytes(cfg, device, notes),
     }
     peak = sum(components.values())
     if device == "cuda":
@@ -358,8 +360,6 @@ def estimate(arch, cfg=None, device: str = "cuda", world_size: int = 1, sharding
         peak += components["fragmentation"]
     components = {k: int(round(components[k])) for k, _ in COMPONENTS}
     total = sum(components.values())
-    if quantize and device == "cpu":
-        notes.append("bitsandbytes quantisation needs a CUDA GPU; on CPU this run would not start")
     if virtual:
         notes.append(f"{virtual} virtual tokens are added to every sequence (packing is off for this method)")
     return Estimate(
@@ -384,6 +384,20 @@ def arch_for_config(cfg) -> Arch:
         raise FileNotFoundError(f"{path} not found: the estimate needs the model's config.json "
                                 "(prepare the model or give a folder that holds config.json)")
     return Arch.from_config(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _teacher_bytes(cfg, device: str, notes: list[str]) -> float:
+    """A distillation teacher's weights and the two vocabulary-sized logits it adds (engine/distill.py)."""
+    distill = getattr(cfg, "distill", None)
+    if distill is None or not distill.teacher.strip():
+        return 0.0
+    from engine.distill import teacher_memory_bytes
+
+    try:
+        return float(teacher_memory_bytes(cfg, device))
+    except (OSError, ValueError, KeyError) as err:
+        notes.append(f"the teacher's size is unknown ({err}); it is not included")
+        return 0.0
 
 
 def estimate_for_config(cfg, **kwargs) -> Estimate:

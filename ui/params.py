@@ -12,6 +12,7 @@ import gradio as gr
 from engine.methods import METHODS
 from engine.registry import Param
 from ui.lang import loc, norm
+from ui.methods_zh import METHOD_ZH as METHOD_ZH_MORE
 
 # Chinese for what engine/methods declares in English (title, summary, and each Param's label and
 # help), keyed by method key and param name; anything missing falls back to English (and
@@ -28,6 +29,7 @@ METHOD_ZH = {
         },
     },
 }
+METHOD_ZH.update(METHOD_ZH_MORE)  # every other method (ui/methods_zh.py)
 # the train: and data: settings drawn from the same Param declarations (ui/train_tab.py TRAIN_PARAMS)
 PARAM_ZH: dict[str, tuple[str, str]] = {}
 

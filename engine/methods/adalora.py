@@ -68,9 +68,15 @@ def count_trainable(arch: Arch, params: dict) -> int:
     return sum(r * (sum(targets.shape(n, arch)) + 1) for n in targets.matched(params["target_modules"], arch))
 
 
+def count_added_frozen(arch: Arch, params: dict) -> int:
+    """peft keeps one frozen `ranknum` scalar per adapted module."""
+    return len(targets.matched(params["target_modules"], arch))
+
+
 METHODS.register("adalora", Method(
     key="adalora", title="AdaLoRA",
     summary="LoRA that moves its rank budget to the layers that matter most during training; "
             "for a tight parameter budget. Needs a known number of steps.",
     params=PARAMS, apply=apply, count_trainable=count_trainable, mergeable=True, callbacks=callbacks,
+    count_added_frozen=count_added_frozen,
 ))
