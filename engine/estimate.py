@@ -219,14 +219,15 @@ def estimate(arch, cfg=None, device: str = "cuda", world_size: int = 1, sharding
     grad_bytes = 2 if deepspeed and precision != "fp32" else param_bytes
     grads_all = trainable * grad_bytes / (N if shard_grads else 1)
     opt = OPTIMIZERS.get(t.optimizer, OPTIMIZERS["adamw"])
-    opt_state = trainable * (opt["rel"] * (4 if master else param_bytes) + opt["abs"])
+    state_bytes = 4 if master else param_bytes  # optimizer states and its step temporary follow the masters
+    opt_state = trainable * (opt["rel"] * state_bytes + opt["abs"])
     opt_state /= N if shard_states else 1
-    opt_temp = opt["temp"] * trainable * 4 / (N if shard_states else 1)
+    opt_temp = opt["temp"] * trainable * state_bytes / (N if shard_states else 1)
     if device == "cpu" and opt["temp"]:
         # torch uses the for-each (one big temporary) path on CUDA only; on CPU a parameter at a time
         largest = arch.embedding_params if method.trains_base_weights else max(
             (i * o for i, o in arch.linear_shapes().values()), default=0)
-        opt_temp = min(opt_temp, opt["temp"] * largest * 4)
+        opt_temp = min(opt_temp, opt["temp"] * largest * state_bytes)
     if opt.get("paged"):
         notes.append("paged optimizer states live in unified memory and can spill to CPU RAM under pressure")
     ddp_buckets = grads_all if sharding == "ddp" or (N > 1 and sharding == "none") else 0.0
@@ -253,9 +254,11 @@ def estimate(arch, cfg=None, device: str = "cuda", world_size: int = 1, sharding
 
     def layer_bytes_per_token(adapter_layer: bool) -> float:
         """Bytes saved for backward by one decoder layer, per token (see docs/memory.md)."""
-        total = 2 * r  # both norms' inputs (the residual stream)
+        # both RMSNorms keep their input upcast to fp32 (HF LlamaRMSNorm computes in fp32, whatever
+        # the residual dtype; with fp32 weights that upcast is the residual itself)
+        total = 2 * h * 4
         if base_trainable:
-            total += 2 * 4  # normalised values kept for the norm weights' gradient (fp32)
+            total += 2 * h * r  # normalised values kept for the norm weights' gradient
         attention_part = (q + 2 * kv_saved) * p + q * p + arch.heads * 4  # q, k, v, output, logsumexp
         if attention == "eager":
             attention_part += arch.heads * seq * (p + p)  # scores/probabilities per query row
@@ -279,7 +282,7 @@ def estimate(arch, cfg=None, device: str = "cuda", world_size: int = 1, sharding
         return total
 
     per_layer = layer_bytes_per_token(bool(adapted))
-    extra = tokens * (h * r + h * r)  # embedding output + final norm input
+    extra = tokens * (h * r + h * 4)  # embedding output + final norm input (fp32 upcast)
     if t.gradient_checkpointing and grad_layers:
         # each checkpointed layer keeps its input; one layer at a time is recomputed in backward
         activations = grad_layers * tokens * h * r + tokens * per_layer + extra
@@ -305,7 +308,7 @@ def estimate(arch, cfg=None, device: str = "cuda", world_size: int = 1, sharding
     # ---- logits and loss --------------------------------------------------------------------
     V = arch.vocab
     lm_head_trainable = base_trainable and trainable >= arch.embedding_params  # full-style methods
-    head_grad = arch.embedding_params * 4 if lm_head_trainable else 0.0
+    head_grad = arch.embedding_params * param_bytes if lm_head_trainable else 0.0
     fused = t.fused_loss and virtual == 0
     if fused:
         chunk = min(tokens, FUSED_LOSS_CHUNK)

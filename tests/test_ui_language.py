@@ -31,14 +31,14 @@ def test_every_module_text_table_has_both_languages_with_the_same_keys():
 
 def test_methods_and_their_params_have_chinese():
     from ui.params import METHOD_ZH, PARAM_ZH
-    from ui.train_tab import TRAIN_PARAMS
+    from ui.train_tab import SETTINGS
 
     missing = []
     for key, method in METHODS.items():
         zh = METHOD_ZH.get(key, {})
         missing += [f"{key}.{field}" for field in ("title", "summary") if not zh.get(field)]
         missing += [f"{key}.{p.name}" for p in method.params if not all(zh.get("params", {}).get(p.name, ()))]
-    missing += [f"train.{p.name}" for _, p in TRAIN_PARAMS if not all(PARAM_ZH.get(p.name, ()))]
+    missing += [f"train.{p.name}" for _, p in SETTINGS if not all(PARAM_ZH.get(p.name, ()))]
     assert not missing, "Chinese missing in ui/params.py METHOD_ZH / ui/train_tab.py TRAIN_PARAM_ZH: " + \
         ", ".join(missing)
 

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 from engine import launcher, runs
-from engine.config import OPTIMIZERS, PRECISIONS, SCHEDULERS, ConfigError, RunConfig
+from engine.config import DISTRIBUTED, OPTIMIZERS, PRECISIONS, SCHEDULERS, ConfigError, RunConfig
 from engine.registry import Param
 from engine.workspace import PROJECT_ROOT
 from ui import estimate_panel, follow, params
@@ -49,6 +49,41 @@ TRAIN_PARAMS = (
     ("train", Param("gradient_checkpointing", bool, False, "Recompute activations in backward: much less "
                     "memory, about 30% slower.", label="gradient checkpointing")),
 )
+# less common settings, in a closed accordion: regularisation, speed, continual learning,
+# distillation and several processes (engine/config.py documents each key)
+ADVANCED_PARAMS = (
+    ("train", Param("weight_decay", float, 0.0, "Decoupled weight decay (AdamW); 0.01-0.1 regularises full "
+                    "fine-tuning.", min=0.0, label="weight decay")),
+    ("train", Param("max_grad_norm", float, 1.0, "Clip the gradient norm to this value (0: no clipping).", min=0.0,
+                    label="max grad norm")),
+    ("train", Param("packing", bool, True, "Padding-free batches: examples are packed end to end and each attends "
+                    "only to itself (faster, same loss).")),
+    ("train", Param("fused_loss", bool, True, "Chunked loss that never holds the whole batch's logits (less "
+                    "memory for large vocabularies).", label="fused loss")),
+    ("train", Param("start_from", str, "", "Continual learning: an earlier run (its folder or id) whose result "
+                    "this run starts from.", label="start from run")),
+    ("train", Param("ewc_lambda", float, 0.0, "Elastic Weight Consolidation strength against the start-from run "
+                    "(0: off; 1e3-1e5 typical).", min=0.0, label="EWC lambda")),
+    ("train", Param("ewc_samples", int, 64, "Examples used for the Fisher information of the start-from run.",
+                    min=1, label="EWC samples")),
+    ("data", Param("replay", str, "", "Experience replay: an earlier run (or a data file) whose training data is "
+                   "mixed in.", label="replay from")),
+    ("data", Param("replay_fraction", float, 0.0, "Share of the replayed data mixed in (0: off).", min=0.0, max=1.0,
+                   label="replay fraction")),
+    ("distill", Param("teacher", str, "", "Distillation: a teacher model (folder, Hub id or earlier run) sharing "
+                      "this model's tokenizer; empty: off.", label="teacher model")),
+    ("distill", Param("alpha", float, 0.5, "Weight of the KL to the teacher; 1 - alpha weighs the loss on the "
+                      "labels.", min=0.0, max=1.0, label="distillation alpha")),
+    ("distill", Param("temperature", float, 2.0, "Softens both distributions (1-4 typical).", min=0.01,
+                      label="distillation temperature")),
+    ("train", Param("num_processes", int, 1, "Processes (devices) to train on; above 1 launches through "
+                    "`accelerate launch`.", min=1, max=64, label="processes")),
+    ("train", Param("distributed", str, "ddp", "How several processes share the work: data parallel, or sharded "
+                    "(FSDP, DeepSpeed ZeRO-2/3 where installed).", choices=DISTRIBUTED)),
+    ("train", Param("accelerate_config", str, "", "An `accelerate config` file (e.g. for several machines); "
+                    "empty: settings above.", label="accelerate config file")),
+)
+SETTINGS = TRAIN_PARAMS + ADVANCED_PARAMS  # the order of c.train_inputs
 
 
 TEXT = {
@@ -56,6 +91,9 @@ TEXT = {
         "method": "Method", "method_info": "What gets trained. Each method shows its own settings below.",
         "name": "Run name", "name_info": "Used in the run folder's name.",
         "method_settings": "**Method settings**", "train_settings": "**Training settings**",
+        "advanced": "More settings: regularisation, speed, continual learning, distillation, several devices",
+        "preview": "Preview command", "preview_label": "The command that runs this training (run it by hand "
+                   "elsewhere, e.g. on a multi-GPU machine)",
         "start": "Start training", "stop": "Stop (keeps the result so far)", "resume": "Resume",
         "run": "Run", "run_info": "The run shown below; new runs are followed automatically.",
         "loss": "Loss", "lr": "Learning rate", "log": "train.log (last lines)", "all_runs": "All runs",
@@ -70,6 +108,8 @@ TEXT = {
         "method": "方法", "method_info": "训练哪些参数。每种方法在下方显示自己的设置。",
         "name": "训练名称", "name_info": "用作训练文件夹名称的一部分。",
         "method_settings": "**方法设置**", "train_settings": "**训练设置**",
+        "advanced": "更多设置：正则化、速度、持续学习、蒸馏、多设备",
+        "preview": "预览命令", "preview_label": "运行这次训练的命令（可在别处手动运行，例如多 GPU 机器上）",
         "start": "开始训练", "stop": "停止（保留目前的结果）", "resume": "继续训练",
         "run": "训练", "run_info": "下方显示的训练；新开始的训练会自动跟随。",
         "loss": "损失", "lr": "学习率", "log": "train.log（最后几行）", "all_runs": "全部训练",
@@ -95,6 +135,21 @@ TRAIN_PARAM_ZH = {
     "precision": ("精度", "auto 在支持的 GPU 上选 bf16/fp16，在 CPU 上用 fp32。"),
     "optimizer": ("优化器", "adamw 几乎适用于所有情况；8 位版本在 CUDA 上更省内存。"),
     "seed": ("随机种子", "相同的种子 + 相同的设置 = 相同的训练。"),
+    "weight_decay": ("权重衰减", "解耦权重衰减（AdamW）；全量微调时 0.01-0.1 起正则作用。"),
+    "max_grad_norm": ("最大梯度范数", "把梯度范数裁剪到此值（0 表示不裁剪）。"),
+    "packing": ("打包", "无填充批次：样例首尾相接打包，每个样例只关注自身（更快，损失相同）。"),
+    "fused_loss": ("融合损失", "分块计算损失，从不保存整批的 logits（大词表时更省内存）。"),
+    "start_from": ("从此运行开始", "持续学习：以一个较早运行（文件夹或编号）的结果作为本次的起点。"),
+    "ewc_lambda": ("EWC 强度", "相对起点运行的弹性权重巩固强度（0 表示关闭；常用 1e3-1e5）。"),
+    "ewc_samples": ("EWC 样例数", "用于估计起点运行 Fisher 信息的样例数。"),
+    "replay": ("回放来源", "经验回放：混入一个较早运行（或数据文件）的训练数据。"),
+    "replay_fraction": ("回放比例", "混入的回放数据比例（0 表示关闭）。"),
+    "teacher": ("教师模型", "蒸馏：与本模型共用分词器的教师模型（文件夹、Hub 编号或较早的运行）；留空表示关闭。"),
+    "alpha": ("蒸馏 alpha", "对教师 KL 的权重；1 - alpha 是标签损失的权重。"),
+    "temperature": ("蒸馏温度", "使两个分布更平滑（常用 1-4）。"),
+    "num_processes": ("进程数", "用于训练的进程（设备）数；大于 1 时通过 `accelerate launch` 启动。"),
+    "distributed": ("分布式方式", "多个进程如何分担工作：数据并行，或分片（FSDP、DeepSpeed ZeRO-2/3，需已安装）。"),
+    "accelerate_config": ("accelerate 配置文件", "一个 `accelerate config` 文件（例如用于多台机器）；留空则用上面的设置。"),
     "gradient_checkpointing": ("梯度检查点", "反向传播时重新计算激活：内存少很多，速度慢约 30%。"),
 }
 params.PARAM_ZH.update(TRAIN_PARAM_ZH)
@@ -120,9 +175,11 @@ def build_raw(model, data_path, fmt, columns_text, mask, skip_bad, name, method,
     raw = {"model": (model or "").strip(), "name": (name or "").strip(),
            "data": {"train": data_path or "", "format": fmt, "mask": mask, "columns": columns,
                     "skip_bad_rows": bool(skip_bad)},
-           "method": {"name": method, **method_values}, "train": {}}
-    for (section, param), value in zip(TRAIN_PARAMS, train_values):
-        if value is None or value == "":
+           "method": {"name": method, **method_values}, "train": {}, "distill": {}}
+    for (section, param), value in zip(SETTINGS, train_values):
+        if param.type is str and param.choices is None:
+            value = (value or "").strip()  # free text (paths): empty means off
+        elif value is None or value == "":
             problems.append(f"{section}.{param.name}: empty; enter a value")
             continue
         raw[section][param.name] = value
@@ -145,8 +202,22 @@ def start_config(raw: dict, problems: list[str] | None = None) -> Path:
     return launcher.start(cfg)
 
 
+def on_preview(controls, model, data_path, fmt, columns_text, mask, skip_bad, name, method, lang, *values):
+    """The exact command a Start would run, for the settings on the page (nothing is started)."""
+    train_values, method_values = values[:len(SETTINGS)], values[len(SETTINGS):]
+    raw, problems = build_raw(model, data_path, fmt, columns_text, mask, skip_bad, name, method, train_values,
+                              params.values_for(controls, method, list(method_values)))
+    try:
+        cfg = RunConfig.from_dict(raw, "settings")
+    except ConfigError as err:
+        problems += err.problems
+    if problems:
+        return gr.update(visible=False), error_box(tr(TEXT, lang, "need_attention", n=len(problems)), problems)
+    return gr.update(value=launcher.command_preview(cfg, "RUN_DIR/config.yaml"), visible=True), ""
+
+
 def on_start(controls, model, data_path, fmt, columns_text, mask, skip_bad, name, method, lang, *values):
-    train_values, method_values = values[:len(TRAIN_PARAMS)], values[len(TRAIN_PARAMS):]
+    train_values, method_values = values[:len(SETTINGS)], values[len(SETTINGS):]
     raw, problems = build_raw(model, data_path, fmt, columns_text, mask, skip_bad, name, method, train_values,
                               params.values_for(controls, method, list(method_values)))
     try:
@@ -259,11 +330,23 @@ def build(defaults: RunConfig) -> SimpleNamespace:
                         for section, param in TRAIN_PARAMS[i:i + 5]:
                             value = getattr(getattr(defaults, section), param.name)
                             c.train_inputs.append(params.component(param, value, elem_id=f"{section}-{param.name}"))
+            with gr.Accordion(en["advanced"], open=False) as c.advanced:
+                with gr.Row():
+                    for i in range(0, len(ADVANCED_PARAMS), 4):
+                        with gr.Column(min_width=200):
+                            for section, param in ADVANCED_PARAMS[i:i + 4]:
+                                value = getattr(getattr(defaults, section), param.name)
+                                c.train_inputs.append(params.component(param, value,
+                                                                       elem_id=f"{section}-{param.name}"))
+            loc(c.advanced, TEXT, label="advanced")
     c.estimate = estimate_panel.build(defaults.to_dict())
     with gr.Row():
         c.start = loc(gr.Button(en["start"], variant="primary", scale=2, elem_id="start"), TEXT, value="start")
         c.stop = loc(gr.Button(en["stop"], variant="stop", interactive=False, scale=1), TEXT, value="stop")
         c.resume = loc(gr.Button(en["resume"], interactive=False, scale=1), TEXT, value="resume")
+        c.preview = loc(gr.Button(en["preview"], scale=1, elem_id="preview-command"), TEXT, value="preview")
+    c.command = loc(gr.Code("", language="shell", label=en["preview_label"], visible=False, elem_id="command"),
+                    TEXT, label="preview_label")
     c.message = gr.Markdown("", elem_id="train-message")
     with gr.Group():
         c.follow = loc(gr.Dropdown([], value=None, label=en["run"], info=en["run_info"], allow_custom_value=False),
@@ -295,6 +378,9 @@ def wire(c: SimpleNamespace, model, data, lang) -> None:
     c.start.click(lambda *values: on_start(c.method_controls, *values), [model, data.path, data.format, data.columns, data.mask, data.skip_bad, c.name,
                              c.method, lang, *c.train_inputs, *c.method_controls.inputs], [c.message, c.follow],
                   concurrency_limit=1, **private)
+    c.preview.click(lambda *values: on_preview(c.method_controls, *values),
+                    [model, data.path, data.format, data.columns, data.mask, data.skip_bad, c.name, c.method, lang,
+                     *c.train_inputs, *c.method_controls.inputs], [c.command, c.message], **private)
     c.stop.click(on_stop, [c.follow, lang], c.message, **private)
     c.resume.click(on_resume, [c.follow, lang], c.message, **private)
     c.runs.select(on_table_select, None, c.follow, **private)
@@ -316,7 +402,7 @@ def wire(c: SimpleNamespace, model, data, lang) -> None:
 def on_estimate(c: SimpleNamespace, model, data_path, fmt, columns_text, mask, skip_bad, name, method, lang,
                 *values) -> list:
     """Re-estimate memory for the settings on the page (pure arithmetic on config.json)."""
-    train_values, method_values = values[:len(TRAIN_PARAMS)], values[len(TRAIN_PARAMS):]
+    train_values, method_values = values[:len(SETTINGS)], values[len(SETTINGS):]
     raw, _ = build_raw(model, data_path, fmt, columns_text, mask, skip_bad, name, method, train_values,
                        params.values_for(c.method_controls, method, list(method_values)))
     return estimate_panel.update(c.estimate, raw, lang)
@@ -328,7 +414,7 @@ def apply_option(c: SimpleNamespace, options: list, index: int) -> list:
         return [gr.skip()] * (len(c.train_inputs) + 1 + len(c.method_controls.inputs))
     flat, method = estimate_panel.flatten(options[index]["overrides"])
     train = [gr.update(value=flat[f"{section}.{p.name}"]) if f"{section}.{p.name}" in flat else gr.skip()
-             for section, p in TRAIN_PARAMS]
+             for section, p in SETTINGS]
     if not method:
         return train + [gr.skip()] + [gr.skip()] * len(c.method_controls.inputs)
     controls = [gr.update(value=method[name]) if key == method["name"] and name in method else gr.skip()
@@ -338,4 +424,4 @@ def apply_option(c: SimpleNamespace, options: list, index: int) -> list:
 
 def max_seq_len_input(c: SimpleNamespace):
     """The Data tab previews with the same max_seq_len the run will use."""
-    return c.train_inputs[[p.name for _, p in TRAIN_PARAMS].index("max_seq_len")]
+    return c.train_inputs[[p.name for _, p in SETTINGS].index("max_seq_len")]
