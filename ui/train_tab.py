@@ -56,6 +56,14 @@ ADVANCED_PARAMS = (
                     "fine-tuning.", min=0.0, label="weight decay")),
     ("train", Param("max_grad_norm", float, 1.0, "Clip the gradient norm to this value (0: no clipping).", min=0.0,
                     label="max grad norm")),
+    ("train", Param("logging_steps", int, 1, "Steps between two points on the loss plot.", min=1,
+                    label="logging steps")),
+    ("train", Param("eval_steps", int, 20, "Steps between two eval-loss measurements (0: only at the end).",
+                    min=0, label="eval steps")),
+    ("train", Param("save_steps", int, 20, "Steps between two resumable checkpoints (0: only at the end).", min=0,
+                    label="save steps")),
+    ("train", Param("save_total_limit", int, 2, "Checkpoints kept; older ones are deleted.", min=1,
+                    label="checkpoints kept")),
     ("train", Param("packing", bool, True, "Padding-free batches: examples are packed end to end and each attends "
                     "only to itself (faster, same loss).")),
     ("train", Param("fused_loss", bool, True, "Chunked loss that never holds the whole batch's logits (less "
@@ -137,6 +145,10 @@ TRAIN_PARAM_ZH = {
     "seed": ("随机种子", "相同的种子 + 相同的设置 = 相同的训练。"),
     "weight_decay": ("权重衰减", "解耦权重衰减（AdamW）；全量微调时 0.01-0.1 起正则作用。"),
     "max_grad_norm": ("最大梯度范数", "把梯度范数裁剪到此值（0 表示不裁剪）。"),
+    "logging_steps": ("记录间隔步数", "损失曲线上两个点之间的步数。"),
+    "eval_steps": ("评估间隔步数", "两次评估损失之间的步数（0 表示只在结束时评估）。"),
+    "save_steps": ("保存间隔步数", "两个可恢复检查点之间的步数（0 表示只在结束时保存）。"),
+    "save_total_limit": ("保留的检查点数", "保留的检查点个数；更早的会被删除。"),
     "packing": ("打包", "无填充批次：样例首尾相接打包，每个样例只关注自身（更快，损失相同）。"),
     "fused_loss": ("融合损失", "分块计算损失，从不保存整批的 logits（大词表时更省内存）。"),
     "start_from": ("从此运行开始", "持续学习：以一个较早运行（文件夹或编号）的结果作为本次的起点。"),
@@ -164,6 +176,17 @@ def preset_defaults() -> RunConfig:
 
 
 # ---- building and starting a run -------------------------------------------------------------
+RUN_REFERENCES = ("start_from", "replay", "teacher")  # fields that take an earlier run
+
+
+def run_or_path(value: str) -> str:
+    """A run id from the runs list becomes its folder; anything else (a path, a Hub id) stays as typed."""
+    try:
+        return str(run_path(value)) if value and "/" not in value else value
+    except ValueError:
+        return value
+
+
 def build_raw(model, data_path, fmt, columns_text, mask, skip_bad, name, method, train_values,
               method_values) -> tuple[dict, list[str]]:
     """The config dict from the controls, plus problems the schema cannot see (empty fields)."""
@@ -179,6 +202,8 @@ def build_raw(model, data_path, fmt, columns_text, mask, skip_bad, name, method,
     for (section, param), value in zip(SETTINGS, train_values):
         if param.type is str and param.choices is None:
             value = (value or "").strip()  # free text (paths): empty means off
+            if param.name in RUN_REFERENCES:
+                value = run_or_path(value)
         elif value is None or value == "":
             problems.append(f"{section}.{param.name}: empty; enter a value")
             continue

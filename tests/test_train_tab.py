@@ -1,0 +1,73 @@
+"""The Train tab's settings: every training key is on the page, advanced fields reach the config,
+earlier runs are picked by id, and Preview command shows what Start would run (the UI process,
+real handlers, no torch)."""
+from __future__ import annotations
+
+import yaml
+
+from engine.config import RunConfig
+from ui import train_tab
+from ui.train_tab import SETTINGS, build_raw, on_preview
+
+
+def page_values(**changed) -> list:
+    """The controls' values as the page sends them: the preset's, with some changed."""
+    defaults = RunConfig.load(train_tab.PRESET)
+    values = []
+    for section, param in SETTINGS:
+        value = getattr(getattr(defaults, section), param.name)
+        values.append(changed.get(param.name, value))
+    return values
+
+
+def raw_config(**changed) -> tuple[dict, list]:
+    return build_raw("smollm2-135m-instruct", "presets/data/identity.jsonl", "auto", "", "assistant", False,
+                     "tab", "lora", page_values(**changed), {"r": 8})
+
+
+def test_every_training_and_distillation_key_is_a_control():
+    shown = {(section, p.name) for section, p in SETTINGS}
+    config = RunConfig().to_dict()
+    missing = [f"{s}.{k}" for s in ("train", "distill") for k in config[s] if (s, k) not in shown]
+    assert not missing, missing
+    assert {("data", "replay"), ("data", "replay_fraction"), ("data", "validation_split")} <= shown
+
+
+def test_advanced_settings_reach_the_config(workspace):
+    run = workspace / "runs" / "task-a"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump(RunConfig().to_dict()))
+    raw, problems = raw_config(start_from="task-a", ewc_lambda=1000.0, replay="task-a", replay_fraction=0.25,
+                               teacher="some/hub-model", alpha=0.7, temperature=3.0, weight_decay=0.05,
+                               num_processes=2, packing=False)
+    assert not problems
+    cfg = RunConfig.from_dict(raw)
+    assert cfg.train.start_from == str(run.resolve()) and cfg.data.replay == str(run.resolve())  # id -> folder
+    assert (cfg.distill.teacher, cfg.distill.alpha, cfg.distill.temperature) == ("some/hub-model", 0.7, 3.0)
+    assert (cfg.train.ewc_lambda, cfg.train.weight_decay, cfg.train.num_processes) == (1000.0, 0.05, 2)
+    assert cfg.data.replay_fraction == 0.25 and cfg.train.packing is False
+    # empty free-text fields mean "off", not a missing value
+    raw, problems = raw_config(start_from="", teacher="  ")
+    assert not problems and raw["train"]["start_from"] == "" and raw["distill"]["teacher"] == ""
+
+
+def preview(**changed):
+    """Preview command as the page calls it: the real method controls, each at its shown value."""
+    import gradio as gr
+
+    with gr.Blocks():
+        controls = train_tab.params.build("lora", {})
+    method_values = [control.value for control in controls.inputs]
+    return on_preview(controls, "smollm2-135m-instruct", "presets/data/identity.jsonl", "auto", "", "assistant",
+                      False, "tab", "lora", "en", *page_values(**changed), *method_values)
+
+
+def test_preview_command_shows_the_accelerate_launch_for_two_processes(workspace):
+    code, message = preview(num_processes=2)
+    assert message == "" and code["visible"]
+    assert "accelerate" in code["value"] and "--num_processes 2" in code["value"]
+    assert code["value"].endswith("-m engine train RUN_DIR/config.yaml")
+    code, _ = preview()
+    assert "accelerate" not in code["value"] and "-m engine train" in code["value"]
+    code, message = preview(batch_size=0, learning_rate=-1.0)
+    assert not code["visible"] and "batch_size" in message and "learning_rate" in message
