@@ -139,8 +139,8 @@ ROWS = [
     dict(src="peft-bench", model="llama-3.2-3b", method="full", params={}, batch=4, seq=768, gc=False,
          wdtype="bf16", pub=37241225216, unit="B", metric="reserved",
          note="results/full-finetuning--llama-3.2-3B-lr_0.00001.json: pure bf16 (weights, gradients, AdamW "
-              "states bf16; no master copy), no checkpointing. Estimate run with weight_dtype=bf16; its AdamW "
-              "step temporary is sized at 4 B/param although the states are bf16 (+6.4 GB). The source's mean "
+              "states bf16; no master copy), no checkpointing. Estimate run with weight_dtype=bf16 (its AdamW "
+              "step temporary and lm_head gradient follow that dtype). The source's mean "
               "allocated after a step, 26.06e9 B, matches weights+grads+states (25.7e9)"),
 ]
 

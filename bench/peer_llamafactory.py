@@ -6,8 +6,15 @@ Install. The first run creates its own virtual environment at .cache/peer-llamaf
 the project's .venv): `python3 -m venv`, then `pip install torch==2.13.0` (the CPU build this
 machine's package index holds; an unpinned torch would pull a multi-GB CUDA build) and then
 `pip install llamafactory==0.9.5 torch==2.13.0`. That resolves cleanly on Python 3.11 (pip check:
-no broken requirements) to llamafactory 0.9.5, transformers 5.6.0, peft 0.18.1, accelerate
-1.11.0, datasets 4.0.0, trl 0.24.0. A marker file records the install; delete the venv to redo it.
+no broken requirements) to llamafactory 0.9.5 (the newest release), transformers 5.6.0, peft
+0.18.1, accelerate 1.11.0, datasets 4.0.0, trl 0.24.0, but it also pulls PyPI's torchvision 0.28.0
+and torchaudio 2.11.0, which are CUDA builds: their compiled ops link libtorch_cuda, so with the
+CPU torch `import torchvision` fails (and transformers imports it whenever it is installed) and so
+does `import torchaudio` (which llamafactory.data.mm_plugin imports unconditionally). Neither is
+used by a text-only SFT run, so the install then uninstalls torchvision and deletes torchaudio's
+compiled ops (torchaudio/lib/*.so), after which torchaudio imports as its pure-Python part, a case
+torchaudio's own loader allows for. Nothing of LLaMA-Factory, transformers, peft or torch is
+touched. A marker file records the install; delete the venv to redo it.
 Nothing is fetched at run time: HF_HUB_OFFLINE / HF_DATASETS_OFFLINE / TRANSFORMERS_OFFLINE are
 set and the model is the local folder.
 
@@ -71,6 +78,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -224,8 +232,10 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, no GPU",
         "versions": m["versions"], "python": m["python"],
+        "installed": install,
         "install": f"python3 -m venv {VENV.relative_to(ROOT)}; pip install {TORCH}; "
-                   f"pip install {LLAMAFACTORY} {TORCH}",
+                   f"pip install {LLAMAFACTORY} {TORCH}; pip uninstall torchvision; "
+                   "rm torchaudio/lib/*.so (PyPI's torchvision/torchaudio are CUDA builds; see the docstring)",
         "settings": {k: v for k, v in vars(args).items() if k not in ("child", "out")},
         "llamafactory_config": cfg_path.read_text(),
         "peer": {
@@ -236,6 +246,8 @@ def main() -> None:
         },
         "observed": m["observed"],
         "losses": m["losses"],
+        "marks": {"columns": ["step", "unix time at step end", "non-padding tokens seen", "answer tokens seen",
+                              "peak RSS so far (bytes)"], "rows": marks},
     }
     out = Path(args.out + f"_{args.precision}")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -275,15 +287,16 @@ Settings: {Path(s['model']).name}, LoRA r16 alpha 32 dropout 0 all-linear, {s['s
 {s['batch_size']}, cutoff_len {s['max_seq_len']}, {s['precision']}, lr 2e-4 constant, seed 0, data \
 `{Path(s['data']).name}`, template `smollm2` with the model's own system line, gradient checkpointing {gc}.
 
-| loop | trained-on tokens/s (padding excluded) | answer tokens/s | steps/s | peak RSS (GiB) | mean loss, last 10 steps |
+| loop | trained-on tokens/s (padding excluded) | answer tokens/s | steps/s | peak RSS (GiB) | mean loss, last 10 |
 |---|---|---|---|---|---|
 {chr(10).join(rows)}
 {note}
 Tokens/s counts the non-padding tokens of each batch between the end of step 1 and the last step \
 (the Trainer's `num_input_tokens_seen`, mode `non_padding`, as for the reference); answer tokens are \
 those with a label (the loss is taken on them). LLaMA-Factory pads each batch to its longest example \
-(rounded up to a multiple of 8); {o['examples']} examples, {o['truncated_examples']} of them cut at \
-cutoff_len; optimizer {o['optim']}, base weights {o['base_dtype']}, LoRA weights {o['lora_dtype']}. \
+(rounded up to a multiple of 8); {o['examples']} examples, {o['truncated_examples']} of them at \
+cutoff_len (truncated); peak RSS before the first step {o['peak_rss_bytes_at_train_begin'] / gib:.2f} GiB; \
+optimizer {o['optim']}, base weights {o['base_dtype']}, LoRA weights {o['lora_dtype']}. \
 Wall time {p['wall_s']:.0f} s in all (loading, tokenising, {p['steps']} steps, saving the adapter).
 
 Reproduce: `python bench/peer_llamafactory.py --steps {s['steps']} --precision {s['precision']}\
@@ -297,12 +310,9 @@ def child(config: str, out: str) -> None:
     """`llamafactory-cli train CONFIG` (single process) plus an observe-only callback."""
     import importlib.metadata as md
 
-    from transformers import TrainerCallback
-
     from llamafactory.data.collator import SFTDataCollatorWith4DAttentionMask
     from llamafactory.train.tuner import run_exp
-
-    import resource
+    from transformers import TrainerCallback
 
     batches: list[tuple[int, list[int], int]] = []  # per collated batch, in order: (answer tokens, per row, width)
     collate = SFTDataCollatorWith4DAttentionMask.__call__
@@ -324,8 +334,8 @@ def child(config: str, out: str) -> None:
             dataset = train_dataloader.dataset if train_dataloader is not None else None
             lengths = [len(x) for x in dataset["input_ids"]] if dataset is not None else []
             observed.update(
-                optim=getattr(args.optim, "value", str(args.optim)), weight_decay=args.weight_decay, max_grad_norm=args.max_grad_norm,
-                device=str(args.device), bf16=args.bf16,
+                optim=getattr(args.optim, "value", str(args.optim)), weight_decay=args.weight_decay,
+                max_grad_norm=args.max_grad_norm, device=str(args.device), bf16=args.bf16,
                 gradient_checkpointing=bool(getattr(model, "is_gradient_checkpointing", False)),
                 base_dtype=str(next(p.dtype for n, p in params if "lora_" not in n)).replace("torch.", ""),
                 lora_dtype=str(next((p.dtype for n, p in params if "lora_" in n), None)).replace("torch.", ""),

@@ -4,6 +4,7 @@ Import-light (no torch): the UI calls this to put the memory estimate next to th
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
@@ -44,8 +45,17 @@ def detect(kind: str | None = None) -> dict:
     """{kind: 'cuda'|'cpu', name, total_bytes, free_bytes, available_bytes, count}.
 
     available_bytes is what a new training process can use: the first GPU's free memory, or the
-    system's available RAM. `kind` forces 'cpu' or 'cuda' (cuda without a GPU: sizes are None).
+    system's available RAM, at most TUNELOOM_MEMORY_LIMIT_MB when that is set (a shared machine,
+    or room kept for other work). `kind` forces 'cpu' or 'cuda' (cuda without a GPU: sizes are None).
     """
+    found = _detect(kind)
+    limit = os.environ.get("TUNELOOM_MEMORY_LIMIT_MB", "").strip()
+    if limit and found["available_bytes"] is not None:
+        found["available_bytes"] = min(found["available_bytes"], int(float(limit) * MiB))
+    return found
+
+
+def _detect(kind: str | None) -> dict:
     found = gpus() if kind in (None, "cuda") else []
     if found:
         first = found[0]

@@ -155,7 +155,7 @@ def training_arguments(cfg: RunConfig, run_dir: Path, precision: str, has_valida
         weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm, optim=optim,
         optim_args="momentum=0.9" if t.optimizer == "sgd" else None,  # plain SGD without momentum trains poorly
         bf16=precision == "bf16", fp16=precision == "fp16",
-        gradient_checkpointing=t.gradient_checkpointing,
+        gradient_checkpointing=t.gradient_checkpointing, torch_compile=t.torch_compile,
         gradient_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
         logging_steps=t.logging_steps, logging_first_step=True,
         eval_strategy="steps" if has_validation and t.eval_steps > 0 else "no",
@@ -174,19 +174,51 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def _estimate(cfg: RunConfig, arch: Arch, precision: str):
+    from engine.estimate import estimate
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return estimate(arch, cfg, device="cuda" if _cuda_available() else "cpu", world_size=world,
+                    sharding="ddp" if world > 1 else "none",
+                    weight_dtype=METHODS.get(cfg.method.name).load_dtype(precision))
+
+
 def launch_estimate(cfg: RunConfig, arch: Arch, precision: str) -> dict:
     """The memory estimate for this run (pure, ~1 ms), recorded beside the measured peak for calibration."""
     try:
-        from engine.estimate import estimate
-
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        est = estimate(arch, cfg, device="cuda" if _cuda_available() else "cpu", world_size=world,
-                       sharding="ddp" if world > 1 else "none",
-                       weight_dtype=METHODS.get(cfg.method.name).load_dtype(precision))
+        est = _estimate(cfg, arch, precision)
         return {"estimate_bytes": est.total_bytes, "estimate_peak_bytes": est.peak_bytes}
     except Exception as err:  # the estimate is a help, never a reason for a run to fail
         log(f"memory estimate unavailable: {err}")
         return {}
+
+
+def checkpoint_if_tight(cfg: RunConfig, arch: Arch, precision: str) -> bool:
+    """Turn gradient checkpointing on when the estimate says memory is tight (or short) without it.
+
+    Checkpointing costs ~30% more compute and saves most activation memory, so it is on exactly
+    where memory, not time, is what a run is short of. Returns True when it was turned on."""
+    if cfg.train.gradient_checkpointing:
+        return False
+    try:
+        from engine.device import detect
+        from engine.estimate import verdict
+
+        device = detect("cuda" if _cuda_available() else "cpu")
+        without = _estimate(cfg, arch, precision).total_bytes
+        state = verdict(without, device)
+        if state not in ("tight", "does not fit"):
+            return False
+        cfg.train.gradient_checkpointing = True
+        with_it = _estimate(cfg, arch, precision).total_bytes
+    except Exception as err:  # a help, never a reason to fail
+        log(f"memory check skipped: {err}")
+        return False
+    gib = 2 ** 30
+    words = {"tight": "memory is tight", "does not fit": "the run does not fit in memory"}[state]
+    log(f"{words} (estimate {without / gib:.2f} GiB, {device['available_bytes'] / gib:.2f} GiB "
+        f"available): gradient checkpointing turned on ({with_it / gib:.2f} GiB)")
+    return True
 
 
 def save_result(model, tokenizer, run_dir: Path, method=None) -> Path:
@@ -256,6 +288,8 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
         raise ValueError(f"method {method.key} cannot train {cfg.model}: {reason}")
     precision = resolve_precision(cfg.train.precision)
     torch.manual_seed(cfg.train.seed)
+    if checkpoint_if_tight(cfg, arch, precision) and is_main:
+        runs.update_status(run_dir, auto_gradient_checkpointing=True)
     callback.estimate = launch_estimate(cfg, arch, precision)
     if is_main and callback.estimate:
         runs.update_status(run_dir, **callback.estimate)

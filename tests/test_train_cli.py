@@ -43,6 +43,19 @@ def test_train_writes_the_run_folder_contract(trained_run):
     assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
     assert (run_dir / "checkpoints").is_dir() and runs.last_checkpoint(run_dir) is not None
     assert "finished at step 12" in (run_dir / "train.log").read_text()
+    assert "auto_gradient_checkpointing" not in status  # memory is plentiful for the tiny model
+
+
+def test_gradient_checkpointing_turns_itself_on_when_memory_is_tight(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNELOOM_MEMORY_LIMIT_MB", "64")  # far below the tiny run's estimate
+    result = engine_cli("train", "presets/quickstart.yaml", "--set", f"model={tiny_model}",
+                        "--set", "train.max_steps=2", "--set", "train.eval_steps=0", "--set", "train.save_steps=0",
+                        "--set", "train.max_seq_len=64", home=tmp_path / "home")
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    assert runs.read_status(run_dir)["auto_gradient_checkpointing"] is True
+    log = (run_dir / "train.log").read_text()
+    assert "does not fit in memory" in log and "gradient checkpointing turned on" in log
 
 
 def test_exports_reload_with_plain_transformers_and_peft(trained_run, tiny_model, tmp_path):
