@@ -290,9 +290,13 @@ def estimate(arch, cfg=None, device: str = "cuda", world_size: int = 1, sharding
         activations = grad_layers * tokens * per_layer + extra
     if grad_layers == 0:
         activations = 0.0
-    # attention mask SDPA/eager get when packing or padding (bool, tokens x tokens per row)
-    # (transformers builds it as float32 on CPU, where two copies are kept; bool on CUDA)
-    mask = (tokens * tokens if packing else t.batch_size * seq * seq) if masked else 0
+    # attention mask SDPA/eager get when padding (bool, batch x seq x seq), or eager when packing
+    # (tokens x tokens); packed rows on SDPA/flash are attended per example without a mask
+    # (engine/packed_attention.py). transformers builds it as float32 on CPU, two copies kept.
+    if packing:
+        mask = tokens * tokens if attention == "eager" else 0
+    else:
+        mask = t.batch_size * seq * seq if masked else 0
     mask *= 8 if device == "cpu" else 1
 
     # ---- autocast weight copies -------------------------------------------------------------

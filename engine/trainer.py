@@ -1,9 +1,10 @@
 """The transformers.Trainer that the trainer process uses, with Tuneloom's speed options.
 
-- packing: each batch is flattened into one padding-free row; position ids restart per example
-  and transformers builds block-diagonal attention from them, so examples never see each other
-  and no compute is spent on padding (methods that add virtual tokens keep padded batches,
-  grouped by length instead).
+- packing: each batch is flattened into one padding-free row; position ids restart per example,
+  so examples never see each other and no compute is spent on padding. On SDPA the row is
+  attended example by example (engine/packed_attention.py) rather than through a row x row
+  block-diagonal mask; FlashAttention handles packed rows itself. Methods that add virtual tokens
+  keep padded batches, grouped by length instead.
 - fused loss: the causal-LM loss is computed chunk by chunk from the last hidden states, on
   trained positions only, without materialising the logits (engine/loss.py).
 """

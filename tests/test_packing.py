@@ -31,3 +31,47 @@ def test_packed_examples_do_not_see_each_other(tiny_model):
     leaky = model(**packed).loss.item()  # the pitfall the trainer avoids: examples see each other
     assert abs(leaky - summed / counted) > 1e-3
     assert abs(fused - summed / counted) < 1e-5
+
+
+def test_per_example_attention_matches_the_masked_path_and_its_gradients(tiny_model):
+    """engine/packed_attention.py: same loss and gradients as the block-diagonal mask, one SDPA call per example."""
+    from engine import packed_attention
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    examples = []
+    for length in (11, 23, 7):
+        ids = torch.randint(0, model.config.vocab_size, (length,)).tolist()
+        examples.append({"input_ids": ids, "labels": [-100] * 3 + ids[3:]})
+    packed = DataCollatorWithFlattening(return_position_ids=True, separator_id=-100)(examples)
+
+    def loss_and_grads():
+        model.zero_grad()
+        loss = fused_forward_loss(model, packed)
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in model.parameters()]
+
+    masked_loss, masked_grads = loss_and_grads()
+    assert model.config._attn_implementation == "sdpa"
+    message = packed_attention.enable(model, max_seq_len=64)
+    assert model.config._attn_implementation == packed_attention.NAME, message
+    assert "one SDPA call per example" in message
+    calls = []
+    original = torch.nn.functional.scaled_dot_product_attention
+    torch.nn.functional.scaled_dot_product_attention = lambda q, *a, **k: calls.append(q.shape[2]) or original(q, *a, **k)
+    try:
+        split_loss, split_grads = loss_and_grads()
+    finally:
+        torch.nn.functional.scaled_dot_product_attention = original
+    assert calls[:3] == [11, 23, 7]  # each example attends only within itself, no row x row work
+    assert abs(split_loss - masked_loss) < 1e-5
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(split_grads, masked_grads))
+
+    # a padded batch (chat, plain eval) under the same implementation still gets its padding mask
+    padded = {"input_ids": torch.tensor([[5, 6, 7, 8], [9, 10, 0, 0]]), "attention_mask": torch.tensor([[1] * 4, [1, 1, 0, 0]])}
+    with torch.no_grad():
+        ours = model(**padded).logits
+        packed_attention.disable(model)
+        assert model.config._attn_implementation == "sdpa"
+        stock = model(**padded).logits
+    assert torch.allclose(ours, stock, atol=1e-5)

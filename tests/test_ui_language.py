@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 
 import ui
 from engine.methods import METHODS
@@ -55,3 +56,22 @@ def test_switching_language_updates_every_registered_component(workspace):
     assert changed >= 0.9 * len(updates)  # nearly all differ (a few, like "Top-k", read the same)
     assert lang.tr({"en": {"a": "x {n}"}, "zh": {}}, "zh", "a", n=1) == "x 1"  # English fallback
     assert lang.norm("fr") == "en"
+
+
+def test_live_run_texts_follow_the_language():
+    """Progress bar, numbers, failure advice and the runs table are built per tick, in the page's language."""
+    from ui import follow
+    from ui.train_tab import runs_table
+
+    status = {"state": "running", "step": 3, "max_steps": 10, "elapsed_s": 30, "trainable_params": 10}
+    rows = [{"step": 1, "loss": 1.0, "learning_rate": 1e-4}, {"step": 1, "eval_loss": 1.2}]
+    def shown(lang):  # the visible text, without the tags' class names
+        return re.sub(r"<[^>]+>", " ", follow.progress_html(status, lang)) + follow.numbers_markdown(rows, status, lang)
+
+    english, chinese = shown("en"), shown("zh")
+    for word in ("running", "step", "elapsed", "ETA", "train loss", "eval loss", "tokens/s"):
+        assert word in english and word not in chinese, word
+    assert set(follow.loss_frame(rows, "zh")["series"]) == {"训练损失", "验证损失"}
+    assert follow.failure_lines({"error": "e", "failure": {"advice": ["batch_size 1"]}}, "zh")[1] == "建议：batch_size 1"
+    table = runs_table([{"id": "r1", "state": "done", "step": 5, "max_steps": 5, "final_loss": 0.5}], "zh")
+    assert table["headers"][1] == "状态" and table["data"][0][1] == "已完成"

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 from engine import evaluate
+from ui import follow
 from ui.common import error_box, finished_runs, note_box, run_label, run_path
 from ui.lang import loc, tr
 
@@ -74,13 +75,13 @@ def _num(value, places: int = 4) -> str:
     return "–" if value is None else f"{value:,.{places}f}"
 
 
-def progress_html(status: dict) -> str:
+def progress_html(status: dict, lang="en") -> str:
     state = status.get("state") or ""
     if not state:
         return ""
     done, total = status.get("done") or 0, status.get("total") or 0
     fraction = min(1.0, done / total) if total else (1.0 if state == "done" else 0.0)
-    text = " · ".join(p for p in (f"<b>{html.escape(state)}</b>", html.escape(status.get("phase") or ""),
+    text = " · ".join(p for p in (f"<b>{html.escape(follow.state_name(state, lang))}</b>", html.escape(follow.state_name(status.get("phase") or "", lang)),
                                   f"{done}/{total or '?'}", f"{fraction:.0%}") if p)
     return (f"<div class='tl-progress tl-{html.escape(state)}'><div class='tl-bar' style='width:{fraction * 100:.1f}%'>"
             f"</div></div><div class='tl-progress-text'>{text}</div>")
@@ -124,7 +125,7 @@ def show_run(run_id, lang="en"):
         return "", tr(TEXT, lang, "pick"), NO_RESULTS, NO_RESULTS
     results = evaluate.list_results(run_dir)
     latest = results[0] if results else None
-    return progress_html(evaluate.read_eval_status(run_dir)), numbers_markdown(latest, lang), \
+    return progress_html(evaluate.read_eval_status(run_dir), lang), numbers_markdown(latest, lang), \
         samples_table(latest, lang), results_table(results, lang)
 
 

@@ -13,6 +13,29 @@ from pathlib import Path
 import pandas as pd
 
 from engine import runs
+from ui.lang import tr
+
+TEXT = {
+    "en": {"step": "step", "elapsed": "elapsed", "eta": "ETA", "stopped_early": "stopped early (result saved)",
+           "train_loss": "train loss", "eval_loss": "eval loss", "learning_rate": "learning rate",
+           "tokens_per_second": "tokens/s", "peak_memory": "peak memory", "trainable": "trainable params",
+           "try": "Try: {advice}", "queued": "queued", "starting": "starting", "running": "running",
+           "stopping": "stopping", "done": "done", "failed": "failed", "stopped": "stopped", "unknown": "unknown",
+           "loading": "loading", "loading model": "loading model", "eval loss": "eval loss",
+           "generating": "generating"},
+    "zh": {"step": "步", "elapsed": "已用", "eta": "预计剩余", "stopped_early": "已提前停止（结果已保存）",
+           "train_loss": "训练损失", "eval_loss": "验证损失", "learning_rate": "学习率",
+           "tokens_per_second": "词元/秒", "peak_memory": "峰值内存", "trainable": "可训练参数",
+           "try": "建议：{advice}", "queued": "排队中", "starting": "启动中", "running": "运行中",
+           "stopping": "停止中", "done": "已完成", "failed": "失败", "stopped": "已停止", "unknown": "未知",
+           "loading": "加载中", "loading model": "加载模型", "eval loss": "计算验证损失",
+           "generating": "生成回答"},
+}
+
+
+def state_name(state: str, lang="en") -> str:
+    """A run's or evaluation's state (or phase) in the page's language; unknown words pass through."""
+    return tr(TEXT, lang, state) if state in TEXT["en"] else state
 
 _TAILS: dict[str, runs.MetricsTail] = {}
 _LOCK = threading.Lock()
@@ -31,9 +54,10 @@ def metrics(run_dir: Path) -> list[dict]:
         return list(tail.rows)
 
 
-def loss_frame(rows: list[dict]) -> pd.DataFrame | None:
-    points = [(r["step"], r["loss"], "train loss") for r in rows if r.get("loss") is not None]
-    points += [(r["step"], r["eval_loss"], "eval loss") for r in rows if r.get("eval_loss") is not None]
+def loss_frame(rows: list[dict], lang="en") -> pd.DataFrame | None:
+    train, held_out = tr(TEXT, lang, "train_loss"), tr(TEXT, lang, "eval_loss")
+    points = [(r["step"], r["loss"], train) for r in rows if r.get("loss") is not None]
+    points += [(r["step"], r["eval_loss"], held_out) for r in rows if r.get("eval_loss") is not None]
     return pd.DataFrame(points, columns=["step", "loss", "series"]) if points else EMPTY_LOSS
 
 
@@ -50,7 +74,7 @@ def duration(seconds: float | None) -> str:
     return f"{hours}h {rest // 60:02d}m" if hours else f"{rest // 60}m {rest % 60:02d}s"
 
 
-def progress_html(status: dict) -> str:
+def progress_html(status: dict, lang="en") -> str:
     state = status.get("state", "unknown")
     step, total = status.get("step") or 0, status.get("max_steps") or 0
     elapsed = status.get("elapsed_s")
@@ -58,35 +82,35 @@ def progress_html(status: dict) -> str:
         elapsed = time.time() - status["started_at"]
     fraction = min(1.0, step / total) if total else (1.0 if state == "done" else 0.0)
     eta = elapsed / step * (total - step) if elapsed and step and total and state in runs.ACTIVE else None
-    parts = [f"<b>{html.escape(state)}</b>", f"step {step}/{total or '?'}", f"{fraction:.0%}",
-             f"elapsed {duration(elapsed)}"]
+    parts = [f"<b>{html.escape(state_name(state, lang))}</b>", f"{tr(TEXT, lang, 'step')} {step}/{total or '?'}",
+             f"{fraction:.0%}", f"{tr(TEXT, lang, 'elapsed')} {duration(elapsed)}"]
     if eta is not None:
-        parts.append(f"ETA {duration(eta)}")
+        parts.append(f"{tr(TEXT, lang, 'eta')} {duration(eta)}")
     if status.get("stopped_early"):
-        parts.append("stopped early (result saved)")
+        parts.append(tr(TEXT, lang, "stopped_early"))
     return (f"<div class='tl-progress tl-{html.escape(state)}'><div class='tl-bar' style='width:{fraction * 100:.1f}%'>"
             f"</div></div><div class='tl-progress-text'>{' · '.join(parts)}</div>")
 
 
-def numbers_markdown(rows: list[dict], status: dict) -> str:
+def numbers_markdown(rows: list[dict], status: dict, lang="en") -> str:
     train = [r for r in rows if r.get("loss") is not None]
     evals = [r for r in rows if r.get("eval_loss") is not None]
     last = train[-1] if train else {}
     peak = max((r.get("peak_memory_bytes") or 0 for r in rows), default=0)
     cells = [
-        ("train loss", f"{last['loss']:.4f}" if train else "–"),
-        ("eval loss", f"{evals[-1]['eval_loss']:.4f}" if evals else "–"),
-        ("learning rate", f"{last['learning_rate']:.2e}" if last.get("learning_rate") is not None else "–"),
-        ("tokens/s", f"{last['tokens_per_second']:,.0f}" if last.get("tokens_per_second") is not None else "–"),
-        ("peak memory", f"{peak / 2**20:,.0f} MB" if peak else "–"),
+        ("train_loss", f"{last['loss']:.4f}" if train else "–"),
+        ("eval_loss", f"{evals[-1]['eval_loss']:.4f}" if evals else "–"),
+        ("learning_rate", f"{last['learning_rate']:.2e}" if last.get("learning_rate") is not None else "–"),
+        ("tokens_per_second", f"{last['tokens_per_second']:,.0f}" if last.get("tokens_per_second") is not None else "–"),
+        ("peak_memory", f"{peak / 2**20:,.0f} MB" if peak else "–"),
     ]
     if status.get("trainable_params"):
-        cells.append(("trainable params", f"{status['trainable_params']:,}"))
-    return "| " + " | ".join(k for k, _ in cells) + " |\n|" + "---|" * len(cells) + "\n| " + \
+        cells.append(("trainable", f"{status['trainable_params']:,}"))
+    return "| " + " | ".join(tr(TEXT, lang, k) for k, _ in cells) + " |\n|" + "---|" * len(cells) + "\n| " + \
         " | ".join(v for _, v in cells) + " |"
 
 
-def failure_lines(status: dict) -> list[str]:
+def failure_lines(status: dict, lang="en") -> list[str]:
     lines = [status["error"]] if status.get("error") else []
     advice = (status.get("failure") or {}).get("advice") or []
-    return lines + [f"Try: {a}" for a in advice]
+    return lines + [tr(TEXT, lang, "try", advice=a) for a in advice]

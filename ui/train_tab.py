@@ -113,6 +113,7 @@ TEXT = {
         "cannot_stop": "Could not stop the run", "stopping": "Stopping {run}: the result is saved at the current step.",
         "cannot_resume": "Could not resume the run", "resuming": "Resuming {run} from its last checkpoint.",
         "failed": "{run} failed",
+        "runs_cols": "run|state|step|final loss|error", "no_runs": "(no runs yet)",
     },
     "zh": {
         "method": "方法", "method_info": "训练哪些参数。每种方法在下方显示自己的设置。",
@@ -129,6 +130,7 @@ TEXT = {
         "cannot_stop": "无法停止训练", "stopping": "正在停止 {run}：结果会保存在当前步。",
         "cannot_resume": "无法继续训练", "resuming": "正在从最后一个检查点继续 {run}。",
         "failed": "{run} 失败了",
+        "runs_cols": "运行|状态|步数|最终损失|错误", "no_runs": "（还没有运行）",
     },
 }
 # Chinese label and help of the TRAIN_PARAMS declarations (English comes from the Param itself)
@@ -275,12 +277,12 @@ def on_resume(run_id, lang="en"):
 
 
 # ---- following runs --------------------------------------------------------------------------
-def runs_table(listing: list[dict]) -> dict:
-    headers = ["run", "state", "step", "final loss", "error"]
-    data = [[r["id"], r["state"], f"{r['step'] or 0}/{r['max_steps'] or '?'}",
+def runs_table(listing: list[dict], lang="en") -> dict:
+    headers = tr(TEXT, lang, "runs_cols").split("|")
+    data = [[r["id"], follow.state_name(r["state"], lang), f"{r['step'] or 0}/{r['max_steps'] or '?'}",
              f"{r['final_loss']:.4f}" if isinstance(r.get("final_loss"), (int, float)) else "",
              (r.get("error") or "")[:120]] for r in listing]
-    return {"headers": headers, "data": data or [["(no runs yet)", "", "", "", ""]]}
+    return {"headers": headers, "data": data or [[tr(TEXT, lang, "no_runs"), "", "", "", ""]]}
 
 
 def pick_on_load():
@@ -296,8 +298,8 @@ def tick(run_id, seen, lang="en"):
     seen = dict(seen or {})
     skip = gr.skip()
     listing = runs.list_runs()
-    signature = [(r["id"], r["state"], r["step"]) for r in listing]
-    table = runs_table(listing) if signature != seen.get("runs") else skip
+    signature = [lang] + [(r["id"], r["state"], r["step"]) for r in listing]
+    table = runs_table(listing, lang) if signature != seen.get("runs") else skip
     ids = [r["id"] for r in listing]
     choices = gr.update(choices=ids) if ids != seen.get("ids") else skip
     seen.update(runs=signature, ids=ids)
@@ -321,11 +323,13 @@ def tick(run_id, seen, lang="en"):
     fresh = run_id != seen.get("run") or len(rows) != seen.get("rows")
     seen.update(run=run_id, key=key, log=log, rows=len(rows))
     state = status.get("state")
-    failure = follow.failure_lines(status) if state == "failed" else []
+    failure = follow.failure_lines(status, lang) if state == "failed" else []
     resumable = state == "failed" or bool(status.get("stopped_early"))
-    return (choices, table, follow.progress_html(status),
-            follow.loss_frame(rows) if fresh else skip, follow.lr_frame(rows) if fresh else skip,
-            follow.numbers_markdown(rows, status),
+    fresh = fresh or lang != seen.get("lang")  # the loss series are named in the page's language
+    seen["lang"] = lang
+    return (choices, table, follow.progress_html(status, lang),
+            follow.loss_frame(rows, lang) if fresh else skip, follow.lr_frame(rows) if fresh else skip,
+            follow.numbers_markdown(rows, status, lang),
             error_box(tr(TEXT, lang, "failed", run=run_id), failure) if failure else "",
             log, gr.update(interactive=state in runs.ACTIVE), gr.update(interactive=resumable), seen)
 
