@@ -15,13 +15,14 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from engine import generation
+from engine import generation, sharing
 from engine.chat_client import ChatWorker, WorkerError
 from ui.common import error_box, finished_runs, note_box, run_label, run_path
 from ui.lang import loc, tr
 
 WORKER = ChatWorker()
 WORKER_B = ChatWorker()  # the right-hand column of side by side
+LOADED_BYTES: dict[int, int] = {}  # id(worker) -> the memory its model was counted with
 atexit.register(WORKER.unload)
 atexit.register(WORKER_B.unload)
 BASE = "base"
@@ -153,13 +154,36 @@ def target_choices(lang: str = "en") -> list[tuple[str, str]]:
 
 
 def load(target: str, model: str, worker: ChatWorker = WORKER) -> str:
-    """Load the run or base model into `worker` if it is not loaded already; returns the worker's note."""
+    """Load the run or base model into `worker` if it is not loaded already; returns the worker's note.
+
+    Beside a training job the model loads only when the estimates say both fit (engine/sharing.py)."""
     if not target or target == BASE:
         model = (model or "").strip()
         if not model:
             raise ValueError("the Model field is empty")
-        return worker.load(f"base:{model}", model=model)
-    return worker.load(f"run:{target}", run=str(run_path(target)))
+        key, run_dir = f"base:{model}", None
+    else:
+        run_dir = run_path(target)
+        key = f"run:{target}"
+    if worker.loaded == key and worker.process and worker.process.poll() is None:
+        return worker.note
+    needed = sharing.chat_bytes(run_dir, model)
+    refusal = sharing.chat_refusal(needed)
+    if refusal:
+        raise ValueError(refusal)
+    note = worker.load(key, run=str(run_dir)) if run_dir else worker.load(key, model=model)
+    LOADED_BYTES[id(worker)] = needed or 0
+    return note
+
+
+def make_room_for_training(training_bytes: int | None) -> bool:
+    """Unload the chat models when a training job of `training_bytes` would not fit beside them."""
+    loaded = [LOADED_BYTES.get(id(w), 0) for w in (WORKER, WORKER_B) if w.loaded]
+    if sharing.fits_beside_chat(training_bytes, loaded):
+        return False
+    for worker in (WORKER, WORKER_B):
+        worker.unload()
+    return True
 
 
 def text_of(content) -> str:

@@ -13,9 +13,10 @@ import gradio as gr
 
 from engine import launcher, runs
 from engine.config import DISTRIBUTED, OPTIMIZERS, PRECISIONS, SCHEDULERS, ConfigError, RunConfig
+from engine.estimate import ui_summary
 from engine.registry import Param
 from engine.workspace import PROJECT_ROOT
-from ui import estimate_panel, follow, params
+from ui import chat_tab, estimate_panel, follow, params
 from ui.common import error_box, note_box, run_path
 from ui.data_tab import parse_columns
 from ui.lang import loc, tr
@@ -110,6 +111,8 @@ TEXT = {
         "need_attention": "{n} setting(s) need attention before training can start",
         "cannot_start": "Could not start the run",
         "started": "Started {run}. Loss points appear below once the model has loaded.",
+        "chat_unloaded": "The chat models were unloaded: the memory estimate says training and chat do not fit "
+                         "on this device together.",
         "cannot_stop": "Could not stop the run", "stopping": "Stopping {run}: the result is saved at the current step.",
         "cannot_resume": "Could not resume the run", "resuming": "Resuming {run} from its last checkpoint.",
         "failed": "{run} failed",
@@ -127,6 +130,7 @@ TEXT = {
         "need_attention": "开始训练前有 {n} 项设置需要处理",
         "cannot_start": "无法开始训练",
         "started": "已开始 {run}。模型加载后，损失曲线会显示在下方。",
+        "chat_unloaded": "已卸载对话模型：内存估算显示训练和对话无法同时放进这台设备。",
         "cannot_stop": "无法停止训练", "stopping": "正在停止 {run}：结果会保存在当前步。",
         "cannot_resume": "无法继续训练", "resuming": "正在从最后一个检查点继续 {run}。",
         "failed": "{run} 失败了",
@@ -257,7 +261,10 @@ def on_start(controls, model, data_path, fmt, columns_text, mask, skip_bad, name
     except Exception as err:
         return error_box(tr(TEXT, lang, "cannot_start"), f"{type(err).__name__}: {err}"), gr.skip()
     ids = [r["id"] for r in runs.list_runs()]
-    return note_box(tr(TEXT, lang, "started", run=run_dir.name), "ok"), gr.update(choices=ids, value=run_dir.name)
+    started = tr(TEXT, lang, "started", run=run_dir.name)
+    if chat_tab.make_room_for_training(ui_summary(raw).get("total_bytes")):
+        started += " " + tr(TEXT, lang, "chat_unloaded")
+    return note_box(started, "ok"), gr.update(choices=ids, value=run_dir.name)
 
 
 def on_stop(run_id, lang="en"):
