@@ -15,15 +15,16 @@ alone, so a model that does not hand position ids to its attention keeps the mas
 """
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-
+# torch is imported inside the functions: engine.train imports this module, and a config with
+# problems must be reported without importing torch (tests/test_runs_survive.py checks)
 NAME = "tuneloom_packed_sdpa"
 _registered = False
 
 
 def packed_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kwargs):
     """query (1, heads, row, dim), key/value (1, kv_heads, row, dim) -> ((1, row, heads, dim), None)."""
+    import torch
+    import torch.nn.functional as F
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     positions = kwargs.get("position_ids")
@@ -87,9 +88,15 @@ def disable(model) -> None:
         base.set_attn_implementation("sdpa")
 
 
-@torch.no_grad()
 def _same_as_separate(model) -> bool:
     """Two short examples packed in one row under NAME give the logits each gives alone under "sdpa"."""
+    import torch
+
+    with torch.no_grad():
+        return _compare_packed_with_separate(model, torch)
+
+
+def _compare_packed_with_separate(model, torch) -> bool:
     base = _base(model)
     device = next(p.device for p in model.parameters())
     vocab = base.config.vocab_size
