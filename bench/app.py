@@ -59,6 +59,13 @@ def startup_seconds(home: Path) -> float:
         process.wait(timeout=30)
 
 
+def import_seconds(module: str) -> float:
+    """Seconds for a fresh interpreter to import `module` (the floor the app's start-up cannot beat)."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", f"import {module}"], cwd=ROOT, check=True)
+    return time.perf_counter() - started
+
+
 def estimate_ms() -> tuple[float, float, int]:
     """(median ms, p95 ms, calls) of ui_summary + render over every method's default settings."""
     from engine.device import detect
@@ -71,11 +78,13 @@ def estimate_ms() -> tuple[float, float, int]:
     times = []
     for _ in range(5):
         for key in METHODS:
-            raw = {"model": model, "data": {"path": "presets/data/identity.jsonl"}, "method": {"name": key},
+            raw = {"model": model, "data": {"train": "presets/data/identity.jsonl"}, "method": {"name": key},
                    "train": {"batch_size": 4, "max_seq_len": 512}}
             started = time.perf_counter()
-            render(ui_summary(raw, device), "en")
+            summary = ui_summary(raw, device)
+            render(summary, "en")
             times.append((time.perf_counter() - started) * 1000)
+            assert summary["ok"], (key, summary["error"])  # time a real estimate, not an error path
     times.sort()
     return statistics.median(times), times[int(0.95 * (len(times) - 1))], len(times)
 
@@ -155,6 +164,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as home:
         startups = [startup_seconds(Path(home)) for _ in range(args.repeats)]
     print(f"start-up: {[round(s, 2) for s in startups]} s", flush=True)
+    gradio_imports = [import_seconds("gradio") for _ in range(args.repeats)]
+    torch_loaded = subprocess.run([sys.executable, "-c", "import sys, ui.app; print('torch' in sys.modules)"],
+                                  cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    print(f"import gradio alone: {[round(s, 2) for s in gradio_imports]} s; torch imported by the UI: {torch_loaded}",
+          flush=True)
     est_median, est_p95, calls = estimate_ms()
     print(f"estimate: median {est_median:.1f} ms, p95 {est_p95:.1f} ms over {calls} calls", flush=True)
     from engine.models import prepare
@@ -167,7 +181,10 @@ def main() -> int:
 
     rows = [
         ("Start-up to page served (median of %d)" % args.repeats, f"{statistics.median(startups):.2f} s",
-         "< 3 s", "runs: " + ", ".join(f"{s:.2f}" for s in startups)),
+         f"< 3 s; `import gradio` alone: {statistics.median(gradio_imports):.2f} s",
+         "runs: " + ", ".join(f"{s:.2f}" for s in startups) + f"; the app adds "
+         f"{statistics.median(startups) - statistics.median(gradio_imports):.2f} s to gradio's import; "
+         f"torch imported by the UI: {torch_loaded}"),
         ("Memory-estimate update, server time", f"{est_median:.1f} ms median, {est_p95:.1f} ms p95",
          "< 50 ms", f"{calls} updates over every method"),
         ("Chat: time to first token", f"{w_first * 1000:.0f} ms", f"plain generate: {p_first * 1000:.0f} ms",

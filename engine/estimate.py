@@ -462,7 +462,11 @@ def cheaper_options(arch, cfg=None, device=None, limit: int = 5, **kwargs) -> li
     t = cfg.train
     current = estimate(arch, cfg, device=kind, **kwargs).total_bytes
     candidates: list[tuple[str, dict]] = []
-    if not t.gradient_checkpointing:
+    from engine.methods import METHODS
+
+    # checkpointing is offered only where the method can use it (not the prefix methods)
+    can_checkpoint = not t.gradient_checkpointing and not METHODS.get(cfg.method.name).no_checkpointing_reason
+    if can_checkpoint:
         candidates.append(("gradient checkpointing on", {"train.gradient_checkpointing": True}))
     b, ga = t.batch_size, t.gradient_accumulation
     while b > 1:
@@ -470,7 +474,7 @@ def cheaper_options(arch, cfg=None, device=None, limit: int = 5, **kwargs) -> li
         ga_new = max(1, (t.batch_size * t.gradient_accumulation) // b)
         candidates.append((f"batch {b} x accumulation {ga_new} (same global batch)",
                            {"train.batch_size": b, "train.gradient_accumulation": ga_new}))
-        if not t.gradient_checkpointing:
+        if can_checkpoint:
             candidates.append((f"gradient checkpointing on, batch {b} x accumulation {ga_new}",
                                {"train.gradient_checkpointing": True, "train.batch_size": b,
                                 "train.gradient_accumulation": ga_new}))

@@ -108,10 +108,16 @@ def disk_problems(cfg: RunConfig) -> list[str]:
 
 
 def method_problems(cfg: RunConfig) -> list[str]:
-    """A method that cannot work on this architecture (BitFit on a model without biases), from config.json."""
+    """A method that cannot work on this architecture (BitFit on a model without biases), from config.json,
+    or with the chosen settings (gradient checkpointing with a prefix method)."""
     from engine.arch import Arch
     from engine.methods import METHODS
 
+    method = METHODS.get(cfg.method.name)
+    if cfg.train.gradient_checkpointing and method.no_checkpointing_reason:
+        return [f"train.gradient_checkpointing: {cfg.method.name} cannot train with gradient checkpointing: "
+                f"{method.no_checkpointing_reason}. Turn gradient checkpointing off, or pick LoRA or prompt "
+                "tuning to save memory"]
     config, _ = model_config(cfg.model)
     if config is None:
         return []

@@ -212,7 +212,7 @@ def checkpoint_if_tight(cfg: RunConfig, arch: Arch, precision: str) -> bool:
 
     Checkpointing costs ~30% more compute and saves most activation memory, so it is on exactly
     where memory, not time, is what a run is short of. Returns True when it was turned on."""
-    if cfg.train.gradient_checkpointing:
+    if cfg.train.gradient_checkpointing or METHODS.get(cfg.method.name).no_checkpointing_reason:
         return False
     try:
         from engine.device import detect

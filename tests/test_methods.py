@@ -337,6 +337,33 @@ def test_bitfit_on_a_llama_model_fails_fast_with_a_clear_message(tiny_model, hom
     assert result.returncode != 0 and "has none" in result.stderr and "Loading weights" not in result.stderr
 
 
+def test_prefix_methods_refuse_gradient_checkpointing_and_are_never_given_it(tiny_model, home):
+    """transformers drops the prefix cache inside checkpointed layers (every such run crashed in
+    bench/memory_accuracy.py), so it is refused up front, never turned on automatically nor offered."""
+    from engine.config import ConfigError
+    from engine.estimate import cheaper_options
+    from engine.preflight import load_checked
+    from engine.train import checkpoint_if_tight
+
+    for key in ("prefix_tuning", "p_tuning_v2"):
+        with pytest.raises(ConfigError, match=f"{key} cannot train with gradient checkpointing"):
+            load_checked(ROOT / "presets" / f"{key}.yaml", [f"model={tiny_model}", "train.gradient_checkpointing=true"])
+        cfg = load_checked(ROOT / "presets" / f"{key}.yaml", [f"model={tiny_model}"])
+        tiny_device = {"kind": "cpu", "name": "test", "total_bytes": 2**20, "free_bytes": 2**20, "available_bytes": 2**20}
+        options = cheaper_options(Arch.from_folder(tiny_model), cfg, tiny_device)
+        same_method = [o for o in options if "method" not in o["overrides"]]
+        assert same_method and not any(o["overrides"].get("train.gradient_checkpointing") for o in same_method)
+        os.environ["TUNELOOM_MEMORY_LIMIT_MB"] = "1"  # "does not fit": LoRA would get checkpointing here
+        try:
+            assert checkpoint_if_tight(cfg, Arch.from_folder(tiny_model), "fp32") is False
+            lora = load_checked(ROOT / "presets" / "lora.yaml", [f"model={tiny_model}"])
+            assert checkpoint_if_tight(lora, Arch.from_folder(tiny_model), "fp32") is True
+        finally:
+            del os.environ["TUNELOOM_MEMORY_LIMIT_MB"]
+    for key in ("lora", "prompt_tuning", "p_tuning"):
+        load_checked(ROOT / "presets" / f"{key}.yaml", [f"model={tiny_model}", "train.gradient_checkpointing=true"])
+
+
 def test_every_method_is_listed_and_has_a_loadable_preset():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     listed = json.loads(subprocess.run([sys.executable, "-m", "engine", "methods", "--json"], cwd=ROOT, env=env,

@@ -51,6 +51,8 @@ class Method:
     grad_layers: Callable[[Arch, dict], int] = lambda arch, params: arch.layers
     # True when the trainable parameters are base weights (full, freeze, bitfit), not added ones
     trains_base_weights: bool = False
+    # why gradient checkpointing cannot be used with this method ("" when it can)
+    no_checkpointing_reason: str = ""
     # frozen parameters the method adds besides its trainable ones (AdaLoRA's per-module rank counter)
     count_added_frozen: Callable[[Arch, dict], int] = lambda arch, params: 0
 

@@ -14,4 +14,5 @@ METHODS.register("p_tuning_v2", Method(
     apply=lambda model, p, arch: pl.apply_config(model, prefix_tuning.prefix_config(p, False)),
     count_trainable=lambda arch, p: prefix_tuning.prefix_count(arch, p["num_virtual_tokens"], False, 0),
     not_mergeable_reason=pl.NOT_MERGEABLE, virtual_tokens=pl.virtual_tokens,
+    no_checkpointing_reason=pl.NO_CHECKPOINTING,
 ))

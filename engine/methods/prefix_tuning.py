@@ -39,4 +39,5 @@ METHODS.register("prefix_tuning", Method(
     count_trainable=lambda arch, p: prefix_count(arch, p["num_virtual_tokens"], p["prefix_projection"],
                                                  p["encoder_hidden_size"]),
     not_mergeable_reason=pl.NOT_MERGEABLE, virtual_tokens=pl.virtual_tokens,
+    no_checkpointing_reason=pl.NO_CHECKPOINTING,
 ))

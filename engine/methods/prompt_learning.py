@@ -33,3 +33,9 @@ def kv_dim(arch: Arch) -> int:
 
 def virtual_tokens(params: dict) -> int:
     return params["num_virtual_tokens"]
+
+
+# measured with bench/memory_accuracy.py (transformers 5.23, peft 0.21): every prefix run with
+# checkpointing failed with "The size of tensor a (128) must match the size of tensor b (148)"
+NO_CHECKPOINTING = ("its prefix reaches attention as a key/value cache, which transformers drops inside "
+                    "checkpointed layers while the attention mask still counts it")
