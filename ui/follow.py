@@ -54,6 +54,11 @@ def metrics(run_dir: Path) -> list[dict]:
         return list(tail.rows)
 
 
+def loss_colors(lang="en") -> dict:
+    """The loss plot's colours, keyed by the series names of the page's language."""
+    return {tr(TEXT, lang, "train_loss"): "#2563eb", tr(TEXT, lang, "eval_loss"): "#f97316"}
+
+
 def loss_frame(rows: list[dict], lang="en") -> pd.DataFrame | None:
     train, held_out = tr(TEXT, lang, "train_loss"), tr(TEXT, lang, "eval_loss")
     points = [(r["step"], r["loss"], train) for r in rows if r.get("loss") is not None]

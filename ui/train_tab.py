@@ -395,8 +395,8 @@ def build(defaults: RunConfig) -> SimpleNamespace:
     with gr.Row():
         c.loss_plot = loc(gr.LinePlot(follow.EMPTY_LOSS, x="step", y="loss", color="series", title=en["loss"],
                                       elem_id="loss-plot", height=280,
-                                      color_map={"train loss": "#2563eb", "eval loss": "#f97316"}),
-                          TEXT, title="loss")
+                                      color_map=follow.loss_colors("en")),
+                          TEXT, title="loss", color_map=follow.loss_colors)
         c.lr_plot = loc(gr.LinePlot(follow.EMPTY_LR, x="step", y="learning rate", title=en["lr"], height=280),
                         TEXT, title="lr")
     c.numbers = gr.Markdown("")
