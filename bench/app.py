@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import socket
 import statistics
 import subprocess
@@ -28,6 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.machine import describe  # noqa: E402
 os.environ.setdefault("TUNELOOM_MODELS", str(ROOT / ".cache" / "models"))
 PROMPT = [{"role": "user", "content": "Write a short paragraph about why the sky is blue."}]
 NEW_TOKENS = 96
@@ -141,18 +142,6 @@ def plain_generate(model_path: str) -> tuple[float, float, int]:
     return first - started, NEW_TOKENS / seconds, NEW_TOKENS
 
 
-def machine() -> str:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, Python {platform.python_version()}"
 
 
 def main() -> int:
@@ -192,7 +181,7 @@ def main() -> int:
         ("Chat: tokens per second", f"{w_rate:.1f}", f"plain generate: {p_rate:.1f}",
          f"ratio {w_rate / p_rate:.2f}x ({w_tokens} vs {p_tokens} tokens, greedy)"),
     ]
-    lines = [f"# App speed ({date.today()})", "", f"Machine: {machine()}. Model: SmolLM2-135M-Instruct (fp32).",
+    lines = [f"# App speed ({date.today()})", "", f"Machine: {describe()}. Model: SmolLM2-135M-Instruct (fp32).",
              "", "Reproduce: `python bench/app.py`", "",
              "| Measure | Tuneloom | Target / reference | Detail |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.machine import describe  # noqa: E402
 
 from engine.arch import Arch  # noqa: E402
 from engine.config import RunConfig  # noqa: E402
@@ -56,19 +57,6 @@ def train_once(key: str, steps: int, home: Path, timeout: int) -> dict:
             "peak_memory_mb": max((r.get("peak_memory_bytes") or 0) for r in rows) / 2**20 if rows else None}
 
 
-def machine() -> str:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{cpu}, {os.cpu_count()} cores visible, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-            f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
 
 
 def main(argv=None) -> int:
@@ -103,7 +91,7 @@ def main(argv=None) -> int:
         "# Fine-tuning methods on the default model (CPU)",
         "",
         f"Measured {time.strftime('%Y-%m-%d %H:%M %Z')} with `python bench/methods_table.py --steps {args.steps}` on "
-        f"{machine()}.",
+        f"{describe()}.",
         "",
         f"Model: smollm2-135m-instruct ({arch.total_params:,} parameters). Each method trains from "
         f"`presets/<method>.yaml` (the quickstart's data, batch size 4, max_seq_len 256, cosine schedule with 5 "
