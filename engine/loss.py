@@ -92,10 +92,12 @@ def causal_lm(model):
     """The plain *ForCausalLM inside a peft wrapper (adapters are injected in place), or None.
 
     None for a model wrapped for several processes (DDP, FSDP, DeepSpeed): calling the inner model
-    would bypass the wrapper's forward and with it the gradient synchronisation.
+    would bypass the wrapper's forward and with it the gradient synchronisation. None as well for a
+    torch.compile'd model (train.torch_compile): the inner model is the uncompiled one, so the
+    fused path would silently train without compilation (measured: same loss and speed as off).
     """
     if isinstance(model, torch.nn.parallel.DistributedDataParallel) or type(model).__name__ in (
-            "FullyShardedDataParallel", "DeepSpeedEngine"):
+            "FullyShardedDataParallel", "DeepSpeedEngine", "OptimizedModule"):
         return None
     config = getattr(model, "active_peft_config", None)
     if config is not None:

@@ -39,3 +39,12 @@ def test_bf16_autocast_matches_within_bf16_tolerance(tiny_model):
         hidden = model.model(input_ids=ids).last_hidden_state
         chunked = chunked_causal_lm_loss(hidden, model.lm_head.weight, ids)
     torch.testing.assert_close(chunked.float(), plain.float(), atol=2e-2, rtol=1e-2)
+
+
+def test_a_compiled_model_takes_the_plain_loss_so_compilation_is_not_bypassed(tiny_model):
+    """The fused path calls the inner decoder; for a torch.compile'd model that would be the uncompiled one."""
+    from engine.loss import causal_lm
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    assert causal_lm(model) is model
+    assert causal_lm(torch.compile(model)) is None  # wrapping is lazy: nothing is compiled here
