@@ -94,6 +94,10 @@ def main() -> int:
     for method in methods:
         # (quantised methods run on CPU too: bitsandbytes 0.50 has CPU 4-bit and 8-bit kernels)
         for gc in (False, True):
+            if gc and METHODS.get(method).no_checkpointing_reason:
+                results.append({"method": method, "skipped": "no gradient checkpointing: "
+                                + METHODS.get(method).no_checkpointing_reason})
+                continue
             for seq in map(int, args.seq.split(",")):
                 for batch in map(int, args.batch.split(",")):
                     overrides = {"method": {"name": method}, "train.gradient_checkpointing": gc,
