@@ -22,6 +22,7 @@ class ChatWorker:
         self.process: subprocess.Popen | None = None
         self.loaded: str | None = None
         self.note = ""
+        self.counted_bytes = 0  # the memory its model was counted with beside training (engine/sharing.py)
         self.lock = threading.Lock()
 
     def _start(self) -> None:
@@ -57,11 +58,15 @@ class ChatWorker:
                 raise WorkerError(event["message"])
         raise WorkerError("no answer from the chat worker")
 
+    def holds(self, key: str) -> bool:
+        """Whether the model named `key` is loaded in a live worker process."""
+        return self.loaded == key and self.process is not None and self.process.poll() is None
+
     def load(self, key: str, run: str | None = None, model: str | None = None,
              trust_remote_code: bool = False) -> str:
         """Load a run's result (merged) or a base model; a no-op if `key` is already loaded."""
         with self.lock:
-            if self.loaded == key and self.process and self.process.poll() is None:
+            if self.holds(key):
                 return self.note
             self._stop()
             self._start()

@@ -49,10 +49,16 @@ def detect(kind: str | None = None) -> dict:
     or room kept for other work). `kind` forces 'cpu' or 'cuda' (cuda without a GPU: sizes are None).
     """
     found = _detect(kind)
-    limit = os.environ.get("TUNELOOM_MEMORY_LIMIT_MB", "").strip()
-    if limit and found["available_bytes"] is not None:
-        found["available_bytes"] = min(found["available_bytes"], int(float(limit) * MiB))
+    limit = memory_limit_bytes()
+    if limit is not None and found["available_bytes"] is not None:
+        found["available_bytes"] = min(found["available_bytes"], limit)
     return found
+
+
+def memory_limit_bytes() -> int | None:
+    """TUNELOOM_MEMORY_LIMIT_MB in bytes, or None when it is not set."""
+    limit = os.environ.get("TUNELOOM_MEMORY_LIMIT_MB", "").strip()
+    return int(float(limit) * MiB) if limit else None
 
 
 def _detect(kind: str | None) -> dict:

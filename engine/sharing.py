@@ -9,7 +9,6 @@ Import-light (no torch): the UI calls it before loading a chat model and before 
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import yaml
@@ -23,11 +22,8 @@ GiB = 2**30
 
 def capacity_bytes(found: dict | None = None) -> int | None:
     found = found or device.detect()
-    total = found.get("total_bytes")
-    limit = os.environ.get("TUNELOOM_MEMORY_LIMIT_MB", "").strip()
-    if total is not None and limit:
-        total = min(total, int(float(limit) * 2**20))
-    return total
+    total, limit = found.get("total_bytes"), device.memory_limit_bytes()
+    return min(total, limit) if total is not None and limit is not None else total
 
 
 def _weights(folder: Path) -> int:

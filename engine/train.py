@@ -352,8 +352,9 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
     method_callbacks = method.callbacks(model, cfg.method.params) if method.callbacks else []
     trainer = build_trainer(cfg, method, model, tokenizer, data, args, [callback, *method_callbacks],
                             optimizers=(optimizer, None), objective=objective)
-    log(f"packing {'on' if uses_packing(cfg, method) else 'off'}; fused loss {'on' if cfg.train.fused_loss else 'off'}")
-    if uses_packing(cfg, method):
+    packing = uses_packing(cfg, method)
+    log(f"packing {'on' if packing else 'off'}; fused loss {'on' if cfg.train.fused_loss else 'off'}")
+    if packing:
         log(packed_attention.enable(model, cfg.train.max_seq_len))
     checkpoint = runs.last_checkpoint(run_dir) if resume else None
     if resume:

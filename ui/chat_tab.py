@@ -22,7 +22,6 @@ from ui.lang import loc, tr
 
 WORKER = ChatWorker()
 WORKER_B = ChatWorker()  # the right-hand column of side by side
-LOADED_BYTES: dict[int, int] = {}  # id(worker) -> the memory its model was counted with
 atexit.register(WORKER.unload)
 atexit.register(WORKER_B.unload)
 BASE = "base"
@@ -165,20 +164,20 @@ def load(target: str, model: str, worker: ChatWorker = WORKER) -> str:
     else:
         run_dir = run_path(target)
         key = f"run:{target}"
-    if worker.loaded == key and worker.process and worker.process.poll() is None:
+    if worker.holds(key):
         return worker.note
     needed = sharing.chat_bytes(run_dir, model)
     refusal = sharing.chat_refusal(needed)
     if refusal:
         raise ValueError(refusal)
     note = worker.load(key, run=str(run_dir)) if run_dir else worker.load(key, model=model)
-    LOADED_BYTES[id(worker)] = needed or 0
+    worker.counted_bytes = needed or 0
     return note
 
 
 def make_room_for_training(training_bytes: int | None) -> bool:
     """Unload the chat models when a training job of `training_bytes` would not fit beside them."""
-    loaded = [LOADED_BYTES.get(id(w), 0) for w in (WORKER, WORKER_B) if w.loaded]
+    loaded = [w.counted_bytes for w in (WORKER, WORKER_B) if w.loaded]
     if sharing.fits_beside_chat(training_bytes, loaded):
         return False
     for worker in (WORKER, WORKER_B):

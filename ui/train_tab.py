@@ -237,11 +237,17 @@ def start_config(raw: dict, problems: list[str] | None = None) -> Path:
     return launcher.start(cfg)
 
 
+def page_config(controls, model, data_path, fmt, columns_text, mask, skip_bad, name, method,
+                values) -> tuple[dict, list[str]]:
+    """build_raw for a handler's inputs: `values` are the SETTINGS controls, then the method's controls."""
+    train_values, method_values = values[:len(SETTINGS)], values[len(SETTINGS):]
+    return build_raw(model, data_path, fmt, columns_text, mask, skip_bad, name, method, train_values,
+                     params.values_for(controls, method, list(method_values)))
+
+
 def on_preview(controls, model, data_path, fmt, columns_text, mask, skip_bad, name, method, lang, *values):
     """The exact command a Start would run, for the settings on the page (nothing is started)."""
-    train_values, method_values = values[:len(SETTINGS)], values[len(SETTINGS):]
-    raw, problems = build_raw(model, data_path, fmt, columns_text, mask, skip_bad, name, method, train_values,
-                              params.values_for(controls, method, list(method_values)))
+    raw, problems = page_config(controls, model, data_path, fmt, columns_text, mask, skip_bad, name, method, values)
     try:
         cfg = RunConfig.from_dict(raw, "settings")
     except ConfigError as err:
@@ -252,9 +258,7 @@ def on_preview(controls, model, data_path, fmt, columns_text, mask, skip_bad, na
 
 
 def on_start(controls, model, data_path, fmt, columns_text, mask, skip_bad, name, method, lang, *values):
-    train_values, method_values = values[:len(SETTINGS)], values[len(SETTINGS):]
-    raw, problems = build_raw(model, data_path, fmt, columns_text, mask, skip_bad, name, method, train_values,
-                              params.values_for(controls, method, list(method_values)))
+    raw, problems = page_config(controls, model, data_path, fmt, columns_text, mask, skip_bad, name, method, values)
     try:
         run_dir = start_config(raw, problems)
     except ConfigError as err:
@@ -442,9 +446,7 @@ def wire(c: SimpleNamespace, model, data, lang) -> None:
 def on_estimate(c: SimpleNamespace, model, data_path, fmt, columns_text, mask, skip_bad, name, method, lang,
                 *values) -> list:
     """Re-estimate memory for the settings on the page (pure arithmetic on config.json)."""
-    train_values, method_values = values[:len(SETTINGS)], values[len(SETTINGS):]
-    raw, _ = build_raw(model, data_path, fmt, columns_text, mask, skip_bad, name, method, train_values,
-                       params.values_for(c.method_controls, method, list(method_values)))
+    raw, _ = page_config(c.method_controls, model, data_path, fmt, columns_text, mask, skip_bad, name, method, values)
     return estimate_panel.update(c.estimate, raw, lang)
 
 
