@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export TUNELOOM_MODELS ?= $(CURDIR)/.cache/models
 
-.PHONY: run test setup model browser clean
+.PHONY: run test setup model browser allocator clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +24,16 @@ browser:
 	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium) \
 		|| echo "warning: chromium could not be installed; the browser test will be skipped"
 
-run: model
+# tcmalloc for trainer processes (engine/allocator.py): a lower, predictable CPU peak, and faster (bench/results/allocator_cpu.md)
+allocator:
+	@ldconfig -p 2>/dev/null | grep -q -e libtcmalloc -e libjemalloc || (apt-get install -y -q libtcmalloc-minimal4 \
+		|| (apt-get update -q && apt-get install -y -q libtcmalloc-minimal4)) >/dev/null 2>&1 \
+		|| echo "note: tcmalloc could not be installed; trainers use the system malloc (see engine/allocator.py)"
+
+run: model allocator
 	$(PY) app.py $(ARGS)
 
-test: model browser
+test: model browser allocator
 	$(PY) -m pytest -q tests
 
 clean:

@@ -334,6 +334,10 @@ def cmd_estimate(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "train" and argv is None:  # a process of its own (not a call from Python)
+        from engine.allocator import reexec_with_allocator
+
+        reexec_with_allocator()
     if args.command == "chat-worker":
         from engine.chat_worker import main as worker_main
 

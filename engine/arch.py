@@ -28,6 +28,7 @@ class Arch:
     max_positions: int
     attention_bias: bool = False
     mlp_bias: bool = False
+    checkpoint_dtype_bytes: int = 2  # bytes per weight in the saved files (config.json "dtype"; most are bf16)
 
     @classmethod
     def from_config(cls, cfg: dict) -> "Arch":
@@ -49,6 +50,7 @@ class Arch:
             max_positions=cfg.get("max_position_embeddings", 2048),
             attention_bias=bool(cfg.get("attention_bias", cfg.get("model_type") == "qwen2")),
             mlp_bias=bool(cfg.get("mlp_bias", False)),
+            checkpoint_dtype_bytes=4 if str(cfg.get("dtype") or cfg.get("torch_dtype")) == "float32" else 2,
         )
 
     @classmethod

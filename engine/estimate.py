@@ -80,7 +80,11 @@ CPU_FRAMEWORK_BYTES = 560 * MiB
 CUDA_CONTEXT_BYTES = 512 * MiB
 CUBLAS_WORKSPACE_BYTES = 32 * MiB
 CUDA_ALLOCATOR_ALLOWANCE = 0.10  # caching allocator: reserved above allocated (fragmentation)
-CPU_HEAP_RETENTION = 0.6  # share of activations glibc's heap retains at the CPU peak (measured)
+# Share of the activations the CPU allocator keeps resident above the live tensors at the peak, per
+# allocator the trainer runs on (engine/allocator.py), fitted on the matrix of real runs
+# (bench/results/memory_accuracy_cpu.md with tcmalloc, memory_accuracy_cpu_system_malloc.md with
+# glibc). jemalloc behaved like tcmalloc in bench/results/allocator_cpu.md.
+CPU_HEAP_RETENTION = {"system": 0.6, "tcmalloc": 0.05, "jemalloc": 0.05}
 FUSED_LOSS_CHUNK = 1024  # rows per chunk in engine/loss.py
 
 
@@ -159,13 +163,16 @@ def _weight_bytes(arch: Arch, quantize: str | None, dtype_bytes: int, double_qua
 
 
 def estimate(arch, cfg=None, device: str = "cuda", world_size: int = 1, sharding: str = "none",
-             attention: str = "sdpa", weight_dtype: str | None = None, framework_bytes: int | None = None) -> Estimate:
+             attention: str = "sdpa", weight_dtype: str | None = None, framework_bytes: int | None = None,
+             cpu_allocator: str | None = None) -> Estimate:
     """Peak memory per device for training `cfg` on `arch`.
 
     `arch` may also be a RunConfig (then the model's config.json is read): estimate(cfg) works.
     weight_dtype: the dtype the base weights are loaded in; by default what Tuneloom's trainer does
     (Method.load_dtype: frozen weights in the compute dtype, trained base weights in fp32).
     attention: sdpa (default; flash/memory-efficient kernels, no score matrix), flash, or eager.
+    cpu_allocator: the malloc a CPU trainer runs on (engine/allocator.py); by default the one a trainer
+    started now would get.
     """
     if cfg is None:
         cfg, arch = arch, arch_for_config(arch)
@@ -321,8 +328,10 @@ def estimate(arch, cfg=None, device: str = "cuda", world_size: int = 1, sharding
                      + chunk * V * (4 + 4 + (p if p < 4 else 0)) + chunk * h * p)
         loss_kept = tokens * h * 4 + head_grad
     else:
-        # logits (compute dtype), their fp32 upcast and log-softmax; backward: two vocab-sized grads
-        loss_peak = tokens * V * (p + 4 + 4 if p < 4 else 4 + 4)
+        # at the start of backward: logits (compute dtype) and their fp32 upcast (the same tensor in
+        # fp32), log-softmax output, and the gradients of log-softmax and of the logits. Measured on
+        # CPU (prefix tuning, 2,128 x 49,152 fp32): 4 vocab-sized fp32 tensors at the peak
+        loss_peak = tokens * V * (p + 4 + 4 + 4 + 4 if p < 4 else 4 * 4)
         loss_kept = tokens * V * 4
     # ---- temporaries ------------------------------------------------------------------------
     largest_w = max(a * b for a, b in shapes.values())
@@ -359,12 +368,31 @@ def estimate(arch, cfg=None, device: str = "cuda", world_size: int = 1, sharding
         # (max_memory_allocated + context) does not include this
         components["fragmentation"] = CUDA_ALLOCATOR_ALLOWANCE * (peak - framework)
     else:
-        # glibc malloc: gradient buffers of backward come from fresh heap while the freed saved
-        # activations stay fragmented, so RSS peaks above the live bytes by a share of the
-        # activations (measured: bench/results/memory_accuracy_cpu.md). RSS includes it, so it is
-        # part of peak_bytes on CPU.
-        components["fragmentation"] = CPU_HEAP_RETENTION * dynamic["activations"]
+        # malloc keeps some freed memory resident: glibc's heap keeps the saved activations freed in
+        # backward while gradient buffers grow it (engine/allocator.py says why). RSS includes it, so
+        # it is part of peak_bytes on CPU.
+        if cpu_allocator is None:
+            from engine.allocator import planned
+
+            cpu_allocator = planned()[0]
+        components["fragmentation"] = CPU_HEAP_RETENTION.get(cpu_allocator, CPU_HEAP_RETENTION["system"]) \
+            * dynamic["activations"]
         peak += components["fragmentation"]
+        if cpu_allocator == "system":
+            notes.append("the trainer runs on the system malloc, which keeps freed memory resident: a higher "
+                         "peak and a less precise estimate (on Linux: apt-get install libtcmalloc-minimal4)")
+    phase = "forward/backward" if first_is_peak else "optimizer step"
+    if device == "cpu" and quantize:
+        # loading: transformers maps the whole checkpoint file (its saved dtype) while it quantises.
+        # The trainer lets the mapping go once loaded (engine/models.release_checkpoint_mapping), but
+        # the process's peak resident memory keeps the moment; with a small batch it is the peak
+        loading = framework + frozen_w + arch.total_params * arch.checkpoint_dtype_bytes
+        if loading > peak:
+            components = {k: 0.0 for k, _ in COMPONENTS}
+            components.update(framework=framework, frozen_weights=frozen_w,
+                              temporary=arch.total_params * arch.checkpoint_dtype_bytes)
+            peak, phase = loading, "loading"
+            notes.append("the peak is while loading: the full-precision checkpoint is read while it is quantised")
     components = {k: int(round(components[k])) for k, _ in COMPONENTS}
     total = sum(components.values())
     if virtual:
@@ -372,12 +400,12 @@ def estimate(arch, cfg=None, device: str = "cuda", world_size: int = 1, sharding
     return Estimate(
         total_bytes=total, peak_bytes=int(round(peak)), components=components,
         trainable_params=trainable, total_params=int(total_params),
-        phase="forward/backward" if first_is_peak else "optimizer step", device=device,
+        phase=phase, device=device,
         world_size=N, sharding=sharding, notes=notes,
         details={"precision": precision, "weight_dtype": weight_dtype, "quantize": quantize,
                  "tokens_per_micro_batch": tokens, "grad_layers": grad_layers, "packing": packing,
                  "fused_loss": fused, "activation_bytes_per_token_per_layer": per_layer,
-                 "optimizer": opt["label"]},
+                 "optimizer": opt["label"], "cpu_allocator": cpu_allocator},
     )
 
 

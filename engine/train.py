@@ -189,19 +189,23 @@ def _cuda_available() -> bool:
 
 
 def _estimate(cfg: RunConfig, arch: Arch, precision: str):
+    from engine.allocator import in_use
     from engine.estimate import estimate
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     return estimate(arch, cfg, device="cuda" if _cuda_available() else "cpu", world_size=world,
                     sharding="ddp" if world > 1 else "none",
-                    weight_dtype=METHODS.get(cfg.method.name).load_dtype(precision))
+                    weight_dtype=METHODS.get(cfg.method.name).load_dtype(precision), cpu_allocator=in_use())
 
 
 def launch_estimate(cfg: RunConfig, arch: Arch, precision: str) -> dict:
     """The memory estimate for this run (pure, ~1 ms), recorded beside the measured peak for calibration."""
     try:
         est = _estimate(cfg, arch, precision)
-        return {"estimate_bytes": est.total_bytes, "estimate_peak_bytes": est.peak_bytes}
+        recorded = {"estimate_bytes": est.total_bytes, "estimate_peak_bytes": est.peak_bytes}
+        if est.device == "cpu":
+            recorded["allocator"] = est.details["cpu_allocator"]  # it shapes the CPU peak (engine/allocator.py)
+        return recorded
     except Exception as err:  # the estimate is a help, never a reason for a run to fail
         log(f"memory estimate unavailable: {err}")
         return {}
@@ -310,6 +314,8 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
     callback.estimate = launch_estimate(cfg, arch, precision)
     if is_main and callback.estimate:
         runs.update_status(run_dir, **callback.estimate)
+        if "allocator" in callback.estimate:
+            log(f"memory allocator: {callback.estimate['allocator']} (engine/allocator.py)")
 
     log(f"loading tokenizer and data from {cfg.data.train}")
     tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine import runs
+from engine.allocator import planned
 
 ROOT = Path(__file__).resolve().parent.parent
 METRIC_KEYS = {"step", "epoch", "loss", "learning_rate", "tokens_per_second", "elapsed_s", "peak_memory_bytes"}
@@ -44,6 +45,9 @@ def test_train_writes_the_run_folder_contract(trained_run):
     assert (run_dir / "checkpoints").is_dir() and runs.last_checkpoint(run_dir) is not None
     assert "finished at step 12" in (run_dir / "train.log").read_text()
     assert "auto_gradient_checkpointing" not in status  # memory is plentiful for the tiny model
+    # the trainer started itself again on tcmalloc/jemalloc where installed (engine/allocator.py)
+    assert status["allocator"] == planned()[0] and rows[-1]["allocator"] == planned()[0]
+    assert f"memory allocator: {planned()[0]}" in (run_dir / "train.log").read_text()
 
 
 def test_gradient_checkpointing_turns_itself_on_when_memory_is_tight(tiny_model, tmp_path, monkeypatch):
