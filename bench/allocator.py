@@ -11,7 +11,6 @@ hits every allocator alike; the table shows the median per allocator.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -25,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from machine import describe  # noqa: E402
-from throughput import config, run_measured, steady_rate  # noqa: E402
+from throughput import config, run_arguments, run_measured, steady_rate  # noqa: E402
 
 VARIANTS = {  # label -> environment of the trainer
     "system (glibc malloc)": {"TUNELOOM_ALLOCATOR": "system"},
@@ -55,15 +54,8 @@ def one_run(cfg_path: Path, env: dict, log: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=20)
+    parser = run_arguments(20, "allocator_cpu")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--max-seq-len", type=int, default=512)
-    parser.add_argument("--precision", default="fp32")
-    parser.add_argument("--model", default="smollm2-135m-instruct")
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "alpaca_en_demo.json"))
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "allocator_cpu"))
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="tuneloom-alloc-"))

@@ -56,16 +56,21 @@ def config(args, work: Path) -> Path:
     return path
 
 
-def main() -> None:
+def run_arguments(steps: int, out: str) -> argparse.ArgumentParser:
+    """The benchmark run's settings (what `config` reads), shared with bench/allocator.py."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=steps)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--max-seq-len", type=int, default=512)
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "alpaca_en_demo.json"))
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "throughput_cpu"))
-    args = parser.parse_args()
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / out))
+    return parser
+
+
+def main() -> None:
+    args = run_arguments(30, "throughput_cpu").parse_args()
 
     from engine import runs
 
