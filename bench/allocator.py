@@ -37,13 +37,7 @@ VARIANTS = {  # label -> environment of the trainer
 def one_run(cfg_path: Path, env: dict, log: Path) -> dict:
     from engine import runs
 
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
-        code, wall, rss = run_measured([sys.executable, "-m", "engine", "train", str(cfg_path)], log)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    code, wall, rss = run_measured([sys.executable, "-m", "engine", "train", str(cfg_path)], log, env)
     assert code == 0, log.read_text()[-3000:]
     run_dir = Path(log.read_text().strip().splitlines()[-1])
     rows = [r for r in runs.read_metrics(run_dir) if "loss" in r]

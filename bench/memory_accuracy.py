@@ -62,6 +62,13 @@ def run_cell(config: Path, overrides: dict, env: dict, timeout: int) -> dict:
             "estimate_total": rows[-1].get("estimate_bytes"), "steps": rows[-1]["step"], "wall_s": round(wall, 1)}
 
 
+def base_config(data: str, steps: int) -> dict:
+    """What every cell trains: the default model on random full-length text."""
+    return {"model": "smollm2-135m-instruct", "data": {"train": data, "format": "text", "mask": "none"},
+            "train": {"max_steps": steps, "logging_steps": 1, "save_steps": 0, "eval_steps": 0,
+                      "learning_rate": 1e-4}}
+
+
 def cell_config(base: dict, method: str, gc: bool, seq: int, batch: int):
     from engine.config import RunConfig
 
@@ -84,9 +91,7 @@ def score(cell: dict, base: dict, device: str, allocator: str | None) -> None:
 
 def rescore(path: Path) -> int:
     payload = json.loads(path.read_text())
-    base = payload.get("base") or {"model": "smollm2-135m-instruct", "data": {"train": "x.jsonl", "format": "text",
-                                                                             "mask": "none"},
-                                   "train": {"max_steps": payload["steps"], "learning_rate": 1e-4}}
+    base = payload.get("base") or base_config("x.jsonl", payload["steps"])  # the estimate never reads the data
     device = payload["machine"]["device"]
     for cell in payload["results"]:
         if "skipped" not in cell:
@@ -123,9 +128,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="tuneloom-membench-"))
     data = work / "random.jsonl"
     make_data(data)
-    base = {"model": "smollm2-135m-instruct", "data": {"train": str(data), "format": "text", "mask": "none"},
-            "train": {"max_steps": args.steps, "logging_steps": 1, "save_steps": 0, "eval_steps": 0,
-                      "learning_rate": 1e-4}}
+    base = base_config(str(data), args.steps)
     config = work / "base.yaml"
     config.write_text(json.dumps(base))
     env = {**os.environ, "TUNELOOM_HOME": str(work / "home"),
