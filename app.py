@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from engine.security import check_launch
+from engine.core.security import check_launch
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

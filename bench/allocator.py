@@ -2,7 +2,7 @@
 
     python bench/allocator.py [--steps 20] [--rounds 2]
 
-For each allocator (engine/allocator.py: system glibc malloc, tcmalloc, jemalloc, and glibc forced
+For each allocator (engine/core/allocator.py: system glibc malloc, tcmalloc, jemalloc, and glibc forced
 to mmap every block above 128 KiB, the no-extra-library alternative) it trains the throughput
 benchmark's LoRA run (bench/throughput.py: default model, real instruction data) and reports
 trained-on tokens per second, the peak resident memory of the process, and the launch estimate
@@ -35,7 +35,7 @@ VARIANTS = {  # label -> environment of the trainer
 
 
 def one_run(cfg_path: Path, env: dict, log: Path) -> dict:
-    from engine import runs
+    from engine.core import runs
 
     code, wall, rss = run_measured([sys.executable, "-m", "engine", "train", str(cfg_path)], log, env)
     assert code == 0, log.read_text()[-3000:]

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.machine import describe  # noqa: E402
+
 os.environ.setdefault("TUNELOOM_MODELS", str(ROOT / ".cache" / "models"))
 PROMPT = [{"role": "user", "content": "Write a short paragraph about why the sky is blue."}]
 NEW_TOKENS = 96
@@ -69,7 +70,7 @@ def import_seconds(module: str) -> float:
 
 def estimate_ms() -> tuple[float, float, int]:
     """(median ms, p95 ms, calls) of ui_summary + render over every method's default settings."""
-    from engine.device import detect
+    from engine.core.device import detect
     from engine.estimate import ui_summary
     from engine.methods import METHODS
     from ui.estimate_panel import render
@@ -94,7 +95,7 @@ def worker_chat(model: str) -> tuple[float, float, int]:
     """(seconds to first token, tokens/s, tokens) through the chat worker process."""
     from transformers import AutoTokenizer
 
-    from engine.chat_client import ChatWorker
+    from engine.inference.chat_client import ChatWorker
 
     worker = ChatWorker()
     worker.load("bench", model=model)
@@ -160,9 +161,9 @@ def main() -> int:
           flush=True)
     est_median, est_p95, calls = estimate_ms()
     print(f"estimate: median {est_median:.1f} ms, p95 {est_p95:.1f} ms over {calls} calls", flush=True)
-    from engine.models import prepare
+    from engine.core.models import prepare_model
 
-    model = str(prepare("smollm2-135m-instruct"))
+    model = str(prepare_model("smollm2-135m-instruct"))
     w_first, w_rate, w_tokens = worker_chat(model)
     p_first, p_rate, p_tokens = plain_generate(model)
     print(f"chat worker: first token {w_first:.3f} s, {w_rate:.1f} tok/s; "

@@ -33,10 +33,10 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("TUNELOOM_HOME", tempfile.mkdtemp(prefix="tuneloom-continual-"))
 
-    from engine.config import RunConfig
-    from engine.continual import run_loss_on
-    from engine.launcher import create_run
-    from engine.train import run
+    from engine.core.config import RunConfig
+    from engine.training.continual import run_loss_on
+    from engine.training.launcher import create_run
+    from engine.training.recipe import run
 
     common = [f"model={args.model}", "train.max_seq_len=256", "data.validation_split=0", "train.warmup_steps=0",
               f"train.learning_rate={args.learning_rate}", "train.eval_steps=0", "train.save_steps=0",

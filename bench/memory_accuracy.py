@@ -70,7 +70,7 @@ def base_config(data: str, steps: int) -> dict:
 
 
 def cell_config(base: dict, method: str, gc: bool, seq: int, batch: int):
-    from engine.config import RunConfig
+    from engine.core.config import RunConfig
 
     raw = json.loads(json.dumps(base))
     raw["method"] = {"name": method}
@@ -117,8 +117,8 @@ def main() -> int:
 
     import psutil
 
-    from engine.allocator import planned
-    from engine.device import gpus
+    from engine.core.allocator import planned
+    from engine.core.device import gpus
 
     device = "cuda" if gpus() else "cpu"
     if args.methods:
@@ -164,7 +164,7 @@ def main() -> int:
     machine = {"device": device, "platform": platform.platform(), "python": platform.python_version(),
                "cpu_count": os.cpu_count(), "ram_bytes": psutil.virtual_memory().total,
                "processor": platform.processor() or platform.machine(),
-               "allocator": planned()[0]}  # what each cell's trainer preloads (engine/allocator.py)
+               "allocator": planned()[0]}  # what each cell's trainer preloads (engine/core/allocator.py)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -189,7 +189,7 @@ def report(payload: dict) -> str:
              "Estimate = `peak_bytes` of the current estimator for the cell's settings and allocator (a pure "
              "function; `--rescore` recomputes it; on CPU it includes the allocator allowance). "
              f"Error = (estimate - measured) / measured. Allocator: {payload['machine'].get('allocator', 'system')} "
-             "(engine/allocator.py).", "",
+             "(engine/core/allocator.py).", "",
              "| method | grad ckpt | seq | batch | estimate MiB | measured MiB | error % |",
              "|---|---|---|---|---|---|---|"]
     errors = []

@@ -19,20 +19,19 @@ def main(config_path: str, out_path: str) -> None:
     import torch
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model
-    from transformers import (AutoModelForCausalLM, DataCollatorForSeq2Seq, Trainer, TrainerCallback,
-                              TrainingArguments)
+    from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
 
-    from engine.config import RunConfig
+    from engine.core.config import RunConfig
+    from engine.core.models import load_tokenizer, prepare_model
+    from engine.data.dataset import prepare_dataset
     from engine.methods import targets
-    from engine.models import load_tokenizer, prepare
-    from engine.prepare import prepare as prepare_data
 
     cfg = RunConfig.load(config_path)
     tokenizer = load_tokenizer(cfg.model)
-    data = prepare_data(cfg.data, tokenizer, cfg.train.max_seq_len, cfg.train.seed)
+    data = prepare_dataset(cfg.data, tokenizer, cfg.train.max_seq_len, cfg.train.seed)
     dataset = Dataset.from_dict({"input_ids": [e.input_ids for e in data.train],
                                  "labels": [e.labels for e in data.train]})
-    model = AutoModelForCausalLM.from_pretrained(str(prepare(cfg.model)), dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(str(prepare_model(cfg.model)), dtype=torch.float32)
     p = cfg.method.params
     model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", r=p["r"], lora_alpha=p["alpha"],
                                              lora_dropout=p["dropout"],

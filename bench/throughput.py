@@ -72,7 +72,7 @@ def run_arguments(steps: int, out: str) -> argparse.ArgumentParser:
 def main() -> None:
     args = run_arguments(30, "throughput_cpu").parse_args()
 
-    from engine import runs
+    from engine.core import runs
 
     work = Path(tempfile.mkdtemp(prefix="tuneloom-bench-"))
     os.environ["TUNELOOM_HOME"] = str(work / "home")

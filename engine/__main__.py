@@ -93,9 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args) -> int:
-    from engine import runs
-    from engine.launcher import create_run, foreground, is_main_process, shared_run_dir
-    from engine.train import run
+    from engine.core import runs
+    from engine.training.launcher import create_run, foreground, is_main_process, shared_run_dir
+    from engine.training.recipe import run
 
     if args.resume is not None:
         run_dir = Path(args.resume or Path(args.config).parent)
@@ -108,8 +108,8 @@ def cmd_train(args) -> int:
         print("error: give a CONFIG.yaml (or --resume RUN_DIR)", file=sys.stderr)
         return 2
     config_path = Path(args.config).resolve()
-    from engine.config import ConfigError
-    from engine.preflight import load_checked
+    from engine.core.config import ConfigError
+    from engine.training.preflight import load_checked
 
     try:
         cfg = load_checked(config_path, args.overrides)  # config + model limit + disk: all problems at once
@@ -178,8 +178,8 @@ def cmd_data(args) -> int:
 
 
 def _encoded_stats(args, loaded) -> dict:
-    from engine.models import load_tokenizer
-    from engine.prepare import encode_all
+    from engine.core.models import load_tokenizer
+    from engine.data.dataset import encode_all
 
     tokenizer = load_tokenizer(args.model)
     kept, dropped, rows = encode_all(loaded, tokenizer, args.mask, args.max_seq_len)
@@ -188,9 +188,9 @@ def _encoded_stats(args, loaded) -> dict:
 
 
 def _preview(args, loaded) -> int:
-    from engine.config import DEFAULT_MODEL
-    from engine.masking import Dropped, encode, token_preview
-    from engine.models import load_tokenizer
+    from engine.core.config import DEFAULT_MODEL
+    from engine.core.models import load_tokenizer
+    from engine.data.masking import Dropped, encode, token_preview
 
     tokenizer = load_tokenizer(args.model or DEFAULT_MODEL)
     previews = []
@@ -209,11 +209,11 @@ def _preview(args, loaded) -> int:
 
 def cmd_data_inspect(args) -> int:
     """Everything the UI's Data tab shows, as one JSON object (the UI process never loads a tokenizer)."""
-    from engine.config import DEFAULT_MODEL
+    from engine.core.config import DEFAULT_MODEL
+    from engine.core.models import load_tokenizer
     from engine.data import DataError, load_examples
-    from engine.masking import Dropped, encode, token_preview
-    from engine.models import load_tokenizer
-    from engine.prepare import Prepared, encode_all
+    from engine.data.dataset import Prepared, encode_all
+    from engine.data.masking import Dropped, encode, token_preview
 
     try:
         columns = dict(item.split("=", 1) for item in args.column)
@@ -237,7 +237,7 @@ def cmd_data_inspect(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from engine.export import export_adapter, export_merged
+    from engine.inference.export import export_adapter, export_merged
 
     out = (export_merged if args.merged else export_adapter)(Path(args.run_dir), Path(args.out))
     print(out)
@@ -245,13 +245,13 @@ def cmd_export(args) -> int:
 
 
 def cmd_chat(args) -> int:
-    from engine.chat_client import ChatWorker
+    from engine.inference.chat_client import ChatWorker
 
     worker = ChatWorker()
     if args.run_dir:
         note = worker.load(args.run_dir, run=str(Path(args.run_dir).resolve()))
     else:
-        from engine.config import DEFAULT_MODEL
+        from engine.core.config import DEFAULT_MODEL
 
         note = worker.load(args.model or DEFAULT_MODEL, model=args.model or DEFAULT_MODEL)
     print(f"({note}; empty line or Ctrl-D to quit)")
@@ -279,7 +279,8 @@ def cmd_chat(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from engine.evaluate import main as evaluate_main, summary_lines, to_json
+    from engine.evaluation.evaluate import main as evaluate_main
+    from engine.evaluation.evaluate import summary_lines, to_json
 
     result = evaluate_main(args.run_dir, args.data, args.samples, args.base, args.max_new_tokens)
     print(to_json(result) if args.json else "\n".join(summary_lines(result)))
@@ -287,10 +288,10 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_model(args) -> int:
-    from engine.config import DEFAULT_MODEL
-    from engine.models import prepare
+    from engine.core.config import DEFAULT_MODEL
+    from engine.core.models import prepare_model
 
-    print(prepare(args.name or DEFAULT_MODEL))
+    print(prepare_model(args.name or DEFAULT_MODEL))
     return 0
 
 
@@ -308,8 +309,8 @@ def cmd_methods(args) -> int:
 
 
 def cmd_estimate(args) -> int:
-    from engine.config import RunConfig
-    from engine.device import detect
+    from engine.core.config import RunConfig
+    from engine.core.device import detect
     from engine.estimate import COMPONENTS, estimate_for_config, verdict
 
     cfg = RunConfig.load(args.config, args.overrides)
@@ -335,17 +336,17 @@ def cmd_estimate(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "train" and argv is None:  # a process of its own (not a call from Python)
-        from engine.allocator import reexec_with_allocator
+        from engine.core.allocator import reexec_with_allocator
 
         reexec_with_allocator()
     if args.command == "chat-worker":
-        from engine.chat_worker import main as worker_main
+        from engine.inference.chat_worker import main as worker_main
 
         return worker_main()
     handlers = {"train": cmd_train, "data": cmd_data, "export": cmd_export, "chat": cmd_chat,
                 "model": cmd_model, "methods": cmd_methods, "estimate": cmd_estimate,
                 "evaluate": cmd_evaluate}
-    from engine.config import ConfigError
+    from engine.core.config import ConfigError
 
     try:
         return handlers[args.command](args)

@@ -25,9 +25,9 @@ def build_tiny_model(out: Path, layers: int = 2, hidden: int = 64, seed: int = 0
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from engine.models import prepare
+    from engine.core.models import prepare_model
 
-    source = prepare("smollm2-135m-instruct")
+    source = prepare_model("smollm2-135m-instruct")
     config = AutoConfig.from_pretrained(source)
     config.update(dict(num_hidden_layers=layers, hidden_size=hidden, intermediate_size=2 * hidden,
                        num_attention_heads=4, num_key_value_heads=2, head_dim=hidden // 4))

@@ -6,9 +6,8 @@ import time
 import zipfile
 
 import pytest
-from gradio_client import Client
-
 from app_server import running_app
+from gradio_client import Client
 
 
 def tiny_config(model: str, name: str) -> dict:

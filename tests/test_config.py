@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import ConfigError, RunConfig, apply_overrides
+from engine.core.config import ConfigError, RunConfig, apply_overrides
 
 PRESETS = Path(__file__).resolve().parent.parent / "presets"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import runs
+from engine.core import runs
 
 ROOT = Path(__file__).resolve().parent.parent
 TASK_A, TASK_B = "presets/data/identity.jsonl", "presets/data/planets.jsonl"
@@ -17,9 +17,9 @@ COMMON = ["train.max_seq_len=128", "data.validation_split=0", "train.learning_ra
 
 
 def train(tiny_model, *extra) -> Path:
-    from engine.config import RunConfig
-    from engine.launcher import create_run
-    from engine.train import run
+    from engine.core.config import RunConfig
+    from engine.training.launcher import create_run
+    from engine.training.recipe import run
 
     cfg = RunConfig.load(ROOT / "presets" / "quickstart.yaml", [f"model={tiny_model}", *COMMON, *extra])
     run_dir = create_run(cfg)
@@ -51,7 +51,7 @@ def sequence(tiny_model, tmp_path_factory):
 
 
 def test_ewc_and_replay_forget_less_of_task_a(sequence):
-    from engine.continual import run_loss_on
+    from engine.training.continual import run_loss_on
 
     loss_a = {k: run_loss_on(d, TASK_A, 128) for k, d in sequence.items()}
     loss_b = {k: run_loss_on(d, TASK_B, 128) for k, d in sequence.items()}
@@ -65,8 +65,8 @@ def test_ewc_and_replay_forget_less_of_task_a(sequence):
 
 
 def test_start_from_continues_the_same_adapter_and_records_how(sequence):
-    from engine.continual import START_FILE
-    from engine.runs import read_json
+    from engine.core.runs import read_json
+    from engine.training.continual import START_FILE
 
     plan = read_json(sequence["B"] / START_FILE)
     assert plan["mode"] == "continue" and plan["adapter"].endswith("adapter")
@@ -74,7 +74,7 @@ def test_start_from_continues_the_same_adapter_and_records_how(sequence):
 
 
 def test_fisher_is_stored_and_the_penalty_is_logged_beside_the_task_loss(sequence):
-    from engine.continual import FISHER_FILE, load_fisher
+    from engine.training.continual import FISHER_FILE, load_fisher
 
     fisher, theta = load_fisher(sequence["A"] / FISHER_FILE)
     assert fisher and set(fisher) == set(theta) and all("lora_" in n for n in fisher)
@@ -98,7 +98,7 @@ def test_replay_mixes_the_chosen_fraction_of_the_earlier_training_data(sequence)
 def test_ewc_penalty_formula():
     import torch
 
-    from engine.continual import EWC
+    from engine.training.continual import EWC
 
     model = torch.nn.Linear(3, 2)
     theta = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -112,7 +112,7 @@ def test_ewc_penalty_formula():
 
 
 def test_config_problems_for_continual_keys():
-    from engine.config import ConfigError, RunConfig
+    from engine.core.config import ConfigError, RunConfig
 
     with pytest.raises(ConfigError) as err:
         RunConfig.from_dict({"data": {"replay_fraction": 1.5}, "train": {"ewc_lambda": -1}})

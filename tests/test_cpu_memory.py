@@ -1,4 +1,4 @@
-"""Resident memory on CPU: the trainer's malloc (engine/allocator.py: what is chosen, that a preloaded
+"""Resident memory on CPU: the trainer's malloc (engine/core/allocator.py: what is chosen, that a preloaded
 one is really in use, that the estimate follows it) and quantised models letting go of the checkpoint."""
 import os
 import shutil
@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from engine.allocator import planned
-from engine.arch import Arch
-from engine.config import RunConfig
+from engine.core.allocator import planned
+from engine.core.arch import Arch
+from engine.core.config import RunConfig
 from engine.estimate import estimate
 
 ROOT = Path(__file__).resolve().parent.parent
-IN_USE = [sys.executable, "-c", "from engine.allocator import in_use; print(in_use())"]
+IN_USE = [sys.executable, "-c", "from engine.core.allocator import in_use; print(in_use())"]
 
 
 def test_system_and_missing_libraries_fall_back_to_the_system_malloc(tmp_path):
@@ -46,7 +46,7 @@ def test_cpu_estimate_follows_the_allocator(tiny_model):
 
 
 def test_a_quantised_model_does_not_keep_the_checkpoint_file_mapped(tiny_model, tmp_path):
-    from engine.models import load_model
+    from engine.core.models import load_model
 
     folder = tmp_path / "model"  # a file no other test has mapped
     shutil.copytree(tiny_model, folder)

@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine.chat_client import ChatWorker
+from engine.inference.chat_client import ChatWorker
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTION = [{"role": "user", "content": "Who are you?"}]

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from engine import runs
+from engine.core import runs
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def train(tiny_model, preset, *extra):
-    from engine.config import RunConfig
-    from engine.launcher import create_run
-    from engine.train import run
+    from engine.core.config import RunConfig
+    from engine.training.launcher import create_run
+    from engine.training.recipe import run
 
     cfg = RunConfig.load(ROOT / "presets" / preset, [
         f"model={tiny_model}", "train.max_seq_len=128", "train.save_steps=0", "train.eval_steps=0",
@@ -28,7 +28,7 @@ def train(tiny_model, preset, *extra):
 def test_distill_terms_match_their_definitions():
     import torch
 
-    from engine.distill import distill_terms
+    from engine.training.distill import distill_terms
 
     torch.manual_seed(0)
     student, teacher = torch.randn(2, 5, 11), torch.randn(2, 5, 11)
@@ -65,7 +65,7 @@ def test_a_teacher_with_another_tokenizer_is_refused_up_front(tiny_model, tmp_pa
 
     from transformers import AutoTokenizer
 
-    from engine.distill import check_tokenizers
+    from engine.training.distill import check_tokenizers
 
     other = tmp_path / "other"
     shutil.copytree(tiny_model, other)

@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from app_server import running_app
 
 CHROMIUM = "/usr/bin/chromium"

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from app_server import running_app
 from test_e2e_browser import ARGS, CHROMIUM, SHOTS, pick
 

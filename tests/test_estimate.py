@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.arch import Arch
-from engine.config import RunConfig
+from engine.core.arch import Arch
+from engine.core.config import RunConfig
 from engine.estimate import COMPONENTS, cheaper_options, estimate, ui_summary, verdict
 from engine.methods import METHODS
 
@@ -98,7 +98,7 @@ def test_qlora_below_lora_below_full():
     if quantised:
         assert total(arch, cfg(quantised, batch_size=1, max_seq_len=512)) < lora
     # the quantised weight store alone is ~4x smaller than bf16 and ~8x smaller than fp32
-    from engine.estimate import _weight_bytes
+    from engine.estimate.components import base_weight_bytes as _weight_bytes
 
     nf4 = _weight_bytes(arch, "4bit", 4)["linear"]
     assert 0.5 * arch.layers * arch.layer_linear_params() < nf4 < 0.52 * arch.layers * arch.layer_linear_params()
@@ -133,7 +133,7 @@ def test_verdict_and_cheaper_options_apply_cleanly():
     assert verdict(1, device) == "fits" and verdict(int(0.95 * 8 * 2**30), device) == "tight"
     options = cheaper_options(arch, big, device)
     assert options and all(o["fits"] for o in options)
-    from engine.estimate import _with
+    from engine.estimate.options import _with
 
     for option in options:  # each option is a valid config with exactly the promised estimate
         assert total(arch, _with(big, option["overrides"])) == option["bytes"] <= 0.9 * 8 * 2**30
@@ -186,8 +186,8 @@ def test_estimator_is_pure_and_does_not_import_torch(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(SMOL))
     code = BLOCK_TORCH + f"""
 from engine.estimate import estimate_for_config, ui_summary
-from engine.device import detect
-from engine.config import RunConfig
+from engine.core.device import detect
+from engine.core.config import RunConfig
 cfg = RunConfig.from_dict({{'model': {str(tmp_path)!r}}})
 a = estimate_for_config(cfg, device='cuda'); b = estimate_for_config(cfg, device='cuda')
 assert a.to_dict() == b.to_dict()

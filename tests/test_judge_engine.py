@@ -5,8 +5,9 @@ import math
 
 import pytest
 
-from engine import compare, generation
-from engine.metrics_text import bleu, lcs_length, rouge_l, scores, tokens
+from engine.evaluation import compare
+from engine.evaluation.metrics import bleu, lcs_length, rouge_l, scores, tokens
+from engine.inference import generation
 
 
 # ---- generation settings ---------------------------------------------------------------------

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import compare, evaluate, runs
+from engine.core import runs
+from engine.evaluation import compare, evaluate, records
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,16 +34,16 @@ def judged(tiny_model, tmp_path_factory):
 
 
 def test_validation_split_is_reproduced_exactly(judged, tiny_model, monkeypatch):
-    from engine.config import RunConfig
-    from engine.models import load_tokenizer
-    from engine.prepare import prepare
+    from engine.core.config import RunConfig
+    from engine.core.models import load_tokenizer
+    from engine.data.dataset import prepare_dataset
 
     run_dir, home = judged
     monkeypatch.setenv("TUNELOOM_HOME", str(home))
     cfg = RunConfig.load(run_dir / "config.yaml")
     tokenizer = load_tokenizer(cfg.model)
     pairs, info = evaluate.held_out(cfg, tokenizer)
-    validation = prepare(cfg.data, tokenizer, cfg.train.max_seq_len, cfg.train.seed).validation
+    validation = prepare_dataset(cfg.data, tokenizer, cfg.train.max_seq_len, cfg.train.seed).validation
     assert info["kind"] == "validation" and len(pairs) == len(validation) == 8
     assert [e.input_ids for _, e in pairs] == [e.input_ids for e in validation]
     prompt, reference = evaluate.prompt_and_reference(pairs[0][0])
@@ -52,14 +53,14 @@ def test_validation_split_is_reproduced_exactly(judged, tiny_model, monkeypatch)
 def test_background_evaluation_and_cli(judged, monkeypatch):
     run_dir, home = judged
     monkeypatch.setenv("TUNELOOM_HOME", str(home))
-    evaluate.spawn(run_dir, samples=2, max_new_tokens=8)  # as the Evaluate tab starts it
+    records.spawn(run_dir, samples=2, max_new_tokens=8)  # as the Evaluate tab starts it
     deadline = time.time() + 180
-    while evaluate.read_eval_status(run_dir).get("state") in runs.ACTIVE and time.time() < deadline:
+    while records.read_eval_status(run_dir).get("state") in runs.ACTIVE and time.time() < deadline:
         time.sleep(0.5)
-    status = evaluate.read_eval_status(run_dir)
+    status = records.read_eval_status(run_dir)
     assert status["state"] == "done", status
     assert status["done"] == status["total"] == 8 + 2
-    saved = evaluate.list_results(run_dir)
+    saved = records.list_results(run_dir)
     assert len(saved) == 1 and saved[0]["file"] == status["result"]
     result = saved[0]
     # the same number the trainer logged for the same split (token-weighted vs per-batch mean: close)
@@ -76,8 +77,8 @@ def test_background_evaluation_and_cli(judged, monkeypatch):
     assert out.returncode == 0, out.stderr[-3000:]
     base = json.loads(out.stdout.strip().splitlines()[-1])
     assert base["model"] == "base" and base["data"]["kind"] == "file" and base["data"]["examples"] == 6
-    assert len(evaluate.list_results(run_dir)) == 2
-    assert evaluate.latest_result(run_dir, "run")["file"] == result["file"]
+    assert len(records.list_results(run_dir)) == 2
+    assert records.latest_result(run_dir, "run")["file"] == result["file"]
 
     # comparison of real run folders: curves by tokens, final numbers with the evaluation's scores
     view = compare.compare([run_dir, run_dir], "tokens")
@@ -89,7 +90,7 @@ def test_background_evaluation_and_cli(judged, monkeypatch):
 
 
 def test_chat_worker_beams_come_whole_and_bad_settings_are_explained(tiny_model, workspace):
-    from engine.chat_client import ChatWorker, WorkerError
+    from engine.inference.chat_client import ChatWorker, WorkerError
 
     worker = ChatWorker()
     try:

@@ -3,7 +3,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from engine.loss import chunked_causal_lm_loss, fused_loss_available
+from engine.training.fused_loss import chunked_causal_lm_loss, fused_loss_available
 
 
 @pytest.mark.parametrize("train_head", [False, True])
@@ -43,7 +43,7 @@ def test_bf16_autocast_matches_within_bf16_tolerance(tiny_model):
 
 def test_a_compiled_model_takes_the_plain_loss_so_compilation_is_not_bypassed(tiny_model):
     """The fused path calls the inner decoder; for a torch.compile'd model that would be the uncompiled one."""
-    from engine.loss import causal_lm
+    from engine.training.fused_loss import causal_lm
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model)
     assert causal_lm(model) is model

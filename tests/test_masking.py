@@ -3,7 +3,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from engine.data.formats import Example
-from engine.masking import IGNORE, Dropped, encode, token_preview
+from engine.data.masking import IGNORE, Dropped, encode, token_preview
 
 ZEPHYR = ("{% for m in messages %}{{ '<|' + m['role'] + '|>\n' + m['content'] + eos_token + '\n' }}{% endfor %}"
           "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}")

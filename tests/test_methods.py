@@ -4,7 +4,7 @@ For each method and each data kind: a few steps on a repeated batch make the los
 intended parameters change (everything else is bit-identical); the trainable count equals the pure
 count from config.json and what peft (or a direct count) reports; the result saved through the
 trainer's own path reloads with identical logits, and mergeable methods merge within 1e-4.
-A few methods also run end to end through `engine.train.run` (the Trainer, optimizers, callbacks).
+A few methods also run end to end through `engine.training.recipe.run` (the Trainer, optimizers, callbacks).
 """
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from engine.arch import Arch
-from engine.config import OPTIMIZERS, RunConfig
+from engine.core.arch import Arch
+from engine.core.config import OPTIMIZERS, RunConfig
+from engine.core.registry import check_params
 from engine.methods import METHODS
-from engine.registry import check_params
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_KINDS = {"alpaca": "presets/data/identity.jsonl", "messages": "presets/data/chat_multiturn.jsonl"}
@@ -83,15 +83,15 @@ def batches(tiny_model):
     """One padded batch of 4 examples per data kind, encoded as the trainer does."""
     from transformers import DataCollatorForSeq2Seq
 
-    from engine.config import DataConfig
-    from engine.models import load_tokenizer
-    from engine.prepare import prepare
+    from engine.core.config import DataConfig
+    from engine.core.models import load_tokenizer
+    from engine.data.dataset import prepare_dataset
 
     tokenizer = load_tokenizer(tiny_model)
     collate = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100, return_tensors="pt")
     out = {}
     for kind, path in DATA_KINDS.items():
-        data = prepare(DataConfig(train=str(ROOT / path)), tokenizer, 128)
+        data = prepare_dataset(DataConfig(train=str(ROOT / path)), tokenizer, 128)
         out[kind] = collate([{"input_ids": e.input_ids, "labels": e.labels} for e in data.train[:4]])
     return out
 
@@ -109,7 +109,7 @@ def model_for(key: str, tiny_model: str, tiny_qwen: str) -> str:
 
 @functools.lru_cache(maxsize=None)
 def tokenizer_for(model_path: str):
-    from engine.models import load_tokenizer
+    from engine.core.models import load_tokenizer
 
     return load_tokenizer(model_path)
 
@@ -123,7 +123,7 @@ def training_args(lr: float):
 
 
 def load_applied(key: str, params: dict, model_path: str):
-    from engine.models import load_model
+    from engine.core.models import load_model
 
     method = METHODS.get(key)
     model = load_model(model_path, method.quantize(params), "fp32", quant_options=method.quantize_options(params))
@@ -195,9 +195,9 @@ def check_method(key, params, model_path, batch, tmp_path):
     """The whole per-method contract (see the module docstring) for one data batch."""
     import torch
 
-    from engine.models import load_model
-    from engine.results import load_result
-    from engine.train import save_result
+    from engine.core.models import load_model
+    from engine.inference.loading import load_result
+    from engine.training.recipe import save_result
 
     method = METHODS.get(key)
     arch = Arch.from_folder(model_path)
@@ -324,8 +324,8 @@ def test_counts_match_on_the_default_models_config():
 
 
 def test_bitfit_on_a_llama_model_fails_fast_with_a_clear_message(tiny_model, home):
-    from engine.config import ConfigError
-    from engine.preflight import load_checked
+    from engine.core.config import ConfigError
+    from engine.training.preflight import load_checked
 
     reason = METHODS.get("bitfit").unavailable(Arch.from_folder(tiny_model))
     assert reason and "bias" in reason and "LoRA" in reason
@@ -340,10 +340,10 @@ def test_bitfit_on_a_llama_model_fails_fast_with_a_clear_message(tiny_model, hom
 def test_prefix_methods_refuse_gradient_checkpointing_and_are_never_given_it(tiny_model, home):
     """transformers drops the prefix cache inside checkpointed layers (every such run crashed in
     bench/memory_accuracy.py), so it is refused up front, never turned on automatically nor offered."""
-    from engine.config import ConfigError
+    from engine.core.config import ConfigError
     from engine.estimate import cheaper_options
-    from engine.preflight import load_checked
-    from engine.train import checkpoint_if_tight
+    from engine.training.preflight import load_checked
+    from engine.training.recipe import checkpoint_if_tight
 
     for key in ("prefix_tuning", "p_tuning_v2"):
         with pytest.raises(ConfigError, match=f"{key} cannot train with gradient checkpointing"):
@@ -381,8 +381,8 @@ def test_every_optimizer_choice_builds_and_steps_on_cpu(tiny_model, tmp_path):
     import torch
     from transformers import Trainer
 
-    from engine.models import load_model
-    from engine.train import training_arguments
+    from engine.core.models import load_model
+    from engine.training.recipe import training_arguments
 
     model = load_model(tiny_model)
     ids = torch.randint(0, 1000, (2, 12))
@@ -415,11 +415,11 @@ E2E = {
 
 @pytest.mark.parametrize("key", list(E2E))
 def test_trainer_run_end_to_end(key, tiny_model, tmp_path):
-    from engine import runs
-    from engine.export import export_adapter, export_merged
-    from engine.launcher import create_run
-    from engine.results import load_result
-    from engine.train import run
+    from engine.core import runs
+    from engine.inference.export import export_adapter, export_merged
+    from engine.inference.loading import load_result
+    from engine.training.launcher import create_run
+    from engine.training.recipe import run
 
     method_over, train_over, kind = E2E[key]
     cfg = RunConfig.from_dict({

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import runs
+from engine.core import runs
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = ["train.max_seq_len=128", "data.validation_split=0", "train.learning_rate=5e-3", "train.warmup_steps=0",
@@ -42,8 +42,8 @@ def losses(run_dir):
 
 
 def test_command_preview_is_the_accelerate_command():
-    from engine.config import RunConfig
-    from engine.launcher import command_preview, launch_command
+    from engine.core.config import RunConfig
+    from engine.training.launcher import command_preview, launch_command
 
     single = RunConfig.from_dict({})
     assert command_preview(single, "c.yaml").endswith("-m engine train c.yaml")
@@ -81,8 +81,8 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tiny_model, 
 
 
 def test_stop_and_resume_across_two_processes(tiny_model, workspace):
-    from engine import launcher
-    from engine.config import RunConfig
+    from engine.core.config import RunConfig
+    from engine.training import launcher
 
     cfg = RunConfig.load(ROOT / "presets" / "quickstart.yaml",
                          [f"model={tiny_model}", *BASE, "train.max_steps=60", "train.save_steps=2",

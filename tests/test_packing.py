@@ -2,7 +2,7 @@
 import torch
 from transformers import AutoModelForCausalLM, DataCollatorWithFlattening
 
-from engine.loss import fused_forward_loss
+from engine.training.fused_loss import fused_forward_loss
 
 
 def test_packed_examples_do_not_see_each_other(tiny_model):
@@ -34,8 +34,8 @@ def test_packed_examples_do_not_see_each_other(tiny_model):
 
 
 def test_per_example_attention_matches_the_masked_path_and_its_gradients(tiny_model):
-    """engine/packed_attention.py: same loss and gradients as the block-diagonal mask, one SDPA call per example."""
-    from engine import packed_attention
+    """engine/training/packing.py: same loss and gradients as the block-diagonal mask, one SDPA call per example."""
+    from engine.training import packing
 
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(tiny_model)
@@ -53,8 +53,8 @@ def test_per_example_attention_matches_the_masked_path_and_its_gradients(tiny_mo
 
     masked_loss, masked_grads = loss_and_grads()
     assert model.config._attn_implementation == "sdpa"
-    message = packed_attention.enable(model, max_seq_len=64)
-    assert model.config._attn_implementation == packed_attention.NAME, message
+    message = packing.enable(model, max_seq_len=64)
+    assert model.config._attn_implementation == packing.NAME, message
     assert "one SDPA call per example" in message
     calls = []
     original = torch.nn.functional.scaled_dot_product_attention
@@ -71,7 +71,7 @@ def test_per_example_attention_matches_the_masked_path_and_its_gradients(tiny_mo
     padded = {"input_ids": torch.tensor([[5, 6, 7, 8], [9, 10, 0, 0]]), "attention_mask": torch.tensor([[1] * 4, [1, 1, 0, 0]])}
     with torch.no_grad():
         ours = model(**padded).logits
-        packed_attention.disable(model)
+        packing.disable(model)
         assert model.config._attn_implementation == "sdpa"
         stock = model(**padded).logits
     assert torch.allclose(ours, stock, atol=1e-5)

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from engine import prepare as prep
+from engine.data import dataset as prep
 from engine.data import load_examples
 
 CHAT = Path(__file__).resolve().parent.parent / "presets" / "data" / "chat_multiturn.jsonl"

@@ -1,10 +1,9 @@
 """Runs survive anything: SIGKILL + resume, a dying UI, out of memory, a full or read-only disk,
 stop (graceful and stuck), one job per device, bad hyperparameters. Real trainer processes on
 the tiny model; faults are real (SIGKILL, a real tmpfs filling up) or injected through the
-documented TUNELOOM_FAULT hooks in engine/failures.py."""
+documented TUNELOOM_FAULT hooks in engine/training/failures.py."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import runs
+from engine.core import runs
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD = ROOT / "tests" / "data" / "bad"
@@ -34,7 +33,7 @@ def cli(*args, home, env=None, timeout=300):
 
 
 def config(tiny_model, *extra):
-    from engine.config import RunConfig
+    from engine.core.config import RunConfig
 
     return RunConfig.load(ROOT / "presets" / "quickstart.yaml", [f"model={tiny_model}", *BASE, *extra])
 
@@ -109,8 +108,8 @@ def test_trainer_outlives_the_process_that_started_it(tiny_model, tmp_path, monk
     home = tmp_path / "home"
     script = (
         "import sys, time\n"
-        "from engine.config import RunConfig\n"
-        "from engine.launcher import start\n"
+        "from engine.core.config import RunConfig\n"
+        "from engine.training.launcher import start\n"
         f"cfg = RunConfig.load('presets/quickstart.yaml', {['model=' + tiny_model, *BASE, 'train.max_steps=25', 'train.save_steps=0']!r})\n"
         "print(start(cfg), flush=True)\n"
         "time.sleep(600)\n"
@@ -134,7 +133,7 @@ def test_trainer_outlives_the_process_that_started_it(tiny_model, tmp_path, monk
 # ---- out of memory ---------------------------------------------------------------------------
 
 def test_out_of_memory_is_recorded_with_advice(tiny_model, workspace, monkeypatch):
-    from engine.launcher import start
+    from engine.training.launcher import start
 
     monkeypatch.setenv("TUNELOOM_FAULT", "oom_at_step:2")
     # trust_remote_code on as well (the tiny model ships no code): the trainer must warn about it
@@ -192,7 +191,7 @@ def test_read_only_workspace_is_refused_before_training(tiny_model, tmp_path):
 
 
 def test_disk_filling_up_during_training_fails_with_a_clear_message(tiny_model, tmp_path, monkeypatch):
-    from engine.launcher import start
+    from engine.training.launcher import start
 
     home = tmp_path / "disk"
     real = _mount_tmpfs(home, "48m")
@@ -229,7 +228,7 @@ def test_disk_filling_up_during_training_fails_with_a_clear_message(tiny_model, 
 # ---- stop: graceful and stuck -----------------------------------------------------------------
 
 def test_stop_saves_the_adapter_at_the_current_step_and_exits_quickly(tiny_model, workspace):
-    from engine.launcher import start, stop
+    from engine.training.launcher import start, stop
 
     run_dir = start(config(tiny_model, "train.max_steps=500", "train.save_steps=0"))
     wait_for(lambda: (runs.read_status(run_dir).get("step") or 0) >= 3, what="step 3")
@@ -246,7 +245,7 @@ def test_stop_saves_the_adapter_at_the_current_step_and_exits_quickly(tiny_model
 
 
 def test_a_stuck_trainer_is_killed_after_the_grace_period(tiny_model, workspace, monkeypatch):
-    from engine.launcher import start, stop
+    from engine.training.launcher import start, stop
 
     monkeypatch.setenv("TUNELOOM_FAULT", "hang_at_step:3")
     run_dir = start(config(tiny_model, "train.max_steps=50", "train.save_steps=0"))
@@ -266,7 +265,7 @@ def test_a_stuck_trainer_is_killed_after_the_grace_period(tiny_model, workspace,
 # ---- one training job per device ----------------------------------------------------------------
 
 def test_a_second_run_is_queued_until_the_first_ends(tiny_model, workspace):
-    from engine.launcher import start
+    from engine.training.launcher import start
 
     first = start(config(tiny_model, "train.max_steps=20", "train.save_steps=0", "name=first"))
     second = start(config(tiny_model, "train.max_steps=4", "train.save_steps=0", "name=second"))
@@ -315,8 +314,8 @@ def test_bad_hyperparameters_are_reported_together_before_loading(tiny_model, tm
 
 
 def test_launcher_start_runs_the_same_preflight(tiny_model, workspace):
-    from engine.config import ConfigError
-    from engine.launcher import start
+    from engine.core.config import ConfigError
+    from engine.training.launcher import start
 
     with pytest.raises(ConfigError, match="train.max_seq_len: 9000 is above this model's limit of 8192"):
         start(config(tiny_model, "train.max_seq_len=9000"))

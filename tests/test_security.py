@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.security import LaunchRefused, check_launch, parse_auth
-from engine.workspace import inside, safe_name
+from engine.core.security import LaunchRefused, check_launch, parse_auth
+from engine.core.workspace import inside, safe_name
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_DIRS = ("engine", "ui", "bench", "tests")
@@ -60,7 +60,7 @@ def test_auth_inline_and_file_format(tmp_path):
 
 
 def test_refusal_exits_nonzero_with_the_message():
-    result = subprocess.run([sys.executable, "-c", "from engine.security import check_launch; "
+    result = subprocess.run([sys.executable, "-c", "from engine.core.security import check_launch; "
                              "check_launch('0.0.0.0', False, None)"], cwd=ROOT, capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
     assert result.returncode != 0
@@ -111,7 +111,7 @@ def test_inside_refuses_nul_and_symlink_escapes(tmp_path):
 
 
 def test_run_names_stay_inside_the_runs_folder(workspace):
-    from engine.runs import new_run_dir, runs_dir
+    from engine.core.runs import new_run_dir, runs_dir
 
     for text in TRAVERSALS:
         path = new_run_dir(text)
@@ -124,7 +124,7 @@ def test_run_names_stay_inside_the_runs_folder(workspace):
 def test_trust_remote_code_is_off_unless_asked():
     import yaml
 
-    from engine.config import RunConfig
+    from engine.core.config import RunConfig
 
     assert RunConfig().trust_remote_code is False
     assert RunConfig.from_dict({}).trust_remote_code is False
@@ -132,7 +132,7 @@ def test_trust_remote_code_is_off_unless_asked():
         assert not (yaml.safe_load(preset.read_text()) or {}).get("trust_remote_code"), preset
     assert RunConfig.from_dict({"trust_remote_code": True}).trust_remote_code is True
     # the trainer warns in the log when it is on (test_runs_survive's OOM run turns it on)
-    assert "WARNING: trust_remote_code is on" in (ROOT / "engine" / "train.py").read_text()
+    assert "WARNING: trust_remote_code is on" in (ROOT / "engine" / "training" / "recipe.py").read_text()
 
 
 def test_pickle_weights_are_refused_with_a_clear_message(tiny_model, tmp_path):
@@ -141,7 +141,7 @@ def test_pickle_weights_are_refused_with_a_clear_message(tiny_model, tmp_path):
     import torch
     from safetensors.torch import load_file
 
-    from engine.models import load_model
+    from engine.core.models import load_model
 
     folder = tmp_path / "pickled"
     folder.mkdir()
@@ -175,7 +175,7 @@ def test_no_shells_anywhere():
 
 
 def test_the_trainer_is_started_from_an_argument_list():
-    from engine.launcher import trainer_command
+    from engine.training.launcher import trainer_command
 
     command = trainer_command(Path("/tmp/run; rm -rf ~"), resume=True)
     assert isinstance(command, list) and command[0] == sys.executable

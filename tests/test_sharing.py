@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine import runs, sharing
+from engine.core import runs
+from engine.estimate import sharing
 
 MiB = 2**20
 

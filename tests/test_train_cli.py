@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import runs
-from engine.allocator import planned
+from engine.core import runs
+from engine.core.allocator import planned
 
 ROOT = Path(__file__).resolve().parent.parent
 METRIC_KEYS = {"step", "epoch", "loss", "learning_rate", "tokens_per_second", "elapsed_s", "peak_memory_bytes"}
@@ -45,7 +45,7 @@ def test_train_writes_the_run_folder_contract(trained_run):
     assert (run_dir / "checkpoints").is_dir() and runs.last_checkpoint(run_dir) is not None
     assert "finished at step 12" in (run_dir / "train.log").read_text()
     assert "auto_gradient_checkpointing" not in status  # memory is plentiful for the tiny model
-    # the trainer started itself again on tcmalloc/jemalloc where installed (engine/allocator.py)
+    # the trainer started itself again on tcmalloc/jemalloc where installed (engine/core/allocator.py)
     assert status["allocator"] == planned()[0] and rows[-1]["allocator"] == planned()[0]
     assert f"memory allocator: {planned()[0]}" in (run_dir / "train.log").read_text()
 
@@ -88,8 +88,8 @@ def test_exports_reload_with_plain_transformers_and_peft(trained_run, tiny_model
 
 
 def test_chat_worker_streams_a_reply_and_unload_ends_the_process(trained_run, monkeypatch):
-    from engine.chat_client import ChatWorker
-    from engine.runs import pid_alive
+    from engine.core.runs import pid_alive
+    from engine.inference.chat_client import ChatWorker
 
     run_dir, home = trained_run
     monkeypatch.setenv("TUNELOOM_HOME", str(home))

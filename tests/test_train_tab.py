@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import yaml
 
-from engine.config import RunConfig
+from engine.core.config import RunConfig
 from ui import train_tab
 from ui.train_tab import SETTINGS, build_raw, on_preview
 

@@ -22,7 +22,7 @@ sys.meta_path.insert(0, Block())
 
 # a method registered from outside the UI gets controls without UI code (one per Param type)
 from engine.methods import METHODS, Method
-from engine.registry import Param
+from engine.core.registry import Param
 METHODS.register("probe", Method(key="probe", title="Probe", summary="a test-only method", apply=None,
     count_trainable=lambda arch, params: 0, params=(
         Param("depth", int, 3, "an int", min=1, max=8), Param("scale", float, 0.5, "a float", min=0.0),
@@ -30,7 +30,7 @@ METHODS.register("probe", Method(key="probe", title="Probe", summary="a test-onl
         Param("spec", str, "x", "free text"))))
 
 import app, ui
-from engine.config import ConfigError
+from engine.core.config import ConfigError
 from ui import chat_tab, data_tab, export_tab, train_tab
 from ui.app import build_ui, launch_options, model_note
 

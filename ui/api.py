@@ -18,8 +18,8 @@ import json
 import gradio as gr
 import yaml
 
-from engine import runs
-from engine.config import DEFAULT_MODEL, ConfigError
+from engine.core import runs
+from engine.core.config import DEFAULT_MODEL, ConfigError
 from ui import chat_tab, follow
 from ui.common import run_path
 from ui.train_tab import start_config

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import gradio as gr
 
-from engine.workspace import ALIASES, is_prepared, resolve_model, subdir
-from ui import api, chat_tab, compare_tab, data_tab, estimate_panel, eval_tab, export_tab, lang as language, train_tab
+from engine.core.workspace import ALIASES, is_prepared, resolve_model, subdir
+from ui import api, chat_tab, compare_tab, data_tab, estimate_panel, eval_tab, export_tab, train_tab
+from ui import lang as language
 from ui.common import error_box, note_box, start_engine
 from ui.lang import loc, tr
 

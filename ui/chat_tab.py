@@ -4,7 +4,7 @@ Each model lives in a worker process (`ChatWorker`); replies stream token by tok
 and several returned sequences come whole: the streamer cannot follow them, and the page says
 so). Side by side uses a second worker, so both answers stream at the same time with the same
 settings. Unload ends both processes so all of their memory comes back. The settings are
-checked by engine/generation.py before anything is sent.
+checked by engine/inference/generation.py before anything is sent.
 """
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from engine import generation, sharing
-from engine.chat_client import ChatWorker, WorkerError
+from engine.estimate import sharing
+from engine.inference import generation
+from engine.inference.chat_client import ChatWorker, WorkerError
 from ui.common import error_box, finished_runs, note_box, run_label, run_path
 from ui.lang import loc, tr
 
@@ -155,7 +156,7 @@ def target_choices(lang: str = "en") -> list[tuple[str, str]]:
 def load(target: str, model: str, worker: ChatWorker = WORKER) -> str:
     """Load the run or base model into `worker` if it is not loaded already; returns the worker's note.
 
-    Beside a training job the model loads only when the estimates say both fit (engine/sharing.py)."""
+    Beside a training job the model loads only when the estimates say both fit (engine/estimate/sharing.py)."""
     if not target or target == BASE:
         model = (model or "").strip()
         if not model:

@@ -13,8 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine import runs
-from engine.workspace import PROJECT_ROOT, inside, runs_dir
+from engine.core import runs
+from engine.core.workspace import PROJECT_ROOT, inside, runs_dir
 
 CLI_TIMEOUT_S = 600
 

@@ -1,6 +1,6 @@
 """Compare tab: several runs' loss curves on one plot, the settings that differ, their final numbers.
 
-All of it comes from the run folders through engine/compare.py (pure, tested there).
+All of it comes from the run folders through engine/evaluation/compare.py (pure, tested there).
 """
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from types import SimpleNamespace
 import gradio as gr
 import pandas as pd
 
-from engine import compare, runs
+from engine.core import runs
+from engine.evaluation import compare
 from ui.common import run_path
 from ui.lang import loc, tr
 

@@ -14,8 +14,8 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from engine.config import FORMATS, MASKS
-from engine.workspace import PROJECT_ROOT, safe_name, subdir
+from engine.core.config import FORMATS, MASKS
+from engine.core.workspace import PROJECT_ROOT, safe_name, subdir
 from ui.common import cli_failure, error_box, last_json_line, note_box, run_engine
 from ui.lang import loc, tr
 

@@ -1,7 +1,7 @@
 """The live memory estimate on the Train tab: a stacked bar against the device, a verdict, and
 one-click changes that would fit.
 
-The estimate is engine.estimate.ui_summary: pure arithmetic on the model's config.json (no
+The estimate is engine.estimate.memory.ui_summary: pure arithmetic on the model's config.json (no
 weights, no torch), so it runs on every change of model, method or hyperparameter.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from engine.device import detect
+from engine.core.device import detect
 from engine.estimate import ui_summary
 from ui.lang import loc, norm, tr
 

@@ -1,6 +1,6 @@
 """Evaluate tab: a run (or its base model) on held-out data -> eval loss, perplexity, answers vs references.
 
-The evaluation is a background process (`python -m engine evaluate`, engine/evaluate.py) with
+The evaluation is a background process (`python -m engine evaluate`, engine/evaluation/evaluate.py) with
 its progress in RUN/eval/status.json, followed here on a timer: closing the page loses
 nothing, and every result is saved in the run folder and listed with it.
 """
@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from engine import evaluate
+from engine.evaluation import records
 from ui import follow
 from ui.common import error_box, finished_runs, note_box, run_label, run_path
 from ui.lang import loc, tr
@@ -123,16 +123,16 @@ def show_run(run_id, lang="en"):
         run_dir = run_path(run_id)
     except ValueError:
         return "", tr(TEXT, lang, "pick"), NO_RESULTS, NO_RESULTS
-    results = evaluate.list_results(run_dir)
+    results = records.list_results(run_dir)
     latest = results[0] if results else None
-    return progress_html(evaluate.read_eval_status(run_dir), lang), numbers_markdown(latest, lang), \
+    return progress_html(records.read_eval_status(run_dir), lang), numbers_markdown(latest, lang), \
         samples_table(latest, lang), results_table(results, lang)
 
 
 def on_start(run_id, which, data_file, samples, max_new_tokens, lang="en"):
     try:
         run_dir = run_path(run_id)
-        evaluate.spawn(run_dir, (data_file or "").strip() or None, int(samples or 0), base=which == "base",
+        records.spawn(run_dir, (data_file or "").strip() or None, int(samples or 0), base=which == "base",
                        max_new_tokens=int(max_new_tokens or 64))
     except Exception as err:
         return error_box(tr(TEXT, lang, "failed_start"), str(err))
@@ -146,7 +146,7 @@ def tick(run_id, seen, lang="en"):
         run_dir = run_path(run_id)
     except ValueError:
         return (gr.skip(),) * 5 + (seen,)
-    status = evaluate.read_eval_status(run_dir)
+    status = records.read_eval_status(run_dir)
     key = [run_id, lang, status.get("state"), status.get("done"), status.get("result"), status.get("updated_at")]
     if key == seen.get("key"):
         return (gr.skip(),) * 5 + (seen,)
@@ -158,7 +158,7 @@ def tick(run_id, seen, lang="en"):
 def select_result(evt: gr.SelectData, run_id, lang="en"):
     row = getattr(evt, "row_value", None) or []
     try:
-        result = next(r for r in evaluate.list_results(run_path(run_id)) if r["file"] == row[0])
+        result = next(r for r in records.list_results(run_path(run_id)) if r["file"] == row[0])
     except (StopIteration, ValueError, IndexError):
         return gr.skip(), gr.skip()
     return numbers_markdown(result, lang), samples_table(result, lang)

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from engine.workspace import safe_name, subdir
+from engine.core.workspace import safe_name, subdir
 from ui.common import cli_failure, error_box, finished_runs, note_box, run_engine, run_label, run_path
 from ui.lang import loc, tr
 

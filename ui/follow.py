@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from engine import runs
+from engine.core import runs
 from ui.lang import tr
 
 TEXT = {

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import gradio as gr
 
+from engine.core.registry import Param
 from engine.methods import METHODS
-from engine.registry import Param
 from ui.lang import loc, norm
 from ui.methods_zh import METHOD_ZH as METHOD_ZH_MORE
 

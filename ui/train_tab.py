@@ -11,11 +11,12 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from engine import launcher, runs
-from engine.config import DISTRIBUTED, OPTIMIZERS, PRECISIONS, SCHEDULERS, ConfigError, RunConfig
+from engine.core import runs
+from engine.core.config import DISTRIBUTED, OPTIMIZERS, PRECISIONS, SCHEDULERS, ConfigError, RunConfig
+from engine.core.registry import Param
+from engine.core.workspace import PROJECT_ROOT
 from engine.estimate import ui_summary
-from engine.registry import Param
-from engine.workspace import PROJECT_ROOT
+from engine.training import launcher
 from ui import chat_tab, estimate_panel, follow, params
 from ui.common import error_box, note_box, run_path
 from ui.data_tab import parse_columns
@@ -51,7 +52,7 @@ TRAIN_PARAMS = (
                     "memory, about 30% slower.", label="gradient checkpointing")),
 )
 # less common settings, in a closed accordion: regularisation, speed, continual learning,
-# distillation and several processes (engine/config.py documents each key)
+# distillation and several processes (engine/core/config.py documents each key)
 ADVANCED_PARAMS = (
     ("train", Param("weight_decay", float, 0.0, "Decoupled weight decay (AdamW); 0.01-0.1 regularises full "
                     "fine-tuning.", min=0.0, label="weight decay")),
@@ -224,7 +225,7 @@ def build_raw(model, data_path, fmt, columns_text, mask, skip_bad, name, method,
 
 def start_config(raw: dict, problems: list[str] | None = None) -> Path:
     """Validate (every problem at once) and launch; raises ConfigError."""
-    from engine.preflight import static_problems  # import-light: config.json and file checks
+    from engine.training.preflight import static_problems  # import-light: config.json and file checks
 
     problems = list(problems or [])
     try:

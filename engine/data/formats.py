@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from engine.core.registry import Registry
 from engine.data.errors import FieldError
-from engine.registry import Registry
 
 
 @dataclass

@@ -8,10 +8,10 @@ in a TrainerCallback.
 """
 from __future__ import annotations
 
-from engine.arch import Arch
+from engine.core.arch import Arch
+from engine.core.registry import Param
 from engine.methods import lora, targets
 from engine.methods.base import METHODS, Method
-from engine.registry import Param
 
 PARAMS = (
     Param("target_r", int, 8, "Average rank kept at the end (the budget).", min=1, max=1024),

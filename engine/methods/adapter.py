@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine.arch import Arch
+from engine.core.arch import Arch
+from engine.core.registry import Param
 from engine.methods.base import METHODS, Method
-from engine.registry import Param
 
 CHILD = "bottleneck_adapter"
 WEIGHTS, CONFIG = "bottleneck_adapter.safetensors", "bottleneck_adapter.json"

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from engine.arch import Arch
-from engine.registry import Param, Registry
+from engine.core.arch import Arch
+from engine.core.registry import METHODS, Param  # noqa: F401  (METHODS: re-exported for the method modules)
 
 
 def _always_available(arch: Arch) -> str | None:
@@ -41,7 +41,7 @@ class Method:
     optimizer: Callable[[Any, dict, Any], Any] | None = None
     # save_adapter(model, folder): for results peft cannot save itself (ours, or converted on save)
     save_adapter: Callable[[Any, Any], None] | None = None
-    # quantize_options(params) -> keyword options for engine.models.quantization_config
+    # quantize_options(params) -> keyword options for engine.core.models.quantization_config
     quantize_options: Callable[[dict], dict] = lambda params: {}
 
     # ---- traits the memory estimator reads (pure; from config.json and params only) ----------
@@ -73,5 +73,3 @@ class Method:
             "mergeable": self.mergeable, "params": [p.describe() for p in self.params],
         }
 
-
-METHODS: Registry[Method] = Registry("method")

@@ -1,10 +1,10 @@
 """BitFit (Ben Zaken et al., 2021): train only the bias terms; every weight matrix stays frozen."""
 from __future__ import annotations
 
-from engine.arch import ATTENTION, MLP, Arch
+from engine.core.arch import ATTENTION, MLP, Arch
+from engine.core.registry import Param
 from engine.methods import weights
 from engine.methods.base import METHODS, Method
-from engine.registry import Param
 
 PARAMS = (
     Param("biases", str, "all", "Which bias terms train: all, attention (q/k/v/o), mlp, or norm (LayerNorm biases).",

@@ -2,10 +2,10 @@
 chosen extra modules (final norm, embeddings, output head); everything else stays frozen."""
 from __future__ import annotations
 
-from engine.arch import ATTENTION, MLP, Arch
+from engine.core.arch import ATTENTION, MLP, Arch
+from engine.core.registry import Param
 from engine.methods import weights
 from engine.methods.base import METHODS, Method
-from engine.registry import Param
 
 LAYER_PARTS = ("self_attn", "mlp") + weights.LAYER_NORMS + ATTENTION + MLP
 EXTRA = ("embed_tokens", "norm", "lm_head")

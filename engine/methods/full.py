@@ -1,7 +1,7 @@
 """Full fine-tuning: every weight of the model is trained (the result is a whole new model)."""
 from __future__ import annotations
 
-from engine.arch import Arch
+from engine.core.arch import Arch
 from engine.methods import weights
 from engine.methods.base import METHODS, Method
 

@@ -2,10 +2,10 @@
 feed-forward ones); the fewest trainable parameters of the adapter methods, mergeable."""
 from __future__ import annotations
 
-from engine.arch import Arch
+from engine.core.arch import Arch
+from engine.core.registry import Param
 from engine.methods import targets
 from engine.methods.base import METHODS, Method
-from engine.registry import Param
 
 PARAMS = (
     Param("target_modules", str, "k_proj,v_proj,down_proj", "Layers whose activations are rescaled "

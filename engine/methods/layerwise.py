@@ -7,10 +7,11 @@ each unfreezing to the run's log.
 """
 from __future__ import annotations
 
-from engine.arch import Arch
+from engine.core.arch import Arch
+from engine.core.registry import Param
+from engine.core.runlog import log
 from engine.methods import weights
 from engine.methods.base import METHODS, Method
-from engine.registry import Param
 
 PARAMS = (
     Param("schedule", str, "steps", "When the next layers unfreeze: every `every` optimizer steps, or at each epoch.",
@@ -75,8 +76,6 @@ def callbacks(model, params: dict) -> list:
             if wanted <= self.training:
                 return
             unfreeze(model, total, wanted)
-            from engine.train import log
-
             log(f"layerwise: {when}: unfroze layers {total - wanted}-{total - self.training - 1}; "
                 f"now training the top {wanted} of {total} layers")
             self.training = wanted

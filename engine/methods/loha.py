@@ -2,10 +2,10 @@
 products, (A1·B1) ⊙ (A2·B2): a higher effective rank than LoRA for the same parameters. peft."""
 from __future__ import annotations
 
-from engine.arch import Arch
+from engine.core.arch import Arch
+from engine.core.registry import Param
 from engine.methods import lora, targets
 from engine.methods.base import METHODS, Method
-from engine.registry import Param
 
 PARAMS = (
     Param("r", int, 8, "Rank of each of the two products.", min=1, max=1024),

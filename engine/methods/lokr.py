@@ -2,10 +2,10 @@
 optionally low-rank), so very few parameters span a full-rank update. peft does the work."""
 from __future__ import annotations
 
-from engine.arch import Arch
+from engine.core.arch import Arch
+from engine.core.registry import Param
 from engine.methods import lora, targets
 from engine.methods.base import METHODS, Method
-from engine.registry import Param
 
 PARAMS = (
     Param("r", int, 8, "Rank of the larger Kronecker factor (when it is decomposed).", min=1, max=1024),

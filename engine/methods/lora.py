@@ -7,10 +7,10 @@ QLoRA and LoRA-8bit (engine/methods/qlora.py, lora8bit.py) reuse everything here
 """
 from __future__ import annotations
 
-from engine.arch import Arch
+from engine.core.arch import Arch
+from engine.core.registry import Param
 from engine.methods import targets, weights
 from engine.methods.base import METHODS, Method
-from engine.registry import Param
 
 SAVABLE = ("embed_tokens", "lm_head")
 INITS = ("default", "gaussian", "pissa", "olora")

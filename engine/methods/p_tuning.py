@@ -2,10 +2,10 @@
 or a bidirectional LSTM) during training, which makes them easier to optimise than prompt tuning."""
 from __future__ import annotations
 
-from engine.arch import Arch
+from engine.core.arch import Arch
+from engine.core.registry import Param
 from engine.methods import prompt_learning as pl
 from engine.methods.base import METHODS, Method
-from engine.registry import Param
 
 PARAMS = (
     pl.num_tokens_param(20),

@@ -8,8 +8,8 @@ only the attention mask. The trainer therefore keeps padded (unpacked) batches f
 """
 from __future__ import annotations
 
-from engine.arch import Arch
-from engine.registry import Param
+from engine.core.arch import Arch
+from engine.core.registry import Param
 
 NOT_MERGEABLE = ("its virtual tokens are extra inputs to the model, not a change to its weights; "
                  "it is served and exported as an adapter on the base model")

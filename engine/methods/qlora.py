@@ -3,10 +3,10 @@ double quantisation); the adapters and the norms train in higher precision. Use 
 base model does not fit in memory at 16 bits. Everything LoRA-specific comes from lora.py."""
 from __future__ import annotations
 
-from engine.arch import Arch
+from engine.core.arch import Arch
+from engine.core.registry import Param
 from engine.methods import lora
 from engine.methods.base import METHODS
-from engine.registry import Param
 
 PARAMS = lora.lora_params(inits=("default", "gaussian")) + (
     Param("quant_type", str, "nf4", "4-bit data type: nf4 (normal float, best for normally distributed weights) "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from engine.arch import ATTENTION, MLP, Arch
+from engine.core.arch import ATTENTION, MLP, Arch
 
 GROUPS = {"all-linear": ATTENTION + MLP, "attention": ATTENTION, "mlp": MLP}
 

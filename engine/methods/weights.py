@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from engine.arch import ATTENTION, MLP, Arch
+from engine.core.arch import ATTENTION, MLP, Arch
 
 LAYER_NORMS = ("input_layernorm", "post_attention_layernorm")
 

@@ -16,24 +16,15 @@ import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
-from engine import failures, packed_attention, runs
-from engine.arch import Arch
-from engine.config import RunConfig
+from engine.core import optimizers, runlog, runs
+from engine.core.arch import Arch
+from engine.core.config import RunConfig
+from engine.core.runlog import log
+from engine.core.workspace import subdir
 from engine.methods import METHODS
-from engine.objective import PARTS
-from engine.trainer import build_trainer, uses_packing
-from engine.workspace import subdir
-
-
-_LOG_COPY: list = []  # train.log when stdout is a terminal rather than the log itself
-
-
-def log(message: str) -> None:
-    line = f"[tuneloom {time.strftime('%H:%M:%S')}] {message}"
-    print(line, flush=True)
-    for handle in _LOG_COPY:
-        handle.write(line + "\n")
-        handle.flush()
+from engine.training import failures, packing
+from engine.training.hf_trainer import build_trainer, uses_packing
+from engine.training.objective import PARTS
 
 
 @contextmanager
@@ -109,7 +100,7 @@ def build_callback(run_dir: Path, baseline_rss: int, is_main: bool):
 
         def on_step_end(self, args, state, control, **kwargs):
             self.step = state.global_step
-            failures.at_step(state.global_step)  # TUNELOOM_FAULT hooks (engine/failures.py); no-op unless set
+            failures.at_step(state.global_step)  # TUNELOOM_FAULT hooks (engine/training/failures.py); no-op unless set
             if _any_process(self.stop_requested or (run_dir / runs.STOP_FILE).exists(), args.device):
                 self.stop_requested = True
                 control.should_training_stop = True
@@ -133,7 +124,7 @@ def build_callback(run_dir: Path, baseline_rss: int, is_main: bool):
             if "loss" not in row and "eval_loss" not in row:
                 return
             row["peak_memory_bytes"] = peak_memory_bytes(baseline_rss)
-            row.update(getattr(self, "estimate", None) or {})  # estimate_bytes made at launch (engine/estimate.py)
+            row.update(getattr(self, "estimate", None) or {})  # estimate_bytes made at launch (engine/estimate/memory.py)
             runs.append_metrics(run_dir, row)
             runs.update_status(run_dir, step=state.global_step, max_steps=state.max_steps,
                                elapsed_s=row["elapsed_s"])
@@ -158,16 +149,15 @@ def training_arguments(cfg: RunConfig, run_dir: Path, precision: str, has_valida
     from transformers import TrainingArguments
 
     t = cfg.train
-    optim = {"adamw": "adamw_torch", "sgd": "sgd", "adagrad": "adagrad", "rmsprop": "rmsprop"}.get(t.optimizer,
-                                                                                                    t.optimizer)
+    optimizer = optimizers.get(t.optimizer)
     return TrainingArguments(
         output_dir=str(run_dir / "checkpoints"),
         max_steps=t.max_steps if t.max_steps > 0 else -1, num_train_epochs=t.epochs,
         per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size,
         gradient_accumulation_steps=t.gradient_accumulation,
         learning_rate=t.learning_rate, warmup_steps=t.warmup_steps, lr_scheduler_type=t.scheduler,
-        weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm, optim=optim,
-        optim_args="momentum=0.9" if t.optimizer == "sgd" else None,  # plain SGD without momentum trains poorly
+        weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm, optim=optimizer.hf_name,
+        optim_args=optimizer.hf_args,
         bf16=precision == "bf16", fp16=precision == "fp16",
         gradient_checkpointing=t.gradient_checkpointing, torch_compile=t.torch_compile,
         gradient_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
@@ -189,7 +179,7 @@ def _cuda_available() -> bool:
 
 
 def _estimate(cfg: RunConfig, arch: Arch, precision: str):
-    from engine.allocator import in_use
+    from engine.core.allocator import in_use
     from engine.estimate import estimate
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -204,7 +194,7 @@ def launch_estimate(cfg: RunConfig, arch: Arch, precision: str) -> dict:
         est = _estimate(cfg, arch, precision)
         recorded = {"estimate_bytes": est.total_bytes, "estimate_peak_bytes": est.peak_bytes}
         if est.device == "cpu":
-            recorded["allocator"] = est.details["cpu_allocator"]  # it shapes the CPU peak (engine/allocator.py)
+            recorded["allocator"] = est.details["cpu_allocator"]  # it shapes the CPU peak (engine/core/allocator.py)
         return recorded
     except Exception as err:  # the estimate is a help, never a reason for a run to fail
         log(f"memory estimate unavailable: {err}")
@@ -219,7 +209,7 @@ def checkpoint_if_tight(cfg: RunConfig, arch: Arch, precision: str) -> bool:
     if cfg.train.gradient_checkpointing or METHODS.get(cfg.method.name).no_checkpointing_reason:
         return False
     try:
-        from engine.device import detect
+        from engine.core.device import detect
         from engine.estimate import verdict
 
         device = detect("cuda" if _cuda_available() else "cpu")
@@ -265,7 +255,7 @@ def run(config_path: Path, resume: bool = False) -> Path:
     is_main = int(os.environ.get("RANK", "0")) == 0
     baseline_rss = rss_bytes()
     if is_main and not os.environ.get("TUNELOOM_STDOUT_IS_LOG"):
-        _LOG_COPY[:] = [open(run_dir / "train.log", "a", encoding="utf-8")]  # one run per call (tests run several)
+        runlog.copy_to(run_dir)
     if is_main:
         (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
         runs.update_status(run_dir, state="running", pid=os.getpid(), error=None, failure=None, started_at=time.time(),
@@ -277,9 +267,10 @@ def run(config_path: Path, resume: bool = False) -> Path:
             result = _train(cfg, run_dir, callback, resume, is_main)
     except BaseException as err:  # record every failure in the run folder, then re-raise
         if is_main:
-            # out of memory / disk full / other: a readable error plus advice (engine/failures.py)
+            # out of memory / disk full / other: a readable error plus advice (engine/training/failures.py)
             runs.update_status(run_dir, state="failed", finished_at=time.time(),
-                               **failures.explain(err, cfg, getattr(callback, "step", None), run_dir))
+                               **failures.explain(err, cfg, getattr(callback, "step", None), run_dir,
+                                                 "cuda" if _cuda_available() else "cpu"))
             log("training failed:\n" + traceback.format_exc())
         raise
     return result
@@ -292,14 +283,15 @@ def _nothing():
 
 def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool) -> Path:
     import torch
-    from engine.models import load_model, load_tokenizer, prepare
-    from engine.prepare import prepare as prepare_data
+
+    from engine.core.models import load_model, load_tokenizer, prepare_model
+    from engine.data.dataset import prepare_dataset
 
     method = METHODS.get(cfg.method.name)
     if cfg.trust_remote_code:
         log(f"WARNING: trust_remote_code is on: Python files shipped with {cfg.model} will run in this process. "
             "Only do this for models whose code you have read or trust.")
-    model_path = prepare(cfg.model, log=log)
+    model_path = prepare_model(cfg.model, log=log)
     arch = Arch.from_folder(model_path)
     reason = method.unavailable(arch)
     if reason:
@@ -315,22 +307,22 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
     if is_main and callback.estimate:
         runs.update_status(run_dir, **callback.estimate)
         if "allocator" in callback.estimate:
-            log(f"memory allocator: {callback.estimate['allocator']} (engine/allocator.py)")
+            log(f"memory allocator: {callback.estimate['allocator']} (engine/core/allocator.py)")
 
     log(f"loading tokenizer and data from {cfg.data.train}")
     tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code)
     if cfg.distill.teacher.strip():
-        from engine.distill import check_tokenizers
+        from engine.training.distill import check_tokenizers
 
         check_tokenizers(cfg.model, cfg.distill.teacher, cfg.trust_remote_code)  # before anything big is loaded
-    data = prepare_data(cfg.data, tokenizer, cfg.train.max_seq_len, cfg.train.seed)
+    data = prepare_dataset(cfg.data, tokenizer, cfg.train.max_seq_len, cfg.train.seed)
     stats = data.stats()
     log(f"data: {stats['train_examples']} train / {stats['validation_examples']} validation examples, "
         f"{stats['trained_tokens']} trained tokens; dropped {stats['dropped'] or 'none'}")
 
     log(f"loading {cfg.model} ({precision})")
     if cfg.train.start_from:
-        from engine import continual
+        from engine.training import continual
 
         model = continual.load_start(cfg, method, precision, arch, run_dir if is_main else None, log)
     else:
@@ -346,8 +338,8 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
     if cfg.train.gradient_checkpointing and hasattr(model, "enable_input_require_grads"):
         model.enable_input_require_grads()
 
-    from engine import continual, distill
-    from engine.objective import Objective
+    from engine.training import continual, distill
+    from engine.training.objective import Objective
 
     # EWC anchor (before training: the loaded weights are the earlier run's) and distillation teacher
     objective = Objective(continual.ewc_anchor(cfg, model, tokenizer, log, is_main),
@@ -358,10 +350,10 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
     method_callbacks = method.callbacks(model, cfg.method.params) if method.callbacks else []
     trainer = build_trainer(cfg, method, model, tokenizer, data, args, [callback, *method_callbacks],
                             optimizers=(optimizer, None), objective=objective)
-    packing = uses_packing(cfg, method)
-    log(f"packing {'on' if packing else 'off'}; fused loss {'on' if cfg.train.fused_loss else 'off'}")
-    if packing:
-        log(packed_attention.enable(model, cfg.train.max_seq_len))
+    packed = uses_packing(cfg, method)
+    log(f"packing {'on' if packed else 'off'}; fused loss {'on' if cfg.train.fused_loss else 'off'}")
+    if packed:
+        log(packing.enable(model, cfg.train.max_seq_len))
     checkpoint = runs.last_checkpoint(run_dir) if resume else None
     if resume:
         log(f"resuming from {checkpoint}" if checkpoint else "no checkpoint found; starting from step 0")
@@ -369,7 +361,7 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
     stopped = callback.stop_requested
     if data.validation and not stopped:
         trainer.evaluate()
-    packed_attention.disable(trainer.model)  # what is saved and served uses the stock implementations
+    packing.disable(trainer.model)  # what is saved and served uses the stock implementations
     if not is_main:
         return run_dir
     result = save_result(trainer.model, tokenizer, run_dir, method)

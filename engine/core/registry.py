@@ -6,6 +6,7 @@ reads them. Import-light: nothing here touches torch.
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
@@ -102,16 +103,33 @@ T = TypeVar("T")
 
 @dataclass
 class Registry(Generic[T]):
-    """A named table of entries; `get` fails with the list of known keys."""
+    """A named table of entries; `get` fails with the list of known keys.
+
+    `plugins` names the module whose import registers the built-in entries (e.g. engine.methods):
+    the table loads it on first use, so a lower layer (the schema) can look entries up without
+    importing the layer that defines them.
+    """
 
     kind: str
-    entries: dict[str, T] = field(default_factory=dict)
+    plugins: str = ""
+    _entries: dict[str, T] = field(default_factory=dict)
+    _loaded: bool = False
+
+    def _load(self) -> None:
+        if self.plugins and not self._loaded:
+            self._loaded = True
+            importlib.import_module(self.plugins)
 
     def register(self, key: str, entry: T) -> T:
-        if key in self.entries:
+        if key in self._entries:
             raise ValueError(f"{self.kind} {key!r} is registered twice")
-        self.entries[key] = entry
+        self._entries[key] = entry
         return entry
+
+    @property
+    def entries(self) -> dict[str, T]:
+        self._load()
+        return self._entries
 
     def get(self, key: str) -> T:
         try:
@@ -127,3 +145,7 @@ class Registry(Generic[T]):
 
     def items(self):
         return self.entries.items()
+
+
+# The registries of the extension points. Their entries live with the code that implements them.
+METHODS: Registry = Registry("method", plugins="engine.methods")  # engine/methods/<key>.py, one module each

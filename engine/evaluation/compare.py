@@ -128,8 +128,8 @@ def load_run(run_dir: Path) -> dict:
     """{'id', 'config', 'status', 'metrics', 'evaluation'} of one run folder (no torch)."""
     import yaml
 
-    from engine import runs
-    from engine.evaluate import latest_result
+    from engine.core import runs
+    from engine.evaluation.records import latest_result
 
     run_dir = Path(run_dir)
     try:

@@ -3,22 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.config import RunConfig
+from engine.core.config import RunConfig
+from engine.core.runs import result_base, result_dir
 from engine.methods import METHODS
-
-
-def result_dir(run_dir: Path) -> Path:
-    run_dir = Path(run_dir)
-    for name in ("adapter", "model"):
-        if (run_dir / name).is_dir():
-            return run_dir / name
-    raise FileNotFoundError(f"{run_dir.name} has no result yet (no adapter/ or model/); "
-                            "wait for the run to finish or stop it to save the current step")
 
 
 def load_result(run_dir: Path, merge: bool = True, dtype: str = "fp32"):
     """(model, tokenizer, note) for a finished run; `note` says how the model is served."""
-    from engine.models import load_model, load_tokenizer
+    from engine.core.models import load_model, load_tokenizer
 
     cfg = RunConfig.load(Path(run_dir) / "config.yaml")
     method = METHODS.get(cfg.method.name)
@@ -26,8 +18,6 @@ def load_result(run_dir: Path, merge: bool = True, dtype: str = "fp32"):
     tokenizer = load_tokenizer(str(folder), cfg.trust_remote_code)
     if folder.name == "model":
         return load_model(str(folder), dtype=dtype, trust_remote_code=cfg.trust_remote_code), tokenizer, "full weights"
-    from engine.continual import result_base
-
     # the base this adapter was trained on: the merged earlier run when it started from one
     base = load_model(result_base(run_dir, cfg), dtype=dtype, trust_remote_code=cfg.trust_remote_code)
     if method.load_adapter is not None:
@@ -43,7 +33,7 @@ def load_result(run_dir: Path, merge: bool = True, dtype: str = "fp32"):
 
 
 def load_base(model: str, trust_remote_code: bool = False, dtype: str = "fp32"):
-    from engine.models import load_model, load_tokenizer
+    from engine.core.models import load_model, load_tokenizer
 
     return load_model(model, dtype=dtype, trust_remote_code=trust_remote_code), \
         load_tokenizer(model, trust_remote_code), "base model"

@@ -8,7 +8,7 @@ import sys
 import threading
 from typing import Iterator
 
-from engine.workspace import PROJECT_ROOT, subdir
+from engine.core.workspace import PROJECT_ROOT, subdir
 
 
 class WorkerError(RuntimeError):
@@ -22,7 +22,7 @@ class ChatWorker:
         self.process: subprocess.Popen | None = None
         self.loaded: str | None = None
         self.note = ""
-        self.counted_bytes = 0  # the memory its model was counted with beside training (engine/sharing.py)
+        self.counted_bytes = 0  # the memory its model was counted with beside training (engine/estimate/sharing.py)
         self.lock = threading.Lock()
 
     def _start(self) -> None:

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import yaml
 
-from engine.config import ConfigError, RunConfig, apply_overrides
-from engine.workspace import PROJECT_ROOT, resolve_model, runs_dir
+from engine.core import optimizers
+from engine.core.config import ConfigError, RunConfig, apply_overrides
+from engine.core.workspace import PROJECT_ROOT, resolve_model, runs_dir
 
-OPTIMIZER_BYTES = {"adamw": 8, "adamw_8bit": 2, "paged_adamw_8bit": 2, "sgd": 4, "adagrad": 4, "rmsprop": 4,
-                   "adafactor": 4}
 SPACE_MARGIN_BYTES = 8 * 2**20  # config, logs, metrics, trainer state
 
 
@@ -67,7 +66,7 @@ def data_path(train: str) -> Path:
 
 def checkpoint_bytes(cfg: RunConfig) -> int | None:
     """Disk one checkpoint takes: trainable weights (fp32) + optimizer state + tokenizer files."""
-    from engine.arch import Arch
+    from engine.core.arch import Arch
     from engine.methods import METHODS
 
     config, path = model_config(cfg.model)
@@ -80,7 +79,7 @@ def checkpoint_bytes(cfg: RunConfig) -> int | None:
         return None
     tokenizer = sum(p.stat().st_size for p in path.parent.glob("*token*") if p.is_file())
     tokenizer += sum(p.stat().st_size for p in path.parent.glob("*.jinja") if p.is_file())
-    return trainable * (4 + OPTIMIZER_BYTES.get(cfg.train.optimizer, 8)) + tokenizer
+    return int(trainable * (4 + optimizers.state_bytes(cfg.train.optimizer, 4))) + tokenizer
 
 
 def disk_problems(cfg: RunConfig) -> list[str]:
@@ -110,7 +109,7 @@ def disk_problems(cfg: RunConfig) -> list[str]:
 def method_problems(cfg: RunConfig) -> list[str]:
     """A method that cannot work on this architecture (BitFit on a model without biases), from config.json,
     or with the chosen settings (gradient checkpointing with a prefix method)."""
-    from engine.arch import Arch
+    from engine.core.arch import Arch
     from engine.methods import METHODS
 
     method = METHODS.get(cfg.method.name)

@@ -30,47 +30,19 @@ training examples (never to its validation split).
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from pathlib import Path
 
+from engine.core.runs import START_FILE, earlier_run, resolve_run
+from engine.data.dataset import earlier_examples
+
 FISHER_FILE = "fisher.safetensors"
-START_FILE = "start.json"  # how a run that started from another was loaded (results.py reads it)
 
 
 # ---- start from an earlier run ---------------------------------------------------------------
-def earlier_run(run_dir: str | Path):
-    """(RunConfig, result folder) of an earlier run; clear errors when it is not usable."""
-    from engine.config import RunConfig
-    from engine.results import result_dir
-
-    run_dir = _run_path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise ValueError(f"{run_dir} is not a run folder (no config.yaml); give a folder under runs/")
-    return RunConfig.load(run_dir / "config.yaml"), result_dir(run_dir)
-
-
-def _run_path(run_dir: str | Path) -> Path:
-    path = Path(run_dir)
-    if not path.is_absolute() and not path.exists():
-        from engine.workspace import runs_dir
-
-        if (runs_dir() / path).is_dir():  # a bare run id
-            return runs_dir() / path
-    return path
-
-
-def start_config(run_dir: str | Path) -> dict:
-    """Settings a new run starting from `run_dir` should take over (for the UI to prefill)."""
-    earlier, folder = earlier_run(run_dir)
-    return {"model": earlier.model, "trust_remote_code": earlier.trust_remote_code,
-            "method": earlier.method.to_dict(), "train.start_from": str(_run_path(run_dir)),
-            "result": folder.name, "data.replay": str(_run_path(run_dir))}
-
-
 def start_plan(cfg, method) -> dict:
     """How `cfg.train.start_from` is loaded: {"mode", "base", "adapter"} (pure apart from reading configs)."""
-    from engine.workspace import resolve_model
+    from engine.core.workspace import resolve_model
 
     earlier, folder = earlier_run(cfg.train.start_from)
     if folder.name == "model":
@@ -92,10 +64,10 @@ def start_plan(cfg, method) -> dict:
 
 def merged_base(run_dir: str | Path, log=print) -> Path:
     """The earlier run's adapter merged into its base, saved once under the workspace cache."""
-    from engine.results import load_result
-    from engine.workspace import subdir
+    from engine.core.workspace import subdir
+    from engine.inference.loading import load_result
 
-    run_dir = _run_path(run_dir)
+    run_dir = resolve_run(run_dir)
     earlier, folder = earlier_run(run_dir)
     stamp = hashlib.sha256()
     for f in sorted(folder.glob("*.safetensors")):
@@ -118,7 +90,7 @@ def merged_base(run_dir: str | Path, log=print) -> Path:
 
 def load_start(cfg, method, precision: str, arch, run_dir: Path | None = None, log=print):
     """The model to train when `train.start_from` is set: the earlier result, with this run's method on it."""
-    from engine.models import load_model
+    from engine.core.models import load_model
 
     plan = start_plan(cfg, method)
     kwargs = dict(quantize=method.quantize(cfg.method.params), dtype=method.load_dtype(precision),
@@ -140,23 +112,10 @@ def load_start(cfg, method, precision: str, arch, run_dir: Path | None = None, l
         log(f"starting from {Path(cfg.train.start_from).name}: base weights {plan['base']}")
         model = method.apply(load_model(plan["base"], **kwargs), cfg.method.params, arch)
     if run_dir is not None:
-        from engine.runs import write_json
+        from engine.core.runs import write_json
 
-        write_json(Path(run_dir) / START_FILE, {**plan, "start_from": str(_run_path(cfg.train.start_from))})
+        write_json(Path(run_dir) / START_FILE, {**plan, "start_from": str(resolve_run(cfg.train.start_from))})
     return model
-
-
-def result_base(run_dir: str | Path, cfg) -> str:
-    """The base an adapter of this run applies to: the merged earlier result when it started from one."""
-    plan = _read_json(Path(run_dir) / START_FILE)
-    return plan.get("base") or cfg.model if plan else cfg.model
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 # ---- EWC -------------------------------------------------------------------------------------
@@ -192,7 +151,7 @@ def compute_fisher(model, examples, samples: int, seed: int = 0) -> dict:
 
 def _example_loss(model, ids, labels):
     """Mean token loss of one example; the chunked loss on trained positions only where the model allows."""
-    from engine.loss import fused_forward_loss
+    from engine.training.fused_loss import fused_forward_loss
 
     loss = fused_forward_loss(model, {"input_ids": ids, "labels": labels})
     return loss if loss is not None else model(input_ids=ids, labels=labels, use_cache=False).loss
@@ -258,7 +217,7 @@ def ewc_anchor(cfg, model, tokenizer, log=print, is_main: bool = True) -> EWC | 
             f"{method.key} adds new weights on top of the earlier result. Use the same method and settings as "
             "the earlier run (its adapter is then continued), a method that trains the base weights, or turn "
             "EWC off (ewc_lambda: 0) and use replay instead")
-    start = _run_path(cfg.train.start_from)
+    start = resolve_run(cfg.train.start_from)
     params = trainable(model)
     path = start / FISHER_FILE
     fisher = theta = None
@@ -269,7 +228,7 @@ def ewc_anchor(cfg, model, tokenizer, log=print, is_main: bool = True) -> EWC | 
             fisher = None
     if fisher is None:
         earlier, _ = earlier_run(start)
-        data = _earlier_examples(earlier, tokenizer, cfg.train.max_seq_len)
+        data = earlier_examples(earlier, tokenizer, cfg.train.max_seq_len)
         log(f"EWC: estimating the Fisher information of {start.name} on {min(len(data), cfg.train.ewc_samples)} "
             "of its training examples")
         fisher = compute_fisher(model, data, cfg.train.ewc_samples, earlier.train.seed)
@@ -308,39 +267,12 @@ def finish(cfg, model, data, run_dir: Path, ewc: EWC | None, log=print) -> Path 
     return path
 
 
-# ---- replay ----------------------------------------------------------------------------------
-def _earlier_examples(earlier, tokenizer, max_seq_len: int) -> list:
-    """The earlier run's training examples (its own split and replay included), encoded for this run."""
-    from engine.prepare import prepare
-
-    return prepare(earlier.data, tokenizer, max_seq_len, earlier.train.seed).train
-
-
-def replay_examples(data, tokenizer, max_seq_len: int, seed: int = 0) -> list:
-    """`data.replay_fraction` of the replay source's training examples (seeded), or [] when replay is off."""
-    if not str(data.replay).strip() or data.replay_fraction <= 0:
-        return []
-    source = _run_path(data.replay)
-    if source.is_dir():
-        earlier, _ = earlier_run(source)
-        pool = _earlier_examples(earlier, tokenizer, max_seq_len)
-    else:
-        from engine.config import DataConfig
-        from engine.prepare import prepare
-
-        pool = prepare(DataConfig(train=str(data.replay), mask=data.mask), tokenizer, max_seq_len, seed).train
-    count = max(1, round(len(pool) * data.replay_fraction))
-    order = list(range(len(pool)))
-    random.Random(seed).shuffle(order)
-    return [pool[i] for i in sorted(order[:count])]
-
-
 # ---- measuring forgetting ----------------------------------------------------------------------
 def data_loss(model, examples, batch_size: int = 8) -> float:
     """Mean loss per trained token of `model` on encoded examples (no gradients)."""
     import torch
 
-    from engine.loss import fused_forward_loss
+    from engine.training.fused_loss import fused_forward_loss
 
     device = next(model.parameters()).device
     total, count = 0.0, 0
@@ -369,9 +301,9 @@ def data_loss(model, examples, batch_size: int = 8) -> float:
 
 def run_loss_on(run_dir: str | Path, data_file: str, max_seq_len: int = 512) -> float:
     """Mean token loss of a run's result on a data file (e.g. an earlier task's data: forgetting)."""
-    from engine.config import DataConfig
-    from engine.prepare import prepare
-    from engine.results import load_result
+    from engine.core.config import DataConfig
+    from engine.data.dataset import prepare_dataset
+    from engine.inference.loading import load_result
 
     model, tokenizer, _ = load_result(Path(run_dir), merge=True)
-    return data_loss(model, prepare(DataConfig(train=data_file), tokenizer, max_seq_len).train)
+    return data_loss(model, prepare_dataset(DataConfig(train=data_file), tokenizer, max_seq_len).train)

@@ -14,9 +14,9 @@ import threading
 import time
 from pathlib import Path
 
-from engine import runs
-from engine.config import RunConfig
-from engine.workspace import PROJECT_ROOT
+from engine.core import runs
+from engine.core.config import RunConfig
+from engine.core.workspace import PROJECT_ROOT
 
 STOP_GRACE_S = 60.0
 
@@ -37,7 +37,7 @@ def is_main_process() -> bool:
 def _launch_note() -> Path:
     """A file naming the run folder that rank 0 created for this launch: the processes of one launch on
     one machine share their parent (the torchrun agent) and the main port."""
-    from engine.workspace import subdir
+    from engine.core.workspace import subdir
 
     return subdir("locks") / f"launch-{os.getppid()}-{os.environ.get('MASTER_PORT', '')}.run"
 
@@ -160,11 +160,11 @@ def spawn(run_dir: Path, resume: bool = False) -> int:
 
 def start(cfg: RunConfig) -> Path:
     """Check (model limit, data file, disk; raises ConfigError listing every problem), then spawn."""
-    from engine.preflight import check
+    from engine.training.preflight import check
 
     check(cfg)
     if launch_problems(cfg):
-        from engine.config import ConfigError
+        from engine.core.config import ConfigError
 
         raise ConfigError(launch_problems(cfg))
     run_dir = create_run(cfg)

@@ -5,10 +5,10 @@ import hashlib
 import shutil
 from pathlib import Path
 
-from engine import runs
-from engine.config import RunConfig
+from engine.core import runs
+from engine.core.config import RunConfig
+from engine.inference.loading import load_result, result_dir
 from engine.methods import METHODS
-from engine.results import load_result, result_dir
 
 
 def file_sha256(path: str | Path) -> str:

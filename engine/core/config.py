@@ -12,7 +12,8 @@ from typing import Any
 
 import yaml
 
-from engine.methods import METHODS
+from engine.core import optimizers
+from engine.core.registry import METHODS
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 FORMATS = ("auto", "alpaca", "sharegpt", "messages", "text")
@@ -20,7 +21,7 @@ MASKS = ("assistant", "last_assistant", "none")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 DISTRIBUTED = ("ddp", "fsdp", "zero2", "zero3")
-OPTIMIZERS = ("adamw", "adamw_8bit", "paged_adamw_8bit", "sgd", "adagrad", "rmsprop", "adafactor")
+OPTIMIZERS = tuple(optimizers.OPTIMIZERS)  # engine/core/optimizers.py
 
 
 class ConfigError(ValueError):
@@ -37,7 +38,7 @@ class DataConfig:
     mask: str = "assistant"
     columns: dict = field(default_factory=dict)  # CSV/any: source column -> expected field
     skip_bad_rows: bool = False
-    # experience replay (engine/continual.py): mix this fraction of an earlier run's training data
+    # experience replay (engine/training/continual.py): mix this fraction of an earlier run's training data
     # (a run folder) or of any data file into this run's training examples
     replay: str = ""
     replay_fraction: float = 0.0
@@ -87,11 +88,11 @@ class TrainConfig:
     packing: bool = True
     fused_loss: bool = True
     torch_compile: bool = False  # compile the model (inductor); 4.7x slower on CPU, unmeasured on GPU (README Performance)
-    # continual learning (engine/continual.py): start from an earlier run's result; EWC penalty
+    # continual learning (engine/training/continual.py): start from an earlier run's result; EWC penalty
     start_from: str = ""  # a run folder: its result is the starting point of this run
     ewc_lambda: float = 0.0  # > 0: penalise moving the weights the earlier run found important
     ewc_samples: int = 64  # examples used to estimate the diagonal Fisher information
-    # more than one process (engine/launcher.py): data parallel through `accelerate launch`
+    # more than one process (engine/training/launcher.py): data parallel through `accelerate launch`
     num_processes: int = 1
     distributed: str = "ddp"  # ddp | fsdp | zero2 | zero3 (DeepSpeed)
     accelerate_config: str = ""  # an `accelerate config` file, e.g. for several machines
@@ -133,7 +134,7 @@ class TrainConfig:
 
 @dataclass
 class DistillConfig:
-    """Knowledge distillation (engine/distill.py): learn from a teacher's token distributions."""
+    """Knowledge distillation (engine/training/distill.py): learn from a teacher's token distributions."""
     teacher: str = ""  # a local model folder, a Hub id or an earlier run folder; empty: off
     alpha: float = 0.5  # weight of the KL to the teacher; 1 - alpha weighs the usual loss on the labels
     temperature: float = 2.0
@@ -265,7 +266,7 @@ def _coerce(value: Any, default: Any) -> Any:
 
 
 def _method(raw: Any, problems: list[str]) -> MethodConfig:
-    from engine.registry import check_params
+    from engine.core.registry import check_params
 
     raw = {"name": raw} if isinstance(raw, str) else dict(raw or {})
     name = str(raw.pop("name", "lora"))

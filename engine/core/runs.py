@@ -13,10 +13,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.workspace import runs_dir, safe_name
+from engine.core.workspace import runs_dir, safe_name
 
 ACTIVE = ("queued", "running", "stopping")
 STOP_FILE = "STOP"
+START_FILE = "start.json"  # how a run that started from another was loaded (engine/training/continual.py)
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -197,3 +198,46 @@ def last_checkpoint(run_dir: Path) -> Path | None:
     steps = [(int(p.name.split("-")[-1]), p) for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
     complete = [(s, p) for s, p in steps if (p / "trainer_state.json").is_file()]
     return max(complete)[1] if complete else None
+
+
+# ---- a run as an input to another (results, continual learning, distillation) ----------------------
+def resolve_run(run: str | Path) -> Path:
+    """A run folder from a path, a bare run id, or `runs/<id>` (relative to the workspace)."""
+    path = Path(run)
+    if path.is_absolute() or path.exists():
+        return path
+    for candidate in (runs_dir() / path, runs_dir().parent / path):
+        if candidate.is_dir():
+            return candidate
+    return path
+
+
+def is_run_folder(path: str | Path) -> bool:
+    path = Path(path)
+    return (path / "config.yaml").is_file() and (path / "status.json").is_file()
+
+
+def result_dir(run_dir: Path) -> Path:
+    """The folder holding what a run produced: adapter/ or model/."""
+    run_dir = Path(run_dir)
+    for name in ("adapter", "model"):
+        if (run_dir / name).is_dir():
+            return run_dir / name
+    raise FileNotFoundError(f"{run_dir.name} has no result yet (no adapter/ or model/); "
+                            "wait for the run to finish or stop it to save the current step")
+
+
+def earlier_run(run: str | Path):
+    """(RunConfig, result folder) of an earlier run; clear errors when it is not usable."""
+    from engine.core.config import RunConfig
+
+    run_dir = resolve_run(run)
+    if not (run_dir / "config.yaml").is_file():
+        raise ValueError(f"{run_dir} is not a run folder (no config.yaml); give a folder under runs/")
+    return RunConfig.load(run_dir / "config.yaml"), result_dir(run_dir)
+
+
+def result_base(run_dir: str | Path, cfg) -> str:
+    """The base an adapter of this run applies to: the merged earlier result when it started from one."""
+    plan = read_json(Path(run_dir) / START_FILE)
+    return plan.get("base") or cfg.model if plan else cfg.model

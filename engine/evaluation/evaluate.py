@@ -6,8 +6,7 @@ answers for the first N examples and score them against the references (ROUGE-L,
 save RUN/eval/<timestamp>.json (atomic).
 
 Like training, it runs as its own process; progress goes to RUN/eval/status.json, so the page
-can close and come back. The module top is import-light (the UI spawns and reads from here);
-torch and transformers are imported inside the functions that need them.
+can close and come back (engine/evaluation/records.py starts it and reads the folder).
 """
 from __future__ import annotations
 
@@ -15,92 +14,11 @@ import json
 import math
 import os
 import random
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
-from engine import runs
-from engine.workspace import PROJECT_ROOT
-
-EVAL_DIR = "eval"
-STATUS = "status.json"
-DEFAULT_SAMPLES = 5
-DEFAULT_MAX_NEW_TOKENS = 128
-
-
-# ---- the folder side (import-light) ----------------------------------------------------------
-def eval_dir(run_dir: Path) -> Path:
-    return Path(run_dir) / EVAL_DIR
-
-
-def read_eval_status(run_dir: Path) -> dict:
-    """RUN/eval/status.json; a running evaluation whose process is gone reads as failed."""
-    status = runs.read_json(eval_dir(run_dir) / STATUS, {}) or {}
-    if status.get("state") in runs.ACTIVE and status.get("pid") and not runs.pid_alive(status["pid"]):
-        status = {**status, "state": "failed",
-                  "error": status.get("error") or f"the evaluation process (pid {status['pid']}) ended "
-                                                  "without finishing; start it again"}
-    return status
-
-
-def update_eval_status(run_dir: Path, **fields) -> dict:
-    folder = eval_dir(run_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    status = runs.read_json(folder / STATUS, {}) or {}
-    status.update(fields, updated_at=time.time())
-    runs.write_json(folder / STATUS, status)
-    return status
-
-
-def list_results(run_dir: Path) -> list[dict]:
-    """Saved evaluations of a run, newest first (each the whole result JSON plus its file name)."""
-    found = []
-    for path in sorted(eval_dir(run_dir).glob("*.json"), reverse=True):
-        if path.name == STATUS:
-            continue
-        result = runs.read_json(path)
-        if isinstance(result, dict):
-            found.append({**result, "file": path.name})
-    return found
-
-
-def latest_result(run_dir: Path, model: str = "run") -> dict | None:
-    """The newest saved evaluation of the run's result ("run") or of its base model ("base")."""
-    return next((r for r in list_results(run_dir) if r.get("model") == model), None)
-
-
-def eval_command(run_dir: Path, data: str | None = None, samples: int = DEFAULT_SAMPLES, base: bool = False,
-                 max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> list[str]:
-    command = [sys.executable, "-m", "engine", "evaluate", str(run_dir), "--samples", str(int(samples)),
-               "--max-new-tokens", str(int(max_new_tokens))]
-    if data:
-        command += ["--data", str(data)]
-    return command + (["--base"] if base else [])
-
-
-def spawn(run_dir: Path, data: str | None = None, samples: int = DEFAULT_SAMPLES, base: bool = False,
-          max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> int:
-    """Start an evaluation in its own process and session (as the launcher starts a trainer)."""
-    run_dir = Path(run_dir)
-    current = read_eval_status(run_dir)
-    if current.get("state") in runs.ACTIVE:
-        raise RuntimeError(f"an evaluation of {run_dir.name} is already {current['state']} "
-                           f"({current.get('done', 0)}/{current.get('total') or '?'}); wait for it to finish")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
-    eval_dir(run_dir).mkdir(parents=True, exist_ok=True)
-    runs.write_json(eval_dir(run_dir) / STATUS, {
-        "state": "queued", "phase": "starting", "done": 0, "total": 0, "model": "base" if base else "run",
-        "data": data, "samples": samples, "created_at": time.time(), "updated_at": time.time(), "pid": None})
-    with open(eval_dir(run_dir) / "eval.log", "ab") as log:
-        process = subprocess.Popen(eval_command(run_dir, data, samples, base, max_new_tokens), cwd=str(PROJECT_ROOT),
-                                   env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-    update_eval_status(run_dir, pid=process.pid)
-    threading.Thread(target=process.wait, daemon=True).start()  # reap it: no zombie that looks alive
-    return process.pid
+from engine.core import runs
+from engine.evaluation.records import DEFAULT_MAX_NEW_TOKENS, DEFAULT_SAMPLES, eval_dir, update_eval_status
 
 
 # ---- the held-out examples -------------------------------------------------------------------
@@ -120,13 +38,13 @@ def held_out(cfg, tokenizer, data_file: str | None = None) -> tuple[list[tuple],
     """[(Example, Encoded)] to evaluate on, and a description of where they come from.
 
     Without `data_file`: the run's validation split, cut exactly as the trainer cut it
-    (engine.prepare.prepare with the run's data settings, max_seq_len and seed). With no split,
+    (engine.data.dataset.prepare with the run's data settings, max_seq_len and seed). With no split,
     the training examples (and the description says so).
     """
     from dataclasses import replace
 
     from engine.data import load_examples
-    from engine.prepare import encode_all, prepare
+    from engine.data.dataset import encode_all, prepare_dataset
 
     data = cfg.data
     if data_file:
@@ -137,13 +55,13 @@ def held_out(cfg, tokenizer, data_file: str | None = None) -> tuple[list[tuple],
     pairs = list(zip(examples, kept))
     if data_file:
         return pairs, {"kind": "file", "file": str(data_file), "examples": len(pairs)}
-    prepared = prepare(data, tokenizer, cfg.train.max_seq_len, cfg.train.seed)
+    prepared = prepare_dataset(data, tokenizer, cfg.train.max_seq_len, cfg.train.seed)
     if not prepared.validation:
         return pairs, {"kind": "train", "file": data.train, "examples": len(pairs),
                        "note": "the run held out no validation split: these are training examples, so the "
                                "scores show how well it learned them, not how it does on new ones"}
     order = list(range(len(kept)))
-    random.Random(cfg.train.seed).shuffle(order)  # the same cut as engine.prepare.prepare
+    random.Random(cfg.train.seed).shuffle(order)  # the same cut as engine.data.dataset.prepare
     held = set(order[:len(prepared.validation)])
     pairs = [pair for i, pair in enumerate(pairs) if i in held]
     if [e.input_ids for _, e in pairs] != [e.input_ids for e in prepared.validation]:
@@ -187,7 +105,7 @@ def token_loss(model, encoded_list, progress=None) -> tuple[float | None, int]:
 def generate_answer(model, tokenizer, messages: list[dict], params: dict) -> str:
     import torch
 
-    from engine.generation import to_generate_kwargs
+    from engine.inference.generation import to_generate_kwargs
 
     inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
                                            return_dict=True)
@@ -212,10 +130,10 @@ def evaluate(run_dir: Path, data_file: str | None = None, samples: int = DEFAULT
     """Evaluate and save; returns the result (also written to RUN/eval/<timestamp>.json)."""
     import torch
 
-    from engine.config import RunConfig
-    from engine.metrics_text import bleu, rouge_l, scores
-    from engine.models import load_tokenizer
-    from engine.results import load_base, load_result
+    from engine.core.config import RunConfig
+    from engine.core.models import load_tokenizer
+    from engine.evaluation.metrics import bleu, rouge_l, scores
+    from engine.inference.loading import load_base, load_result
 
     run_dir = Path(run_dir).resolve()
     started = time.time()

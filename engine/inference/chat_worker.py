@@ -13,9 +13,10 @@ import threading
 import time
 import traceback
 
+
 def generation_kwargs(params: dict, eos_token_id=None) -> dict:
-    """`model.generate` keyword arguments (engine/generation.py checks them; ValueError says why)."""
-    from engine.generation import to_generate_kwargs
+    """`model.generate` keyword arguments (engine/inference/generation.py checks them; ValueError says why)."""
+    from engine.inference.generation import to_generate_kwargs
 
     return to_generate_kwargs(params, eos_token_id)
 
@@ -30,7 +31,7 @@ class Session:
         self.out.flush()
 
     def load(self, request: dict):
-        from engine.results import load_base, load_result
+        from engine.inference.loading import load_base, load_result
 
         started = time.time()
         self.model = self.tokenizer = None
@@ -45,7 +46,7 @@ class Session:
         import torch
         from transformers import TextIteratorStreamer
 
-        from engine.generation import resolve, seed_of, stream_note, streams
+        from engine.inference.generation import resolve, seed_of, stream_note, streams
 
         if self.model is None:
             raise RuntimeError("no model loaded")

@@ -1,0 +1,187 @@
+"""Peak training memory per device, from config.json and the run config alone (no torch, no weights).
+
+The model is written out component by component, with sources, in docs/memory.md, and each
+component is one function of engine/estimate/components.py. In short:
+
+    static  = framework + frozen weights + trainable weights (+ master copies) + optimizer states
+              (+ DDP gradient buckets)
+    phase 1 (end of forward / start of backward)
+            = static + activations kept for backward + autocast weight copies + logits/loss peak
+              + gradients that already exist (all of them with gradient accumulation > 1, else the
+              ones the loss produces at once) + transient buffers of one layer
+    phase 2 (optimizer step) = static + all gradients + the optimizer's temporaries
+    peak    = max(phase 1, phase 2); total = peak + allocator allowance
+
+Everything is generic over the method registry: a method contributes only through its traits
+(count_trainable, quantize, trains_base_weights, virtual_tokens, grad_layers and, for adapters,
+the modules its `target_modules` parameter selects). Import-light: the UI imports this module.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.core import optimizers
+from engine.core.arch import Arch
+from engine.estimate import components as c
+from engine.estimate.components import DTYPE_BYTES, SHARDING, Setup
+
+# Components in the order the UI stacks them, with the labels it shows.
+COMPONENTS: tuple[tuple[str, str], ...] = (
+    ("framework", "Framework / CUDA context"),
+    ("frozen_weights", "Frozen weights"),
+    ("trainable_weights", "Trainable parameters"),
+    ("master_weights", "Master weights (fp32)"),
+    ("weight_copies", "Half-precision weight copies (autocast)"),
+    ("gradients", "Gradients"),
+    ("optimizer", "Optimizer states"),
+    ("activations", "Activations"),
+    ("logits_loss", "Logits and loss"),
+    ("teacher", "Teacher model (distillation)"),
+    ("temporary", "Temporary buffers"),
+    ("fragmentation", "Allocator allowance"),
+)
+LABELS = dict(COMPONENTS)
+
+
+@dataclass
+class Estimate:
+    total_bytes: int  # what the device must have (peak + allocator allowance)
+    peak_bytes: int  # what the trainer's peak_memory_bytes should read
+    components: dict[str, int]
+    trainable_params: int
+    total_params: int
+    phase: str  # which moment of the step is the peak
+    device: str
+    world_size: int = 1
+    sharding: str = "none"
+    notes: list[str] = field(default_factory=list)
+    details: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "total_bytes": self.total_bytes, "peak_bytes": self.peak_bytes,
+            "components": dict(self.components),
+            "labels": {k: LABELS[k] for k in self.components},
+            "trainable_params": self.trainable_params, "total_params": self.total_params,
+            "phase": self.phase, "device": self.device, "world_size": self.world_size,
+            "sharding": self.sharding, "notes": list(self.notes), "details": dict(self.details),
+        }
+
+
+def setup(arch: Arch, cfg, device: str, world_size: int, sharding: str, attention: str,
+          weight_dtype: str | None) -> Setup:
+    """Resolve what the run is (dtypes, quantisation, trainable count, sharding) once."""
+    from engine.methods import METHODS
+
+    if sharding not in SHARDING:
+        raise ValueError(f"sharding {sharding!r} is not one of {', '.join(SHARDING)}")
+    if world_size < 1:
+        raise ValueError("world_size must be at least 1")
+    if world_size == 1:
+        sharding = "none"
+    elif sharding == "none":
+        sharding = "ddp"
+    method = METHODS.get(cfg.method.name)
+    params = {**method.defaults(), **(cfg.method.params or {})}
+    precision = c.precision_for(cfg, device)
+    p = DTYPE_BYTES[precision]
+    weight_dtype = weight_dtype or method.load_dtype(precision)
+    wb = DTYPE_BYTES.get(weight_dtype, 4)
+    autocast = p < wb
+    quantize = method.quantize(params)
+    deepspeed = sharding in ("zero1", "zero2", "zero3")
+    if deepspeed and precision != "fp32" and not quantize:
+        wb = 2  # DeepSpeed keeps half-precision model weights and fp32 master weights
+        autocast = False
+    return Setup(arch=arch, cfg=cfg, method=method, params=params, device=device, world=world_size,
+                 sharding=sharding, attention=attention, precision=precision, weight_dtype=weight_dtype, p=p,
+                 wb=wb, autocast=autocast, quantize=quantize, trainable=int(method.count_trainable(arch, params)),
+                 deepspeed=deepspeed)
+
+
+def estimate(arch, cfg=None, device: str = "cuda", world_size: int = 1, sharding: str = "none",
+             attention: str = "sdpa", weight_dtype: str | None = None, framework_bytes: int | None = None,
+             cpu_allocator: str | None = None) -> Estimate:
+    """Peak memory per device for training `cfg` on `arch`.
+
+    `arch` may also be a RunConfig (then the model's config.json is read): estimate(cfg) works.
+    weight_dtype: the dtype the base weights are loaded in; by default what Tuneloom's trainer does
+    (Method.load_dtype: frozen weights in the compute dtype, trained base weights in fp32).
+    attention: sdpa (default; flash/memory-efficient kernels, no score matrix), flash, or eager.
+    cpu_allocator: the malloc a CPU trainer runs on (engine/core/allocator.py); by default the one a trainer
+    started now would get.
+    """
+    if cfg is None:
+        cfg, arch = arch, arch_for_config(arch)
+    s = setup(arch, cfg, device, world_size, sharding, attention, weight_dtype)
+    w = c.weights(s)
+    o = c.optimization(s, w)
+    adapted = c.adapted_modules(arch, s.params) if not s.method.trains_base_weights else {}
+    per_layer = c.layer_bytes_per_token(s, adapted)
+    activations = c.activations(s, per_layer)
+    loss = c.logits_and_loss(s, w)
+    framework = c.framework(s, framework_bytes)
+
+    # the two moments a step can peak at: the end of forward, or the optimizer step
+    grads_phase1 = o.gradients if s.train.gradient_accumulation > 1 else min(loss.head_grad, o.gradients)
+    phase1 = {"activations": activations, "weight_copies": c.weight_copies(s),
+              "logits_loss": max(loss.peak, loss.kept), "gradients": grads_phase1, "temporary": c.temporaries(s)}
+    phase2 = {"activations": 0.0, "weight_copies": 0.0, "logits_loss": 0.0, "gradients": o.gradients,
+              "temporary": o.step_temp}
+    first_is_peak = sum(phase1.values()) >= sum(phase2.values())
+    dynamic = phase1 if first_is_peak else phase2
+    parts = {
+        "framework": framework, "frozen_weights": w.frozen, "trainable_weights": w.trainable,
+        "master_weights": w.master, "weight_copies": dynamic["weight_copies"],
+        "gradients": dynamic["gradients"] + o.ddp_buckets, "optimizer": o.optimizer,
+        "activations": dynamic["activations"], "logits_loss": dynamic["logits_loss"],
+        "temporary": dynamic["temporary"], "teacher": c.teacher(s),
+    }
+    peak = sum(parts.values())
+    if device == "cpu" and cpu_allocator is None:
+        from engine.core.allocator import planned
+
+        cpu_allocator = planned()[0]
+    parts["fragmentation"] = c.allocator_allowance(s, peak, framework, dynamic["activations"], cpu_allocator)
+    if device != "cuda":
+        peak += parts["fragmentation"]  # resident memory includes what malloc keeps
+    phase = "forward/backward" if first_is_peak else "optimizer step"
+    if device == "cpu" and s.quantize:
+        loading = c.loading_bytes(s, framework, w.frozen)
+        if loading > peak:
+            parts = {k: 0.0 for k, _ in COMPONENTS}
+            parts.update(framework=framework, frozen_weights=w.frozen,
+                         temporary=arch.total_params * arch.checkpoint_dtype_bytes)
+            peak, phase = loading, "loading"
+            s.notes.append("the peak is while loading: the full-precision checkpoint is read while it is quantised")
+    parts = {k: int(round(parts[k])) for k, _ in COMPONENTS}
+    if s.virtual:
+        s.notes.append(f"{s.virtual} virtual tokens are added to every sequence (packing is off for this method)")
+    total_params = (arch.total_params + (0 if s.method.trains_base_weights else s.trainable)
+                    + s.method.count_added_frozen(arch, s.params))
+    return Estimate(
+        total_bytes=sum(parts.values()), peak_bytes=int(round(peak)), components=parts,
+        trainable_params=s.trainable, total_params=int(total_params),
+        phase=phase, device=device, world_size=s.world, sharding=s.sharding, notes=s.notes,
+        details={"precision": s.precision, "weight_dtype": s.weight_dtype, "quantize": s.quantize,
+                 "tokens_per_micro_batch": s.tokens, "grad_layers": s.grad_layers, "packing": s.packing,
+                 "fused_loss": s.fused, "activation_bytes_per_token_per_layer": per_layer,
+                 "optimizer": optimizers.get(s.train.optimizer).label, "cpu_allocator": cpu_allocator},
+    )
+
+
+def arch_for_config(cfg) -> Arch:
+    """The Arch of cfg.model from its config.json (alias, local folder; no weights are read)."""
+    from engine.core.workspace import resolve_model
+
+    path = Path(resolve_model(cfg.model)) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: the estimate needs the model's config.json "
+                                "(prepare the model or give a folder that holds config.json)")
+    return Arch.from_config(json.loads(path.read_text(encoding="utf-8")))
+
+
+def estimate_for_config(cfg, **kwargs) -> Estimate:
+    return estimate(arch_for_config(cfg), cfg, **kwargs)

@@ -1,0 +1,94 @@
+"""An evaluation's folder (RUN/eval/): start one in its own process, follow it, read its results.
+
+Import-light: the UI spawns evaluations and reads their results from here; the evaluation itself
+(engine/evaluation/evaluate.py) runs in the process this starts.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from engine.core import runs
+from engine.core.workspace import PROJECT_ROOT
+
+EVAL_DIR = "eval"
+STATUS = "status.json"
+DEFAULT_SAMPLES = 5
+DEFAULT_MAX_NEW_TOKENS = 128
+
+
+# ---- the folder side (import-light) ----------------------------------------------------------
+def eval_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / EVAL_DIR
+
+
+def read_eval_status(run_dir: Path) -> dict:
+    """RUN/eval/status.json; a running evaluation whose process is gone reads as failed."""
+    status = runs.read_json(eval_dir(run_dir) / STATUS, {}) or {}
+    if status.get("state") in runs.ACTIVE and status.get("pid") and not runs.pid_alive(status["pid"]):
+        status = {**status, "state": "failed",
+                  "error": status.get("error") or f"the evaluation process (pid {status['pid']}) ended "
+                                                  "without finishing; start it again"}
+    return status
+
+
+def update_eval_status(run_dir: Path, **fields) -> dict:
+    folder = eval_dir(run_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    status = runs.read_json(folder / STATUS, {}) or {}
+    status.update(fields, updated_at=time.time())
+    runs.write_json(folder / STATUS, status)
+    return status
+
+
+def list_results(run_dir: Path) -> list[dict]:
+    """Saved evaluations of a run, newest first (each the whole result JSON plus its file name)."""
+    found = []
+    for path in sorted(eval_dir(run_dir).glob("*.json"), reverse=True):
+        if path.name == STATUS:
+            continue
+        result = runs.read_json(path)
+        if isinstance(result, dict):
+            found.append({**result, "file": path.name})
+    return found
+
+
+def latest_result(run_dir: Path, model: str = "run") -> dict | None:
+    """The newest saved evaluation of the run's result ("run") or of its base model ("base")."""
+    return next((r for r in list_results(run_dir) if r.get("model") == model), None)
+
+
+def eval_command(run_dir: Path, data: str | None = None, samples: int = DEFAULT_SAMPLES, base: bool = False,
+                 max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> list[str]:
+    command = [sys.executable, "-m", "engine", "evaluate", str(run_dir), "--samples", str(int(samples)),
+               "--max-new-tokens", str(int(max_new_tokens))]
+    if data:
+        command += ["--data", str(data)]
+    return command + (["--base"] if base else [])
+
+
+def spawn(run_dir: Path, data: str | None = None, samples: int = DEFAULT_SAMPLES, base: bool = False,
+          max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> int:
+    """Start an evaluation in its own process and session (as the launcher starts a trainer)."""
+    run_dir = Path(run_dir)
+    current = read_eval_status(run_dir)
+    if current.get("state") in runs.ACTIVE:
+        raise RuntimeError(f"an evaluation of {run_dir.name} is already {current['state']} "
+                           f"({current.get('done', 0)}/{current.get('total') or '?'}); wait for it to finish")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    eval_dir(run_dir).mkdir(parents=True, exist_ok=True)
+    runs.write_json(eval_dir(run_dir) / STATUS, {
+        "state": "queued", "phase": "starting", "done": 0, "total": 0, "model": "base" if base else "run",
+        "data": data, "samples": samples, "created_at": time.time(), "updated_at": time.time(), "pid": None})
+    with open(eval_dir(run_dir) / "eval.log", "ab") as log:
+        process = subprocess.Popen(eval_command(run_dir, data, samples, base, max_new_tokens), cwd=str(PROJECT_ROOT),
+                                   env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    update_eval_status(run_dir, pid=process.pid)
+    threading.Thread(target=process.wait, daemon=True).start()  # reap it: no zombie that looks alive
+    return process.pid
