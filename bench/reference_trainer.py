@@ -27,7 +27,7 @@ def main(config_path: str, out_path: str) -> None:
     from engine.methods import targets
 
     cfg = RunConfig.load(config_path)
-    tokenizer = load_tokenizer(cfg.model)
+    tokenizer = load_tokenizer(cfg.model, template=cfg.data.template)
     data = prepare_dataset(cfg.data, tokenizer, cfg.train.max_seq_len, cfg.train.seed)
     dataset = Dataset.from_dict({"input_ids": [e.input_ids for e in data.train],
                                  "labels": [e.labels for e in data.train]})

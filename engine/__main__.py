@@ -12,6 +12,26 @@ def _overrides_parser(parser: argparse.ArgumentParser) -> None:
                         help="override any config key, e.g. --set train.learning_rate=1e-4 (repeatable)")
 
 
+def _data_arguments(cmd: argparse.ArgumentParser, name: str) -> None:
+    from engine.core.config import MASKS
+
+    cmd.add_argument("file")
+    cmd.add_argument("--format", default="auto")
+    cmd.add_argument("--model", default=None, help="tokenizer to use (default: the default model)")
+    cmd.add_argument("--template", default="auto", help="chat template: the model's own (auto) or a named one")
+    cmd.add_argument("--mask", default="assistant", choices=MASKS)
+    cmd.add_argument("--max-seq-len", type=int, default=2048)
+    cmd.add_argument("--column", action="append", default=[], metavar="SOURCE=FIELD",
+                     help="map a file column to an expected field, e.g. --column question=instruction")
+    cmd.add_argument("--skip-bad-rows", action="store_true")
+    if name == "inspect":
+        cmd.add_argument("--limit", type=int, default=20, help="token previews for this many examples")
+        cmd.add_argument("--start", type=int, default=0, help="first example to preview (0-based)")
+    else:
+        cmd.add_argument("--json", action="store_true")
+        cmd.add_argument("--limit", type=int, default=None, help="preview only the first N examples")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m engine", description="Tuneloom engine")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -25,29 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="check or preview a data file")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     for name, text in (("check", "detect the format and count examples"),
-                       ("preview", "show each example's tokens and which are trained")):
-        cmd = data_sub.add_parser(name, help=text)
-        cmd.add_argument("file")
-        cmd.add_argument("--format", default="auto")
-        cmd.add_argument("--model", default=None, help="tokenizer to use (default: the default model)")
-        cmd.add_argument("--mask", default="assistant", choices=("assistant", "last_assistant", "none"))
-        cmd.add_argument("--max-seq-len", type=int, default=2048)
-        cmd.add_argument("--column", action="append", default=[], metavar="SOURCE=FIELD",
-                         help="map a file column to an expected field, e.g. --column question=instruction")
-        cmd.add_argument("--skip-bad-rows", action="store_true")
-        cmd.add_argument("--json", action="store_true")
-        cmd.add_argument("--limit", type=int, default=None, help="preview only the first N examples")
-
-    inspect = data_sub.add_parser("inspect", help="one JSON object for the UI: format, rows, stats, token previews")
-    inspect.add_argument("file")
-    inspect.add_argument("--format", default="auto")
-    inspect.add_argument("--model", default=None, help="tokenizer to use (default: the default model)")
-    inspect.add_argument("--mask", default="assistant", choices=("assistant", "last_assistant", "none"))
-    inspect.add_argument("--max-seq-len", type=int, default=2048)
-    inspect.add_argument("--column", action="append", default=[], metavar="SOURCE=FIELD")
-    inspect.add_argument("--skip-bad-rows", action="store_true")
-    inspect.add_argument("--limit", type=int, default=20, help="token previews for this many examples")
-    inspect.add_argument("--start", type=int, default=0, help="first example to preview (0-based)")
+                       ("preview", "show each example's tokens and which are trained"),
+                       ("inspect", "one JSON object for the UI: format, rows, stats, token previews")):
+        _data_arguments(data_sub.add_parser(name, help=text), name)
 
     export = sub.add_parser("export", help="export a run's adapter or merged model")
     export.add_argument("run_dir")
@@ -113,6 +113,8 @@ def cmd_train(args) -> int:
 
     try:
         cfg = load_checked(config_path, args.overrides)  # config + model limit + disk: all problems at once
+        for note in cfg.notes:  # e.g. what --set method.name= changed
+            print(f"note: {note}", file=sys.stderr)
     except ConfigError as err:
         if config_path.name == "config.yaml" and (config_path.parent / "status.json").is_file():
             runs.update_status(config_path.parent, state="failed", error=str(err))  # a UI-started run says why
@@ -181,7 +183,7 @@ def _encoded_stats(args, loaded) -> dict:
     from engine.core.models import load_tokenizer
     from engine.data.dataset import encode_all
 
-    tokenizer = load_tokenizer(args.model)
+    tokenizer = load_tokenizer(args.model, template=args.template)
     kept, dropped, rows = encode_all(loaded, tokenizer, args.mask, args.max_seq_len)
     return {"tokens": sum(len(e.input_ids) for e in kept), "trained_tokens": sum(e.trained_tokens for e in kept),
             "dropped": dict(dropped), "dropped_rows": rows[:20]}
@@ -192,11 +194,11 @@ def _preview(args, loaded) -> int:
     from engine.core.models import load_tokenizer
     from engine.data.masking import Dropped, encode, token_preview
 
-    tokenizer = load_tokenizer(args.model or DEFAULT_MODEL)
+    tokenizer = load_tokenizer(args.model or DEFAULT_MODEL, template=args.template)
     previews = []
     for example in loaded.examples[: args.limit]:
         encoded = encode(tokenizer, example, args.mask, args.max_seq_len)
-        previews.append([] if isinstance(encoded, Dropped) else token_preview(tokenizer, encoded))
+        previews.append([] if isinstance(encoded, Dropped) else token_preview(tokenizer, example, encoded))
     if args.json:
         print(json.dumps(previews, ensure_ascii=False))
         return 0
@@ -221,7 +223,7 @@ def cmd_data_inspect(args) -> int:
     except DataError as err:
         print(json.dumps({"error": err.to_dict()}, ensure_ascii=False))
         return 1
-    tokenizer = load_tokenizer(args.model or DEFAULT_MODEL)
+    tokenizer = load_tokenizer(args.model or DEFAULT_MODEL, template=args.template)
     kept, dropped, rows = encode_all(loaded, tokenizer, args.mask, args.max_seq_len)
     stats = Prepared(loaded, kept, [], dropped, rows).stats()  # the trainer's own numbers
     previews = []
@@ -229,7 +231,7 @@ def cmd_data_inspect(args) -> int:
         encoded = encode(tokenizer, example, args.mask, args.max_seq_len)
         dropped_why = str(encoded) if isinstance(encoded, Dropped) else ""
         previews.append({"where": example.where, "dropped": dropped_why,
-                         "tokens": [] if dropped_why else token_preview(tokenizer, encoded)})
+                         "tokens": [] if dropped_why else token_preview(tokenizer, example, encoded)})
     print(json.dumps({"file": loaded.file, "format": loaded.format, "fields": loaded.fields,
                       "rows": loaded.preview_rows, "stats": stats, "start": args.start,
                       "previews": previews}, ensure_ascii=False, default=str))
@@ -314,6 +316,8 @@ def cmd_estimate(args) -> int:
     from engine.estimate import COMPONENTS, estimate_for_config, verdict
 
     cfg = RunConfig.load(args.config, args.overrides)
+    for note in cfg.notes:
+        print(f"note: {note}", file=sys.stderr)
     device = detect(args.device)
     est = estimate_for_config(cfg, device=device["kind"], world_size=args.world_size, sharding=args.sharding,
                               attention=args.attention)
@@ -346,11 +350,11 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"train": cmd_train, "data": cmd_data, "export": cmd_export, "chat": cmd_chat,
                 "model": cmd_model, "methods": cmd_methods, "estimate": cmd_estimate,
                 "evaluate": cmd_evaluate}
-    from engine.core.config import ConfigError
+    from engine.core.errors import UserError
 
     try:
         return handlers[args.command](args)
-    except ConfigError as err:
+    except UserError as err:  # a setting, a file or a model the user can fix: one message, no traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -41,7 +41,7 @@ def test_validation_split_is_reproduced_exactly(judged, tiny_model, monkeypatch)
     run_dir, home = judged
     monkeypatch.setenv("TUNELOOM_HOME", str(home))
     cfg = RunConfig.load(run_dir / "config.yaml")
-    tokenizer = load_tokenizer(cfg.model)
+    tokenizer = load_tokenizer(cfg.model, template=cfg.data.template)
     pairs, info = evaluate.held_out(cfg, tokenizer)
     validation = prepare_dataset(cfg.data, tokenizer, cfg.train.max_seq_len, cfg.train.seed).validation
     assert info["kind"] == "validation" and len(pairs) == len(validation) == 8

@@ -19,7 +19,8 @@ from types import SimpleNamespace
 import pytest
 
 from engine.core.arch import Arch
-from engine.core.config import OPTIMIZERS, RunConfig
+from engine.core.config import RunConfig
+from engine.core.optimizers import OPTIMIZERS
 from engine.core.registry import check_params
 from engine.methods import METHODS
 

@@ -305,8 +305,8 @@ def test_bad_hyperparameters_are_reported_together_before_loading(tiny_model, tm
     assert "5 problem(s)" in err
     for text in ("method.r: 0 is below the minimum 1",
                  "method.target_modules: unknown module name(s) qkv_proj",
-                 "train.batch_size: 0 must be at least 1",
-                 "train.learning_rate: -0.001 must be above 0",
+                 "train.batch_size: 0 is below the minimum 1",
+                 "train.learning_rate: -0.001 is below the minimum 0",
                  "train.max_seq_len: 100000 is above this model's limit of 8192 tokens"):
         assert text in err, (text, err)
     assert "torch imported: False" in err

@@ -71,3 +71,49 @@ def test_preview_command_shows_the_accelerate_launch_for_two_processes(workspace
     assert "accelerate" not in code["value"] and "-m engine train" in code["value"]
     code, message = preview(batch_size=0, learning_rate=-1.0)
     assert not code["visible"] and "batch_size" in message and "learning_rate" in message
+
+
+# ---- one declaration per setting (engine/core/config.py) -----------------------------------------------
+def test_every_control_is_drawn_from_the_schema():
+    import gradio as gr
+
+    from engine.core.config import schema_param
+
+    with gr.Blocks():
+        c = train_tab.build(RunConfig())
+    assert len(c.train_inputs) == len(SETTINGS)
+    for (section, param), control in zip(SETTINGS, c.train_inputs):
+        declared = schema_param(section, param.name)
+        assert param is declared, f"{section}.{param.name} is declared again in the UI"
+        assert control.label == declared.title and control.info == declared.help, declared.name
+        assert control.value == declared.default or control.value == str(declared.default), declared.name
+        if declared.choices is not None:
+            assert [value for _, value in control.choices] == list(declared.choices), declared.name
+        if isinstance(control, (gr.Number, gr.Slider)):
+            assert (control.minimum, control.maximum) == (declared.min, declared.max), declared.name
+
+
+def test_switching_method_on_the_page_follows_the_command_lines_rule():
+    import gradio as gr
+
+    from ui.train_tab import on_method_change
+
+    with gr.Blocks():
+        c = train_tab.build(RunConfig())
+    index = [p.name for _, p in SETTINGS].index("learning_rate")
+    batch = [p.name for _, p in SETTINGS].index("batch_size")
+    values = page_values()
+    out = on_method_change(c, "lora", "full", "en", *values)
+    updates = out[len(c.method_controls.groups):len(c.method_controls.groups) + len(SETTINGS)]
+    assert updates[index]["value"] == 5e-5  # lora's starting rate was untouched: full's applies
+    assert all(u == gr.skip() for i, u in enumerate(updates) if i != index)
+    assert out[-2] == "full" and "learning rate 0.001 → 5e-05" in out[-1]
+    shown = out[:len(c.method_controls.groups)]
+    assert [u["visible"] for u in shown] == [key == "full" for key in c.method_controls.groups]
+
+    # a rate the user typed stays; so does every other setting
+    out = on_method_change(c, "lora", "full", "zh", *page_values(learning_rate=2e-4, batch_size=2))
+    updates = out[len(c.method_controls.groups):len(c.method_controls.groups) + len(SETTINGS)]
+    assert updates[index] == gr.skip() and updates[batch] == gr.skip() and out[-1] == ""
+    out = on_method_change(c, "lora", "ia3", "zh", *values)
+    assert "已切换到" in out[-1] and "学习率 0.001 → 0.01" in out[-1]

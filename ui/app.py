@@ -8,6 +8,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from engine.core.security import web_config_problems
 from engine.core.workspace import ALIASES, is_prepared, resolve_model, subdir
 from ui import api, chat_tab, compare_tab, data_tab, estimate_panel, eval_tab, export_tab, train_tab
 from ui import lang as language
@@ -89,6 +90,9 @@ def model_note(model: str, lang: str = "en"):
         if is_prepared(model):
             return note_box(tr(TEXT, lang, "ready", model=model, source=ALIASES[model]), "ok"), hidden
         return note_box(tr(TEXT, lang, "needs", model=model)), gr.update(visible=True)
+    outside = web_config_problems({"model": model})
+    if outside:
+        return error_box(outside[0]), hidden
     path = Path(resolve_model(model))
     if path.exists() or model.startswith((".", "/", "~")):
         if not (path / "config.json").is_file():

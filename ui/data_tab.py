@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from engine.core.config import FORMATS, MASKS
+from engine.core.config import schema_param
 from engine.core.workspace import PROJECT_ROOT, safe_name, subdir
 from ui.common import cli_failure, error_box, last_json_line, note_box, run_engine
 from ui.lang import loc, tr
@@ -255,11 +255,11 @@ def build(defaults) -> SimpleNamespace:
                                    elem_id="upload"), TEXT, label=upload_label)
             c.path = loc(gr.Textbox(defaults.data.train, label=en["path"], interactive=False, info=en["path_info"]),
                          TEXT, label="path", info="path_info")
-            c.format = loc(gr.Dropdown(list(FORMATS), value=defaults.data.format, label=en["format"],
+            c.format = loc(gr.Dropdown(list(schema_param("data", "format").choices), value=defaults.data.format, label=en["format"],
                                        info=en["format_info"]), TEXT, label="format", info="format_info")
             c.columns = loc(gr.Textbox("", label=en["columns"], placeholder="question=instruction, answer=output",
                                        info=en["columns_info"]), TEXT, label="columns", info="columns_info")
-            c.mask = loc(gr.Dropdown(list(MASKS), value=defaults.data.mask, label=en["mask"], info=en["mask_info"]),
+            c.mask = loc(gr.Dropdown(list(schema_param("data", "mask").choices), value=defaults.data.mask, label=en["mask"], info=en["mask_info"]),
                          TEXT, label="mask", info="mask_info")
             c.skip_bad = loc(gr.Checkbox(defaults.data.skip_bad_rows, label=en["skip_bad"], info=en["skip_bad_info"]),
                              TEXT, label="skip_bad", info="skip_bad_info")

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 from engine.core.device import detect
+from engine.core.security import web_config_problems
 from engine.estimate import ui_summary
 from ui.lang import loc, norm, tr
 
@@ -114,7 +115,9 @@ def build(initial: dict) -> SimpleNamespace:
 
 def update(c: SimpleNamespace, raw: dict, lang: str) -> list:
     """[bar html, note visibility, *button updates, options state] for one config dict."""
-    summary = ui_summary(raw, c.device)
+    outside = web_config_problems({"model": raw.get("model")})  # read no config.json the server may not read
+    summary = {"ok": False, "error": outside[0], "components": [], "options": []} if outside else \
+        ui_summary(raw, c.device)
     options = [o for o in summary.get("options") or [] if o.get("fits")][:MAX_OPTIONS]
     show_options = summary.get("ok") and summary.get("verdict") in ("does not fit", "tight")
     buttons = [gr.update(value=f"{o['label']}: {gib(o['bytes'])}", visible=bool(show_options))

@@ -1,6 +1,6 @@
 """Train tab: method and hyperparameters -> a RunConfig -> a trainer process; then follow it.
 
-Controls come from declarations (the method's `Param`s, and `TRAIN_PARAMS` below for the
+Controls come from declarations (the method's `Param`s, and the schema's settings listed in MAIN_SETTINGS for the
 `train:` section), the config is validated by the one schema (`RunConfig.from_dict`), and the
 run is followed only through its folder, so a page reload or a UI restart loses nothing.
 """
@@ -12,8 +12,8 @@ from types import SimpleNamespace
 import gradio as gr
 
 from engine.core import runs
-from engine.core.config import DISTRIBUTED, OPTIMIZERS, PRECISIONS, SCHEDULERS, ConfigError, RunConfig
-from engine.core.registry import Param
+from engine.core.config import ConfigError, RunConfig, schema_param, switch_method
+from engine.core.security import web_config_problems
 from engine.core.workspace import PROJECT_ROOT
 from engine.estimate import ui_summary
 from engine.training import launcher
@@ -25,77 +25,23 @@ from ui.lang import loc, tr
 PRESET = PROJECT_ROOT / "presets" / "quickstart.yaml"
 TICK_S = 1.0
 
-# (section, declaration): the same Param type the methods use, so the same renderer draws them
-TRAIN_PARAMS = (
-    ("train", Param("learning_rate", float, 2e-4, "Step size: 1e-4 to 1e-3 for adapters, about 1e-5 for full "
-                    "fine-tuning.", min=0.0, label="learning rate")),
-    ("train", Param("max_steps", int, 0, "Optimizer steps to run; 0 trains for the number of epochs below.",
-                    min=0, label="max steps")),
-    ("train", Param("epochs", float, 1.0, "Passes over the data (used when max steps is 0).", min=0.0)),
-    ("train", Param("batch_size", int, 4, "Examples per step; lower it if memory runs out.", min=1, max=4096,
-                    label="batch size")),
-    ("train", Param("gradient_accumulation", int, 1, "Steps whose gradients are summed before an update: a "
-                    "bigger effective batch without more memory.", min=1, max=4096, label="gradient accumulation")),
-    ("train", Param("max_seq_len", int, 512, "Longest example in tokens; longer ones are cut (examples left "
-                    "with nothing to learn are dropped and counted).", min=16, label="max sequence length")),
-    ("train", Param("warmup_steps", int, 0, "Steps over which the learning rate ramps up from 0.", min=0,
-                    label="warmup steps")),
-    ("train", Param("scheduler", str, "linear", "How the learning rate changes after warmup.", choices=SCHEDULERS)),
-    ("data", Param("validation_split", float, 0.0, "Share of examples held out to measure eval loss (0 = none).",
-                   min=0.0, max=0.5, label="validation split")),
-    ("train", Param("precision", str, "auto", "auto picks bf16/fp16 on a GPU that supports it, fp32 on CPU.",
-                    choices=PRECISIONS)),
-    ("train", Param("optimizer", str, "adamw", "adamw suits almost everything; 8-bit variants save memory on "
-                    "CUDA.", choices=OPTIMIZERS)),
-    ("train", Param("seed", int, 0, "Same seed + same settings = the same run.", min=0)),
-    ("train", Param("gradient_checkpointing", bool, False, "Recompute activations in backward: much less "
-                    "memory, about 30% slower.", label="gradient checkpointing")),
-)
+# The settings on this tab, by (section, name): each is declared once, in the schema (engine/core/config.py),
+# which gives its default, range, choices and help; the same renderer draws them as the methods' settings.
+MAIN_SETTINGS = (("train", "learning_rate"), ("train", "max_steps"), ("train", "epochs"), ("train", "batch_size"),
+                 ("train", "gradient_accumulation"), ("train", "max_seq_len"), ("train", "warmup_steps"),
+                 ("train", "scheduler"), ("data", "validation_split"), ("train", "precision"),
+                 ("train", "optimizer"), ("train", "seed"), ("train", "gradient_checkpointing"))
 # less common settings, in a closed accordion: regularisation, speed, continual learning,
-# distillation and several processes (engine/core/config.py documents each key)
-ADVANCED_PARAMS = (
-    ("train", Param("weight_decay", float, 0.0, "Decoupled weight decay (AdamW); 0.01-0.1 regularises full "
-                    "fine-tuning.", min=0.0, label="weight decay")),
-    ("train", Param("max_grad_norm", float, 1.0, "Clip the gradient norm to this value (0: no clipping).", min=0.0,
-                    label="max grad norm")),
-    ("train", Param("logging_steps", int, 1, "Steps between two points on the loss plot.", min=1,
-                    label="logging steps")),
-    ("train", Param("eval_steps", int, 20, "Steps between two eval-loss measurements (0: only at the end).",
-                    min=0, label="eval steps")),
-    ("train", Param("save_steps", int, 20, "Steps between two resumable checkpoints (0: only at the end).", min=0,
-                    label="save steps")),
-    ("train", Param("save_total_limit", int, 2, "Checkpoints kept; older ones are deleted.", min=1,
-                    label="checkpoints kept")),
-    ("train", Param("packing", bool, True, "Padding-free batches: examples are packed end to end and each attends "
-                    "only to itself (faster, same loss).")),
-    ("train", Param("fused_loss", bool, True, "Chunked loss that never holds the whole batch's logits (less "
-                    "memory for large vocabularies).", label="fused loss")),
-    ("train", Param("torch_compile", bool, False, "Compile the model with torch.compile: the first steps are slow "
-                    "(compilation), later ones can be faster on a GPU. Uses the plain loss (full logits). "
-                    "On CPU it was 4.7x slower (packed rows change length every step).", label="torch.compile")),
-    ("train", Param("start_from", str, "", "Continual learning: an earlier run (its folder or id) whose result "
-                    "this run starts from.", label="start from run")),
-    ("train", Param("ewc_lambda", float, 0.0, "Elastic Weight Consolidation strength against the start-from run "
-                    "(0: off; 1e3-1e5 typical).", min=0.0, label="EWC lambda")),
-    ("train", Param("ewc_samples", int, 64, "Examples used for the Fisher information of the start-from run.",
-                    min=1, label="EWC samples")),
-    ("data", Param("replay", str, "", "Experience replay: an earlier run (or a data file) whose training data is "
-                   "mixed in.", label="replay from")),
-    ("data", Param("replay_fraction", float, 0.0, "Share of the replayed data mixed in (0: off).", min=0.0, max=1.0,
-                   label="replay fraction")),
-    ("distill", Param("teacher", str, "", "Distillation: a teacher model (folder, Hub id or earlier run) sharing "
-                      "this model's tokenizer; empty: off.", label="teacher model")),
-    ("distill", Param("alpha", float, 0.5, "Weight of the KL to the teacher; 1 - alpha weighs the loss on the "
-                      "labels.", min=0.0, max=1.0, label="distillation alpha")),
-    ("distill", Param("temperature", float, 2.0, "Softens both distributions (1-4 typical).", min=0.01,
-                      label="distillation temperature")),
-    ("train", Param("num_processes", int, 1, "Processes (devices) to train on; above 1 launches through "
-                    "`accelerate launch`.", min=1, max=64, label="processes")),
-    ("train", Param("distributed", str, "ddp", "How several processes share the work: data parallel, or sharded "
-                    "(FSDP, DeepSpeed ZeRO-2/3 where installed).", choices=DISTRIBUTED)),
-    ("train", Param("accelerate_config", str, "", "An `accelerate config` file (e.g. for several machines); "
-                    "empty: settings above.", label="accelerate config file")),
-)
+# distillation and several processes
+ADVANCED_SETTINGS = (("train", "weight_decay"), ("train", "max_grad_norm"), ("train", "logging_steps"),
+                     ("train", "eval_steps"), ("train", "save_steps"), ("train", "save_total_limit"),
+                     ("train", "packing"), ("train", "fused_loss"), ("train", "torch_compile"),
+                     ("train", "start_from"), ("train", "ewc_lambda"), ("train", "ewc_samples"),
+                     ("data", "replay"), ("data", "replay_fraction"), ("distill", "teacher"), ("distill", "alpha"),
+                     ("distill", "temperature"), ("train", "num_processes"), ("train", "distributed"),
+                     ("train", "accelerate_config"))
+TRAIN_PARAMS = tuple((section, schema_param(section, name)) for section, name in MAIN_SETTINGS)
+ADVANCED_PARAMS = tuple((section, schema_param(section, name)) for section, name in ADVANCED_SETTINGS)
 SETTINGS = TRAIN_PARAMS + ADVANCED_PARAMS  # the order of c.train_inputs
 
 
@@ -119,6 +65,9 @@ TEXT = {
         "cannot_resume": "Could not resume the run", "resuming": "Resuming {run} from its last checkpoint.",
         "failed": "{run} failed",
         "runs_cols": "run|state|step|final loss|error", "no_runs": "(no runs yet)",
+        "method_switched": "Switched to {method}: {changes} (the method's starting values; settings you changed "
+                           "stay).",
+        "changed_setting": "{setting} {before} → {after}",
     },
     "zh": {
         "method": "方法", "method_info": "训练哪些参数。每种方法在下方显示自己的设置。",
@@ -137,6 +86,8 @@ TEXT = {
         "cannot_resume": "无法继续训练", "resuming": "正在从最后一个检查点继续 {run}。",
         "failed": "{run} 失败了",
         "runs_cols": "运行|状态|步数|最终损失|错误", "no_runs": "（还没有运行）",
+        "method_switched": "已切换到 {method}：{changes}（该方法的起始值；你改过的设置保持不变）。",
+        "changed_setting": "{setting} {before} → {after}",
     },
 }
 # Chinese label and help of the TRAIN_PARAMS declarations (English comes from the Param itself)
@@ -224,15 +175,20 @@ def build_raw(model, data_path, fmt, columns_text, mask, skip_bad, name, method,
 
 
 def start_config(raw: dict, problems: list[str] | None = None) -> Path:
-    """Validate (every problem at once) and launch; raises ConfigError."""
+    """Validate a config from the page or the API (every problem at once) and launch; raises ConfigError.
+
+    Paths in it must stay inside what this server may read (engine/core/security.py); while one does
+    not, nothing is read from any path it names, so no answer tells what lies outside."""
     from engine.training.preflight import static_problems  # import-light: config.json and file checks
 
-    problems = list(problems or [])
+    outside = web_config_problems(raw)
+    problems = list(problems or []) + outside
     try:
         cfg = RunConfig.from_dict(raw, "settings")
     except ConfigError as err:
-        # the launcher's own checks (data file, model limit) only run on a valid config: add them now
-        problems += err.problems + [p for p in static_problems(raw) if p not in err.problems]
+        problems += err.problems
+        if not outside:  # the launcher's own checks (data file, model limit) only run on a valid config
+            problems += [p for p in static_problems(raw) if p not in err.problems]
     if problems:
         raise ConfigError(problems, "settings")
     return launcher.start(cfg)
@@ -244,6 +200,23 @@ def page_config(controls, model, data_path, fmt, columns_text, mask, skip_bad, n
     train_values, method_values = values[:len(SETTINGS)], values[len(SETTINGS):]
     return build_raw(model, data_path, fmt, columns_text, mask, skip_bad, name, method, train_values,
                      params.values_for(controls, method, list(method_values)))
+
+
+def on_method_change(c: SimpleNamespace, previous: str, method: str, lang: str, *train_values) -> list:
+    """Show the new method's settings and apply its starting values to the training settings the user has
+    not changed (the rule `--set method.name=` follows too: engine.core.config.switch_method)."""
+    raw: dict = {"method": {"name": previous or method}, "train": {}, "data": {}, "distill": {}}
+    for (section, param), value in zip(SETTINGS, train_values):
+        raw[section][param.name] = value
+    switch = switch_method(raw, method)
+    updates = [gr.update(value=raw[section][param.name]) if f"{section}.{param.name}" in switch.changed
+               else gr.skip() for section, param in SETTINGS]
+    shown = {f"{section}.{param.name}": param for section, param in SETTINGS}
+    changes = [tr(TEXT, lang, "changed_setting", setting=params.param_text(shown[key], lang)[0], before=before,
+                  after=after) for key, (before, after) in switch.changed.items()]
+    message = note_box(tr(TEXT, lang, "method_switched", method=params.method_text(method, lang)[0],
+                          changes="; ".join(changes))) if changes else ""
+    return [*params.show(c.method_controls, method), *updates, method, message]
 
 
 def on_preview(controls, model, data_path, fmt, columns_text, mask, skip_bad, name, method, lang, *values):
@@ -412,14 +385,16 @@ def build(defaults: RunConfig) -> SimpleNamespace:
         c.runs = gr.Dataframe(runs_table([]), interactive=False, wrap=True, max_height=260)
     loc(c.all_runs, TEXT, label="all_runs")
     c.seen = gr.State({})
+    c.current_method = gr.State(defaults.method.name)  # the method before a switch (engine rule: switch_method)
     c.timer = gr.Timer(TICK_S)
     return c
 
 
 def wire(c: SimpleNamespace, model, data, lang) -> None:
     private = dict(api_visibility="private")
-    c.method.change(lambda m: params.show(c.method_controls, m), c.method,
-                    list(c.method_controls.groups.values()), **private)
+    c.method.change(lambda *values: on_method_change(c, *values), [c.current_method, c.method, lang, *c.train_inputs],
+                    [*c.method_controls.groups.values(), *c.train_inputs, c.current_method, c.message],
+                    show_progress="hidden", **private)
     c.start.click(lambda *values: on_start(c.method_controls, *values), [model, data.path, data.format, data.columns, data.mask, data.skip_bad, c.name,
                              c.method, lang, *c.train_inputs, *c.method_controls.inputs], [c.message, c.follow],
                   concurrency_limit=1, **private)

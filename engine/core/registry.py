@@ -42,19 +42,16 @@ class Param:
                 return False
             raise ValueError(f"expected true or false, got {value!r}")
         if self.type is int:
-            if isinstance(value, bool):
+            # 3, 3.0 and "3.0" are the whole number 3; 3.5, "3.5" and True are not
+            number = value if not isinstance(value, str) else _number(value)
+            if isinstance(number, bool) or not isinstance(number, (int, float)) or not float(number).is_integer():
                 raise ValueError(f"expected a whole number, got {value!r}")
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError(f"expected a whole number, got {value!r}")
-            try:
-                return int(float(value)) if isinstance(value, str) and "." in value else int(value)
-            except (TypeError, ValueError):
-                raise ValueError(f"expected a whole number, got {value!r}") from None
+            return int(number)
         if self.type is float:
-            try:
-                return float(value)
-            except (TypeError, ValueError):
-                raise ValueError(f"expected a number, got {value!r}") from None
+            number = value if not isinstance(value, str) else _number(value)
+            if isinstance(number, bool) or not isinstance(number, (int, float)):
+                raise ValueError(f"expected a number, got {value!r}")
+            return float(number)
         return "" if value is None else str(value)
 
     def problems(self, value: Any) -> list[str]:
@@ -80,6 +77,17 @@ class Param:
             "help": self.help, "min": self.min, "max": self.max,
             "choices": list(self.choices) if self.choices is not None else None,
         }
+
+
+def _number(text: str):
+    """A number written as text (YAML, the CLI, a form field), or None."""
+    try:
+        return int(text.strip())
+    except ValueError:
+        try:
+            return float(text.strip())
+        except ValueError:
+            return None
 
 
 def check_params(declared: tuple[Param, ...], given: dict[str, Any], where: str) -> tuple[dict, list[str]]:
@@ -149,3 +157,5 @@ class Registry(Generic[T]):
 
 # The registries of the extension points. Their entries live with the code that implements them.
 METHODS: Registry = Registry("method", plugins="engine.methods")  # engine/methods/<key>.py, one module each
+FORMATS: Registry = Registry("data format", plugins="engine.data.formats")  # record -> example converters
+TEMPLATES: Registry = Registry("chat template", plugins="engine.data.templates")  # for models without their own

@@ -38,3 +38,78 @@ def check_launch(host: str, share: bool, auth: str | None) -> list[tuple[str, st
         raise LaunchRefused(f"refusing to start: {what} makes the app reachable from other machines, "
                             "so it needs --auth user:password (or --auth FILE with one user:password per line)")
     return pairs
+
+
+# ---- paths that arrive through the web server ---------------------------------------------------------
+# A page or API client names files and models by path. Those resolve only inside what the user meant to
+# share with the server: the workspace (uploads, runs, prepared models), the project's presets, and the
+# folders the operator lists. The command line keeps full local access (it never comes through here).
+DATA_DIRS_ENV, MODEL_DIRS_ENV = "TUNELOOM_DATA_DIRS", "TUNELOOM_MODEL_DIRS"
+
+
+def _env_dirs(name: str) -> list[Path]:
+    import os
+
+    return [Path(p).expanduser().resolve() for p in os.environ.get(name, "").split(os.pathsep) if p.strip()]
+
+
+def web_roots(kind: str) -> list[Path]:
+    """The folders a path from the web may point into: kind `data` (training and evaluation files) or
+    `model` (base models, teachers)."""
+    from engine.core.workspace import PROJECT_ROOT, home, models_dir, runs_dir
+
+    workspace = [home() / "uploads", runs_dir()]
+    if kind == "model":
+        return workspace + [models_dir()] + _env_dirs(MODEL_DIRS_ENV)
+    return workspace + [PROJECT_ROOT / "presets"] + _env_dirs(DATA_DIRS_ENV)
+
+
+def web_path_problem(value: str, kind: str, key: str) -> str | None:
+    """Why `value` (a path from the web, for config key `key`) may not be used, or None when it may.
+
+    Relative paths are read as the trainer reads them (the project folder, then the workspace). Links
+    are followed before checking, so a link inside a root that points outside is refused too. The reason
+    names the path as given and the allowed folders, never anything read from the file."""
+    from engine.core.workspace import PROJECT_ROOT, home
+
+    value = str(value or "").strip()
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    candidates = [path] if path.is_absolute() else [PROJECT_ROOT / path, home() / path]
+    roots = [root.resolve() for root in web_roots(kind)]
+    for candidate in candidates:
+        resolved = candidate.resolve()
+        if any(resolved == root or root in resolved.parents for root in roots):
+            return None
+    env = DATA_DIRS_ENV if kind == "data" else MODEL_DIRS_ENV
+    allowed = "uploads, runs, presets" if kind == "data" else "runs, prepared models"
+    return (f"{key}: {value} is outside the folders this server may read ({allowed}, and {env}); upload the "
+            f"file, pick a sample or an earlier run, or ask the operator to add its folder to {env}")
+
+
+def web_config_problems(raw: dict) -> list[str]:
+    """Every path in a config from the page or the API that points outside the web roots."""
+    from engine.core.model_source import is_local_path
+    from engine.core.workspace import ALIASES
+
+    raw = raw if isinstance(raw, dict) else {}
+
+    def section(name: str) -> dict:
+        return raw.get(name) if isinstance(raw.get(name), dict) else {}
+
+    found = []
+
+    def model_like(value, key):  # an alias or a Hub id is not a path; a run id resolves under runs/
+        value = str(value or "").strip()
+        if value and value not in ALIASES and is_local_path(value):
+            found.append(web_path_problem(value, "model", key))
+
+    model_like(raw.get("model"), "model")
+    model_like(section("distill").get("teacher"), "distill.teacher")
+    for key, value, kind in (("data.train", section("data").get("train"), "data"),
+                             ("data.replay", section("data").get("replay"), "data"),
+                             ("train.start_from", section("train").get("start_from"), "model"),
+                             ("train.accelerate_config", section("train").get("accelerate_config"), "data")):
+        found.append(web_path_problem(value, kind, key))
+    return [problem for problem in found if problem]

@@ -105,20 +105,25 @@ def encode_all(loaded: LoadedData, tokenizer, mask: str, max_seq_len: int) -> tu
     return kept, dropped, dropped_rows
 
 
+def validation_indices(count: int, fraction: float, seed: int) -> set[int]:
+    """Which of `count` kept examples are held out for validation: a seeded shuffle, the same cut for the
+    trainer and every later evaluation of the run (none below 4 examples)."""
+    if fraction <= 0 or count < 4:
+        return set()
+    order = list(range(count))
+    random.Random(seed).shuffle(order)
+    return set(order[:max(1, int(round(count * fraction)))])
+
+
 def prepare_dataset(data: DataConfig, tokenizer, max_seq_len: int, seed: int = 0) -> Prepared:
     loaded = load_examples(data.train, data.format, data.columns, data.skip_bad_rows)
     kept, dropped, rows = encode_all(loaded, tokenizer, data.mask, max_seq_len)
     if not kept:
         raise ValueError(f"{loaded.file}: every example was dropped ({dict(dropped)}); "
                          "raise max_seq_len or shorten the prompts")
-    validation = []
-    if data.validation_split > 0 and len(kept) >= 4:
-        order = list(range(len(kept)))
-        random.Random(seed).shuffle(order)
-        n_val = max(1, int(round(len(kept) * data.validation_split)))
-        held = set(order[:n_val])
-        validation = [e for i, e in enumerate(kept) if i in held]
-        kept = [e for i, e in enumerate(kept) if i not in held]
+    held = validation_indices(len(kept), data.validation_split, seed)
+    validation = [e for i, e in enumerate(kept) if i in held]
+    kept = [e for i, e in enumerate(kept) if i not in held]
     replayed = replay_examples(data, tokenizer, max_seq_len, seed)  # [] unless data.replay is set
     return Prepared(loaded, kept + replayed, validation, dropped, rows, replayed=len(replayed))
 

@@ -1,8 +1,10 @@
 """Errors about a user's data: each names the file, the line or row, the field, and what to do."""
 from __future__ import annotations
 
+from engine.core.errors import UserError
 
-class DataError(ValueError):
+
+class DataError(UserError):
     def __init__(self, file: str, message: str, *, where: str = "", field: str = "", hint: str = ""):
         self.file, self.where, self.field, self.message, self.hint = file, where, field, message, hint
         parts = [file] + [p for p in (where, f"field '{field}'" if field else "") if p]

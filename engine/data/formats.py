@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from engine.core.registry import Registry
+from engine.core.registry import FORMATS
 from engine.data.errors import FieldError
 
 
@@ -28,7 +28,6 @@ class Format:
     convert: Callable[[dict], Example]  # raises FieldError
 
 
-FORMATS: Registry[Format] = Registry("data format")
 ROLES = ("system", "user", "assistant")
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                   "model": "assistant", "system": "system"}

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 import time
 from pathlib import Path
 
@@ -38,13 +37,13 @@ def held_out(cfg, tokenizer, data_file: str | None = None) -> tuple[list[tuple],
     """[(Example, Encoded)] to evaluate on, and a description of where they come from.
 
     Without `data_file`: the run's validation split, cut exactly as the trainer cut it
-    (engine.data.dataset.prepare with the run's data settings, max_seq_len and seed). With no split,
+    (engine.data.dataset.validation_indices with the run's data settings, max_seq_len and seed). With no split,
     the training examples (and the description says so).
     """
     from dataclasses import replace
 
     from engine.data import load_examples
-    from engine.data.dataset import encode_all, prepare_dataset
+    from engine.data.dataset import encode_all, validation_indices
 
     data = cfg.data
     if data_file:
@@ -55,18 +54,12 @@ def held_out(cfg, tokenizer, data_file: str | None = None) -> tuple[list[tuple],
     pairs = list(zip(examples, kept))
     if data_file:
         return pairs, {"kind": "file", "file": str(data_file), "examples": len(pairs)}
-    prepared = prepare_dataset(data, tokenizer, cfg.train.max_seq_len, cfg.train.seed)
-    if not prepared.validation:
+    held = validation_indices(len(kept), data.validation_split, cfg.train.seed)  # the trainer's own cut
+    if not held:
         return pairs, {"kind": "train", "file": data.train, "examples": len(pairs),
                        "note": "the run held out no validation split: these are training examples, so the "
                                "scores show how well it learned them, not how it does on new ones"}
-    order = list(range(len(kept)))
-    random.Random(cfg.train.seed).shuffle(order)  # the same cut as engine.data.dataset.prepare
-    held = set(order[:len(prepared.validation)])
     pairs = [pair for i, pair in enumerate(pairs) if i in held]
-    if [e.input_ids for _, e in pairs] != [e.input_ids for e in prepared.validation]:
-        raise RuntimeError("the validation split could not be reproduced exactly (did the data file change "
-                           "since training?)")
     return pairs, {"kind": "validation", "file": data.train, "examples": len(pairs),
                    "split": data.validation_split, "seed": cfg.train.seed}
 
@@ -86,17 +79,15 @@ def token_loss(model, encoded_list, progress=None) -> tuple[float | None, int]:
     """Summed next-token cross-entropy over trained tokens / their count, and the count."""
     import torch
 
+    from engine.training.fused_loss import token_loss as summed_token_loss
+
     total, count = 0.0, 0
     device = next(model.parameters()).device
     with torch.inference_mode():
         for i, encoded in enumerate(encoded_list):
-            ids = torch.tensor([encoded.input_ids], device=device)
-            labels = torch.tensor([encoded.labels], device=device)
-            logits = model(input_ids=ids).logits[:, :-1].float()
-            target = labels[:, 1:]
-            total += torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
-                                                       ignore_index=-100, reduction="sum").item()
-            count += int((target != -100).sum())
+            summed, n = summed_token_loss(model, torch.tensor([encoded.input_ids], device=device),
+                                          torch.tensor([encoded.labels], device=device))
+            total, count = total + float(summed), count + int(n)
             if progress:
                 progress(i + 1)
     return (total / count if count else None), count
@@ -140,7 +131,7 @@ def evaluate(run_dir: Path, data_file: str | None = None, samples: int = DEFAULT
     update_eval_status(run_dir, state="running", pid=os.getpid(), phase="loading", done=0, total=0,
                        started_at=started, error=None, model="base" if base else "run")
     cfg = RunConfig.load(run_dir / "config.yaml")
-    tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code)
+    tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code, cfg.data.template)
     pairs, data_info = held_out(cfg, tokenizer, data_file)
     chosen = [(e, prompt_and_reference(e)) for e, _ in pairs]
     chosen = [(e, pr) for e, pr in chosen if pr is not None][:max(0, int(samples))]

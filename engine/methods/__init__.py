@@ -1,20 +1,9 @@
-"""The method registry. Adding a method: one module here + one import line below."""
-from engine.methods import (
-    adalora,  # noqa: F401
-    adapter,  # noqa: F401
-    bitfit,  # noqa: F401
-    freeze,  # noqa: F401
-    full,  # noqa: F401
-    ia3,  # noqa: F401
-    layerwise,  # noqa: F401
-    loha,  # noqa: F401
-    lokr,  # noqa: F401
-    lora,  # noqa: F401  (registers "lora")
-    lora8bit,  # noqa: F401
-    p_tuning,  # noqa: F401
-    p_tuning_v2,  # noqa: F401
-    prefix_tuning,  # noqa: F401
-    prompt_tuning,  # noqa: F401
-    qlora,  # noqa: F401
-)
-from engine.methods.base import METHODS, Method  # noqa: F401
+"""The method registry. Adding a method: one module here + its key in MODULES (the order the UI lists them)."""
+import importlib
+
+from engine.methods.base import METHODS, Method  # noqa: F401  (the registry and the type, for importers)
+
+MODULES = ("lora", "qlora", "lora8bit", "adalora", "loha", "lokr", "ia3", "prompt_tuning", "p_tuning",
+           "prefix_tuning", "p_tuning_v2", "adapter", "bitfit", "freeze", "layerwise", "full")
+for _module in MODULES:
+    importlib.import_module(f"engine.methods.{_module}")  # each module registers its method

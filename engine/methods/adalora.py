@@ -79,4 +79,5 @@ METHODS.register("adalora", Method(
             "for a tight parameter budget. Needs a known number of steps.",
     params=PARAMS, apply=apply, count_trainable=count_trainable, mergeable=True, callbacks=callbacks,
     count_added_frozen=count_added_frozen,
+    train_defaults={"learning_rate": 0.001},
 ))

@@ -126,4 +126,5 @@ METHODS.register("adapter", Method(
     load_adapter=load_adapter,
     not_mergeable_reason="a bottleneck adapter has a non-linearity inside, so it cannot be folded into the "
                          "base weights; it is served and exported as an adapter on the base model",
+    train_defaults={"learning_rate": 0.002},
 ))

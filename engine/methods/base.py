@@ -5,7 +5,7 @@ peft are imported inside `apply` only.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from engine.core.arch import Arch
@@ -55,6 +55,9 @@ class Method:
     no_checkpointing_reason: str = ""
     # frozen parameters the method adds besides its trainable ones (AdaLoRA's per-module rank counter)
     count_added_frozen: Callable[[Arch, dict], int] = lambda arch, params: 0
+    # train settings this method starts from instead of the schema's defaults (engine/core/config.py):
+    # the learning rate that suits it on the default model; `switch_method` applies them
+    train_defaults: dict = field(default_factory=dict)
 
     def load_dtype(self, precision: str) -> str:
         """The dtype the base weights are loaded in: frozen weights are stored in the compute dtype

@@ -50,4 +50,5 @@ METHODS.register("bitfit", Method(
             "with biases (Qwen2, GPT-2, BERT-likes), not for Llama-style models, which have none.",
     params=PARAMS, apply=apply, count_trainable=count_trainable, unavailable=unavailable,
     grad_layers=lambda arch, params: arch.layers, trains_base_weights=True,
+    train_defaults={"learning_rate": 0.001},
 ))

@@ -69,4 +69,5 @@ METHODS.register("freeze", Method(
             "because the lower layers need no gradients. Good for adapting style or format.",
     params=PARAMS, apply=apply, count_trainable=count_trainable, grad_layers=grad_layers,
     trains_base_weights=True,
+    train_defaults={"learning_rate": 0.0003},
 ))

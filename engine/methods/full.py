@@ -20,4 +20,5 @@ METHODS.register("full", Method(
     summary="Trains every weight; the most capacity, and the most memory (weights, gradients and "
             "optimizer states for the whole model). For small models or big GPUs.",
     params=(), apply=apply, count_trainable=count_trainable, trains_base_weights=True,
+    train_defaults={"learning_rate": 5e-05},
 ))

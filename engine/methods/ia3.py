@@ -40,4 +40,5 @@ METHODS.register("ia3", Method(
     summary="Learns one scaling vector per adapted layer (a few thousand parameters per layer); the "
             "smallest adapter, mergeable; for light-touch adaptation and many adapters per base.",
     params=PARAMS, apply=apply, count_trainable=count_trainable, mergeable=True,
+    train_defaults={"learning_rate": 0.01},
 ))

@@ -98,4 +98,5 @@ METHODS.register("layerwise", Method(
             "gentler on what the model already knows than full fine-tuning (small data, catastrophic forgetting).",
     params=PARAMS, apply=apply, count_trainable=count_trainable, optimizer=optimizer, callbacks=callbacks,
     grad_layers=lambda arch, params: final_layers(arch.layers, params), trains_base_weights=True,
+    train_defaults={"learning_rate": 0.0003},
 ))

@@ -35,4 +35,5 @@ METHODS.register("loha", Method(
     summary="Hadamard product of two low-rank updates: more expressive than LoRA at the same size "
             "(twice LoRA's parameters at equal r); mergeable.",
     params=PARAMS, apply=apply, count_trainable=count_trainable, mergeable=True,
+    train_defaults={"learning_rate": 0.001},
 ))

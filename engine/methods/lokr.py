@@ -67,4 +67,5 @@ METHODS.register("lokr", Method(
     summary="Kronecker-product update: a full-rank change from very few parameters; mergeable. "
             "Popular for diffusion models, useful for small adapters.",
     params=PARAMS, apply=apply, count_trainable=count_trainable, mergeable=True,
+    train_defaults={"learning_rate": 0.002},
 ))

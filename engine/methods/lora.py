@@ -23,9 +23,10 @@ def _check_savable(spec: str) -> list[str]:
 
 def lora_params(inits: tuple[str, ...] = INITS) -> tuple[Param, ...]:
     return (
-        Param("r", int, 8, "Rank of the update: capacity of the adapter. 8-16 suits most tasks.", min=1, max=1024),
-        Param("alpha", float, 16.0, "Scale of the update (alpha / r). Twice the rank is a common choice.", min=0.0),
-        Param("dropout", float, 0.05, "Dropout on the adapter's input; regularises small datasets.", min=0.0, max=0.9),
+        Param("r", int, 16, "Rank of the update: capacity of the adapter. 8-16 suits most tasks.", min=1, max=1024),
+        Param("alpha", float, 32.0, "Scale of the update (alpha / r). Twice the rank is a common choice.", min=0.0),
+        Param("dropout", float, 0.0, "Dropout on the adapter's input; 0.05-0.1 regularises small datasets.",
+              min=0.0, max=0.9),
         Param("target_modules", str, "all-linear",
               "Layers that get an adapter: all-linear, attention, mlp, names like q_proj,v_proj, or re:<regex>.",
               check=targets.problems),
@@ -136,7 +137,7 @@ def family(key: str, title: str, summary: str, params=PARAMS, **extra) -> Method
     """A Method of the LoRA family (LoRA, QLoRA, LoRA on an 8-bit base) sharing this module's pieces."""
     return Method(key=key, title=title, summary=summary, params=params, apply=extra.pop("apply", apply),
                   count_trainable=count_trainable, mergeable=True, optimizer=optimizer,
-                  save_adapter=save_adapter, **extra)
+                  save_adapter=save_adapter, train_defaults={"learning_rate": 1e-3}, **extra)
 
 
 METHODS.register("lora", family(

@@ -43,4 +43,5 @@ METHODS.register("p_tuning", Method(
             "tuning. The encoder is only needed while training.",
     params=PARAMS, apply=apply, count_trainable=count_trainable,
     not_mergeable_reason=pl.NOT_MERGEABLE, virtual_tokens=pl.virtual_tokens,
+    train_defaults={"learning_rate": 0.01},
 ))

@@ -15,4 +15,5 @@ METHODS.register("p_tuning_v2", Method(
     count_trainable=lambda arch, p: prefix_tuning.prefix_count(arch, p["num_virtual_tokens"], False, 0),
     not_mergeable_reason=pl.NOT_MERGEABLE, virtual_tokens=pl.virtual_tokens,
     no_checkpointing_reason=pl.NO_CHECKPOINTING,
+    train_defaults={"learning_rate": 0.01},
 ))

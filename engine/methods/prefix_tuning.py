@@ -40,4 +40,5 @@ METHODS.register("prefix_tuning", Method(
                                                  p["encoder_hidden_size"]),
     not_mergeable_reason=pl.NOT_MERGEABLE, virtual_tokens=pl.virtual_tokens,
     no_checkpointing_reason=pl.NO_CHECKPOINTING,
+    train_defaults={"learning_rate": 0.005},
 ))

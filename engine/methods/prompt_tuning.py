@@ -36,4 +36,5 @@ METHODS.register("prompt_tuning", Method(
             "parameters); works best on large models, for steering a task or format.",
     params=PARAMS, apply=apply, count_trainable=lambda arch, p: p["num_virtual_tokens"] * arch.hidden,
     not_mergeable_reason=pl.NOT_MERGEABLE, virtual_tokens=pl.virtual_tokens,
+    train_defaults={"learning_rate": 0.03},
 ))

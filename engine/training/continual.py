@@ -150,11 +150,11 @@ def compute_fisher(model, examples, samples: int, seed: int = 0) -> dict:
 
 
 def _example_loss(model, ids, labels):
-    """Mean token loss of one example; the chunked loss on trained positions only where the model allows."""
-    from engine.training.fused_loss import fused_forward_loss
+    """Mean token loss of one example (the chunked loss on trained positions only where the model allows)."""
+    from engine.training.fused_loss import token_loss
 
-    loss = fused_forward_loss(model, {"input_ids": ids, "labels": labels})
-    return loss if loss is not None else model(input_ids=ids, labels=labels, use_cache=False).loss
+    summed, count = token_loss(model, ids, labels)
+    return summed / count.clamp(min=1)
 
 
 def save_fisher(path: Path, fisher: dict, theta: dict, meta: dict) -> None:
@@ -272,7 +272,8 @@ def data_loss(model, examples, batch_size: int = 8) -> float:
     """Mean loss per trained token of `model` on encoded examples (no gradients)."""
     import torch
 
-    from engine.training.fused_loss import fused_forward_loss
+    from engine.data.masking import IGNORE_INDEX
+    from engine.training.fused_loss import token_loss
 
     device = next(model.parameters()).device
     total, count = 0.0, 0
@@ -283,18 +284,12 @@ def data_loss(model, examples, batch_size: int = 8) -> float:
             chunk = examples[start:start + batch_size]
             width = max(len(e.input_ids) for e in chunk)
             ids = torch.tensor([e.input_ids + [0] * (width - len(e.input_ids)) for e in chunk], device=device)
-            labels = torch.tensor([e.labels + [-100] * (width - len(e.labels)) for e in chunk], device=device)
+            labels = torch.tensor([e.labels + [IGNORE_INDEX] * (width - len(e.labels)) for e in chunk],
+                                  device=device)
             mask = torch.tensor([[1] * len(e.input_ids) + [0] * (width - len(e.input_ids)) for e in chunk],
                                 device=device)
-            inputs = {"input_ids": ids, "attention_mask": mask, "labels": labels}
-            summed = fused_forward_loss(model, inputs, num_items=1)  # logits of trained positions only
-            if summed is None:
-                logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, -width:][:, :-1].float()
-                summed = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                                                           labels[:, 1:].reshape(-1), ignore_index=-100,
-                                                           reduction="sum")
-            total += float(summed)
-            count += int((labels[:, 1:] != -100).sum())
+            summed, n = token_loss(model, ids, labels, mask)
+            total, count = total + float(summed), count + int(n)
     model.train(was_training)
     return total / max(1, count)
 

@@ -15,8 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.core.runs import is_run_folder, result_dir
-
-IGNORE = -100
+from engine.data.masking import IGNORE_INDEX
 
 
 def teacher_tokenizer_source(teacher: str) -> str:
@@ -81,7 +80,7 @@ def distill_terms(student_logits, teacher_logits, labels, temperature: float):
 
     student_logits = student_logits[:, -labels.shape[1]:]  # prompt-learning methods prepend virtual positions
     targets = labels[:, 1:]
-    keep = targets != IGNORE
+    keep = targets != IGNORE_INDEX
     s = student_logits[:, :-1][keep].float()
     t = teacher_logits[:, :-1][keep].float()
     vocab = min(s.shape[-1], t.shape[-1])  # embeddings may be padded beyond the shared tokenizer

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-IGNORE = -100
+from engine.data.masking import IGNORE_INDEX
 
 
 class _ChunkedLinearCrossEntropy(torch.autograd.Function):
@@ -22,7 +22,7 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, hidden, weight, targets, chunk_size: int, matmul_dtype: torch.dtype):
-        """hidden (N, H), weight (V, H), targets (N,) with IGNORE -> summed loss (scalar)."""
+        """hidden (N, H), weight (V, H), targets (N,) with IGNORE_INDEX -> summed loss (scalar)."""
         need_hidden, need_weight = hidden.requires_grad, weight.requires_grad
         total = hidden.new_zeros((), dtype=torch.float32)
         grad_hidden = torch.zeros_like(hidden) if need_hidden else None
@@ -33,7 +33,7 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
                 part = hidden[start:start + chunk_size].to(matmul_dtype)
                 target = targets[start:start + chunk_size]
                 logits = (part @ w.t()).float()
-                total += torch.nn.functional.cross_entropy(logits, target, ignore_index=IGNORE, reduction="sum")
+                total += torch.nn.functional.cross_entropy(logits, target, ignore_index=IGNORE_INDEX, reduction="sum")
                 if need_hidden or need_weight:
                     grad_logits = _grad_logits(logits, target).to(matmul_dtype)
                     if need_hidden:
@@ -53,7 +53,7 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
 def _grad_logits(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """d(sum of cross-entropy)/d(logits) = softmax - one_hot, zero on ignored rows."""
     grad = torch.softmax(logits, dim=-1)  # (a fresh tensor: the logits are not modified)
-    valid = target != IGNORE
+    valid = target != IGNORE_INDEX
     rows = torch.nonzero(valid).squeeze(1)
     grad[rows, target[rows]] -= 1.0
     grad[~valid] = 0.0
@@ -67,9 +67,9 @@ def chunked_causal_lm_loss(hidden: torch.Tensor, weight: torch.Tensor, labels: t
     Returns the sum divided by `num_items` (the trained tokens of the whole accumulated batch,
     as the Trainer passes it) or by this batch's trained tokens.
     """
-    targets = torch.nn.functional.pad(labels, (0, 1), value=IGNORE)[:, 1:].reshape(-1)
+    targets = torch.nn.functional.pad(labels, (0, 1), value=IGNORE_INDEX)[:, 1:].reshape(-1)
     flat = hidden.reshape(-1, hidden.shape[-1])
-    keep = targets != IGNORE  # rows that contribute nothing are skipped entirely
+    keep = targets != IGNORE_INDEX  # rows that contribute nothing are skipped entirely
     device = hidden.device.type
     matmul_dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else weight.dtype
     total = _ChunkedLinearCrossEntropy.apply(flat[keep], weight, targets[keep], chunk_size, matmul_dtype)
@@ -115,3 +115,28 @@ def fused_forward_loss(model, inputs: dict, num_items=None) -> torch.Tensor | No
     hidden = inner.model(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
                          position_ids=inputs.get("position_ids"), use_cache=False).last_hidden_state
     return chunked_causal_lm_loss(hidden, inner.lm_head.weight, inputs["labels"], num_items)
+
+
+# ---- the token loss every other place measures (evaluation, forgetting, the Fisher of EWC) ----------------
+def shifted_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(summed next-token cross-entropy over the trained positions, their count) from full logits.
+
+    `logits` may hold extra leading positions (the virtual tokens prompt methods prepend): the last
+    labels.shape[1] positions are the ones the labels describe."""
+    logits = logits[:, -labels.shape[1]:][:, :-1].float()
+    targets = labels[:, 1:]
+    total = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                              ignore_index=IGNORE_INDEX, reduction="sum")
+    return total, (targets != IGNORE_INDEX).sum()
+
+
+def token_loss(model, input_ids: torch.Tensor, labels: torch.Tensor,
+               attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(summed next-token loss over trained tokens, their count): the chunked loss on trained positions
+    only where the model allows, else through the logits."""
+    summed = fused_forward_loss(model, {"input_ids": input_ids, "attention_mask": attention_mask,
+                                        "labels": labels}, num_items=1)
+    if summed is not None:
+        return summed, (labels[:, 1:] != IGNORE_INDEX).sum()
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+    return shifted_token_loss(logits, labels)

@@ -19,6 +19,7 @@ def build_trainer(cfg, method, model, tokenizer, data, args, callbacks, optimize
     from datasets import Dataset
     from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening, Trainer
 
+    from engine.data.masking import IGNORE_INDEX
     from engine.training.fused_loss import fused_forward_loss
 
     class TuneloomTrainer(Trainer):
@@ -48,10 +49,10 @@ def build_trainer(cfg, method, model, tokenizer, data, args, callbacks, optimize
         return Dataset.from_dict({"input_ids": [e.input_ids for e in items], "labels": [e.labels for e in items]})
 
     if uses_packing(cfg, method):
-        collator = DataCollatorWithFlattening(return_position_ids=True, separator_id=-100)
+        collator = DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE_INDEX)
         args.include_num_input_tokens_seen = "all"  # a packed batch holds no padding at all
     else:
-        collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
+        collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX)
         args.group_by_length = True  # batches of similar length waste less on padding
     return TuneloomTrainer(
         model=model, args=args, train_dataset=to_dataset(data.train),

@@ -202,8 +202,9 @@ def stop(run_dir: Path, grace_s: float = STOP_GRACE_S) -> None:
             if not runs.pid_alive(pid):
                 return
             time.sleep(0.5)
-        _signal(pid, signal.SIGKILL)
+        # the status first: a reader between the kill and a later write would see only "ended without finishing"
         runs.update_status(run_dir, state="failed", error=f"did not stop within {grace_s:.0f} s; killed")
+        _signal(pid, signal.SIGKILL)
 
     threading.Thread(target=enforce, daemon=True).start()
 

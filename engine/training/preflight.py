@@ -16,17 +16,19 @@ import yaml
 
 from engine.core import optimizers
 from engine.core.config import ConfigError, RunConfig, apply_overrides
-from engine.core.workspace import PROJECT_ROOT, resolve_model, runs_dir
+from engine.core.model_source import model_config_path, model_problems
+from engine.core.workspace import PROJECT_ROOT, runs_dir
 
 SPACE_MARGIN_BYTES = 8 * 2**20  # config, logs, metrics, trainer state
 
 
 def model_config(model: str) -> tuple[dict | None, Path | None]:
-    """The model's config.json as a dict, when it is on disk (an unprepared alias or Hub id: None)."""
-    path = Path(resolve_model(model)) / "config.json"
+    """The model's config.json as a dict, when it is on disk (an unprepared alias, or a Hub id not in the
+    cache: None)."""
+    path = model_config_path(model)
     try:
         return json.loads(path.read_text(encoding="utf-8")), path
-    except (OSError, ValueError):
+    except (AttributeError, OSError, ValueError):
         return None, None
 
 
@@ -44,6 +46,7 @@ def static_problems(raw: dict) -> list[str]:
     train = raw.get("train") if isinstance(raw.get("train"), dict) else {}
     data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
     model = str(raw.get("model") or "")
+    found += model_problems(model)
     seq_len = _int(train.get("max_seq_len"))
     if model and seq_len:
         config, path = model_config(model)

@@ -310,7 +310,7 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
             log(f"memory allocator: {callback.estimate['allocator']} (engine/core/allocator.py)")
 
     log(f"loading tokenizer and data from {cfg.data.train}")
-    tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code)
+    tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code, cfg.data.template)
     if cfg.distill.teacher.strip():
         from engine.training.distill import check_tokenizers
 
