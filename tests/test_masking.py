@@ -1,15 +1,10 @@
 """Label masking works for any chat template: only assistant turns (and their end marker) train."""
 import pytest
-from transformers import AutoTokenizer
 
+from engine.core.models import load_tokenizer
+from engine.core.registry import TEMPLATES
 from engine.data.formats import Example
 from engine.data.masking import IGNORE_INDEX, Dropped, encode, token_preview
-
-ZEPHYR = ("{% for m in messages %}{{ '<|' + m['role'] + '|>\n' + m['content'] + eos_token + '\n' }}{% endfor %}"
-          "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}")
-LLAMA3 = ("{{ bos_token }}{% for m in messages %}{{ '<|start_header_id|>' + m['role'] + '<|end_header_id|>\n\n'"
-          " + m['content'] | trim + '<|eot_id|>' }}{% endfor %}"
-          "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}")
 
 CONVERSATION = [
     {"role": "system", "content": "Be brief."},
@@ -20,14 +15,11 @@ CONVERSATION = [
 ]
 
 
-@pytest.fixture(scope="module", params=["smollm2", "zephyr", "llama3"])
+@pytest.fixture(scope="module", params=["own"] + list(TEMPLATES))
 def tokenizer(request, tiny_model):
-    tok = AutoTokenizer.from_pretrained(tiny_model)
-    if request.param == "zephyr":
-        tok.chat_template = ZEPHYR
-    elif request.param == "llama3":
-        tok.add_special_tokens({"additional_special_tokens": ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]})
-        tok.chat_template = LLAMA3
+    """The tiny model's tokenizer with its own template (SmolLM2's ChatML) and with every registered one
+    (engine/data/templates.py), as `data.template` would set it."""
+    tok = load_tokenizer(tiny_model, template="auto" if request.param == "own" else request.param)
     tok.template_name = request.param
     return tok
 
@@ -53,7 +45,8 @@ def test_all_assistant_turns_and_nothing_else(tokenizer):
     assert spans[0].strip().startswith("Paris.") and spans[1].strip().startswith("Rome is the capital of Italy.")
     for span in spans:  # the end-of-turn marker is trained so the model learns to stop
         assert "Capital of France" not in span and "Be brief" not in span and "And of Italy" not in span
-    end_marker = {"smollm2": "<|im_end|>", "zephyr": tokenizer.eos_token, "llama3": "<|eot_id|>"}[tokenizer.template_name]
+    end_marker = {"own": "<|im_end|>", "chatml": "<|im_end|>", "zephyr": tokenizer.eos_token, "llama3": "<|eot_id|>",
+                  "alpaca": tokenizer.eos_token}[tokenizer.template_name]
     assert all(end_marker in span for span in spans)
     # labels equal the input ids wherever they are trained
     assert all(l in (IGNORE_INDEX, i) for i, l in zip(encoded.input_ids, encoded.labels))
@@ -77,8 +70,11 @@ def test_truncation_that_removes_every_answer_token_drops_the_row(tokenizer):
 
 
 def test_truncation_keeps_partial_answers(tokenizer):
-    encoded = encode(tokenizer, Example("row 1", messages=CONVERSATION), "assistant", 40)
-    assert len(encoded.input_ids) == 40 and encoded.trained_tokens > 0
+    full = encode(tokenizer, Example("row 1", messages=CONVERSATION), "assistant", 512)
+    first_trained = next(i for i, label in enumerate(full.labels) if label != IGNORE_INDEX)
+    cut = first_trained + 2  # inside the first answer
+    encoded = encode(tokenizer, Example("row 1", messages=CONVERSATION), "assistant", cut)
+    assert len(encoded.input_ids) == cut and encoded.trained_tokens == 2
 
 
 def test_plain_text_trains_every_token(tokenizer):

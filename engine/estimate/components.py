@@ -12,6 +12,7 @@ from pathlib import Path
 
 from engine.core import optimizers
 from engine.core.arch import Arch
+from engine.core.precision import resolve
 from engine.core.runs import is_run_folder
 
 MiB = 2**20
@@ -105,10 +106,7 @@ class Setup:
 
 
 def precision_for(cfg, device: str) -> str:
-    precision = cfg.train.precision
-    if precision == "auto":  # as engine.core.precision.resolve: bf16 on a (recent) GPU, fp32 on CPU
-        return "bf16" if device == "cuda" else "fp32"
-    return precision
+    return resolve(cfg.train.precision, device)  # an estimate for a GPU assumes a recent one (bf16)
 
 
 def adapted_modules(arch: Arch, params: dict) -> dict[str, int]:

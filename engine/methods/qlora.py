@@ -18,13 +18,9 @@ PARAMS = lora.lora_params(inits=("default", "gaussian")) + (
 
 
 def compute_dtype(params: dict) -> str:
-    if params["compute_dtype"] != "auto":
-        return params["compute_dtype"]
-    import torch
+    from engine.core.precision import on_this_machine
 
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "fp32"
+    return on_this_machine(params["compute_dtype"])  # auto: the run's own rule (bf16/fp16 on a GPU, fp32 on CPU)
 
 
 def apply_quantized(model, params: dict, arch: Arch):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from engine.core import optimizers, runlog, runs
 from engine.core.arch import Arch
+from engine.core.precision import on_this_machine
 from engine.core.config import RunConfig
 from engine.core.runlog import log
 from engine.core.workspace import subdir
@@ -39,16 +40,6 @@ def device_slot(run_dir: Path):
             log("another training job holds the device; queued until it ends")
             fcntl.flock(handle, fcntl.LOCK_EX)
         yield
-
-
-def resolve_precision(precision: str) -> str:
-    import torch
-
-    if precision != "auto":
-        return precision
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "fp32"
 
 
 def slow_half_precision_warning(precision: str) -> str | None:
@@ -296,7 +287,7 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
     reason = method.unavailable(arch)
     if reason:
         raise ValueError(f"method {method.key} cannot train {cfg.model}: {reason}")
-    precision = resolve_precision(cfg.train.precision)
+    precision = on_this_machine(cfg.train.precision)
     slow = slow_half_precision_warning(precision)
     if slow:
         log(slow)
