@@ -94,11 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_train(args) -> int:
     from engine.core import runs
-    from engine.training.launcher import create_run, foreground, is_main_process, shared_run_dir
+    from engine.training.launcher import create_run, foreground, is_main_process, launched_into, shared_run_dir
     from engine.training.recipe import run
 
     if args.resume is not None:
         run_dir = Path(args.resume or Path(args.config).parent)
+        refusal = runs.resume_refusal(run_dir) if not launched_into(run_dir) else None  # the app checked already
+        if refusal:
+            print(f"error: {refusal}", file=sys.stderr)
+            return 2
         code = foreground(run_dir, resume=True)  # num_processes > 1: through `accelerate launch`
         if code is None:
             run(run_dir / "config.yaml", resume=True)
@@ -111,17 +115,24 @@ def cmd_train(args) -> int:
     from engine.core.config import ConfigError
     from engine.training.preflight import load_checked
 
+    # a run's own config.yaml trains into its folder only when the launcher started this process for it;
+    # run again by hand it reproduces the run in a new folder (only --resume continues a folder)
+    original = config_path.parent if config_path.name == "config.yaml" and runs.is_run_folder(config_path.parent) else None
+    launched = original is not None and launched_into(original) and not args.overrides
     try:
         cfg = load_checked(config_path, args.overrides)  # config + model limit + disk: all problems at once
     except ConfigError as err:
-        if config_path.name == "config.yaml" and (config_path.parent / "status.json").is_file():
-            runs.update_status(config_path.parent, state="failed", error=str(err))  # a UI-started run says why
+        if launched:
+            runs.update_status(original, state="failed", error=str(err))  # a UI-started run says why
         raise
-    if config_path.name == "config.yaml" and (config_path.parent / "status.json").is_file() and not args.overrides:
-        run_dir = config_path.parent  # launched by the UI into its own run folder
+    if launched:
+        run_dir = original
+    elif not is_main_process():
+        run_dir = shared_run_dir(cfg)  # one folder for all processes of a launch started by hand
     else:
-        run_dir = shared_run_dir(cfg) if not is_main_process() else create_run(cfg)  # one folder for all processes
-        print(f"run folder: {run_dir}", file=sys.stderr)
+        copy_of = {"reproduces": original.name, "name": f"repro-{original.name}"} if original else {}
+        run_dir = create_run(cfg, copy_of.pop("name", None), **copy_of)
+        print(f"run folder: {run_dir}" + (f" (reproduces {original.name})" if original else ""), file=sys.stderr)
     code = foreground(run_dir)  # num_processes > 1: start the processes through `accelerate launch`
     if code is None:
         run(run_dir / "config.yaml")

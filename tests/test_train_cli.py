@@ -112,3 +112,20 @@ def test_cli_preview_json_marks_trained_tokens(tiny_model, tmp_path):
     assert set(examples[0][0]) == {"token", "trained"}
     trained = "".join(t["token"] for t in examples[0] if t["trained"])
     assert "6 minutes" in trained and "boil an egg" not in trained
+
+
+def test_rerunning_a_runs_config_reproduces_it_in_a_new_folder(trained_run):
+    run_dir, home = trained_run
+    before = {"metrics": (run_dir / "metrics.jsonl").read_bytes(), "status": runs.read_status(run_dir),
+              "adapter": (run_dir / "adapter" / "adapter_model.safetensors").read_bytes()}
+    result = engine_cli("train", str(run_dir / "config.yaml"), home=home)
+    assert result.returncode == 0, result.stderr[-3000:]
+    copy = Path(result.stdout.strip().splitlines()[-1])
+    assert copy != run_dir and copy.parent == run_dir.parent and run_dir.name in copy.name
+    assert runs.read_status(copy)["reproduces"] == run_dir.name
+    assert f"(reproduces {run_dir.name})" in result.stderr
+    assert len([r for r in runs.read_metrics(copy) if "loss" in r]) == 12
+    # the original is untouched: same metrics file, same adapter, same status
+    assert (run_dir / "metrics.jsonl").read_bytes() == before["metrics"]
+    assert (run_dir / "adapter" / "adapter_model.safetensors").read_bytes() == before["adapter"]
+    assert runs.read_status(run_dir) == before["status"]
