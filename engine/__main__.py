@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     kind.add_argument("--merged", action="store_true")
     kind.add_argument("--adapter", action="store_true")
     export.add_argument("--out", required=True)
+    export.add_argument("--dtype", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                        help="merged model's dtype (default auto: the dtype the base model is published in)")
+    export.add_argument("--zip", action="store_true", help="also write OUT.zip (what the app downloads)")
+    export.add_argument("--progress", action="store_true",
+                        help='print {"progress": 0..1, "phase": ...} JSON lines while exporting')
 
     chat = sub.add_parser("chat", help="chat in the terminal with a run's result or a base model")
     chat.add_argument("run_dir", nargs="?")
@@ -64,6 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--system", default=None)
 
     sub.add_parser("chat-worker", help=argparse.SUPPRESS)
+
+    serve = sub.add_parser("serve", help="an OpenAI-compatible endpoint (/v1/chat/completions, /v1/models) for a "
+                                         "run's result, or a base model with --model")
+    serve.add_argument("run_dir", nargs="?")
+    serve.add_argument("--model", help="serve a base model instead of a run")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1: this machine only; any other needs --auth)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--auth", default=None, help="user:password, or a file with one user:password per line; "
+                                                    "clients send it as their api_key")
 
     evaluate = sub.add_parser("evaluate", help="eval loss, perplexity, ROUGE-L and BLEU of a run on held-out data")
     evaluate.add_argument("run_dir")
@@ -248,9 +263,28 @@ def cmd_data_inspect(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from engine.inference.export import export_adapter, export_merged
+    from engine.inference import export
 
-    out = (export_merged if args.merged else export_adapter)(Path(args.run_dir), Path(args.out))
+    run_dir = Path(args.run_dir)
+    refusal = export.merge_refusal(run_dir) if args.merged else None
+    if refusal:
+        print(f"error: {refusal}", file=sys.stderr)
+        return 2
+
+    def report(start: float, end: float):
+        """Progress of one step, as a part [start, end] of the whole export."""
+        if not args.progress:
+            return lambda fraction, phase: None
+        return lambda fraction, phase: print(json.dumps({"progress": round(start + (end - start) * fraction, 4),
+                                                         "phase": phase}), flush=True)
+
+    split = 0.9 if args.zip else 1.0  # the merge dominates; a zip stores the weights without compressing them
+    if args.merged:
+        out = export.export_merged(run_dir, Path(args.out), args.dtype, report(0.0, split))
+    else:
+        out = export.export_adapter(run_dir, Path(args.out), report(0.0, split))
+    if args.zip:
+        out = export.zip_folder(out, report(split, 1.0))
     print(out)
     return 0
 
@@ -286,6 +320,27 @@ def cmd_chat(args) -> int:
             history.append({"role": "assistant", "content": reply})
     finally:
         worker.unload()
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from engine.core import runs
+    from engine.core.security import LaunchRefused, check_launch
+
+    if bool(args.run_dir) == bool(args.model):
+        print("error: give a run folder, or --model for a base model (not both)", file=sys.stderr)
+        return 2
+    try:
+        check_launch(args.host, False, args.auth, "the model server")  # before anything loads
+        if args.run_dir:
+            runs.result_dir(Path(args.run_dir))  # FileNotFoundError: the run has no result yet
+    except (LaunchRefused, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    from engine.inference.serve import serve
+
+    serve(Path(args.run_dir) if args.run_dir else None, args.model, args.host, args.port, args.auth,
+          log=lambda text: print(text, file=sys.stderr, flush=True))
     return 0
 
 
@@ -356,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         return worker_main()
     handlers = {"train": cmd_train, "data": cmd_data, "export": cmd_export, "chat": cmd_chat,
                 "model": cmd_model, "methods": cmd_methods, "estimate": cmd_estimate,
-                "evaluate": cmd_evaluate}
+                "evaluate": cmd_evaluate, "serve": cmd_serve}
     from engine.core.config import ConfigError
 
     try:

@@ -86,14 +86,19 @@ def update_status(run_dir: Path, **fields) -> dict:
     return status
 
 
+def job_status(path: Path, gone: str) -> dict:
+    """A background job's status file (a run's, an evaluation's, a server's), with an active job whose
+    process is gone reported as failed: `gone` (with {pid}) says so, unless the job recorded its own error."""
+    status = read_json(path, {}) or {}
+    if status.get("state") in ACTIVE + ("starting",) and status.get("pid") and not pid_alive(status["pid"]):
+        status = {**status, "state": "failed", "error": status.get("error") or gone.format(pid=status["pid"])}
+    return status
+
+
 def read_status(run_dir: Path) -> dict:
     """status.json, with an active run whose process is gone reported as failed."""
-    status = read_json(Path(run_dir) / "status.json", {}) or {}
-    if status.get("state") in ACTIVE and status.get("pid") and not pid_alive(status["pid"]):
-        status = {**status, "state": "failed",
-                  "error": status.get("error") or f"the trainer process (pid {status['pid']}) ended without "
-                           "finishing (killed or crashed); resume continues from the last checkpoint"}
-    return status
+    return job_status(Path(run_dir) / "status.json", "the trainer process (pid {pid}) ended without finishing "
+                                                     "(killed or crashed); resume continues from the last checkpoint")
 
 
 def _row_kind(row: dict) -> str:
@@ -247,8 +252,8 @@ def delete_refusal(run_dir: Path) -> str | None:
     if status.get("state") in ACTIVE:
         return f"{Path(run_dir).name} is {status['state']}; stop it before deleting it"
     for job, name in (("eval/status.json", "an evaluation"), ("serve.json", "a server")):
-        other = read_json(Path(run_dir) / job, {}) or {}
-        if other.get("state") in ACTIVE and pid_alive(other.get("pid")):
+        other = job_status(Path(run_dir) / job, "")
+        if other.get("state") in ACTIVE + ("starting",):
             return f"{name} of {Path(run_dir).name} is still running; wait for it or stop it first"
     return None
 

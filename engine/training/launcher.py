@@ -15,7 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
-from engine.core import runs
+from engine.core import jobs, runs
 from engine.core.config import RunConfig
 from engine.core.workspace import PROJECT_ROOT
 
@@ -78,9 +78,7 @@ def foreground(run_dir: Path, resume: bool = False) -> int | None:
     command = trainer_command(Path(run_dir), resume)
     if command[1:3] == ["-m", "engine"]:
         return None
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
-           **launch_env(run_dir)}
-    return subprocess.call(command, cwd=str(PROJECT_ROOT), env=env)
+    return subprocess.call(command, cwd=str(PROJECT_ROOT), env=jobs.engine_env(**launch_env(run_dir)))
 
 
 def trainer_command(run_dir: Path, resume: bool = False) -> list[str]:
@@ -163,17 +161,9 @@ def _free_port() -> int:
 
 
 def spawn(run_dir: Path, resume: bool = False) -> int:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", "TUNELOOM_STDOUT_IS_LOG": "1",
-           **launch_env(run_dir)}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
-    with open(run_dir / "train.log", "ab") as log:
-        process = subprocess.Popen(
-            trainer_command(run_dir, resume), cwd=str(PROJECT_ROOT), env=env,
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+    process = jobs.spawn(trainer_command(run_dir, resume), run_dir / "train.log", TUNELOOM_STDOUT_IS_LOG="1",
+                         **launch_env(run_dir))
     runs.update_status(run_dir, pid=process.pid, state="queued" if not resume else "running")
-    # reap the child when it exits so it never lingers as a zombie that looks alive
-    threading.Thread(target=process.wait, daemon=True).start()
     return process.pid
 
 
