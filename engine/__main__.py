@@ -330,17 +330,17 @@ def cmd_serve(args) -> int:
     if bool(args.run_dir) == bool(args.model):
         print("error: give a run folder, or --model for a base model (not both)", file=sys.stderr)
         return 2
+    run_dir = runs.resolve_run(args.run_dir) if args.run_dir else None  # a folder or a run id
     try:
         check_launch(args.host, False, args.auth, "the model server")  # before anything loads
-        if args.run_dir:
-            runs.result_dir(Path(args.run_dir))  # FileNotFoundError: the run has no result yet
+        if run_dir is not None:
+            runs.result_dir(run_dir)  # FileNotFoundError: the run has no result yet
     except (LaunchRefused, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     from engine.inference.serve import serve
 
-    serve(Path(args.run_dir) if args.run_dir else None, args.model, args.host, args.port, args.auth,
-          log=lambda text: print(text, file=sys.stderr, flush=True))
+    serve(run_dir, args.model, args.host, args.port, args.auth, log=lambda text: print(text, file=sys.stderr, flush=True))
     return 0
 
 

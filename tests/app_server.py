@@ -21,10 +21,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(home: Path, timeout_s: float = 90):
+def running_app(home: Path, timeout_s: float = 90, env: dict | None = None):
     port = free_port()
     env = {**os.environ, "TUNELOOM_HOME": str(home), "GRADIO_ANALYTICS_ENABLED": "False",
-           "TUNELOOM_MODELS": os.environ.get("TUNELOOM_MODELS", str(ROOT / ".cache" / "models"))}
+           "TUNELOOM_MODELS": os.environ.get("TUNELOOM_MODELS", str(ROOT / ".cache" / "models")), **(env or {})}
     log = open(home.parent / "app.log", "wb") if home.parent.exists() else subprocess.DEVNULL
     process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=str(ROOT), env=env,
                                stdout=log, stderr=subprocess.STDOUT)

@@ -71,3 +71,38 @@ def test_preview_command_shows_the_accelerate_launch_for_two_processes(workspace
     assert "accelerate" not in code["value"] and "-m engine train" in code["value"]
     code, message = preview(batch_size=0, learning_rate=-1.0)
     assert not code["visible"] and "batch_size" in message and "learning_rate" in message
+
+
+def test_buttons_follow_the_runs_state_also_after_a_reload(workspace):
+    """Stop only while a run runs; Resume only where a checkpoint exists and the run does not run; Delete only
+    when nothing uses the folder. A reload is a first tick with nothing seen yet."""
+    import os
+
+    from engine.core import runs
+    from ui.train_tab import tick
+
+    def make(name, checkpoint=False, **status):
+        run = workspace / "runs" / name
+        run.mkdir(parents=True)
+        (run / "config.yaml").write_text(yaml.safe_dump(RunConfig().to_dict()))
+        runs.update_status(run, created_at=1.0, **status)
+        if checkpoint:
+            (run / "checkpoints" / "checkpoint-3").mkdir(parents=True)
+            (run / "checkpoints" / "checkpoint-3" / "trainer_state.json").write_text("{}")
+        return name
+
+    def buttons(run_id):
+        outputs = tick(run_id, {})  # a fresh page: nothing seen yet
+        stop, resume, delete = outputs[-4:-1]
+        return stop["interactive"], resume["interactive"], delete["interactive"]
+
+    alive = os.getpid()  # a live process stands in for the trainer
+    assert buttons(make("failed-early", state="failed", error="killed")) == (False, False, True)
+    assert buttons(make("failed-later", checkpoint=True, state="failed", error="killed")) == (False, True, True)
+    # a resumed run still running (the status of its stop before it was resumed must not enable Resume)
+    assert buttons(make("resumed", checkpoint=True, state="running", pid=alive, stopped_early=True)) == \
+        (True, False, False)
+    assert buttons(make("stopped", checkpoint=True, state="done", stopped_early=True)) == (False, True, True)
+    assert buttons(make("finished", checkpoint=True, state="done", stopped_early=False)) == (False, False, True)
+    assert buttons(make("queued", state="queued", pid=alive)) == (True, False, False)
+    assert buttons(make("stopping", checkpoint=True, state="stopping", pid=alive)) == (False, False, False)

@@ -61,6 +61,12 @@ def note_box(text: str, kind: str = "info") -> str:
     return f"<div class='tl-{kind}'>{html.escape(text)}</div>"
 
 
+def progress_bar(fraction: float, state: str, text_html: str) -> str:
+    """A progress bar (training, evaluation, export) with its line of text below; `text_html` is escaped by the caller."""
+    return (f"<div class='tl-progress tl-{html.escape(state)}'><div class='tl-bar' style='width:{fraction * 100:.1f}%'>"
+            f"</div></div><div class='tl-progress-text'>{text_html}</div>")
+
+
 # ---- runs -----------------------------------------------------------------------------------
 def run_path(run_id: str) -> Path:
     """The folder of a run id given by a browser or an API client; never outside runs/."""

@@ -238,11 +238,11 @@ def resume_refusal(run_dir: Path, status: dict | None = None) -> str | None:
     state = status.get("state")
     if state in ACTIVE:
         return f"{Path(run_dir).name} is {state}; stop it before resuming"
+    if state == "done" and not status.get("stopped_early"):
+        return f"{Path(run_dir).name} finished all its steps; there is nothing left to resume"
     if last_checkpoint(run_dir) is None:
         return (f"{Path(run_dir).name} has no checkpoint to resume from (it ended before its first save); "
                 "start it again as a new run")
-    if state == "done" and not status.get("stopped_early"):
-        return f"{Path(run_dir).name} finished all its steps; there is nothing left to resume"
     return None
 
 

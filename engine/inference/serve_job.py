@@ -48,10 +48,13 @@ def start(run_dir: Path, port: int | None = None) -> dict:
 
 
 def stop(run_dir: Path) -> None:
+    """SIGTERM: a listening server shuts down gracefully and records "stopped"; one still loading just ends."""
     status = read(run_dir)
     if status.get("state") not in LIVE:
         raise ValueError(f"{Path(run_dir).name} is not being served")
     try:
-        os.kill(status["pid"], signal.SIGTERM)  # uvicorn shuts down gracefully and records "stopped"
+        os.kill(status["pid"], signal.SIGTERM)
     except ProcessLookupError:
+        pass
+    if status["state"] == "starting":
         record(run_dir, state="stopped")
