@@ -127,6 +127,8 @@ def test_stop_then_resume_continues_at_the_next_step_with_the_same_losses(tiny_m
     wait_for(lambda: 4 in train_losses(run_dir), what="step 4")
     with pytest.raises(ValueError, match="is running; stop it before resuming"):
         launcher.resume(run_dir)
+    with pytest.raises(ValueError, match="is running; stop it before deleting it"):
+        runs.delete_run(run_dir)
     launcher.stop(run_dir)
     assert wait_for(lambda: finished(run_dir), what="the stop") == "done"
     status = runs.read_status(run_dir)

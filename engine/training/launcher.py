@@ -186,7 +186,7 @@ def resume(run_dir: Path) -> Path:
     refusal = runs.resume_refusal(run_dir)
     if refusal:
         raise ValueError(refusal)
-    runs.update_status(run_dir, state="queued", error=None)
+    runs.update_status(run_dir, state="queued", error=None, stopped_early=False)  # no longer true once it resumes
     spawn(Path(run_dir), resume=True)
     return Path(run_dir)
 

@@ -370,9 +370,10 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
     checkpoint = resume_point(run_dir, callback, is_main) if resume else None
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     stopped = callback.stop_requested
-    evaluated = [r.get("step") for r in runs.read_metrics(run_dir) if "eval_loss" in r and "loss" not in r]
+    # the final eval loss, unless the last step was just evaluated (the same history on every process)
+    evaluated = [entry.get("step") for entry in trainer.state.log_history if "eval_loss" in entry]
     if data.validation and not stopped and trainer.state.global_step not in evaluated[-1:]:
-        trainer.evaluate()  # the final eval loss, unless the last step was just evaluated
+        trainer.evaluate()
     packing.disable(trainer.model)  # what is saved and served uses the stock implementations
     if not is_main:
         return run_dir
