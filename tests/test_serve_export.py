@@ -157,7 +157,7 @@ def test_exported_adapter_finds_its_base_by_hub_id_on_another_machine(default_ru
     base = AutoModelForCausalLM.from_pretrained(prepare_model("smollm2-135m-instruct"), dtype=torch.float32)
     with torch.no_grad():
         here = PeftModel.from_pretrained(base, run_dir / "adapter")(torch.tensor([[1, 2, 3, 4]])).logits
-    torch.testing.assert_close(torch.load(tmp_path / "there.pt"), here)
+    torch.testing.assert_close(torch.load(tmp_path / "there.pt", weights_only=True), here)
 
 
 def test_merged_export_is_saved_in_the_bases_published_dtype(default_run, tmp_path):
