@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     kind.add_argument("--merged", action="store_true")
     kind.add_argument("--adapter", action="store_true")
     export.add_argument("--out", required=True)
+    export.add_argument("--dtype", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                        help="merged model's dtype (default auto: the dtype the base model is published in)")
+    export.add_argument("--zip", action="store_true", help="also write OUT.zip (what the app downloads)")
+    export.add_argument("--progress", action="store_true",
+                        help='print {"progress": 0..1, "phase": ...} JSON lines while exporting')
 
     chat = sub.add_parser("chat", help="chat in the terminal with a run's result or a base model")
     chat.add_argument("run_dir", nargs="?")
@@ -62,6 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--max-new-tokens", type=int, default=256)
     chat.add_argument("--temperature", type=float, default=0.0)
     chat.add_argument("--system", default=None)
+
+    serve = sub.add_parser("serve", help="an OpenAI-compatible endpoint (/v1/chat/completions, /v1/models) for a "
+                                         "run's result, or a base model with --model")
+    serve.add_argument("run_dir", nargs="?")
+    serve.add_argument("--model", help="serve a base model instead of a run")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1: this machine only; any other needs --auth)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--auth", default=None, help="user:password, or a file with one user:password per line; "
+                                                    "clients send it as their api_key")
 
     evaluate = sub.add_parser("evaluate", help="eval loss, perplexity, ROUGE-L and BLEU of a run on held-out data")
     evaluate.add_argument("run_dir")
@@ -92,11 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_train(args) -> int:
     from engine.core import runs
-    from engine.training.launcher import create_run, foreground, is_main_process, shared_run_dir
+    from engine.training.launcher import create_run, foreground, is_main_process, launched_into, shared_run_dir
     from engine.training.recipe import run
 
     if args.resume is not None:
         run_dir = Path(args.resume or Path(args.config).parent)
+        refusal = runs.resume_refusal(run_dir) if not launched_into(run_dir) else None  # the app checked already
+        if refusal:
+            print(f"error: {refusal}", file=sys.stderr)
+            return 2
         code = foreground(run_dir, resume=True)  # num_processes > 1: through `accelerate launch`
         if code is None:
             run(run_dir / "config.yaml", resume=True)
@@ -109,19 +128,26 @@ def cmd_train(args) -> int:
     from engine.core.config import ConfigError
     from engine.training.preflight import load_checked
 
+    # a run's own config.yaml trains into its folder only when the launcher started this process for it;
+    # run again by hand it reproduces the run in a new folder (only --resume continues a folder)
+    original = config_path.parent if config_path.name == "config.yaml" and runs.is_run_folder(config_path.parent) else None
+    launched = original is not None and launched_into(original) and not args.overrides
     try:
         cfg = load_checked(config_path, args.overrides)  # config + model limit + disk: all problems at once
         for note in cfg.notes:  # e.g. what --set method.name= changed
             print(f"note: {note}", file=sys.stderr)
     except ConfigError as err:
-        if config_path.name == "config.yaml" and (config_path.parent / "status.json").is_file():
-            runs.update_status(config_path.parent, state="failed", error=str(err))  # a UI-started run says why
+        if launched:
+            runs.update_status(original, state="failed", error=str(err))  # a UI-started run says why
         raise
-    if config_path.name == "config.yaml" and (config_path.parent / "status.json").is_file() and not args.overrides:
-        run_dir = config_path.parent  # launched by the UI into its own run folder
+    if launched:
+        run_dir = original
+    elif not is_main_process():
+        run_dir = shared_run_dir(cfg)  # one folder for all processes of a launch started by hand
     else:
-        run_dir = shared_run_dir(cfg) if not is_main_process() else create_run(cfg)  # one folder for all processes
-        print(f"run folder: {run_dir}", file=sys.stderr)
+        copy_of = {"reproduces": original.name, "name": f"repro-{original.name}"} if original else {}
+        run_dir = create_run(cfg, copy_of.pop("name", None), **copy_of)
+        print(f"run folder: {run_dir}" + (f" (reproduces {original.name})" if original else ""), file=sys.stderr)
     code = foreground(run_dir)  # num_processes > 1: start the processes through `accelerate launch`
     if code is None:
         run(run_dir / "config.yaml")
@@ -237,9 +263,28 @@ def cmd_data_inspect(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from engine.inference.export import export_adapter, export_merged
+    from engine.inference import export
 
-    out = (export_merged if args.merged else export_adapter)(Path(args.run_dir), Path(args.out))
+    run_dir = Path(args.run_dir)
+    refusal = export.merge_refusal(run_dir) if args.merged else None
+    if refusal:
+        print(f"error: {refusal}", file=sys.stderr)
+        return 2
+
+    def report(start: float, end: float):
+        """Progress of one step, as a part [start, end] of the whole export."""
+        if not args.progress:
+            return lambda fraction, phase: None
+        return lambda fraction, phase: print(json.dumps({"progress": round(start + (end - start) * fraction, 4),
+                                                         "phase": phase}), flush=True)
+
+    split = 0.9 if args.zip else 1.0  # the merge dominates; a zip stores the weights without compressing them
+    if args.merged:
+        out = export.export_merged(run_dir, Path(args.out), args.dtype, report(0.0, split))
+    else:
+        out = export.export_adapter(run_dir, Path(args.out), report(0.0, split))
+    if args.zip:
+        out = export.zip_folder(out, report(split, 1.0))
     print(out)
     return 0
 
@@ -275,6 +320,27 @@ def cmd_chat(args) -> int:
             history.append({"role": "assistant", "content": reply})
     finally:
         worker.unload()
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from engine.core import runs
+    from engine.core.security import LaunchRefused, check_launch
+
+    if bool(args.run_dir) == bool(args.model):
+        print("error: give a run folder, or --model for a base model (not both)", file=sys.stderr)
+        return 2
+    run_dir = runs.resolve_run(args.run_dir) if args.run_dir else None  # a folder or a run id
+    try:
+        check_launch(args.host, False, args.auth, "the model server")  # before anything loads
+        if run_dir is not None:
+            runs.result_dir(run_dir)  # FileNotFoundError: the run has no result yet
+    except (LaunchRefused, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    from engine.inference.serve import serve
+
+    serve(run_dir, args.model, args.host, args.port, args.auth, log=lambda text: print(text, file=sys.stderr, flush=True))
     return 0
 
 
@@ -350,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         reexec_with_allocator()
     handlers = {"train": cmd_train, "data": cmd_data, "export": cmd_export, "chat": cmd_chat,
                 "model": cmd_model, "methods": cmd_methods, "estimate": cmd_estimate,
-                "evaluate": cmd_evaluate}
+                "evaluate": cmd_evaluate, "serve": cmd_serve}
     from engine.core.errors import UserError
 
     try:

@@ -21,13 +21,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(home: Path, timeout_s: float = 90, **extra_env: str):
+def running_app(home: Path, timeout_s: float = 90, env: dict | None = None):
     """The app on a free port. The tests' tiny models live in .cache/: the operator allows that folder
     (TUNELOOM_MODEL_DIRS), as a user would allow a folder of their own models."""
     port = free_port()
     env = {**os.environ, "TUNELOOM_HOME": str(home), "GRADIO_ANALYTICS_ENABLED": "False",
            "TUNELOOM_MODELS": os.environ.get("TUNELOOM_MODELS", str(ROOT / ".cache" / "models")),
-           "TUNELOOM_MODEL_DIRS": str(ROOT / ".cache"), **extra_env}
+           "TUNELOOM_MODEL_DIRS": str(ROOT / ".cache"), **(env or {})}
     log = open(home.parent / "app.log", "wb") if home.parent.exists() else subprocess.DEVNULL
     process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=str(ROOT), env=env,
                                stdout=log, stderr=subprocess.STDOUT)

@@ -1,4 +1,5 @@
-"""A real browser drives the real app: data preview -> train (tiny model) -> chat -> export.
+"""A real browser drives the real app: data preview -> train (tiny model), stop, reload, resume -> chat ->
+evaluate on an upload -> export in one click -> delete the run.
 
 Uses the system Chromium (never downloads one); screenshots go to /tmp/tuneloom-shots/.
 """
@@ -34,10 +35,19 @@ def set_number(page, elem_id: str, value) -> None:
     box.press("Tab")
 
 
+def enabled(page, elem_id: str, expected: bool, timeout: float = 60_000) -> None:
+    """Wait until a button is (or is not) enabled: the buttons follow the run's state on the timer."""
+    page.wait_for_function(f"(() => {{ const b = document.querySelector('#{elem_id}'); "
+                           f"return b && b.disabled === {'false' if expected else 'true'}; }})()", timeout=timeout)
+
+
 def test_browser_flow(tiny_model, tmp_path):
     playwright_api = pytest.importorskip("playwright.sync_api")
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with running_app(tmp_path / "home") as url, playwright_api.sync_playwright() as pw:
+    # the trainer pauses after step 5 until it is stopped (TUNELOOM_FAULT, engine/training/failures.py), so the
+    # page can be seen mid-run, reloaded, and stopped there however fast the tiny model trains
+    with running_app(tmp_path / "home", env={"TUNELOOM_FAULT": "wait_at_step:5"}) as url, \
+            playwright_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
         page.set_default_timeout(60_000)
@@ -50,7 +60,7 @@ def test_browser_flow(tiny_model, tmp_path):
         error.wait_for(timeout=90_000)
         assert "line 2" in error.inner_text() and "output" in error.inner_text()
         page.screenshot(path=str(SHOTS / "0-data-error.png"), full_page=True)
-        assert list((tmp_path / "home" / "uploads").glob("*missing_field.jsonl"))  # stored under a safe name
+        assert list((tmp_path / "home" / "uploads").glob("*/missing_field.jsonl"))  # stored under its own name
         pick(page, "sample", "identity")
         page.locator("#data-message").get_by_text("ready to train").wait_for(timeout=90_000)
         page.locator("#data-table").get_by_text("Who are you?").first.wait_for()
@@ -70,13 +80,35 @@ def test_browser_flow(tiny_model, tmp_path):
         page.screenshot(path=str(SHOTS / "2-train-settings.png"), full_page=True)
         page.locator("#start").click()
         page.locator("#train-message").get_by_text("Started").wait_for()
-        page.locator("#progress").get_by_text(re.compile(r"running|done")).wait_for(timeout=120_000)
-        page.locator("#progress").get_by_text(re.compile(r"step [1-8]/8")).wait_for(timeout=120_000)
+        page.locator("#progress").get_by_text(re.compile(r"step 4/8")).wait_for(timeout=120_000)
+        enabled(page, "stop", True)
+        enabled(page, "resume", False)
         page.screenshot(path=str(SHOTS / "3-train-running.png"), full_page=True)
-        page.locator("#progress").get_by_text("done").wait_for(timeout=150_000)
+
+        # a reload finds the running run, with the same buttons
+        page.reload()
+        page.get_by_role("tab", name=re.compile("Train")).click()
+        page.locator("#progress").get_by_text(re.compile(r"running · step 4/8")).wait_for(timeout=60_000)
+        enabled(page, "stop", True)
+        enabled(page, "resume", False)
+
+        # Stop: a checkpoint at the step it stopped; then Resume continues from there to the end
+        page.locator("#stop").click()
+        page.locator("#progress").get_by_text("stopped early").wait_for(timeout=120_000)
+        enabled(page, "resume", True)
+        enabled(page, "stop", False)
+        page.screenshot(path=str(SHOTS / "3b-train-stopped.png"), full_page=True)
+        page.locator("#resume").click()
+        page.locator("#train-message").get_by_text("Resuming").wait_for()
+        page.locator("#progress").get_by_text(re.compile(r"done · step 8/8")).wait_for(timeout=150_000)
+        assert page.locator("#progress").get_by_text("stopped early").count() == 0
+        enabled(page, "resume", False)
+        enabled(page, "stop", False)
         plot = page.locator("#loss-plot")
         plot.locator("canvas, svg").first.wait_for()
         page.wait_for_timeout(1500)  # let the last points draw
+        table = page.locator("#runs-table")
+        assert table.get_by_text("identity.jsonl").count() > 0 and table.get_by_text("lora").count() > 0
         page.screenshot(path=str(SHOTS / "4-train-done.png"), full_page=True)
 
         # 3. chat with the run; sampling so the random-ish tiny model shows visible text
@@ -98,19 +130,33 @@ def test_browser_flow(tiny_model, tmp_path):
         page.screenshot(path=str(SHOTS / "5-chat.png"), full_page=True)
         assert page.locator("#chatbot").get_by_text("Who are you?").count() > 0
 
-        # 4. export the adapter and download the zip
+        # 4. evaluate on a file uploaded in the Data tab, picked from a list (no typed path)
+        page.get_by_role("tab", name=re.compile("Evaluate")).click()
+        page.wait_for_function("document.querySelector('#eval-run input').value.includes('e2e')", timeout=30_000)
+        pick(page, "eval-data", "missing_field.jsonl (uploaded")
+        page.screenshot(path=str(SHOTS / "5b-evaluate-data.png"), full_page=True)
+
+        # 5. export: one click prepares the adapter and downloads it
         page.get_by_role("tab", name=re.compile("Export")).click()
         page.locator("#export-run input").first.wait_for()
         # the picker refreshes when the tab opens (a queued event: wait for it, do not race it)
         page.wait_for_function("document.querySelector('#export-run input').value.includes('e2e')", timeout=30_000)
-        page.locator("#export-adapter").click()
-        page.locator("#export-message").get_by_text("Exported").wait_for(timeout=90_000)
-        link = page.locator("#export-file a").first
-        with page.expect_download() as download_info:
-            link.click()
+        with page.expect_download(timeout=120_000) as download_info:
+            page.locator("#export-adapter").click()
         target = tmp_path / "download.zip"
         download_info.value.save_as(str(target))
-        assert target.stat().st_size > 0
+        assert target.stat().st_size > 0 and download_info.value.suggested_filename.endswith("adapter.zip")
+        page.locator("#export-message").get_by_text("Exported").wait_for(timeout=30_000)
         page.screenshot(path=str(SHOTS / "6-export.png"), full_page=True)
+
+        # 6. delete the run, after a confirmation
+        page.get_by_role("tab", name=re.compile("Train")).click()
+        enabled(page, "delete-run", True)
+        page.locator("#delete-run").click()
+        page.locator("#delete-confirm").get_by_text("cannot be undone").wait_for()
+        page.screenshot(path=str(SHOTS / "7-delete-confirm.png"), full_page=True)
+        page.locator("#delete-yes").click()
+        page.locator("#train-message").get_by_text("Deleted").wait_for()
+        assert not any((tmp_path / "home" / "runs").iterdir())
         browser.close()
     shutil.copy(target, SHOTS / "last-export.zip")

@@ -94,12 +94,76 @@ def test_sigkill_then_resume_continues_with_the_same_losses(tiny_model, tmp_path
     status = runs.read_status(run_dir)
     assert status["state"] == "done" and status["step"] == 12
     assert "resuming from" in (run_dir / "train.log").read_text()
-    # steps 5 (and maybe 6) were logged twice; the reader keeps one row per step, the latest
+    # steps 5 (and maybe 6) were logged before the kill: the resumed run superseded them in the file itself
+    assert [r["step"] for r in metric_lines(run_dir)] == list(range(1, 13))
     got = train_losses(run_dir)
-    assert sorted(got) == list(range(1, 13))
     for step in range(1, 13):
         assert got[step] == pytest.approx(expected[step], rel=1e-4, abs=1e-5), (step, got[step], expected[step])
     assert status["final_loss"] == pytest.approx(expected[12], rel=1e-4)
+
+
+# ---- Stop, then Resume: a checkpoint at the stop, the same losses as an uninterrupted run --------
+
+def metric_lines(run_dir):
+    """The train rows of metrics.jsonl as written (not through the reader, which would hide repeats)."""
+    import json
+
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return [r for r in rows if "loss" in r]
+
+
+def test_stop_then_resume_continues_at_the_next_step_with_the_same_losses(tiny_model, tmp_path, monkeypatch):
+    from engine.training import launcher
+
+    steps = ["train.max_steps=12", "train.save_steps=0"]  # no periodic checkpoint: only Stop writes one
+    home = tmp_path / "home"
+    straight = cli("train", "presets/quickstart.yaml", *overrides(tiny_model, *steps), home=home)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    expected = train_losses(Path(straight.stdout.strip().splitlines()[-1]))
+
+    monkeypatch.setenv("TUNELOOM_HOME", str(home))
+    monkeypatch.setenv("TUNELOOM_FAULT", "wait_at_step:5")  # the trainer pauses after step 5 until stopped
+    run_dir = launcher.start(config(tiny_model, *steps, "name=stopped"))
+    wait_for(lambda: 4 in train_losses(run_dir), what="step 4")
+    with pytest.raises(ValueError, match="is running; stop it before resuming"):
+        launcher.resume(run_dir)
+    with pytest.raises(ValueError, match="is running; stop it before deleting it"):
+        runs.delete_run(run_dir)
+    launcher.stop(run_dir)
+    assert wait_for(lambda: finished(run_dir), what="the stop") == "done"
+    status = runs.read_status(run_dir)
+    assert status["stopped_early"] is True and status["step"] == 5, status
+    checkpoint = runs.last_checkpoint(run_dir)
+    assert checkpoint is not None and checkpoint.name == "checkpoint-5"
+    for name in ("adapter_model.safetensors", "optimizer.pt", "scheduler.pt", "trainer_state.json", "rng_state.pth"):
+        assert (checkpoint / name).is_file(), name
+    assert runs.resume_refusal(run_dir) is None
+
+    monkeypatch.delenv("TUNELOOM_FAULT")
+    launcher.resume(run_dir)
+    assert wait_for(lambda: finished(run_dir), what="the resumed run") == "done"
+    status = runs.read_status(run_dir)
+    assert status["step"] == 12 and status["stopped_early"] is False and status["resumed_from"] == 5, status
+    log = (run_dir / "train.log").read_text()
+    assert "resuming from" in log and "starting from step 0" not in log
+    written = metric_lines(run_dir)
+    assert [r["step"] for r in written] == list(range(1, 13))  # every step once, in the file itself
+    got = {r["step"]: r["loss"] for r in written}
+    for step in range(6, 13):
+        assert got[step] == pytest.approx(expected[step], rel=1e-4, abs=1e-5), (step, got[step], expected[step])
+    assert runs.resume_refusal(run_dir) == f"{run_dir.name} finished all its steps; there is nothing left to resume"
+
+
+def test_resume_without_a_checkpoint_is_refused(tiny_model, tmp_path):
+    home = tmp_path / "home"
+    run_dir = home / "runs" / "crashed"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text((ROOT / "presets" / "quickstart.yaml").read_text())
+    runs.update_status(run_dir, state="failed", error="killed", step=3)
+    result = cli("train", "--resume", str(run_dir), home=home)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "has no checkpoint to resume from" in result.stderr and "Traceback" not in result.stderr
+    assert runs.read_status(run_dir)["state"] == "failed"  # untouched
 
 
 # ---- the UI process dies: the trainer carries on and a new reader finds it --------------------

@@ -112,3 +112,69 @@ def test_cli_preview_json_marks_trained_tokens(tiny_model, tmp_path):
     assert set(examples[0][0]) == {"token", "trained"}
     trained = "".join(t["token"] for t in examples[0] if t["trained"])
     assert "6 minutes" in trained and "boil an egg" not in trained
+
+
+def test_rerunning_a_runs_config_reproduces_it_in_a_new_folder(trained_run):
+    run_dir, home = trained_run
+    before = {"metrics": (run_dir / "metrics.jsonl").read_bytes(), "status": runs.read_status(run_dir),
+              "adapter": (run_dir / "adapter" / "adapter_model.safetensors").read_bytes()}
+    result = engine_cli("train", str(run_dir / "config.yaml"), home=home)
+    assert result.returncode == 0, result.stderr[-3000:]
+    copy = Path(result.stdout.strip().splitlines()[-1])
+    assert copy != run_dir and copy.parent == run_dir.parent and run_dir.name in copy.name
+    assert runs.read_status(copy)["reproduces"] == run_dir.name
+    assert f"(reproduces {run_dir.name})" in result.stderr
+    assert len([r for r in runs.read_metrics(copy) if "loss" in r]) == 12
+    # the original is untouched: same metrics file, same adapter, same status
+    assert (run_dir / "metrics.jsonl").read_bytes() == before["metrics"]
+    assert (run_dir / "adapter" / "adapter_model.safetensors").read_bytes() == before["adapter"]
+    assert runs.read_status(run_dir) == before["status"]
+
+
+def test_exported_adapter_zip_loads_elsewhere_with_plain_peft_and_the_base_alone(trained_run, tiny_model, tmp_path):
+    import shutil
+    import zipfile
+
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    run_dir, home = trained_run
+    result = engine_cli("export", str(run_dir), "--adapter", "--out", str(tmp_path / "export" / "adapter"), "--zip",
+                        home=home)
+    assert result.returncode == 0, result.stderr[-3000:]
+    archive = Path(result.stdout.strip().splitlines()[-1])
+    assert archive.suffix == ".zip"
+    elsewhere, base_copy = tmp_path / "elsewhere" / "adapter", tmp_path / "elsewhere" / "tiny-smollm2"
+    with zipfile.ZipFile(archive) as zipped:
+        zipped.extractall(elsewhere)
+    shutil.copytree(tiny_model, base_copy)  # "the base alone", in another folder than the one trained on
+    config = json.loads((elsewhere / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == "tiny-smollm2"  # the folder's name, not this machine's path
+    card = (elsewhere / "README.md").read_text()
+    assert "tuneloom_config.yaml" in card and (elsewhere / "tuneloom_config.yaml").is_file()
+    assert "config.yaml`" not in card.replace("tuneloom_config.yaml`", "")
+    assert "loss:** None" not in card and "final eval loss:** " in card  # the run had an eval: its real value
+    assert "/path/to/tiny-smollm2" in card  # how to point it at a local copy
+
+    ids = AutoTokenizer.from_pretrained(elsewhere)("Who are you?", return_tensors="pt").input_ids
+    with torch.no_grad():
+        there = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_copy), elsewhere)(ids).logits
+        here = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), run_dir / "adapter")(ids).logits
+    torch.testing.assert_close(there, here)
+
+
+def test_merged_export_of_a_method_that_cannot_merge_is_a_one_line_refusal(tiny_model, tmp_path):
+    home = tmp_path / "home"
+    trained = engine_cli("train", "presets/prompt_tuning.yaml", "--set", f"model={tiny_model}", "--set",
+                         "train.max_steps=2", "--set", "train.eval_steps=0",
+                         "--set", "train.save_steps=0", "--set", "train.max_seq_len=64", "--set",
+                         "data.validation_split=0", home=home)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    run_dir = trained.stdout.strip().splitlines()[-1]
+    result = engine_cli("export", run_dir, "--merged", "--out", str(tmp_path / "merged"), home=home)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("error: Prompt tuning cannot be merged into the base weights")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "merged").exists()

@@ -117,3 +117,38 @@ def test_switching_method_on_the_page_follows_the_command_lines_rule():
     assert updates[index] == gr.skip() and updates[batch] == gr.skip() and out[-1] == ""
     out = on_method_change(c, "lora", "ia3", "zh", *values)
     assert "已切换到" in out[-1] and "学习率 0.001 → 0.01" in out[-1]
+
+
+def test_buttons_follow_the_runs_state_also_after_a_reload(workspace):
+    """Stop only while a run runs; Resume only where a checkpoint exists and the run does not run; Delete only
+    when nothing uses the folder. A reload is a first tick with nothing seen yet."""
+    import os
+
+    from engine.core import runs
+    from ui.train_tab import tick
+
+    def make(name, checkpoint=False, **status):
+        run = workspace / "runs" / name
+        run.mkdir(parents=True)
+        (run / "config.yaml").write_text(yaml.safe_dump(RunConfig().to_dict()))
+        runs.update_status(run, created_at=1.0, **status)
+        if checkpoint:
+            (run / "checkpoints" / "checkpoint-3").mkdir(parents=True)
+            (run / "checkpoints" / "checkpoint-3" / "trainer_state.json").write_text("{}")
+        return name
+
+    def buttons(run_id):
+        outputs = tick(run_id, {})  # a fresh page: nothing seen yet
+        stop, resume, delete = outputs[-4:-1]
+        return stop["interactive"], resume["interactive"], delete["interactive"]
+
+    alive = os.getpid()  # a live process stands in for the trainer
+    assert buttons(make("failed-early", state="failed", error="killed")) == (False, False, True)
+    assert buttons(make("failed-later", checkpoint=True, state="failed", error="killed")) == (False, True, True)
+    # a resumed run still running (the status of its stop before it was resumed must not enable Resume)
+    assert buttons(make("resumed", checkpoint=True, state="running", pid=alive, stopped_early=True)) == \
+        (True, False, False)
+    assert buttons(make("stopped", checkpoint=True, state="done", stopped_early=True)) == (False, True, True)
+    assert buttons(make("finished", checkpoint=True, state="done", stopped_early=False)) == (False, False, True)
+    assert buttons(make("queued", state="queued", pid=alive)) == (True, False, False)
+    assert buttons(make("stopping", checkpoint=True, state="stopping", pid=alive)) == (False, False, False)

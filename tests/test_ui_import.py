@@ -38,7 +38,9 @@ demo = build_ui()
 kinds = {b.elem_id: type(b).__name__ for b in demo.blocks.values() if (b.elem_id or "").startswith("probe-")}
 assert kinds == {"probe-depth": "Slider", "probe-scale": "Number", "probe-flag": "Checkbox",
                  "probe-mode": "Dropdown", "probe-spec": "Textbox"}, kinds
-assert set(demo.get_api_info()["named_endpoints"]) == {"/start_training", "/run_status", "/chat", "/export"}
+assert set(demo.get_api_info()["named_endpoints"]) == {
+    "/start_training", "/run_status", "/stop_training", "/resume_training", "/list_runs", "/delete_run", "/estimate",
+    "/evaluate", "/chat", "/export"}
 launch_options()
 
 # handlers that run in the UI process, called for real (errors must be messages, not crashes)
@@ -53,6 +55,9 @@ train_tab.tick(None, {})
 train_tab.pick_on_load()
 chat_tab.target_choices()
 export_tab.run_choices()
+from ui import eval_tab
+eval_tab.data_choices()
+export_tab.serve_text("nope")
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
 print("LOADED", loaded)
 '''

@@ -5,24 +5,39 @@
                             out take their defaults. Returns the run id.
     run_status(run_id)      -> {"run": id, "state", "step", "max_steps", "error", "status": {...},
                             "last": last train metrics row, "last_eval": last eval row}
+    stop_training(run_id)   stop a queued or running run; it saves a resumable checkpoint -> run_status
+    resume_training(run_id) continue a stopped or failed run from its last checkpoint -> run_status
+    list_runs()             every run: id, state, method, data_file, created_at, step, max_steps, final_loss,
+                            final_eval_loss, best_eval_loss, stopped_early, resumable, reproduces, error
+    delete_run(run_id)      delete a run that nothing is using -> the id deleted
+    estimate(config)        the Train tab's memory estimate for a config (same text as start_training)
+    evaluate(run_id, data, samples, base, max_new_tokens)
+                            evaluate a run (or its base) on its validation split ("") or a data file of the
+                            workspace's uploads or the presets; waits and returns the result
     chat(run_id, message, system, max_new_tokens, temperature, top_p, top_k, repetition_penalty)
                             run_id is a run or "base" (then `model` names the base model) -> reply
     export(run_id, kind)    kind adapter | merged -> a zip file (registered in ui/export_tab.py)
 
-Errors come back to the client as gr.Error with the same message the UI would show.
+Errors come back to the client as gr.Error with the same message the UI would show: the page's
+handlers and these call the same functions (ui/train_tab.py, ui/eval_tab.py), which apply the same rules.
 """
 from __future__ import annotations
 
 import json
+import time
 
 import gradio as gr
 import yaml
 
 from engine.core import runs
 from engine.core.config import DEFAULT_MODEL, ConfigError
-from ui import chat_tab, follow
+from engine.estimate import ui_summary
+from engine.evaluation import records
+from ui import chat_tab, eval_tab, follow, train_tab
 from ui.common import run_path
 from ui.train_tab import start_config
+
+EVALUATION_TIMEOUT_S = 3600
 
 
 def parse_config(config: str) -> dict:
@@ -62,6 +77,70 @@ def run_status(run_id: str) -> dict:
             "points": len(train)}
 
 
+def _run_action(action, run_id: str):
+    try:
+        action(run_id)
+    except ValueError as err:
+        raise gr.Error(str(err)) from None
+
+
+def stop_training(run_id: str) -> dict:
+    """Stop a queued or running run: it saves a resumable checkpoint at the current step. Returns its status."""
+    _run_action(train_tab.stop_run, run_id)
+    return run_status(run_id)
+
+
+def resume_training(run_id: str) -> dict:
+    """Continue a stopped or failed run from its last checkpoint. Returns its status."""
+    _run_action(train_tab.resume_run, run_id)
+    return run_status(run_id)
+
+
+def list_runs() -> list[dict]:
+    """Every run, newest first: what it trained, on which data file, when, its state and losses."""
+    listing = []
+    for run in runs.list_runs():
+        status = runs.read_status(run["path"])
+        listing.append({**{k: v for k, v in run.items() if k != "path"},
+                        "resumable": runs.resume_refusal(run["path"], status) is None})
+    return listing
+
+
+def delete_run(run_id: str) -> str:
+    """Delete a run's folder for good (refused while it, an evaluation of it or its server runs)."""
+    _run_action(train_tab.delete_run, run_id)
+    return run_id
+
+
+def estimate(config: str) -> dict:
+    """Peak training memory for a config (YAML or JSON text, as for start_training): the Train tab's estimate."""
+    summary = ui_summary(parse_config(config))
+    if not summary.get("ok"):
+        raise gr.Error(summary.get("error") or "the config cannot be estimated")
+    return summary
+
+
+def evaluate(run_id: str, data: str = "", samples: int = 5, base: bool = False, max_new_tokens: int = 64) -> dict:
+    """Evaluate a finished run (or its base model) and wait for the result. `data`: "" for the run's
+    validation split, or a file from the workspace's uploads or the presets' data (its path or name)."""
+    try:
+        run_dir = run_path(run_id)
+        started = time.time()
+        eval_tab.start_evaluation(run_id, data, samples, base, max_new_tokens)
+    except ValueError as err:
+        raise gr.Error(str(err)) from None
+    while time.time() - started < EVALUATION_TIMEOUT_S:
+        status = records.read_eval_status(run_dir)
+        if status.get("state") == "failed":
+            raise gr.Error(status.get("error") or "the evaluation failed")
+        if status.get("state") == "done":
+            result = runs.read_json(run_dir / records.EVAL_DIR / status["result"]) if status.get("result") else None
+            return result or {}
+        time.sleep(0.5)
+    raise gr.Error(f"the evaluation of {run_id} did not finish within {EVALUATION_TIMEOUT_S} s; it goes on "
+                   "in the background (see the Evaluate tab)")
+
+
 def chat(run_id: str, message: str, system: str = "", max_new_tokens: int = 128, temperature: float = 0.0,
          top_p: float = 1.0, top_k: int = 50, repetition_penalty: float = 1.0, model: str = DEFAULT_MODEL) -> str:
     """One reply from a finished run (or run_id "base": the base model named by `model`)."""
@@ -80,4 +159,10 @@ def register() -> None:
     """Call inside the Blocks context."""
     gr.api(start_training, api_name="start_training")
     gr.api(run_status, api_name="run_status")
+    gr.api(stop_training, api_name="stop_training")
+    gr.api(resume_training, api_name="resume_training")
+    gr.api(list_runs, api_name="list_runs")
+    gr.api(delete_run, api_name="delete_run")
+    gr.api(estimate, api_name="estimate")
+    gr.api(evaluate, api_name="evaluate")
     gr.api(chat, api_name="chat", concurrency_id=chat_tab.CHAT_QUEUE, concurrency_limit=1)

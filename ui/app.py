@@ -181,9 +181,10 @@ def build_ui() -> gr.Blocks:
         # runs finish while the page is open: refresh the run pickers whenever their tab is opened
         chat_page.select(chat_tab.refresh_all, [chat.target, chat.left, chat.right, lang],
                          [chat.target, chat.left, chat.right], **private)
-        eval_page.select(eval_tab.refresh, evaluation.run, evaluation.run, **private)
+        eval_page.select(eval_tab.refresh, [evaluation.run, evaluation.data, lang], [evaluation.run, evaluation.data],
+                         **private)
         compare_page.select(compare_tab.refresh, comparison.runs, comparison.runs, **private)
-        export_page.select(export_tab.refresh, export.run, export.run, **private)
+        export_page.select(export_tab.refresh, [export.run, lang], [export.run, export.serve_status], **private)
         model.blur(model_note, [model, lang], [note, prepare_button], **private)
         model.submit(model_note, [model, lang], [note, prepare_button], **private)
         prepare_button.click(prepare, [model, lang], [note, prepare_button], **private)

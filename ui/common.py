@@ -8,25 +8,14 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from engine.core import runs
+from engine.core.jobs import engine_command, engine_env
 from engine.core.workspace import PROJECT_ROOT, inside, runs_dir
 
 CLI_TIMEOUT_S = 600
-
-
-def engine_env() -> dict:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
-    return env
-
-
-def engine_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "engine", *map(str, args)]
 
 
 def run_engine(*args: str, timeout: float = CLI_TIMEOUT_S) -> subprocess.CompletedProcess:
@@ -70,6 +59,12 @@ def error_box(title: str, lines: list[str] | str = ()) -> str:
 
 def note_box(text: str, kind: str = "info") -> str:
     return f"<div class='tl-{kind}'>{html.escape(text)}</div>"
+
+
+def progress_bar(fraction: float, state: str, text_html: str) -> str:
+    """A progress bar (training, evaluation, export) with its line of text below; `text_html` is escaped by the caller."""
+    return (f"<div class='tl-progress tl-{html.escape(state)}'><div class='tl-bar' style='width:{fraction * 100:.1f}%'>"
+            f"</div></div><div class='tl-progress-text'>{text_html}</div>")
 
 
 # ---- runs -----------------------------------------------------------------------------------

@@ -110,10 +110,22 @@ def store_upload(temp_path: str | None) -> str:
     if size_mb > max_upload_mb():
         raise ValueError(f"{source.name} is {size_mb:,.0f} MB; the limit is {max_upload_mb():,.0f} MB "
                          "(set TUNELOOM_MAX_UPLOAD_MB to raise it)")
-    stem = safe_name(source.stem, fallback="data")
-    target = subdir("uploads") / f"{time.strftime('%Y%m%d-%H%M%S')}-{stem}{source.suffix.lower()}"
+    # a folder per upload keeps the file's own name (made safe), which runs and the Evaluate tab show
+    folder = subdir("uploads") / time.strftime("%Y%m%d-%H%M%S")
+    for n in range(2, 1000):
+        if not folder.exists():
+            break
+        folder = folder.with_name(f"{time.strftime('%Y%m%d-%H%M%S')}-{n}")
+    folder.mkdir(parents=True)
+    target = folder / f"{safe_name(source.stem, fallback='data')}{source.suffix.lower()}"
     shutil.copyfile(source, target)
     return str(target)
+
+
+def uploaded_files() -> list[Path]:
+    """Every file uploaded to this workspace, newest first."""
+    found = [p for p in subdir("uploads").rglob("*") if p.is_file() and p.suffix.lower() in UPLOAD_TYPES]
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
 # ---- rendering the inspect report ----------------------------------------------------------

@@ -11,9 +11,11 @@ from types import SimpleNamespace
 
 import gradio as gr
 
+from engine.core.workspace import PROJECT_ROOT
 from engine.evaluation import records
 from ui import follow
-from ui.common import error_box, finished_runs, note_box, run_label, run_path
+from ui.common import error_box, finished_runs, note_box, progress_bar, run_label, run_path
+from ui.data_tab import SAMPLES_DIR, UPLOAD_TYPES, uploaded_files
 from ui.lang import loc, tr
 
 TICK_S = 1.0
@@ -25,8 +27,10 @@ TEXT = {
         "refresh": "↻ Refresh",
         "which": "Model", "which_info": "The run's result, or its base model before training (to see what changed).",
         "result": "this run's result", "base": "its base model",
-        "data": "Held-out data file (optional)",
-        "data_info": "Empty: the run's validation split, cut exactly as in training. Or a file path to evaluate on.",
+        "data": "Held-out data",
+        "data_info": "The run's validation split (cut exactly as in training), or a file uploaded in the Data tab "
+                     "or a bundled sample.",
+        "split": "the run's validation split", "uploaded": "{name} (uploaded {date})", "sample": "{name} (sample)",
         "samples": "Examples to generate", "samples_info": "Answers generated and scored against the references.",
         "max_new_tokens": "Max new tokens per answer", "max_new_tokens_info": "Longest generated answer.",
         "start": "Evaluate", "saved": "Saved evaluations of this run",
@@ -47,8 +51,9 @@ TEXT = {
         "refresh": "↻ 刷新",
         "which": "模型", "which_info": "训练结果，或训练前的基础模型（用来看训练带来了什么变化）。",
         "result": "本次训练的结果", "base": "它的基础模型",
-        "data": "留出数据文件（可选）",
-        "data_info": "留空：使用该训练的验证集，切分方式与训练时完全一致。也可以填写要评估的文件路径。",
+        "data": "留出数据",
+        "data_info": "该训练的验证集（切分方式与训练时完全一致），或在“数据”页上传的文件、自带的示例。",
+        "split": "该训练的验证集", "uploaded": "{name}（上传于 {date}）", "sample": "{name}（示例）",
         "samples": "生成的样例数", "samples_info": "生成回答并与参考答案比对打分。",
         "max_new_tokens": "每个回答最多的词元数", "max_new_tokens_info": "生成回答的最大长度。",
         "start": "开始评估", "saved": "该训练已保存的评估",
@@ -71,6 +76,46 @@ def run_choices() -> list[tuple[str, str]]:
     return [(run_label(r), r["id"]) for r in finished_runs()]
 
 
+def data_choices(lang="en") -> list[tuple[str, str]]:
+    """What a run can be evaluated on: its validation split (""), the workspace's uploads, the presets' data."""
+    import time
+
+    choices = [(tr(TEXT, lang, "split"), "")]
+    for path in uploaded_files():
+        date = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
+        choices.append((tr(TEXT, lang, "uploaded", name=path.name, date=date), str(path)))
+    for path in sorted(p for p in SAMPLES_DIR.iterdir() if p.suffix in UPLOAD_TYPES):
+        choices.append((tr(TEXT, lang, "sample", name=path.name), str(path.relative_to(PROJECT_ROOT))))
+    return choices
+
+
+def resolve_data(data: str | None) -> str | None:
+    """A data choice from the page or the API (a listed path, or a listed file's name) -> the path; None for the
+    validation split. Nothing outside the uploads and the presets' data is accepted (ValueError)."""
+    data = (data or "").strip()
+    if not data:
+        return None
+    values = [value for _, value in data_choices() if value]
+    if data in values:
+        return data
+    named = [value for value in values if value.rsplit("/", 1)[-1] == data]
+    if len(named) == 1:
+        return named[0]
+    if named:
+        raise ValueError(f"{len(named)} data files are named {data}; give one's path: {', '.join(named)}")
+    raise ValueError(f"{data} is not a data file of this workspace; evaluate on a file uploaded in the Data tab or "
+                     f"a bundled sample: {', '.join(v.rsplit('/', 1)[-1] for v in values)}")
+
+
+def start_evaluation(run_id, data, samples, base: bool, max_new_tokens) -> None:
+    """Start an evaluation in the background (Evaluate and the API's /evaluate); ValueError says why not."""
+    try:
+        records.spawn(run_path(run_id), resolve_data(data), int(samples or 0), base=bool(base),
+                      max_new_tokens=int(max_new_tokens or 64))
+    except RuntimeError as err:  # one already running
+        raise ValueError(str(err)) from None
+
+
 def _num(value, places: int = 4) -> str:
     return "–" if value is None else f"{value:,.{places}f}"
 
@@ -83,8 +128,7 @@ def progress_html(status: dict, lang="en") -> str:
     fraction = min(1.0, done / total) if total else (1.0 if state == "done" else 0.0)
     text = " · ".join(p for p in (f"<b>{html.escape(follow.state_name(state, lang))}</b>", html.escape(follow.state_name(status.get("phase") or "", lang)),
                                   f"{done}/{total or '?'}", f"{fraction:.0%}") if p)
-    return (f"<div class='tl-progress tl-{html.escape(state)}'><div class='tl-bar' style='width:{fraction * 100:.1f}%'>"
-            f"</div></div><div class='tl-progress-text'>{text}</div>")
+    return progress_bar(fraction, state, text)
 
 
 def results_table(results: list[dict], lang="en") -> dict:
@@ -131,9 +175,7 @@ def show_run(run_id, lang="en"):
 
 def on_start(run_id, which, data_file, samples, max_new_tokens, lang="en"):
     try:
-        run_dir = run_path(run_id)
-        records.spawn(run_dir, (data_file or "").strip() or None, int(samples or 0), base=which == "base",
-                       max_new_tokens=int(max_new_tokens or 64))
+        start_evaluation(run_id, data_file, samples, which == "base", max_new_tokens)
     except Exception as err:
         return error_box(tr(TEXT, lang, "failed_start"), str(err))
     return note_box(tr(TEXT, lang, "started", run=run_id), "ok")
@@ -164,10 +206,13 @@ def select_result(evt: gr.SelectData, run_id, lang="en"):
     return numbers_markdown(result, lang), samples_table(result, lang)
 
 
-def refresh(current):
+def refresh(current, data=None, lang="en"):
+    """The run and data pickers again (runs finish and files are uploaded while the page is open)."""
     choices = run_choices()
     values = [v for _, v in choices]
-    return gr.update(choices=choices, value=current if current in values else (values[0] if values else None))
+    files = data_choices(lang)
+    return gr.update(choices=choices, value=current if current in values else (values[0] if values else None)), \
+        gr.update(choices=files, value=data if data in [v for _, v in files] else "")
 
 
 def build() -> SimpleNamespace:
@@ -181,8 +226,8 @@ def build() -> SimpleNamespace:
                                info=en["which_info"], scale=2), TEXT, label="which", info="which_info")
         c.refresh = loc(gr.Button(en["refresh"], scale=0, size="sm"), TEXT, value="refresh")
     with gr.Row():
-        c.data = loc(gr.Textbox("", label=en["data"], info=en["data_info"], scale=3), TEXT, label="data",
-                     info="data_info")
+        c.data = loc(gr.Dropdown(data_choices(), value="", label=en["data"], info=en["data_info"], scale=3,
+                                 elem_id="eval-data"), TEXT, label="data", info="data_info", choices=data_choices)
         c.samples = loc(gr.Slider(0, 50, value=5, step=1, label=en["samples"], info=en["samples_info"],
                                   elem_id="eval-samples"), TEXT, label="samples", info="samples_info")
         c.max_new_tokens = loc(gr.Number(64, precision=0, minimum=1, maximum=2048, label=en["max_new_tokens"],
@@ -205,7 +250,7 @@ def build() -> SimpleNamespace:
 def wire(c: SimpleNamespace, lang) -> None:
     private = dict(api_visibility="private")
     c.start.click(on_start, [c.run, c.which, c.data, c.samples, c.max_new_tokens, lang], c.message, **private)
-    c.refresh.click(refresh, c.run, c.run, **private)
+    c.refresh.click(refresh, [c.run, c.data, lang], [c.run, c.data], **private)
     c.run.change(show_run, [c.run, lang], [c.progress, c.numbers, c.samples_table, c.saved], **private)
     c.saved.select(select_result, [c.run, lang], [c.numbers, c.samples_table], **private)
     c.timer.tick(tick, [c.run, c.seen, lang], [c.progress, c.numbers, c.samples_table, c.saved, c.failure, c.seen],

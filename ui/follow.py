@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from engine.core import runs
+from ui.common import progress_bar
 from ui.lang import tr
 
 TEXT = {
@@ -93,8 +94,7 @@ def progress_html(status: dict, lang="en") -> str:
         parts.append(f"{tr(TEXT, lang, 'eta')} {duration(eta)}")
     if status.get("stopped_early"):
         parts.append(tr(TEXT, lang, "stopped_early"))
-    return (f"<div class='tl-progress tl-{html.escape(state)}'><div class='tl-bar' style='width:{fraction * 100:.1f}%'>"
-            f"</div></div><div class='tl-progress-text'>{' · '.join(parts)}</div>")
+    return progress_bar(fraction, state, " · ".join(parts))
 
 
 def numbers_markdown(rows: list[dict], status: dict, lang="en") -> str:

@@ -64,7 +64,11 @@ TEXT = {
         "cannot_stop": "Could not stop the run", "stopping": "Stopping {run}: the result is saved at the current step.",
         "cannot_resume": "Could not resume the run", "resuming": "Resuming {run} from its last checkpoint.",
         "failed": "{run} failed",
-        "runs_cols": "run|state|step|final loss|error", "no_runs": "(no runs yet)",
+        "runs_cols": "run|method|data|started|state|step|final loss|final eval loss|best eval loss|note",
+        "no_runs": "(no runs yet)", "stopped_early": "stopped early", "reproduces": "reproduces {run}",
+        "delete": "Delete run…", "confirm_delete": "Delete {run} and all its files (result, checkpoints, "
+        "evaluations)? This cannot be undone.", "delete_yes": "Delete for good", "delete_no": "Cancel",
+        "deleted": "Deleted {run}.", "cannot_delete": "Could not delete the run",
         "method_switched": "Switched to {method}: {changes} (the method's starting values; settings you changed "
                            "stay).",
         "changed_setting": "{setting} {before} → {after}",
@@ -85,7 +89,11 @@ TEXT = {
         "cannot_stop": "无法停止训练", "stopping": "正在停止 {run}：结果会保存在当前步。",
         "cannot_resume": "无法继续训练", "resuming": "正在从最后一个检查点继续 {run}。",
         "failed": "{run} 失败了",
-        "runs_cols": "运行|状态|步数|最终损失|错误", "no_runs": "（还没有运行）",
+        "runs_cols": "运行|方法|数据|开始时间|状态|步数|最终损失|最终验证损失|最佳验证损失|备注",
+        "no_runs": "（还没有运行）", "stopped_early": "提前停止", "reproduces": "复现 {run}",
+        "delete": "删除训练…", "confirm_delete": "删除 {run} 及其所有文件（结果、检查点、评估）？此操作无法撤销。",
+        "delete_yes": "永久删除", "delete_no": "取消",
+        "deleted": "已删除 {run}。", "cannot_delete": "无法删除训练",
         "method_switched": "已切换到 {method}：{changes}（该方法的起始值；你改过的设置保持不变）。",
         "changed_setting": "{setting} {before} → {after}",
     },
@@ -246,9 +254,24 @@ def on_start(controls, model, data_path, fmt, columns_text, mask, skip_bad, name
     return note_box(started, "ok"), gr.update(choices=ids, value=run_dir.name)
 
 
+def stop_run(run_id: str) -> None:
+    """Stop a queued or running run (the page's Stop and the API's /stop_training); ValueError says why not."""
+    launcher.stop(run_path(run_id))
+
+
+def resume_run(run_id: str) -> None:
+    """Resume a stopped or failed run from its checkpoint (Resume and /resume_training); ValueError says why not."""
+    launcher.resume(run_path(run_id))
+
+
+def delete_run(run_id: str) -> None:
+    """Delete a run's folder (Delete and /delete_run); ValueError while it, an evaluation or a server runs."""
+    runs.delete_run(run_path(run_id))
+
+
 def on_stop(run_id, lang="en"):
     try:
-        launcher.stop(run_path(run_id))
+        stop_run(run_id)
     except Exception as err:
         return error_box(tr(TEXT, lang, "cannot_stop"), str(err))
     return note_box(tr(TEXT, lang, "stopping", run=run_id))
@@ -256,19 +279,68 @@ def on_stop(run_id, lang="en"):
 
 def on_resume(run_id, lang="en"):
     try:
-        launcher.resume(run_path(run_id))
+        resume_run(run_id)
     except Exception as err:
         return error_box(tr(TEXT, lang, "cannot_resume"), str(err))
     return note_box(tr(TEXT, lang, "resuming", run=run_id), "ok")
 
 
+def on_delete_ask(run_id, lang="en"):
+    """The first click: say what will go and ask again (nothing is deleted yet)."""
+    try:
+        refusal = runs.delete_refusal(run_path(run_id))
+    except ValueError as err:
+        refusal = str(err)
+    if refusal:
+        return error_box(tr(TEXT, lang, "cannot_delete"), refusal), gr.update(visible=False)
+    return "", gr.update(visible=True)
+
+
+def on_delete_confirm(run_id, lang="en"):
+    try:
+        delete_run(run_id)
+    except Exception as err:
+        return error_box(tr(TEXT, lang, "cannot_delete"), str(err)), gr.update(visible=False), gr.skip()
+    listing = runs.list_runs()
+    return note_box(tr(TEXT, lang, "deleted", run=run_id), "ok"), gr.update(visible=False), \
+        gr.update(choices=[r["id"] for r in listing], value=listing[0]["id"] if listing else None)
+
+
+def confirm_text(run_id, lang="en") -> str:
+    return tr(TEXT, lang, "confirm_delete", run=run_id or "")
+
+
 # ---- following runs --------------------------------------------------------------------------
+def _loss(value) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else ""
+
+
 def runs_table(listing: list[dict], lang="en") -> dict:
+    """The run history: what each run trained, on which file (as uploaded), when, how it ended."""
+    import time
+
     headers = tr(TEXT, lang, "runs_cols").split("|")
-    data = [[r["id"], follow.state_name(r["state"], lang), f"{r['step'] or 0}/{r['max_steps'] or '?'}",
-             f"{r['final_loss']:.4f}" if isinstance(r.get("final_loss"), (int, float)) else "",
-             (r.get("error") or "")[:120]] for r in listing]
-    return {"headers": headers, "data": data or [[tr(TEXT, lang, "no_runs"), "", "", "", ""]]}
+    data = []
+    for r in listing:
+        notes = [tr(TEXT, lang, "stopped_early")] if r.get("stopped_early") and r["state"] == "done" else []
+        notes += [tr(TEXT, lang, "reproduces", run=r["reproduces"])] if r.get("reproduces") else []
+        notes += [(r.get("error") or "")[:120]] if r["state"] == "failed" else []
+        data.append([r["id"], r.get("method") or "", r.get("data_file") or "",
+                     time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created_at"])) if r.get("created_at") else "",
+                     follow.state_name(r["state"], lang), f"{r['step'] or 0}/{r['max_steps'] or '?'}",
+                     _loss(r.get("final_loss")), _loss(r.get("final_eval_loss")), _loss(r.get("best_eval_loss")),
+                     "; ".join(n for n in notes if n)])
+    return {"headers": headers, "data": data or [[tr(TEXT, lang, "no_runs")] + [""] * (len(headers) - 1)]}
+
+
+def button_states(run_dir: Path | None, status: dict) -> tuple[dict, dict, dict]:
+    """Stop only while a run is queued or running; Resume only where a checkpoint exists and the run is not
+    active; Delete only when nothing uses the folder. The same rules the API and the CLI apply."""
+    if run_dir is None:
+        return (gr.update(interactive=False),) * 3
+    return (gr.update(interactive=runs.can_stop(status)),
+            gr.update(interactive=runs.resume_refusal(run_dir, status) is None),
+            gr.update(interactive=runs.delete_refusal(run_dir) is None))
 
 
 def pick_on_load():
@@ -296,8 +368,7 @@ def tick(run_id, seen, lang="en"):
     if run_dir is None:
         blank = (seen.get("run") is not None)
         seen["run"] = None
-        outs = ("", follow.EMPTY_LOSS, follow.EMPTY_LR, "", "", "", gr.update(interactive=False),
-                gr.update(interactive=False)) if blank else (skip,) * 8
+        outs = ("", follow.EMPTY_LOSS, follow.EMPTY_LR, "", "", "", *button_states(None, {})) if blank else (skip,) * 9
         return (choices, table, *outs, seen)
 
     status = runs.read_status(run_dir)
@@ -305,19 +376,18 @@ def tick(run_id, seen, lang="en"):
     log = runs.log_tail(run_dir, 12)
     key = [run_id, lang, len(rows), status.get("state"), status.get("step"), status.get("updated_at")]
     if key == seen.get("key") and log == seen.get("log"):
-        return (choices, table, *(skip,) * 8, seen)
+        return (choices, table, *(skip,) * 9, seen)
     fresh = run_id != seen.get("run") or len(rows) != seen.get("rows")
     seen.update(run=run_id, key=key, log=log, rows=len(rows))
     state = status.get("state")
     failure = follow.failure_lines(status, lang) if state == "failed" else []
-    resumable = state == "failed" or bool(status.get("stopped_early"))
     fresh = fresh or lang != seen.get("lang")  # the loss series are named in the page's language
     seen["lang"] = lang
     return (choices, table, follow.progress_html(status, lang),
             follow.loss_frame(rows, lang) if fresh else skip, follow.lr_frame(rows) if fresh else skip,
             follow.numbers_markdown(rows, status, lang),
             error_box(tr(TEXT, lang, "failed", run=run_id), failure) if failure else "",
-            log, gr.update(interactive=state in runs.ACTIVE), gr.update(interactive=resumable), seen)
+            log, *button_states(run_dir, status), seen)
 
 
 def on_table_select(evt: gr.SelectData):
@@ -360,8 +430,9 @@ def build(defaults: RunConfig) -> SimpleNamespace:
     c.estimate = estimate_panel.build(defaults.to_dict())
     with gr.Row():
         c.start = loc(gr.Button(en["start"], variant="primary", scale=2, elem_id="start"), TEXT, value="start")
-        c.stop = loc(gr.Button(en["stop"], variant="stop", interactive=False, scale=1), TEXT, value="stop")
-        c.resume = loc(gr.Button(en["resume"], interactive=False, scale=1), TEXT, value="resume")
+        c.stop = loc(gr.Button(en["stop"], variant="stop", interactive=False, scale=1, elem_id="stop"), TEXT,
+                     value="stop")
+        c.resume = loc(gr.Button(en["resume"], interactive=False, scale=1, elem_id="resume"), TEXT, value="resume")
         c.preview = loc(gr.Button(en["preview"], scale=1, elem_id="preview-command"), TEXT, value="preview")
     c.command = loc(gr.Code("", language="shell", label=en["preview_label"], visible=False, elem_id="command"),
                     TEXT, label="preview_label")
@@ -382,7 +453,15 @@ def build(defaults: RunConfig) -> SimpleNamespace:
     c.log = loc(gr.Textbox("", label=en["log"], lines=12, max_lines=12, autoscroll=True, interactive=False),
                 TEXT, label="log")
     with gr.Accordion(en["all_runs"], open=True) as c.all_runs:
-        c.runs = gr.Dataframe(runs_table([]), interactive=False, wrap=True, max_height=260)
+        c.runs = gr.Dataframe(runs_table([]), interactive=False, wrap=True, max_height=260, elem_id="runs-table")
+        with gr.Row():
+            c.delete = loc(gr.Button(en["delete"], size="sm", interactive=False, scale=0, elem_id="delete-run"), TEXT,
+                           value="delete")
+        with gr.Row(visible=False, elem_id="delete-confirm") as c.confirm:
+            c.confirm_text = gr.Markdown("")
+            c.delete_yes = loc(gr.Button(en["delete_yes"], variant="stop", size="sm", scale=0, elem_id="delete-yes"),
+                               TEXT, value="delete_yes")
+            c.delete_no = loc(gr.Button(en["delete_no"], size="sm", scale=0), TEXT, value="delete_no")
     loc(c.all_runs, TEXT, label="all_runs")
     c.seen = gr.State({})
     c.current_method = gr.State(defaults.method.name)  # the method before a switch (engine rule: switch_method)
@@ -404,6 +483,11 @@ def wire(c: SimpleNamespace, model, data, lang) -> None:
     c.stop.click(on_stop, [c.follow, lang], c.message, **private)
     c.resume.click(on_resume, [c.follow, lang], c.message, **private)
     c.runs.select(on_table_select, None, c.follow, **private)
+    c.delete.click(on_delete_ask, [c.follow, lang], [c.message, c.confirm], **private).then(
+        confirm_text, [c.follow, lang], c.confirm_text, **private)
+    c.delete_no.click(lambda: gr.update(visible=False), None, c.confirm, **private)
+    c.delete_yes.click(on_delete_confirm, [c.follow, lang], [c.message, c.confirm, c.follow], **private)
+    c.follow.change(lambda: gr.update(visible=False), None, c.confirm, **private)  # a question about one run only
     settings = [model, data.path, data.format, data.columns, data.mask, data.skip_bad, c.name, c.method, lang,
                 *c.train_inputs, *c.method_controls.inputs]
     panel = c.estimate
@@ -416,7 +500,7 @@ def wire(c: SimpleNamespace, model, data, lang) -> None:
                      [*c.train_inputs, c.method, *c.method_controls.inputs], **private)
     c.timer.tick(tick, [c.follow, c.seen, lang],
                  [c.follow, c.runs, c.progress, c.loss_plot, c.lr_plot, c.numbers, c.failure, c.log, c.stop,
-                  c.resume, c.seen], show_progress="hidden", concurrency_limit=None, **private)
+                  c.resume, c.delete, c.seen], show_progress="hidden", concurrency_limit=None, **private)
 
 
 def on_estimate(c: SimpleNamespace, model, data_path, fmt, columns_text, mask, skip_bad, name, method, lang,

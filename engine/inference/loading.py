@@ -8,18 +8,22 @@ from engine.core.runs import result_base, result_dir
 from engine.methods import METHODS
 
 
-def load_result(run_dir: Path, merge: bool = True, dtype: str = "fp32"):
-    """(model, tokenizer, note) for a finished run; `note` says how the model is served."""
+def load_result(run_dir: Path, merge: bool = True, dtype: str = "fp32", progress=None):
+    """(model, tokenizer, note) for a finished run; `note` says how the model is served.
+    `progress(phase)` hears of each step (loading base, loading adapter, merging), for exports that show it."""
     from engine.core.models import load_model, load_tokenizer
 
+    progress = progress or (lambda phase: None)
     cfg = RunConfig.load(Path(run_dir) / "config.yaml")
     method = METHODS.get(cfg.method.name)
     folder = result_dir(run_dir)
     tokenizer = load_tokenizer(str(folder), cfg.trust_remote_code)
+    progress("loading base")
     if folder.name == "model":
         return load_model(str(folder), dtype=dtype, trust_remote_code=cfg.trust_remote_code), tokenizer, "full weights"
     # the base this adapter was trained on: the merged earlier run when it started from one
     base = load_model(result_base(run_dir, cfg), dtype=dtype, trust_remote_code=cfg.trust_remote_code)
+    progress("loading adapter")
     if method.load_adapter is not None:
         model = method.load_adapter(base, folder)
     else:
@@ -27,6 +31,7 @@ def load_result(run_dir: Path, merge: bool = True, dtype: str = "fp32"):
 
         model = PeftModel.from_pretrained(base, str(folder))
     if merge and method.mergeable:
+        progress("merging")
         return model.merge_and_unload(), tokenizer, "adapter merged into the base weights"
     reason = method.not_mergeable_reason or "this method is served as an adapter on the base model"
     return model, tokenizer, reason

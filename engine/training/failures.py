@@ -12,6 +12,8 @@ read in one place (`at_step`, called by the trainer after every optimizer step):
   hang_at_step:N       stop responding after step N (sleep, ignoring STOP and SIGTERM), to test
                        that a stuck trainer is killed after the grace period and that a run
                        killed mid-way resumes from its last checkpoint
+  wait_at_step:N       pause after step N until a stop is requested (STOP file or SIGTERM), so a test
+                       stops a run at a known step
 """
 from __future__ import annotations
 
@@ -39,9 +41,12 @@ def faults() -> dict[str, int]:
     return found
 
 
-def at_step(step: int) -> None:
+def at_step(step: int, stop_requested=lambda: False) -> None:
     """The one place injected faults fire (the trainer calls it at the end of each step)."""
     requested = faults()
+    if requested.get("wait_at_step") == step:
+        while not stop_requested():
+            time.sleep(0.05)
     if requested.get("oom_at_step") == step:
         import torch
 

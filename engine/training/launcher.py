@@ -12,19 +12,22 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
-from engine.core import runs
+from engine.core import jobs, runs
 from engine.core.config import RunConfig
 from engine.core.workspace import PROJECT_ROOT
 
 STOP_GRACE_S = 60.0
+LAUNCH_ENV = "TUNELOOM_LAUNCH"  # the token of the launch a trainer process belongs to (see launch_env)
 
 
-def create_run(cfg: RunConfig) -> Path:
-    run_dir = runs.new_run_dir(cfg.name or cfg.method.name)
+def create_run(cfg: RunConfig, name: str | None = None, **fields) -> Path:
+    run_dir = runs.new_run_dir(name or cfg.name or cfg.method.name)
     runs.write_atomic(run_dir / "config.yaml", cfg.to_yaml())
-    runs.update_status(run_dir, state="queued", created_at=time.time(), pid=None, error=None)
+    runs.update_status(run_dir, state="queued", created_at=time.time(), pid=None, error=None,
+                       **runs.run_facts(cfg), **fields)
     if "WORLD_SIZE" in os.environ:  # started by hand under accelerate/torchrun: tell the other processes
         runs.write_atomic(_launch_note(), str(run_dir))
     return run_dir
@@ -53,6 +56,20 @@ def shared_run_dir(cfg: RunConfig, timeout_s: float = 300.0) -> Path:
                        f"{timeout_s:.0f} s")
 
 
+def launch_env(run_dir: Path) -> dict:
+    """The environment entry that tells a trainer process "train into this folder": a fresh token, also
+    written into the run's status. `python -m engine train RUN/config.yaml` trains into RUN only when its
+    token matches (launched_into); run by hand on a run's config, it reproduces the run in a new folder."""
+    token = uuid.uuid4().hex
+    runs.update_status(run_dir, launch=token)
+    return {LAUNCH_ENV: token}
+
+
+def launched_into(run_dir: Path) -> bool:
+    token = os.environ.get(LAUNCH_ENV)
+    return bool(token) and (runs.read_json(Path(run_dir) / "status.json", {}) or {}).get("launch") == token
+
+
 def foreground(run_dir: Path, resume: bool = False) -> int | None:
     """`python -m engine train` of a config with num_processes > 1: run the processes through
     `accelerate launch` and wait (exit code). None when this process should train itself."""
@@ -61,8 +78,7 @@ def foreground(run_dir: Path, resume: bool = False) -> int | None:
     command = trainer_command(Path(run_dir), resume)
     if command[1:3] == ["-m", "engine"]:
         return None
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
-    return subprocess.call(command, cwd=str(PROJECT_ROOT), env=env)
+    return subprocess.call(command, cwd=str(PROJECT_ROOT), env=jobs.engine_env(**launch_env(run_dir)))
 
 
 def trainer_command(run_dir: Path, resume: bool = False) -> list[str]:
@@ -145,16 +161,9 @@ def _free_port() -> int:
 
 
 def spawn(run_dir: Path, resume: bool = False) -> int:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", "TUNELOOM_STDOUT_IS_LOG": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
-    with open(run_dir / "train.log", "ab") as log:
-        process = subprocess.Popen(
-            trainer_command(run_dir, resume), cwd=str(PROJECT_ROOT), env=env,
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+    process = jobs.spawn(trainer_command(run_dir, resume), run_dir / "train.log", TUNELOOM_STDOUT_IS_LOG="1",
+                         **launch_env(run_dir))
     runs.update_status(run_dir, pid=process.pid, state="queued" if not resume else "running")
-    # reap the child when it exits so it never lingers as a zombie that looks alive
-    threading.Thread(target=process.wait, daemon=True).start()
     return process.pid
 
 
@@ -173,10 +182,11 @@ def start(cfg: RunConfig) -> Path:
 
 
 def resume(run_dir: Path) -> Path:
-    status = runs.read_status(run_dir)
-    if status.get("state") in runs.ACTIVE:
-        raise RuntimeError(f"{Path(run_dir).name} is still {status['state']}; stop it before resuming")
-    runs.update_status(run_dir, state="queued", error=None)
+    """Continue a stopped or failed run from its last checkpoint; ValueError says why it cannot."""
+    refusal = runs.resume_refusal(run_dir)
+    if refusal:
+        raise ValueError(refusal)
+    runs.update_status(run_dir, state="queued", error=None, stopped_early=False)  # no longer true once it resumes
     spawn(Path(run_dir), resume=True)
     return Path(run_dir)
 
@@ -186,8 +196,9 @@ def stop(run_dir: Path, grace_s: float = STOP_GRACE_S) -> None:
     run_dir = Path(run_dir)
     status = runs.read_status(run_dir)
     pid = status.get("pid")
-    if status.get("state") not in runs.ACTIVE or not pid:
-        return
+    if not runs.can_stop(status) or not pid:
+        raise ValueError(f"{run_dir.name} is {status.get('state', 'unknown')}; only a queued or running run can "
+                         "be stopped")
     runs.write_atomic(run_dir / runs.STOP_FILE, str(time.time()))
     runs.update_status(run_dir, state="stopping")
     if status.get("state") == "queued":

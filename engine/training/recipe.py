@@ -77,12 +77,20 @@ def build_callback(run_dir: Path, baseline_rss: int, is_main: bool):
     from transformers import TrainerCallback
 
     class RunFolderCallback(TrainerCallback):
-        """Writes metrics.jsonl and status.json; honours the STOP file and SIGTERM."""
+        """Writes metrics.jsonl and status.json; honours the STOP file and SIGTERM.
+
+        A stop ends training after the current optimizer step and saves a full Trainer checkpoint there
+        (weights or adapter, optimizer, scheduler, RNG, data position), so Resume continues at the next step.
+        """
 
         def __init__(self):
             self.started = time.time()
             self.last_time, self.last_tokens = self.started, None
             self.stop_requested = False
+            self.best_eval = None  # the lowest eval loss so far (status.json best_eval_loss)
+
+        def stop_is_requested(self) -> bool:
+            return self.stop_requested or (run_dir / runs.STOP_FILE).exists()
 
         def on_train_begin(self, args, state, control, **kwargs):
             self.last_tokens = state.num_input_tokens_seen
@@ -91,10 +99,12 @@ def build_callback(run_dir: Path, baseline_rss: int, is_main: bool):
 
         def on_step_end(self, args, state, control, **kwargs):
             self.step = state.global_step
-            failures.at_step(state.global_step)  # TUNELOOM_FAULT hooks (engine/training/failures.py); no-op unless set
-            if _any_process(self.stop_requested or (run_dir / runs.STOP_FILE).exists(), args.device):
+            # TUNELOOM_FAULT hooks (engine/training/failures.py); no-op unless set
+            failures.at_step(state.global_step, self.stop_is_requested)
+            if _any_process(self.stop_is_requested(), args.device):
                 self.stop_requested = True
                 control.should_training_stop = True
+                control.should_save = True  # the Trainer saves checkpoint-<step> before it leaves the loop
             return control
 
         def on_log(self, args, state, control, logs=None, **kwargs):
@@ -111,6 +121,7 @@ def build_callback(run_dir: Path, baseline_rss: int, is_main: bool):
                 self.last_time, self.last_tokens = now, tokens
             if "eval_loss" in logs:
                 row["eval_loss"] = logs["eval_loss"]
+                self.best_eval = logs["eval_loss"] if self.best_eval is None else min(self.best_eval, logs["eval_loss"])
             row.update({k: logs[k] for k in PARTS if k in logs})  # task_loss, ewc_penalty, distill_kl
             if "loss" not in row and "eval_loss" not in row:
                 return
@@ -118,7 +129,7 @@ def build_callback(run_dir: Path, baseline_rss: int, is_main: bool):
             row.update(getattr(self, "estimate", None) or {})  # estimate_bytes made at launch (engine/estimate/memory.py)
             runs.append_metrics(run_dir, row)
             runs.update_status(run_dir, step=state.global_step, max_steps=state.max_steps,
-                               elapsed_s=row["elapsed_s"])
+                               elapsed_s=row["elapsed_s"], best_eval_loss=self.best_eval)
 
     return RunFolderCallback()
 
@@ -249,8 +260,10 @@ def run(config_path: Path, resume: bool = False) -> Path:
         runlog.copy_to(run_dir)
     if is_main:
         (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
+        # the status says what is true now: a resumed run is no longer stopped early nor finished
         runs.update_status(run_dir, state="running", pid=os.getpid(), error=None, failure=None, started_at=time.time(),
-                           world_size=int(os.environ.get("WORLD_SIZE", "1")))
+                           world_size=int(os.environ.get("WORLD_SIZE", "1")), stopped_early=False,
+                           finished_at=None)
     callback = build_callback(run_dir, baseline_rss, is_main)
     signal.signal(signal.SIGTERM, lambda *_: setattr(callback, "stop_requested", True))
     try:
@@ -345,26 +358,45 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
     log(f"packing {'on' if packed else 'off'}; fused loss {'on' if cfg.train.fused_loss else 'off'}")
     if packed:
         log(packing.enable(model, cfg.train.max_seq_len))
-    checkpoint = runs.last_checkpoint(run_dir) if resume else None
-    if resume:
-        log(f"resuming from {checkpoint}" if checkpoint else "no checkpoint found; starting from step 0")
+    checkpoint = resume_point(run_dir, callback, is_main) if resume else None
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     stopped = callback.stop_requested
-    if data.validation and not stopped:
+    # the final eval loss, unless the last step was just evaluated (the same history on every process)
+    evaluated = [entry.get("step") for entry in trainer.state.log_history if "eval_loss" in entry]
+    if data.validation and not stopped and trainer.state.global_step not in evaluated[-1:]:
         trainer.evaluate()
     packing.disable(trainer.model)  # what is saved and served uses the stock implementations
     if not is_main:
         return run_dir
     result = save_result(trainer.model, tokenizer, run_dir, method)
     continual.finish(cfg, trainer.model, data, run_dir, objective.ewc, log)  # RUN/fisher.safetensors if EWC is on
-    losses = [r["loss"] for r in runs.read_metrics(run_dir) if "loss" in r]
-    evals = [r["eval_loss"] for r in runs.read_metrics(run_dir) if "eval_loss" in r]
+    rows = runs.read_metrics(run_dir)
+    losses = [r["loss"] for r in rows if "loss" in r]
+    evals = [r["eval_loss"] for r in rows if "eval_loss" in r]
     runs.update_status(run_dir, state="done", stopped_early=stopped, finished_at=time.time(),
                        step=trainer.state.global_step, final_loss=losses[-1] if losses else None,
-                       final_eval_loss=evals[-1] if evals else None, result=str(result))
+                       final_eval_loss=evals[-1] if evals else None, best_eval_loss=runs.best_eval_loss(rows),
+                       result=str(result))
     (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
     log(f"{'stopped' if stopped else 'finished'} at step {trainer.state.global_step}; saved {result}")
     return run_dir
+
+
+def resume_point(run_dir: Path, callback, is_main: bool) -> Path:
+    """The checkpoint a resumed run continues from. Rows logged after it (the steps a stop or a kill lost)
+    leave metrics.jsonl, so every step is there once; the status counts from the checkpoint's step."""
+    checkpoint = runs.last_checkpoint(run_dir)
+    if checkpoint is None:
+        raise ValueError(runs.resume_refusal(run_dir, {}) or f"{run_dir.name} has no checkpoint to resume from")
+    step = int(checkpoint.name.rsplit("-", 1)[-1])
+    if is_main:
+        dropped = runs.keep_metrics_through(run_dir, step)
+        kept = runs.read_metrics(run_dir)
+        callback.best_eval = runs.best_eval_loss(kept)
+        runs.update_status(run_dir, step=step, resumed_from=step, final_loss=None, final_eval_loss=None,
+                           best_eval_loss=callback.best_eval)
+        log(f"resuming from {checkpoint} (step {step})" + (f"; {dropped} metrics rows after it superseded" if dropped else ""))
+    return checkpoint
 
 
 def main(argv: list[str]) -> int:
