@@ -1,13 +1,17 @@
 """Checks before a run starts, reported together with the config's own problems.
 
-Import-light: reads the model's config.json, the data file's existence and the workspace's
-disk; never torch or model weights. The CLI train path (`load_checked`) and the launcher the UI
-uses (`check`) both come here, so `python -m engine train bad.yaml` and the Start button give
-the same list of problems before anything heavy is loaded.
+Import-light: reads the model's config.json and its structure (engine/core/structure.py: cached, or
+read by `python -m engine model describe` in a child process when this process must not import
+torch), the data file and the workspace's disk; never model weights. Every method's own checks
+(Method.check: the model's real module names, AdaLoRA's schedule, virtual tokens against the
+model's positions, ...) run here. The CLI train path (`load_checked`) and the launcher the UI uses
+(`check`) both come here, so `python -m engine train bad.yaml` and the Start button give the same
+list of problems before a run folder exists or anything heavy is loaded.
 """
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import tempfile
 from pathlib import Path
@@ -15,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from engine.core import optimizers
+from engine.core import structure as st
 from engine.core.config import ConfigError, RunConfig, apply_overrides
 from engine.core.workspace import PROJECT_ROOT, resolve_model, runs_dir
 
@@ -66,16 +71,15 @@ def data_path(train: str) -> Path:
 
 def checkpoint_bytes(cfg: RunConfig) -> int | None:
     """Disk one checkpoint takes: trainable weights (fp32) + optimizer state + tokenizer files."""
-    from engine.core.arch import Arch
     from engine.methods import METHODS
 
     config, path = model_config(cfg.model)
-    if config is None:
+    structure = st.cached(cfg.model) if config is not None else None
+    if structure is None or structure.unmappable:
         return None
     try:
-        arch = Arch.from_config(config)
-        trainable = METHODS.get(cfg.method.name).count_trainable(arch, cfg.method.params)
-    except Exception:  # an unusual config.json: the trainer will say what is wrong with it
+        trainable = METHODS.get(cfg.method.name).count_trainable(structure, cfg.method.params)
+    except Exception:  # settings the method's own checks refuse (reported there)
         return None
     tokenizer = sum(p.stat().st_size for p in path.parent.glob("*token*") if p.is_file())
     tokenizer += sum(p.stat().st_size for p in path.parent.glob("*.jinja") if p.is_file())
@@ -106,25 +110,49 @@ def disk_problems(cfg: RunConfig) -> list[str]:
     return []
 
 
+def planned_steps(train, examples: int) -> int:
+    """Optimizer steps transformers' Trainer runs for `examples` training examples (one device)."""
+    if train.max_steps > 0:
+        return train.max_steps
+    batches = math.ceil(examples / train.batch_size)
+    per_epoch = max(batches // train.gradient_accumulation + int(batches % train.gradient_accumulation > 0), 1)
+    return math.ceil(train.epochs * per_epoch)
+
+
+def steps_at_most(cfg: RunConfig) -> int | None:
+    """The run's number of optimizer steps: max_steps, or (training for epochs) an upper bound from the data
+    file's number of records; None when it cannot be known before the data is prepared (replay mixes in an
+    earlier run's data). The trainer checks again with the exact count before it loads the model."""
+    if cfg.train.max_steps > 0:
+        return cfg.train.max_steps
+    if str(cfg.data.replay).strip():
+        return None
+    from engine.data.loading import iter_records
+
+    try:
+        records = sum(1 for _ in iter_records(data_path(cfg.data.train), on_bad=lambda err: None))
+    except Exception:  # unreadable data: the data checks report it
+        return None
+    return planned_steps(cfg.train, records)
+
+
+def model_structure(cfg: RunConfig) -> tuple[st.Structure | None, list[str]]:
+    """The model's structure (None when its config.json is not on disk yet), and a problem if it cannot be read."""
+    try:
+        return st.obtain(cfg.model, cfg.trust_remote_code), []
+    except (OSError, ValueError) as err:
+        return None, [f"model: {err}"]
+
+
 def method_problems(cfg: RunConfig) -> list[str]:
-    """A method that cannot work on this architecture (BitFit on a model without biases), from config.json,
-    or with the chosen settings (gradient checkpointing with a prefix method)."""
-    from engine.core.arch import Arch
+    """What the method's own checks find with these settings on this model and run (Method.check): a method
+    that cannot work on the model, target names the model does not have, a schedule longer than the run, ..."""
     from engine.methods import METHODS
 
     method = METHODS.get(cfg.method.name)
-    if cfg.train.gradient_checkpointing and method.no_checkpointing_reason:
-        return [f"train.gradient_checkpointing: {cfg.method.name} cannot train with gradient checkpointing: "
-                f"{method.no_checkpointing_reason}. Turn gradient checkpointing off, or pick LoRA or prompt "
-                "tuning to save memory"]
-    config, _ = model_config(cfg.model)
-    if config is None:
-        return []
-    try:
-        reason = METHODS.get(cfg.method.name).unavailable(Arch.from_config(config))
-    except ValueError:
-        return []  # an unusual config.json: the trainer will say what is wrong with it
-    return [f"method.name: {cfg.method.name} cannot train {cfg.model}: {reason}"] if reason else []
+    structure, found = model_structure(cfg)
+    steps = steps_at_most(cfg) if method.needs_steps else None
+    return found + method.check(cfg.method.params, cfg.train, structure, steps)
 
 
 def preflight(cfg: RunConfig) -> list[str]:
