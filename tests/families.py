@@ -71,12 +71,12 @@ STEPS = 2
 ALL_LINEAR_METHODS = ("lora", "qlora", "lora8bit", "loha", "lokr", "adalora")
 
 
-def preset_config(model: str, key: str):
+def preset_config(model: str, key: str, presets: Path = ROOT / "presets"):
     import yaml
 
     from engine.core.config import RunConfig
 
-    raw = yaml.safe_load((ROOT / "presets" / f"{key}.yaml").read_text())
+    raw = yaml.safe_load((presets / f"{key}.yaml").read_text())
     raw["model"] = model
     raw["method"].update(SCHEDULE.get(key, {}))
     raw["train"].update(max_steps=STEPS, eval_steps=0, save_steps=0, max_seq_len=64)
