@@ -155,9 +155,36 @@ def method_problems(cfg: RunConfig) -> list[str]:
     return found + method.check(cfg.method.params, cfg.train, structure, steps)
 
 
+def earlier_run_problems(cfg: RunConfig) -> list[str]:
+    """train.start_from and data.replay name earlier runs (or a data file): they must exist and fit this run."""
+    from engine.core.runs import earlier_run, resolve_run
+
+    found = []
+    if str(cfg.train.start_from).strip():
+        try:
+            from engine.methods import METHODS
+            from engine.training.continual import start_plan
+
+            start_plan(cfg, METHODS.get(cfg.method.name))
+        except (OSError, ValueError) as err:
+            text = str(err)
+            found.append(text if text.startswith("train.start_from") else f"train.start_from: {text}")
+    replay = str(cfg.data.replay).strip()
+    if replay:
+        source = resolve_run(replay)
+        if source.is_dir():
+            try:
+                earlier_run(source)
+            except (OSError, ValueError) as err:
+                found.append(f"data.replay: {err}")
+        elif not data_path(replay).is_file():
+            found.append(f"data.replay: {replay} not found; give an earlier run folder (runs/<id>) or a data file")
+    return found
+
+
 def preflight(cfg: RunConfig) -> list[str]:
     """Every problem found before a run starts (empty list: good to go)."""
-    return static_problems(cfg.to_dict()) + method_problems(cfg) + disk_problems(cfg)
+    return static_problems(cfg.to_dict()) + earlier_run_problems(cfg) + method_problems(cfg) + disk_problems(cfg)
 
 
 def check(cfg: RunConfig, source: str = "config") -> RunConfig:
