@@ -20,9 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from engine.core.config import RunConfig  # noqa: E402
 from engine.core.describe import describe_config  # noqa: E402
 from engine.core.structure import Structure  # noqa: E402
-from engine.core.config import RunConfig  # noqa: E402
 from engine.estimate import estimate  # noqa: E402
 from engine.estimate.components import CUDA_ALLOCATOR_ALLOWANCE, CUDA_CONTEXT_BYTES, GiB
 

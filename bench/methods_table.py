@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.machine import describe  # noqa: E402
-from engine.core.describe import structure_of  # noqa: E402
 from engine.core.config import RunConfig  # noqa: E402
+from engine.core.describe import structure_of  # noqa: E402
 from engine.methods import METHODS  # noqa: E402
 
 DEFAULT_MODEL_DIR = ROOT / ".cache" / "models" / "smollm2-135m-instruct"

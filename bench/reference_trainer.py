@@ -22,9 +22,9 @@ def main(config_path: str, out_path: str) -> None:
     from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
 
     from engine.core.config import RunConfig
+    from engine.core.describe import structure_of
     from engine.core.models import load_tokenizer, prepare_model
     from engine.data.dataset import prepare_dataset
-    from engine.core.describe import structure_of
     from engine.methods import targets
 
     cfg = RunConfig.load(config_path)
