@@ -271,7 +271,8 @@ _children: dict[str, object] = {}  # cache key -> the child process reading it (
 
 def obtain(model: str, trust_remote_code: bool = False, wait: bool = True, timeout: float = 300) -> Structure | None:
     """The structure of `model`: cached, read now (in this process or a child), or None when config.json
-    is missing, or when `wait` is False and a child process is still reading it."""
+    is missing, or when `wait` is False and a child process is still reading it. Raises ValueError when
+    the child could not read it."""
     found = cached(model)
     if found is not None or config_path(model) is None:
         return found
@@ -280,20 +281,22 @@ def obtain(model: str, trust_remote_code: bool = False, wait: bool = True, timeo
 
         return structure_of(model, trust_remote_code)
     child = describe_in_background(model, trust_remote_code)
-    if not wait:
-        return cached(model) if child.poll() is not None else None
-    try:
-        child.wait(timeout=timeout)
-    except Exception:  # subprocess.TimeoutExpired: the caller reports the structure as unknown
+    if wait:
+        try:
+            child.wait(timeout=timeout)
+        except Exception:  # subprocess.TimeoutExpired: still reading
+            return None
+    if child.poll() is None:
         return None
     found = cached(model)
     if found is None:
-        raise ValueError(f"could not read the structure of {model}: {read_error(child)}")
+        raise ValueError(f"could not read the structure of {model}: {read_error(model)}")
     return found
 
 
 def describe_in_background(model: str, trust_remote_code: bool = False):
-    """Start (once per config) `python -m engine model describe MODEL`, which caches the structure."""
+    """Start (once per config.json content) `python -m engine model describe MODEL`, which caches the
+    structure; its messages go to a log file beside the cache (read back when it fails)."""
     import subprocess
     import sys
 
@@ -301,20 +304,23 @@ def describe_in_background(model: str, trust_remote_code: bool = False):
 
     key = key_for(model) or model
     child = _children.get(key)
-    if child is not None and (child.poll() is None or cached(model) is not None):
-        return child
+    if child is not None:
+        return child  # running, or finished (a failure is not retried for the same config)
     command = [sys.executable, "-m", "engine", "model", "describe", model] + (
         ["--trust-remote-code"] if trust_remote_code else [])
-    child = subprocess.Popen(command, cwd=str(PROJECT_ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                             text=True)
+    folder = cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{key}.log", "w") as log:
+        child = subprocess.Popen(command, cwd=str(PROJECT_ROOT), stdout=log, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL)
     _children[key] = child
     return child
 
 
-def read_error(child) -> str:
+def read_error(model: str) -> str:
     """The last line a failed describe child wrote (its error), for the message."""
     try:
-        lines = (child.stderr.read() or "").strip().splitlines() if child.stderr else []
-    except (OSError, ValueError):
+        lines = (cache_dir() / f"{key_for(model) or model}.log").read_text(errors="replace").strip().splitlines()
+    except OSError:
         lines = []
-    return lines[-1] if lines else f"exit code {child.returncode}"
+    return lines[-1] if lines else "the describe process failed"

@@ -163,7 +163,7 @@ def ui_summary(cfg_dict: dict, device_info: dict | None = None, **kwargs) -> dic
         "components": [{"key": k, "label": LABELS[k], "bytes": est.components[k]} for k, _ in COMPONENTS],
         "phase": est.phase, "trainable_params": est.trainable_params, "total_params": est.total_params,
         "device": device_info, "available_bytes": available, "verdict": v, "options": options,
-        "notes": est.notes,
+        "notes": est.notes, "structure": structure.summary(),
         "text": (f"about {est.total_bytes / GiB:.2f} GiB of "
                  f"{(available or 0) / GiB:.1f} GiB available on {device_info.get('name', kind)}: {v}"),
     }
