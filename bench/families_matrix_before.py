@@ -18,7 +18,6 @@ import tempfile
 import traceback
 import warnings
 from pathlib import Path
-from types import SimpleNamespace
 
 CHECKOUT = Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent
 sys.path.insert(0, os.getcwd())  # the engine of the commit being measured
@@ -76,29 +75,11 @@ def run_cell(model: str, key: str) -> dict:
         named = dict(model_obj.named_parameters())
         cell["trainable"] = sum(p.numel() for p in named.values() if id(p) in in_optimizer)
         callbacks = method.callbacks(model_obj, params) if method.callbacks else []
-        state = SimpleNamespace(global_step=0, max_steps=families.STEPS, epoch=0.0)
-        for callback in callbacks:
-            callback.on_train_begin(args, state, None)
         if method.virtual_tokens(params) == 0:
             packing.enable(model_obj, cfg.train.max_seq_len)
         before = {n: p.detach().clone() for n, p in named.items()}
-        batch = families.one_batch(model)
-        losses = []
-        for step in range(families.STEPS):
-            state.global_step = step
-            for callback in callbacks:
-                callback.on_step_begin(args, state, None)
-            model_obj.train()
-            loss = model_obj(**batch).loss
-            loss.backward()
-            optimizer.step()
-            for callback in callbacks:
-                callback.on_optimizer_step(args, state, None)
-            optimizer.zero_grad(set_to_none=True)
-            losses.append(loss.item())
-            model_obj.eval()
-            with torch.no_grad():
-                model_obj(**batch)
+        losses = families.drive(model_obj, optimizer, callbacks, args, families.one_batch(model), families.STEPS,
+                                evaluate_between=True)
     changed = {n for n, p in named.items() if not torch.equal(before[n], p.detach())}
     cell.update(losses=losses, changed=sum(named[n].numel() for n in changed),
                 changed_outside_optimizer=sorted(n for n in changed if id(named[n]) not in in_optimizer),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,22 @@ def workspace(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("TUNELOOM_HOME", str(home))
     return home
+
+
+@contextmanager
+def module_workspace(tmp_path_factory, name: str):
+    """One isolated workspace (prepared-data cache, structures, runs) for a test module, and one intra-op
+    thread (the tensors are tiny: on a shared 2-core machine a second spinning thread makes each step ~7x
+    slower). Used by the module-scoped `home` fixtures."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    mp = pytest.MonkeyPatch()
+    path = tmp_path_factory.mktemp(name)
+    mp.setenv("TUNELOOM_HOME", str(path))
+    try:
+        yield path
+    finally:
+        mp.undo()
+        torch.set_num_threads(threads)

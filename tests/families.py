@@ -6,6 +6,7 @@ Used by tests/test_families.py (the family x method matrix) and bench/families_m
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 FAMILY_DIR = ROOT / ".cache" / "families"
@@ -104,12 +105,40 @@ def peft_all_linear(model) -> set[str]:
     return set(_maybe_include_all_linear_layers(LoraConfig(target_modules="all-linear"), model).target_modules)
 
 
+def drive(model, optimizer, callbacks, args, batch, steps: int, evaluate_between: bool = False) -> list[float]:
+    """Optimizer steps on one repeated batch, the method's callbacks driven as the Trainer drives them (train
+    begin, step begin, optimizer step); with `evaluate_between`, an eval-mode forward without gradients after
+    every step, as the Trainer's evaluations do. Returns the losses; leaves the model in eval mode."""
+    import torch
+
+    state = SimpleNamespace(global_step=0, max_steps=steps, epoch=0.0)
+    for callback in callbacks:
+        callback.on_train_begin(args, state, None)
+    losses = []
+    for step in range(steps):
+        state.global_step = step
+        for callback in callbacks:
+            callback.on_step_begin(args, state, None)
+        model.train()
+        loss = model(**batch).loss
+        loss.backward()
+        optimizer.step()
+        for callback in callbacks:
+            callback.on_optimizer_step(args, state, None)
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        model.eval()
+        if evaluate_between:
+            with torch.no_grad():
+                model(**batch)
+    return losses
+
+
 def run_cell(model: str, key: str) -> dict:
     """One method on one model, as the trainer does it: the pre-run checks (refused: the reason), the
     estimate's count, load + apply, the packed-attention check (an eval-mode forward), a step, an evaluation
     (another eval-mode forward), a second step. Returns what happened and what was counted and changed."""
     import warnings
-    from types import SimpleNamespace
 
     import torch
     from transformers import TrainingArguments
@@ -145,29 +174,10 @@ def run_cell(model: str, key: str) -> dict:
         named = dict(model_obj.named_parameters())
         cell["trainable"] = sum(p.numel() for p in named.values() if id(p) in in_optimizer)
         callbacks = method.callbacks(model_obj, params, structure) if method.callbacks else []
-        state = SimpleNamespace(global_step=0, max_steps=STEPS, epoch=0.0)
-        for callback in callbacks:
-            callback.on_train_begin(args, state, None)
         if method.virtual_tokens(params) == 0:
             packing.enable(model_obj, cfg.train.max_seq_len)  # the trainer's packed-attention check
         before = {n: p.detach().clone() for n, p in named.items()}
-        batch = one_batch(model)
-        losses = []
-        for step in range(STEPS):
-            state.global_step = step
-            for callback in callbacks:
-                callback.on_step_begin(args, state, None)
-            model_obj.train()
-            loss = model_obj(**batch).loss
-            loss.backward()
-            optimizer.step()
-            for callback in callbacks:
-                callback.on_optimizer_step(args, state, None)
-            optimizer.zero_grad(set_to_none=True)
-            losses.append(loss.item())
-            model_obj.eval()
-            with torch.no_grad():  # an evaluation between steps, as the Trainer's eval_steps does
-                model_obj(**batch)
+        losses = drive(model_obj, optimizer, callbacks, args, one_batch(model), STEPS, evaluate_between=True)
     cell["losses"] = losses
     changed = {n for n, p in named.items() if not torch.equal(before[n], p.detach())}
     cell["changed"] = sum(named[n].numel() for n in changed)

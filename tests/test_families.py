@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import module_workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -30,17 +31,8 @@ REFUSED = {
 
 @pytest.fixture(scope="module", autouse=True)
 def home(tmp_path_factory):
-    """One workspace (structure cache, prepared data) and one intra-op thread: the tensors are tiny."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    mp = pytest.MonkeyPatch()
-    path = tmp_path_factory.mktemp("families-home")
-    mp.setenv("TUNELOOM_HOME", str(path))
-    yield path
-    mp.undo()
-    torch.set_num_threads(threads)
+    with module_workspace(tmp_path_factory, "families-home") as path:
+        yield path
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
+from conftest import module_workspace
+from families import build_family, drive
 
 from engine.core.config import OPTIMIZERS, RunConfig
 from engine.core.describe import structure_of
@@ -43,18 +44,8 @@ LORA_VARIANTS = {
 # ---- fixtures --------------------------------------------------------------------------------
 @pytest.fixture(scope="module", autouse=True)
 def home(tmp_path_factory):
-    """One isolated workspace (prepared-data cache, runs) for this module; one intra-op thread (these
-    tensors are tiny: on a shared 2-core machine a second spinning thread makes each step ~7x slower)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    mp = pytest.MonkeyPatch()
-    path = tmp_path_factory.mktemp("methods-home")
-    mp.setenv("TUNELOOM_HOME", str(path))
-    yield path
-    mp.undo()
-    torch.set_num_threads(threads)
+    with module_workspace(tmp_path_factory, "methods-home") as path:
+        yield path
 
 
 @pytest.fixture(scope="session")
@@ -148,24 +139,7 @@ def train_loop(key: str, params: dict, model, batch, steps: int = STEPS, structu
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                       lr=args.learning_rate, weight_decay=0.0)
     callbacks = method.callbacks(model, params, structure) if method.callbacks else []
-    state = SimpleNamespace(global_step=0, max_steps=steps, epoch=0.0)
-    for cb in callbacks:
-        cb.on_train_begin(args, state, None)
-    model.train()
-    losses = []
-    for step in range(steps):
-        state.global_step = step
-        for cb in callbacks:
-            cb.on_step_begin(args, state, None)
-        loss = model(**batch).loss
-        loss.backward()
-        optimizer.step()
-        for cb in callbacks:
-            cb.on_optimizer_step(args, state, None)
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(loss.item())
-    model.eval()
-    return losses
+    return drive(model, optimizer, callbacks, args, batch, steps)
 
 
 def snapshot(model) -> dict:
@@ -350,9 +324,6 @@ def test_bitfit_adds_zero_biases_to_a_llama_model_and_the_result_loads_in_transf
 
 def test_bitfit_without_biases_or_a_switch_is_refused_before_loading(home):
     """Mistral's config has no bias switch and its weights no biases: refused, exit 2, nothing loaded."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from families import build_family
-
     mistral = build_family("mistral", DEFAULT_MODEL_DIR)
     env = {**os.environ, "TUNELOOM_HOME": str(home), "PYTHONPATH": str(ROOT)}
     result = subprocess.run([sys.executable, "-m", "engine", "train", "presets/bitfit.yaml", "--set",
