@@ -266,6 +266,12 @@ def store(structure: Structure) -> Path:
 # The CLI (engine/__main__.py) and the trainer set this: they import torch anyway. The UI process never
 # does (it must not import torch); it reads structures through `python -m engine model describe`.
 IN_PROCESS = False
+
+
+class NotReadYet(LookupError):
+    """A model's structure is still being read (in a child process): ask again in a moment."""
+
+
 _children: dict[str, object] = {}  # cache key -> the child process reading it (subprocess.Popen)
 
 

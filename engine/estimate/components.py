@@ -13,7 +13,7 @@ from pathlib import Path
 
 from engine.core import optimizers
 from engine.core.runs import is_run_folder
-from engine.core.structure import MLP, Structure, cached
+from engine.core.structure import MLP, NotReadYet, Structure, obtain
 
 MiB = 2**20
 GiB = 2**30
@@ -392,10 +392,9 @@ def teacher_memory_bytes(cfg, device: str = "cuda") -> int:
         folder = Path(resolve_model(teacher_model))
         dtype_bytes = None
     config = json.loads((folder / "config.json").read_text())
-    described = cached(str(folder))
+    described = obtain(str(folder), cfg.trust_remote_code, wait=False)
     if described is None:
-        raise ValueError(f"the structure of {teacher_model} has not been read yet "
-                         f"(python -m engine model describe {teacher_model})")
+        raise NotReadYet(f"reading the structure of the teacher {teacher_model}")
     params, vocab = described.total_params, described.vocab
     if dtype_bytes is None:
         dtype_bytes = {"float32": 4, "bfloat16": 2, "float16": 2}.get(str(config.get("torch_dtype", "float32")), 4)

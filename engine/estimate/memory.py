@@ -176,9 +176,7 @@ def estimate(structure, cfg=None, device: str = "cuda", world_size: int = 1, sha
     )
 
 
-class StructurePending(LookupError):
-    """The model's structure has not been read yet (it is being read in a child process)."""
-
+StructurePending = st.NotReadYet  # the model's (or the teacher's) structure is still being read
 
 def structure_for_config(cfg) -> Structure:
     """The structure of cfg.model, read in this process when it may import torch (the CLI, the trainer),
