@@ -301,7 +301,8 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
     problems = method.check(cfg.method.params, cfg.train, structure)
     if problems:  # the pre-run checks found these already, unless the config was edited since
         raise ConfigError(problems, "config")
-    # a 4-bit layer whose gradients would silently be wrong must fail the run instead (engine/methods/qlora.py)
+    # a 4-bit layer whose gradients would silently be wrong must fail the run instead
+    # (engine/core/models.keep_training_layout prevents the cause)
     warnings.filterwarnings("error", message=".*autograd kernel was not registered.*")
     precision = resolve_precision(cfg.train.precision)
     slow = slow_half_precision_warning(precision)
@@ -346,7 +347,9 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
         model = method.apply(model, cfg.method.params, structure)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
-    log(f"method {method.key}: {trainable:,} trainable of {total:,} parameters ({100 * trainable / total:.3f}%)")
+    counted = method.count_trainable(structure, cfg.method.params)
+    log(f"method {method.key}: {trainable:,} trainable of {total:,} parameters ({100 * trainable / total:.3f}%); "
+        f"the estimate counts {counted:,}" + (" (at the end of its schedule)" if method.callbacks else ""))
     adapted = st.summarise(method.adapted(structure, cfg.method.params), structure.layers_prefix)
     log(f"{'trained' if method.trains_base_weights else 'adapted'}: " + ("; ".join(adapted[:24]) or "no module (virtual "
         "tokens only)") + (f"; ... {len(adapted) - 24} more" if len(adapted) > 24 else ""))
