@@ -349,7 +349,7 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
     total = sum(p.numel() for p in model.parameters())
     counted = method.count_trainable(structure, cfg.method.params)
     log(f"method {method.key}: {trainable:,} trainable of {total:,} parameters ({100 * trainable / total:.3f}%); "
-        f"the estimate counts {counted:,}" + (" (at the end of its schedule)" if method.callbacks else ""))
+        f"the estimate counts {counted:,}")
     adapted = st.summarise(method.adapted(structure, cfg.method.params), structure.layers_prefix)
     log(f"{'trained' if method.trains_base_weights else 'adapted'}: " + ("; ".join(adapted[:24]) or "no module (virtual "
         "tokens only)") + (f"; ... {len(adapted) - 24} more" if len(adapted) > 24 else ""))
