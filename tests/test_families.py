@@ -83,3 +83,19 @@ def test_an_unknown_module_name_is_refused_by_the_cli_before_loading(models, hom
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2, result.stderr
     assert "c_attn" in result.stderr and "Traceback" not in result.stderr and "run folder" not in result.stderr
+
+
+def test_a_family_that_cannot_be_mapped_is_refused_before_loading(tmp_path, capsys):
+    """An encoder-decoder (T5) is no causal language model: refused with the reason, exit 2, no run folder."""
+    import json
+
+    from engine.__main__ import main
+
+    model = tmp_path / "t5"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "t5", "d_model": 64, "num_layers": 2, "num_heads": 4,
+                                                   "vocab_size": 100, "d_ff": 128, "d_kv": 16}))
+    assert main(["train", "presets/lora.yaml", "--set", f"model={model}"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot map its methods onto this t5 model" in err and "Traceback" not in err
+    assert main(["estimate", "presets/lora.yaml", "--set", f"model={model}"]) == 2

@@ -45,7 +45,9 @@ def describe(model: str, trust_remote_code: bool = False) -> Structure:
 
         config = AutoConfig.from_pretrained(str(path.parent), trust_remote_code=trust_remote_code)
     except Exception as err:  # an unknown model type, a config transformers cannot read
-        return unreadable(key, json.loads(text).get("model_type", "?"), f"transformers cannot read its config ({err})")
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return unreadable(key, json.loads(text).get("model_type", "?"),
+                          f"transformers cannot read its config ({first[:200]})")
     return describe_config(config, key, raw=json.loads(text), trust_remote_code=trust_remote_code)
 
 
@@ -56,8 +58,9 @@ def describe_config(config, key: str = "", raw: dict | None = None, trust_remote
     try:
         model = _build_meta(config, trust_remote_code)
     except Exception as err:
-        return unreadable(key, getattr(config, "model_type", "?"),
-                          f"transformers cannot build it as a causal language model ({type(err).__name__}: {err})")
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        return unreadable(key, getattr(config, "model_type", "?"), "transformers cannot build it as a causal "
+                          f"language model ({type(err).__name__}: {first[:200]})")
     return read(model, config, key, raw, trust_remote_code)
 
 
