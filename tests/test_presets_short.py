@@ -96,3 +96,22 @@ def test_settings_that_cannot_work_on_the_model_are_config_errors(preset, overri
     with pytest.raises(ConfigError) as caught:
         load_checked(ROOT / "presets" / f"{preset}.yaml", [f"model={tiny_model}", *override])
     assert any(words in p for p in caught.value.problems), caught.value.problems
+
+
+def test_the_models_module_names_are_reported_with_the_configs_own_problems(tiny_model, workspace, tmp_path):
+    """The schema cannot know a model's module names; the pre-run checks read them from the model's structure
+    and report a wrong one together with the config's own problems, before anything is loaded."""
+    import yaml
+
+    from engine.core.config import ConfigError
+    from engine.training.preflight import load_checked
+
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml.safe_dump({"model": tiny_model, "method": {"name": "lora", "r": 0,
+                                                                      "target_modules": "q_proj,nonsense"},
+                                      "train": {"optimizer": "adam9"}}))
+    with pytest.raises(ConfigError) as caught:
+        load_checked(config)
+    text = str(caught.value)
+    assert "method.r: 0 is below the minimum 1" in text and "train.optimizer" in text
+    assert "nonsense: no such linear layer" in text and "q_proj, k_proj, v_proj, o_proj" in text

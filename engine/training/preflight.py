@@ -20,7 +20,7 @@ import yaml
 
 from engine.core import optimizers
 from engine.core import structure as st
-from engine.core.config import ConfigError, RunConfig, apply_overrides
+from engine.core.config import DEFAULT_MODEL, ConfigError, RunConfig, apply_overrides
 from engine.core.workspace import PROJECT_ROOT, resolve_model, runs_dir
 
 SPACE_MARGIN_BYTES = 8 * 2**20  # config, logs, metrics, trainer state
@@ -43,23 +43,52 @@ def _int(value) -> int | None:
 
 
 def static_problems(raw: dict) -> list[str]:
-    """Checks that need only the raw config (so they run even when other values are invalid)."""
+    """Checks that need only the raw config (so they run even when other values are invalid): the data file,
+    max_seq_len against the model's positions, and the method's own checks on the model's structure."""
     found = []
     raw = raw if isinstance(raw, dict) else {}
     train = raw.get("train") if isinstance(raw.get("train"), dict) else {}
     data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
     model = str(raw.get("model") or "")
+    structure = _readable_structure(model or DEFAULT_MODEL, bool(raw.get("trust_remote_code")))
     seq_len = _int(train.get("max_seq_len"))
     if model and seq_len:
         config, path = model_config(model)
-        limit = _int((config or {}).get("max_position_embeddings"))
+        limit = structure.max_positions if structure else _int((config or {}).get("max_position_embeddings"))
         if limit and seq_len > limit:
             found.append(f"train.max_seq_len: {seq_len} is above this model's limit of {limit} tokens "
-                         f"(max_position_embeddings in {path}); use {limit} or less")
+                         f"(its maximum positions, from {path}); use {limit} or less")
     train_file = str(data.get("train") or "")
     if train_file and not data_path(train_file).is_file():
         found.append(f"data.train: {train_file} not found; upload the file again or fix the path")
-    return found
+    return found + raw_method_problems(raw, structure)
+
+
+def _readable_structure(model: str, trust_remote_code: bool) -> st.Structure | None:
+    try:
+        found = st.obtain(model, trust_remote_code)
+    except (OSError, ValueError):  # reported by method_problems
+        return None
+    return found if found is not None and not found.unmappable else None
+
+
+def raw_method_problems(raw: dict, structure: st.Structure | None) -> list[str]:
+    """The method's checks against the model (module names, biases, ...) on a raw config whose other values
+    may be invalid, so that they are reported together with the config's own problems (best effort)."""
+    from engine.core.registry import check_params
+    from engine.methods import METHODS
+
+    section = raw.get("method")
+    section = {"name": section} if isinstance(section, str) else section if isinstance(section, dict) else {}
+    name = str(section.get("name") or "lora")
+    if structure is None or name not in METHODS:
+        return []
+    method = METHODS.get(name)
+    params, _ = check_params(method.params, {k: v for k, v in section.items() if k != "name"}, "method")
+    try:
+        return method.check(params, None, structure)
+    except Exception:  # values of the wrong type: the schema reports them
+        return []
 
 
 def data_path(train: str) -> Path:
@@ -184,7 +213,8 @@ def earlier_run_problems(cfg: RunConfig) -> list[str]:
 
 def preflight(cfg: RunConfig) -> list[str]:
     """Every problem found before a run starts (empty list: good to go)."""
-    return static_problems(cfg.to_dict()) + earlier_run_problems(cfg) + method_problems(cfg) + disk_problems(cfg)
+    found = static_problems(cfg.to_dict()) + earlier_run_problems(cfg) + method_problems(cfg) + disk_problems(cfg)
+    return list(dict.fromkeys(found))  # the method's checks run on the raw config and on the resolved one
 
 
 def check(cfg: RunConfig, source: str = "config") -> RunConfig:
