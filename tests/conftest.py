@@ -15,6 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("TUNELOOM_MODELS", str(ROOT / ".cache" / "models"))
+# model structures (engine/core/structure.py) are read once for all the tests' workspaces
+os.environ.setdefault("TUNELOOM_STRUCTURES", str(ROOT / ".cache" / "structures"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(ROOT))
 

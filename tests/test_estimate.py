@@ -187,7 +187,7 @@ def test_estimator_is_pure_and_does_not_import_torch(tmp_path):
     model = tmp_path / "model"
     model.mkdir()
     (model / "config.json").write_text(json.dumps(SMOL))
-    home = {"TUNELOOM_HOME": str(tmp_path / "home")}
+    home = {"TUNELOOM_HOME": str(tmp_path / "home"), "TUNELOOM_STRUCTURES": str(tmp_path / "structures")}
     code = BLOCK_TORCH + f"""
 from engine.estimate import estimate_for_config, ui_summary
 from engine.core import structure

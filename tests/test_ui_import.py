@@ -71,7 +71,8 @@ print("LOADED", loaded)
 
 
 def test_ui_imports_without_torch(tmp_path):
-    env = {**os.environ, "TUNELOOM_HOME": str(tmp_path / "home"), "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {**os.environ, "TUNELOOM_HOME": str(tmp_path / "home"), "GRADIO_ANALYTICS_ENABLED": "False",
+           "TUNELOOM_STRUCTURES": str(tmp_path / "structures")}  # nothing read yet
     result = subprocess.run([sys.executable, "-c", PROBE], cwd=str(ROOT), env=env, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -221,9 +221,15 @@ def installed_transformers() -> str:
 
 
 def cache_dir() -> Path:
+    """Where descriptions are cached: TUNELOOM_STRUCTURES (several workspaces, e.g. the tests, can share
+    one: a description depends only on the config.json's content and transformers' version), else the
+    workspace's cache."""
+    import os
+
     from engine.core.workspace import subdir
 
-    return subdir("cache") / "structures"
+    shared = os.environ.get("TUNELOOM_STRUCTURES")
+    return Path(shared).expanduser() if shared else subdir("cache") / "structures"
 
 
 def config_path(model: str) -> Path | None:
@@ -275,14 +281,15 @@ class NotReadYet(LookupError):
 _children: dict[str, object] = {}  # cache key -> the child process reading it (subprocess.Popen)
 
 
-def obtain(model: str, trust_remote_code: bool = False, wait: bool = True, timeout: float = 300) -> Structure | None:
-    """The structure of `model`: cached, read now (in this process or a child), or None when config.json
-    is missing, or when `wait` is False and a child process is still reading it. Raises ValueError when
-    the child could not read it."""
+def obtain(model: str, trust_remote_code: bool = False, wait: bool = True, timeout: float = 300,
+           in_process: bool | None = None) -> Structure | None:
+    """The structure of `model`: cached, read now (in this process, or in a child: IN_PROCESS unless
+    `in_process` says), or None when config.json is missing, or when `wait` is False and a child process
+    is still reading it. Raises ValueError when the child could not read it."""
     found = cached(model)
     if found is not None or config_path(model) is None:
         return found
-    if IN_PROCESS:
+    if IN_PROCESS if in_process is None else in_process:
         from engine.core.describe import structure_of
 
         return structure_of(model, trust_remote_code)

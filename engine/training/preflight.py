@@ -65,8 +65,10 @@ def static_problems(raw: dict) -> list[str]:
 
 
 def _readable_structure(model: str, trust_remote_code: bool) -> st.Structure | None:
+    """The model's structure for the raw-config checks, read in a child process when it is not cached: a
+    config with problems is reported without this process importing torch."""
     try:
-        found = st.obtain(model, trust_remote_code)
+        found = st.obtain(model, trust_remote_code, in_process=False)
     except (OSError, ValueError):  # reported by method_problems
         return None
     return found if found is not None and not found.unmappable else None
