@@ -20,8 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.core.arch import Arch  # noqa: E402
 from engine.core.config import RunConfig  # noqa: E402
+from engine.core.describe import describe_config  # noqa: E402
+from engine.core.structure import Structure  # noqa: E402
 from engine.estimate import estimate  # noqa: E402
 from engine.estimate.components import CUDA_ALLOCATOR_ALLOWANCE, CUDA_CONTEXT_BYTES, GiB
 
@@ -51,14 +52,14 @@ SOURCES = {
 QV = "q_proj,v_proj"
 
 
-def old_bnb_inputs(a: Arch) -> int:
+def old_bnb_inputs(a: Structure) -> int:
     """bitsandbytes < 0.43.2 kept every 4-bit linear's input for backward (ctx.tensors = (A, B); fixed in
     bitsandbytes PR #1270, July 2024). Per token per layer, the inputs not otherwise kept with LoRA on
     q+v only: the q/k/v input, the o input, the gate/up input and the down input (bf16)."""
     return (2 * a.hidden + a.heads * a.head_dim + a.intermediate) * 2
 
 
-def fp32_adapter_inputs(a: Arch, r: int = 32) -> int:
+def fp32_adapter_inputs(a: Structure, r: int = 32) -> int:
     """PEFT without autocast: each fp32 adapter (q and v) keeps an fp32 copy of its input and its fp32
     lora_A output; the estimate counts one bf16 copy of the shared input."""
     return 2 * (a.hidden * 4 + r * 4) - a.hidden * 2
@@ -146,10 +147,10 @@ ROWS = [
 ]
 
 
-def arch_of(name: str) -> Arch:
+def arch_of(name: str) -> Structure:
     if name == "llama-3-8b":
-        return Arch.from_config(LLAMA3_8B)
-    return Arch.from_config(json.loads((ROOT / "bench" / "configs" / f"{name}.json").read_text()))
+        return describe_config(LLAMA3_8B)
+    return describe_config(json.loads((ROOT / "bench" / "configs" / f"{name}.json").read_text()))
 
 
 def run_config(row: dict) -> RunConfig:

@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.machine import describe  # noqa: E402
-from engine.core.arch import Arch  # noqa: E402
 from engine.core.config import RunConfig  # noqa: E402
+from engine.core.describe import structure_of  # noqa: E402
 from engine.methods import METHODS  # noqa: E402
 
 DEFAULT_MODEL_DIR = ROOT / ".cache" / "models" / "smollm2-135m-instruct"
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     parser.add_argument("--note", default="", help="a line added under the table (e.g. the machine's load)")
     args = parser.parse_args(argv)
     keys = [k.strip() for k in args.methods.split(",") if k.strip()] or list(METHODS)
-    arch = Arch.from_folder(DEFAULT_MODEL_DIR)
+    arch = structure_of(str(DEFAULT_MODEL_DIR))
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="tuneloom-bench-") as home:
@@ -75,8 +75,8 @@ def main(argv=None) -> int:
             method = METHODS.get(key)
             cfg = RunConfig.load(ROOT / "presets" / f"{key}.yaml")
             count = method.count_trainable(arch, cfg.method.params)
-            reason = method.unavailable(arch)
-            result = {"error": "not available on this model: no bias terms"} if reason else \
+            problems = method.check(cfg.method.params, cfg.train, arch, cfg.train.max_steps)
+            result = {"error": f"refused: {problems[0]}"} if problems else \
                 train_once(key, args.steps, Path(home), args.timeout)
             row = {"key": key, "count": count, "lr": cfg.train.learning_rate, "optimizer": cfg.train.optimizer,
                    **result}
@@ -96,7 +96,7 @@ def main(argv=None) -> int:
         f"`presets/<method>.yaml` (the quickstart's data, batch size 4, max_seq_len 256, cosine schedule with 5 "
         f"warm-up steps; learning rate and optimizer per method, below) for **{args.steps} steps** "
         "(not the quickstart's 60), evaluation and checkpoints off. Seconds per step: mean over steps 2..N. "
-        "Trainable parameters: `count_trainable` on the default model's config.json (pure), which the trainer's "
+        "Trainable parameters: `count_trainable` on the default model's structure (pure), which the trainer's "
         "own count matches (column *reported*).",
         "",
         "| method | trainable parameters | reported | % of model | s/step | loss step 1 | final loss | "

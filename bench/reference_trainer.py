@@ -22,6 +22,7 @@ def main(config_path: str, out_path: str) -> None:
     from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
 
     from engine.core.config import RunConfig
+    from engine.core.describe import structure_of
     from engine.core.models import load_tokenizer, prepare_model
     from engine.data.dataset import prepare_dataset
     from engine.methods import targets
@@ -35,7 +36,9 @@ def main(config_path: str, out_path: str) -> None:
     p = cfg.method.params
     model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", r=p["r"], lora_alpha=p["alpha"],
                                              lora_dropout=p["dropout"],
-                                             target_modules=targets.for_peft(p["target_modules"])))
+                                             target_modules=targets.resolve(
+                                                 p["target_modules"], structure_of(cfg.model),
+                                                 experts_ok=False).module_names()))
     marks = []
 
     class Clock(TrainerCallback):

@@ -86,10 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--base", action="store_true", help="evaluate the run's base model (before training)")
     evaluate.add_argument("--json", action="store_true")
 
-    model = sub.add_parser("model", help="prepare the default model (or any alias)")
+    model = sub.add_parser("model", help="prepare the default model (or any alias); read a model's structure")
     model_sub = model.add_subparsers(dest="model_command", required=True)
-    prep = model_sub.add_parser("prepare")
+    prep = model_sub.add_parser("prepare", help="make the model loadable (and read its structure)")
     prep.add_argument("name", nargs="?", default=None)
+    describe = model_sub.add_parser("describe", help="read a model's structure from its config (meta device, no "
+                                    "weights) and cache it: layers, linear layers, norms, biases, experts")
+    describe.add_argument("name", nargs="?", default=None)
+    describe.add_argument("--trust-remote-code", action="store_true")
+    describe.add_argument("--json", action="store_true")
 
     methods = sub.add_parser("methods", help="list the fine-tuning methods and their parameters")
     methods.add_argument("--json", action="store_true")
@@ -355,9 +360,21 @@ def cmd_evaluate(args) -> int:
 
 def cmd_model(args) -> int:
     from engine.core.config import DEFAULT_MODEL
+    from engine.core.describe import structure_of
+
+    name = args.name or DEFAULT_MODEL
+    if args.model_command == "describe":
+        try:
+            described = structure_of(name, args.trust_remote_code)
+        except FileNotFoundError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(described.to_json() if args.json else described.unmappable or described.summary())
+        return 0
     from engine.core.models import prepare_model
 
-    print(prepare_model(args.name or DEFAULT_MODEL))
+    print(prepare_model(name))
+    structure_of(name)  # cached for the estimate and the UI's module choices
     return 0
 
 
@@ -375,13 +392,17 @@ def cmd_methods(args) -> int:
 
 
 def cmd_estimate(args) -> int:
-    from engine.core.config import RunConfig
+    from engine.core.config import ConfigError, RunConfig
     from engine.core.device import detect
     from engine.estimate import COMPONENTS, estimate_for_config, verdict
+    from engine.training.preflight import method_problems
 
     cfg = RunConfig.load(args.config, args.overrides)
     for note in cfg.notes:
         print(f"note: {note}", file=sys.stderr)
+    problems = method_problems(cfg)  # the model's structure and the method's own checks, as `train` does
+    if problems:
+        raise ConfigError(problems, args.config)
     device = detect(args.device)
     est = estimate_for_config(cfg, device=device["kind"], world_size=args.world_size, sharding=args.sharding,
                               attention=args.attention)
@@ -409,6 +430,9 @@ def main(argv: list[str] | None = None) -> int:
         from engine.inference.chat_worker import main as worker_main
 
         return worker_main()
+    from engine.core import structure
+
+    structure.IN_PROCESS = True  # a CLI process may import torch: it reads model structures itself
     args = build_parser().parse_args(argv)
     if args.command == "train" and argv is None:  # a process of its own (not a call from Python)
         from engine.core.allocator import reexec_with_allocator

@@ -8,16 +8,23 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("TUNELOOM_MODELS", str(ROOT / ".cache" / "models"))
+# model structures (engine/core/structure.py) are read once for all the tests' workspaces
+os.environ.setdefault("TUNELOOM_STRUCTURES", str(ROOT / ".cache" / "structures"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(ROOT))
 
 DATA = ROOT / "tests" / "data"
+
+from engine.core import structure  # noqa: E402
+
+structure.IN_PROCESS = True  # the test process imports torch: model structures are read here, not in a child
 PRESETS = ROOT / "presets"
 
 
@@ -56,3 +63,22 @@ def workspace(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("TUNELOOM_HOME", str(home))
     return home
+
+
+@contextmanager
+def module_workspace(tmp_path_factory, name: str):
+    """One isolated workspace (prepared-data cache, structures, runs) for a test module, and one intra-op
+    thread (the tensors are tiny: on a shared 2-core machine a second spinning thread makes each step ~7x
+    slower). Used by the module-scoped `home` fixtures."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    mp = pytest.MonkeyPatch()
+    path = tmp_path_factory.mktemp(name)
+    mp.setenv("TUNELOOM_HOME", str(path))
+    try:
+        yield path
+    finally:
+        mp.undo()
+        torch.set_num_threads(threads)

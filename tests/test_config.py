@@ -33,9 +33,9 @@ def test_every_problem_is_reported_together():
         RunConfig.from_dict(raw)
     text = str(info.value)
     for expected in ("method.r: 0 is below the minimum 1", "train.learning_rate", "train.batch_size",
-                     "train.optimizer", "data.mask", "colour: unknown key", "nonsense"):
-        assert expected in text
-    assert len(info.value.problems) >= 7
+                     "train.optimizer", "data.mask", "colour: unknown key"):
+        assert expected in text  # module names are checked against the model itself: tests/test_presets_short.py
+    assert len(info.value.problems) >= 6
 
 
 def test_wrong_types_are_named():

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from engine.core.allocator import planned
-from engine.core.arch import Arch
 from engine.core.config import RunConfig
+from engine.core.describe import structure_of
 from engine.estimate import estimate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,7 +35,7 @@ def test_a_preloaded_allocator_is_detected_and_the_default_is_not():
 def test_cpu_estimate_follows_the_allocator(tiny_model):
     cfg = RunConfig.from_dict({"model": tiny_model, "data": {"train": "x.jsonl"}, "method": {"name": "lora"},
                                "train": {"batch_size": 4, "max_seq_len": 256}})
-    arch = Arch.from_folder(tiny_model)
+    arch = structure_of(tiny_model)
     system = estimate(arch, cfg, device="cpu", cpu_allocator="system")
     tcmalloc = estimate(arch, cfg, device="cpu", cpu_allocator="tcmalloc")
     assert system.components["fragmentation"] > tcmalloc.components["fragmentation"]

@@ -14,12 +14,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
+from conftest import module_workspace
+from families import build_family, drive
 
-from engine.core.arch import Arch
 from engine.core.config import RunConfig
+from engine.core.describe import structure_of
 from engine.core.optimizers import OPTIMIZERS
 from engine.core.registry import check_params
 from engine.methods import METHODS
@@ -44,18 +45,8 @@ LORA_VARIANTS = {
 # ---- fixtures --------------------------------------------------------------------------------
 @pytest.fixture(scope="module", autouse=True)
 def home(tmp_path_factory):
-    """One isolated workspace (prepared-data cache, runs) for this module; one intra-op thread (these
-    tensors are tiny: on a shared 2-core machine a second spinning thread makes each step ~7x slower)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    mp = pytest.MonkeyPatch()
-    path = tmp_path_factory.mktemp("methods-home")
-    mp.setenv("TUNELOOM_HOME", str(path))
-    yield path
-    mp.undo()
-    torch.set_num_threads(threads)
+    with module_workspace(tmp_path_factory, "methods-home") as path:
+        yield path
 
 
 @pytest.fixture(scope="session")
@@ -128,7 +119,7 @@ def load_applied(key: str, params: dict, model_path: str):
 
     method = METHODS.get(key)
     model = load_model(model_path, method.quantize(params), "fp32", quant_options=method.quantize_options(params))
-    return method.apply(model, params, Arch.from_folder(model_path))
+    return method.apply(model, params, structure_of(model_path))
 
 
 def reported_trainable(model) -> int:
@@ -137,36 +128,19 @@ def reported_trainable(model) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def train_loop(key: str, params: dict, model, batch, steps: int = STEPS) -> list[float]:
+def train_loop(key: str, params: dict, model, batch, steps: int = STEPS, structure=None) -> list[float]:
     """A few optimizer steps on one repeated batch, with the method's own optimizer and callbacks
     driven as the Trainer drives them (train begin, step begin, optimizer step)."""
     import torch
 
     method = METHODS.get(key)
     args = training_args(LR.get(key, 1e-2))
-    optimizer = method.optimizer(model, params, args) if method.optimizer else None
+    optimizer = method.optimizer(model, params, args, structure) if method.optimizer else None
     if optimizer is None:
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                       lr=args.learning_rate, weight_decay=0.0)
-    callbacks = method.callbacks(model, params) if method.callbacks else []
-    state = SimpleNamespace(global_step=0, max_steps=steps, epoch=0.0)
-    for cb in callbacks:
-        cb.on_train_begin(args, state, None)
-    model.train()
-    losses = []
-    for step in range(steps):
-        state.global_step = step
-        for cb in callbacks:
-            cb.on_step_begin(args, state, None)
-        loss = model(**batch).loss
-        loss.backward()
-        optimizer.step()
-        for cb in callbacks:
-            cb.on_optimizer_step(args, state, None)
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(loss.item())
-    model.eval()
-    return losses
+    callbacks = method.callbacks(model, params, structure) if method.callbacks else []
+    return drive(model, optimizer, callbacks, args, batch, steps)
 
 
 def snapshot(model) -> dict:
@@ -201,12 +175,12 @@ def check_method(key, params, model_path, batch, tmp_path):
     from engine.training.recipe import save_result
 
     method = METHODS.get(key)
-    arch = Arch.from_folder(model_path)
+    arch = structure_of(model_path)
     torch.manual_seed(0)
     model = load_applied(key, params, model_path)
     before = snapshot(model)
 
-    losses = train_loop(key, params, model, batch)
+    losses = train_loop(key, params, model, batch, structure=arch)
     assert all(map(lambda x: x == x and abs(x) < 1e4, losses)), losses
     assert losses[-1] < losses[0], f"{key}: loss did not fall: {losses}"
 
@@ -299,8 +273,9 @@ def test_virtual_tokens_keep_labels_aligned(key, batches, tiny_model):
 
 
 def test_counts_match_on_the_default_models_config():
-    """count_trainable from the default model's config.json == the count on that architecture's model
-    (built on the meta device: shapes without weights; AdaLoRA needs real tensors for its rank buffers)."""
+    """count_trainable from the default model's structure == the count on that architecture's model
+    (built on the meta device: shapes without weights; AdaLoRA needs real tensors for its rank buffers,
+    BitFit for the zero biases it adds)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -308,34 +283,55 @@ def test_counts_match_on_the_default_models_config():
 
     if not (DEFAULT_MODEL_DIR / "config.json").is_file():
         pytest.skip("the default model is not prepared (python -m engine model prepare)")
-    arch = Arch.from_folder(DEFAULT_MODEL_DIR)
-    config = AutoConfig.from_pretrained(DEFAULT_MODEL_DIR)
+    arch = structure_of(DEFAULT_MODEL_DIR)
     for key, method in METHODS.items():
         params = method.defaults()
-        if method.unavailable(arch):
-            continue  # bitfit: checked below
-        device = "cpu" if key == "adalora" else "meta"
-        with torch.device(device):
-            model = AutoModelForCausalLM.from_config(config)
+        assert not method.check(params, None, arch), key
+        device = "cpu" if key in ("adalora", "bitfit") else "meta"
+        with torch.device(device):  # a config of its own: BitFit switches attention_bias on in the model's
+            model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(DEFAULT_MODEL_DIR))
         model = method.apply(model, params, arch)
         if key == "layerwise":
-            layerwise.unfreeze(model, arch.layers, layerwise.final_layers(arch.layers, params))
+            layerwise.unfreeze(model, arch, layerwise.final_layers(arch.layers, params))
         assert reported_trainable(model) == method.count_trainable(arch, params), key
-    assert "has none" in METHODS.get("bitfit").unavailable(arch)
 
 
-def test_bitfit_on_a_llama_model_fails_fast_with_a_clear_message(tiny_model, home):
-    from engine.core.config import ConfigError
-    from engine.training.preflight import load_checked
+def test_bitfit_adds_zero_biases_to_a_llama_model_and_the_result_loads_in_transformers(tiny_model, batches,
+                                                                                          tmp_path):
+    """The default model's family has no biases: BitFit adds zero ones (the model is unchanged at first),
+    trains only them, and the saved model, with attention_bias/mlp_bias on, loads in plain transformers."""
+    import torch
+    from transformers import AutoModelForCausalLM
 
-    reason = METHODS.get("bitfit").unavailable(Arch.from_folder(tiny_model))
-    assert reason and "bias" in reason and "LoRA" in reason
-    with pytest.raises(ConfigError, match="bitfit cannot train"):
-        load_checked(ROOT / "presets" / "bitfit.yaml", [f"model={tiny_model}"])
+    from engine.core.models import load_model
+    from engine.training.recipe import save_result
+
+    batch = batches["alpaca"]
+    params = resolved("bitfit")
+    base = load_model(tiny_model)
+    model = load_applied("bitfit", params, tiny_model)
+    torch.testing.assert_close(logits(model, batch), logits(base, batch), atol=0, rtol=0)
+    trained = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trained and all(n.endswith(".bias") for n in trained)
+    assert reported_trainable(model) == METHODS.get("bitfit").count_trainable(structure_of(tiny_model), params)
+    losses = train_loop("bitfit", params, model, batch)
+    assert losses[-1] < losses[0]
+    result = save_result(model, tokenizer_for(tiny_model), write_run(tmp_path / "run", "bitfit", params, tiny_model),
+                         METHODS.get("bitfit"))
+    reloaded = AutoModelForCausalLM.from_pretrained(result)
+    assert reloaded.config.attention_bias and reloaded.config.mlp_bias
+    torch.testing.assert_close(logits(reloaded, batch), logits(model, batch), atol=1e-6, rtol=0)
+
+
+def test_bitfit_without_biases_or_a_switch_is_refused_before_loading(home):
+    """Mistral's config has no bias switch and its weights no biases: refused, exit 2, nothing loaded."""
+    mistral = build_family("mistral", DEFAULT_MODEL_DIR)
     env = {**os.environ, "TUNELOOM_HOME": str(home), "PYTHONPATH": str(ROOT)}
     result = subprocess.run([sys.executable, "-m", "engine", "train", "presets/bitfit.yaml", "--set",
-                             f"model={tiny_model}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode != 0 and "has none" in result.stderr and "Loading weights" not in result.stderr
+                             f"model={mistral}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert "has none" in result.stderr and "LoRA" in result.stderr
+    assert "Traceback" not in result.stderr and "Loading weights" not in result.stderr
 
 
 def test_prefix_methods_refuse_gradient_checkpointing_and_are_never_given_it(tiny_model, home):
@@ -351,14 +347,14 @@ def test_prefix_methods_refuse_gradient_checkpointing_and_are_never_given_it(tin
             load_checked(ROOT / "presets" / f"{key}.yaml", [f"model={tiny_model}", "train.gradient_checkpointing=true"])
         cfg = load_checked(ROOT / "presets" / f"{key}.yaml", [f"model={tiny_model}"])
         tiny_device = {"kind": "cpu", "name": "test", "total_bytes": 2**20, "free_bytes": 2**20, "available_bytes": 2**20}
-        options = cheaper_options(Arch.from_folder(tiny_model), cfg, tiny_device)
+        options = cheaper_options(structure_of(tiny_model), cfg, tiny_device)
         same_method = [o for o in options if "method" not in o["overrides"]]
         assert same_method and not any(o["overrides"].get("train.gradient_checkpointing") for o in same_method)
         os.environ["TUNELOOM_MEMORY_LIMIT_MB"] = "1"  # "does not fit": LoRA would get checkpointing here
         try:
-            assert checkpoint_if_tight(cfg, Arch.from_folder(tiny_model), "fp32") is False
+            assert checkpoint_if_tight(cfg, structure_of(tiny_model), "fp32") is False
             lora = load_checked(ROOT / "presets" / "lora.yaml", [f"model={tiny_model}"])
-            assert checkpoint_if_tight(lora, Arch.from_folder(tiny_model), "fp32") is True
+            assert checkpoint_if_tight(lora, structure_of(tiny_model), "fp32") is True
         finally:
             del os.environ["TUNELOOM_MEMORY_LIMIT_MB"]
     for key in ("lora", "prompt_tuning", "p_tuning"):
@@ -436,7 +432,7 @@ def test_trainer_run_end_to_end(key, tiny_model, tmp_path):
     losses = [r["loss"] for r in runs.read_metrics(run_dir) if "loss" in r]
     assert len(losses) == 8 and losses[-1] < losses[0], losses
     method = METHODS.get(key)
-    assert status["trainable_params"] <= method.count_trainable(Arch.from_folder(tiny_model), cfg.method.params)
+    assert status["trainable_params"] <= method.count_trainable(structure_of(tiny_model), cfg.method.params)
     log = (run_dir / "train.log").read_text()
     if key == "layerwise":
         assert "layerwise: step 2: unfroze layers 0-0; now training the top 2 of 2 layers" in log

@@ -368,7 +368,7 @@ def test_bad_hyperparameters_are_reported_together_before_loading(tiny_model, tm
     err = result.stderr
     assert "5 problem(s)" in err
     for text in ("method.r: 0 is below the minimum 1",
-                 "method.target_modules: unknown module name(s) qkv_proj",
+                 "method.target_modules: qkv_proj: no such linear layer in this llama model",
                  "train.batch_size: 0 is below the minimum 1",
                  "train.learning_rate: -0.001 is below the minimum 0",
                  "train.max_seq_len: 100000 is above this model's limit of 8192 tokens"):

@@ -43,6 +43,18 @@ assert set(demo.get_api_info()["named_endpoints"]) == {
     "/evaluate", "/chat", "/export"}
 launch_options()
 
+# a fresh workspace has not read the default model's structure: the estimate says so (no number) and asks
+# again on a timer; a child process reads it, and then the estimate and the model's own names show
+from types import SimpleNamespace
+from engine.core import structure
+from engine.core.device import detect
+from ui import estimate_panel
+panel = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "estimate-panel")
+assert "Reading the model" in panel.value and "GiB" not in panel.value, panel.value
+structure.obtain("smollm2-135m-instruct")
+shown = estimate_panel.update(SimpleNamespace(device=detect()), train_tab.preset_defaults().to_dict(), "en")
+assert "GiB" in shown[0] and "LlamaForCausalLM" in shown[0] and "q_proj" in shown[0], shown[0]
+
 # handlers that run in the UI process, called for real (errors must be messages, not crashes)
 model_note("smollm2-135m-instruct")
 assert data_tab.parse_columns("question=instruction, answer=output") == {"question": "instruction", "answer": "output"}
@@ -64,7 +76,8 @@ print("LOADED", loaded)
 
 
 def test_ui_imports_without_torch(tmp_path):
-    env = {**os.environ, "TUNELOOM_HOME": str(tmp_path / "home"), "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {**os.environ, "TUNELOOM_HOME": str(tmp_path / "home"), "GRADIO_ANALYTICS_ENABLED": "False",
+           "TUNELOOM_STRUCTURES": str(tmp_path / "structures")}  # nothing read yet
     result = subprocess.run([sys.executable, "-c", PROBE], cwd=str(ROOT), env=env, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -1,8 +1,10 @@
 """The live memory estimate on the Train tab: a stacked bar against the device, a verdict, and
 one-click changes that would fit.
 
-The estimate is engine.estimate.memory.ui_summary: pure arithmetic on the model's config.json (no
-weights, no torch), so it runs on every change of model, method or hyperparameter.
+The estimate is engine.estimate.options.ui_summary: pure arithmetic on the model's structure (no
+weights, no torch), so it runs on every change of model, method or hyperparameter. The structure of a
+model not seen before is read by a child process (`python -m engine model describe`); meanwhile the
+panel says so, shows no number, and a timer asks again every second until it is there.
 """
 from __future__ import annotations
 
@@ -31,6 +33,9 @@ TEXT = {
         "fits": "fits", "tight": "tight", "does not fit": "does not fit", "unknown": "unknown",
         "of": "{need} of {have} available on {device}", "none_fit": "No single change makes it fit; combine "
         "them or pick a smaller model.", "no_estimate": "No estimate yet: {error}",
+        "pending": "Reading the model's structure (its layers and linear layers, from its config; no weights "
+                   "are loaded)… the estimate follows in a few seconds.",
+        "structure": "Model: {structure}",
         "framework": "Framework / CUDA context", "frozen_weights": "Frozen weights",
         "trainable_weights": "Trainable parameters", "master_weights": "Master weights (fp32)",
         "weight_copies": "Half-precision weight copies", "gradients": "Gradients", "optimizer": "Optimizer states",
@@ -44,6 +49,8 @@ TEXT = {
         "fits": "放得下", "tight": "偏紧", "does not fit": "放不下", "unknown": "未知",
         "of": "需要 {need}，{device} 可用 {have}", "none_fit": "单项修改都不够；请组合几项，或换更小的模型。",
         "no_estimate": "暂无估算：{error}",
+        "pending": "正在读取模型结构（从配置读取各层与线性层，不加载权重）……几秒后显示估算。",
+        "structure": "模型：{structure}",
         "framework": "框架 / CUDA 上下文", "frozen_weights": "冻结的权重", "trainable_weights": "可训练参数",
         "master_weights": "主权重（fp32）", "weight_copies": "半精度权重副本", "gradients": "梯度",
         "optimizer": "优化器状态", "activations": "激活值", "logits_loss": "logits 与损失", "teacher": "教师模型（蒸馏）",
@@ -58,6 +65,8 @@ def gib(n: float) -> str:
 
 def render(summary: dict, lang: str) -> str:
     """The stacked bar (HTML) for one estimate."""
+    if summary.get("pending"):
+        return f"<div class='tl-estimate' id='memory-estimate-pending'>{html.escape(tr(TEXT, lang, 'pending'))}</div>"
     if not summary.get("ok"):
         return f"<div class='tl-estimate'>{html.escape(tr(TEXT, lang, 'no_estimate', error=summary.get('error')))}</div>"
     total, available = summary["total_bytes"], summary.get("available_bytes") or 0
@@ -77,13 +86,15 @@ def render(summary: dict, lang: str) -> str:
                 total=f"{summary['total_params']:,}",
                 pct=f"{100 * summary['trainable_params'] / max(summary['total_params'], 1):.3f}%")
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in summary.get("notes") or [])
+    structure = tr(TEXT, lang, "structure", structure=summary["structure"]) if summary.get("structure") else ""
     return f"""<div class='tl-estimate' id='memory-estimate'>
 <div class='tl-head'><b>{html.escape(tr(TEXT, lang, 'title'))}</b>
 <span class='tl-verdict' style='background:{VERDICT_COLORS.get(verdict, "#6b7280")}'>{html.escape(tr(TEXT, lang, verdict))}</span>
 <span>{html.escape(headline)}</span></div>
 <div class='tl-bar'>{segments}{marker}</div>
 <div class='tl-legend'>{legend}</div>
-<div class='tl-params'>{html.escape(params)}</div>{f"<ul class='tl-notes'>{notes}</ul>" if notes else ""}
+<div class='tl-params'>{html.escape(params)}</div>
+<div class='tl-params' id='model-structure'>{html.escape(structure)}</div>{f"<ul class='tl-notes'>{notes}</ul>" if notes else ""}
 </div>"""
 
 
@@ -104,7 +115,9 @@ CSS = """
 def build(initial: dict) -> SimpleNamespace:
     """The panel, showing the estimate for `initial` (a config dict) until the first change."""
     c = SimpleNamespace(device=detect())
-    c.bar = gr.HTML(render(ui_summary(initial, c.device), "en"), elem_id="estimate-panel")
+    first = ui_summary(initial, c.device)
+    c.bar = gr.HTML(render(first, "en"), elem_id="estimate-panel")
+    c.timer = gr.Timer(1.0, active=bool(first.get("pending")))  # asks again while the structure is being read
     c.options_note = loc(gr.Markdown(TEXT["en"]["options"], visible=False), TEXT, value="options")
     with gr.Row():
         c.buttons = [gr.Button("", visible=False, size="sm", elem_id=f"estimate-option-{i}")
@@ -114,7 +127,7 @@ def build(initial: dict) -> SimpleNamespace:
 
 
 def update(c: SimpleNamespace, raw: dict, lang: str) -> list:
-    """[bar html, note visibility, *button updates, options state] for one config dict."""
+    """[bar html, note visibility, *button updates, options state, timer] for one config dict."""
     outside = web_config_problems({"model": raw.get("model")})  # read no config.json the server may not read
     summary = {"ok": False, "error": outside[0], "components": [], "options": []} if outside else \
         ui_summary(raw, c.device)
@@ -125,7 +138,12 @@ def update(c: SimpleNamespace, raw: dict, lang: str) -> list:
                    options + [None] * (MAX_OPTIONS - len(options)))]
     note = tr(TEXT, lang, "options") if options else tr(TEXT, lang, "none_fit")
     return [render(summary, norm(lang)), gr.update(visible=bool(show_options), value=note), *buttons,
-            options if show_options else []]
+            options if show_options else [], gr.Timer(active=bool(summary.get("pending")))]
+
+
+def outputs(c: SimpleNamespace) -> list:
+    """The components `update` returns values for, in its order."""
+    return [c.bar, c.options_note, *c.buttons, c.options, c.timer]
 
 
 def flatten(overrides: dict) -> tuple[dict, dict | None]:

@@ -4,7 +4,8 @@ Merged into ui/params.py METHOD_ZH; keyed by method key and parameter name like 
 """
 from __future__ import annotations
 
-_TARGETS = ("目标模块", "加适配器的层：all-linear、attention、mlp、q_proj,v_proj 这样的名字，或 re:<正则表达式>。")
+_TARGETS = ("目标模块", "加适配器的层：all-linear、attention、mlp、模型自己的模块名（q_proj,v_proj；query_key_value），"
+            "或对完整名称的 re:<正则表达式>。")
 _LORA = {
     "r": ("秩 r", "更新的秩，即适配器的容量。大多数任务用 8-16 即可。"),
     "alpha": ("alpha", "更新的缩放系数（alpha / r）。常用秩的两倍。"),
@@ -70,8 +71,10 @@ METHOD_ZH = {
         "title": "IA3",
         "summary": "每个适配层学习一个缩放向量（每层几千个参数）；最小的适配器，可合并；适合轻量调整和一个基座配多个适配器。",
         "params": {
-            "target_modules": ("目标模块", "激活被缩放的层（all-linear、attention、mlp、名字或 re:<正则>）。"),
-            "feedforward_modules": ("前馈模块", "其中哪些是前馈层（缩放其输入而不是输出）；必须在目标模块之中。"),
+            "target_modules": ("目标模块", "激活被缩放的层：auto（键、值和前馈输出投影，与论文相同）、all-linear、"
+                               "attention、mlp、模块名或 re:<正则>。"),
+            "feedforward_modules": ("前馈模块", "其中哪些是前馈层（缩放其输入而不是输出）：auto（前馈块的输出投影），"
+                                    "或模块名 / re:<正则>；只算目标模块中的。"),
         },
     },
     "prompt_tuning": {
@@ -113,15 +116,17 @@ METHOD_ZH = {
     },
     "bitfit": {
         "title": "BitFit（仅偏置）",
-        "summary": "只训练偏置项（远少于 0.1% 的权重）；适合有偏置的模型（Qwen2、GPT-2、BERT 类），不适合没有偏置的 Llama 类模型。",
-        "params": {"biases": ("偏置", "训练哪些偏置：all、attention（q/k/v/o）、mlp 或 norm（LayerNorm 偏置）。")},
+        "summary": "只训练偏置项（远少于 0.1% 的权重）；轻量、便宜的更新。没有偏置的模型（Llama 类）在配置允许时加上初始为零的偏置。",
+        "params": {"biases": ("偏置", "训练哪些偏置：all、attention（注意力块的线性层）、mlp（前馈块的）或 norm"
+                              "（LayerNorm 偏置）。缺少的 attention/mlp 偏置在模型配置有开关时以零加上。")},
     },
     "freeze": {
         "title": "冻结微调（顶层）",
         "summary": "只训练最上面的 N 层（和选定的模块）；因为下层不需要梯度，内存远少于全量微调。适合调整风格或格式。",
         "params": {
             "layers": ("层数", "从顶层往下数，训练多少个解码器层。"),
-            "modules": ("层内模块", "这些层中训练哪些部分：all，或 self_attn,mlp、q_proj,v_proj,input_layernorm 这样的名字。"),
+            "modules": ("层内模块", "这些层中训练哪些部分：all、attention、mlp，或模型自己的模块名（self_attn、"
+                        "q_proj,v_proj,input_layernorm；GPT-2：attn、c_attn、ln_1……）。"),
             "extra": ("额外模块", "层外也训练的模块：norm（最终归一化）、embed_tokens、lm_head（许多小模型中与嵌入共享）；留空表示无。"),
         },
     },

@@ -24,8 +24,8 @@ METHOD_ZH = {
             "r": ("秩 r", "更新的秩，即适配器的容量。大多数任务用 8-16 即可。"),
             "alpha": ("alpha", "更新的缩放系数（alpha / r）。常用秩的两倍。"),
             "dropout": ("dropout", "适配器输入上的 dropout；可缓解小数据集上的过拟合。"),
-            "target_modules": ("目标模块", "加适配器的层：all-linear、attention、mlp、q_proj,v_proj 这样的名字，"
-                                           "或 re:<正则表达式>。"),
+            "target_modules": ("目标模块", "加适配器的层：all-linear、attention、mlp、模型自己的模块名（q_proj,v_proj；"
+                                           "query_key_value），或对完整名称的 re:<正则表达式>。"),
         },
     },
 }

@@ -491,9 +491,9 @@ def wire(c: SimpleNamespace, model, data, lang) -> None:
     settings = [model, data.path, data.format, data.columns, data.mask, data.skip_bad, c.name, c.method, lang,
                 *c.train_inputs, *c.method_controls.inputs]
     panel = c.estimate
-    gr.on([x.change for x in (model, c.method, lang, *c.train_inputs, *c.method_controls.inputs)],
-          lambda *values: on_estimate(c, *values), settings,
-          [panel.bar, panel.options_note, *panel.buttons, panel.options], show_progress="hidden",
+    # the timer ticks only while the model's structure is being read (estimate_panel)
+    gr.on([x.change for x in (model, c.method, lang, *c.train_inputs, *c.method_controls.inputs)] + [panel.timer.tick],
+          lambda *values: on_estimate(c, *values), settings, estimate_panel.outputs(panel), show_progress="hidden",
           trigger_mode="always_last", **private)
     for index, button in enumerate(panel.buttons):
         button.click(lambda options, i=index: apply_option(c, options, i), panel.options,
@@ -505,7 +505,7 @@ def wire(c: SimpleNamespace, model, data, lang) -> None:
 
 def on_estimate(c: SimpleNamespace, model, data_path, fmt, columns_text, mask, skip_bad, name, method, lang,
                 *values) -> list:
-    """Re-estimate memory for the settings on the page (pure arithmetic on config.json)."""
+    """Re-estimate memory for the settings on the page (pure arithmetic on the model's structure)."""
     raw, _ = page_config(c.method_controls, model, data_path, fmt, columns_text, mask, skip_bad, name, method, values)
     return estimate_panel.update(c.estimate, raw, lang)
 

@@ -143,7 +143,33 @@ def load_model(model: str, quantize: str | None = None, dtype: str = "fp32", tru
     model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
     if quantize:
         release_checkpoint_mapping(model)
+        keep_training_layout(model)
     return model
+
+
+def keep_training_layout(model) -> int:
+    """Keep every 4-bit weight in the layout training needs, for the whole run; returns how many layers it set.
+
+    bitsandbytes (0.49+) repacks a Linear4bit's weights into an AVX512-BF16 inference layout the first time
+    the layer runs in eval mode without gradients on a CPU that has AVX512-BF16 (the trainer's packed-attention
+    check, every evaluation). From then on every matmul, backward included, goes through `gemv_4bit`, which
+    has no autograd kernel: torch warns "an autograd kernel was not registered", LoRA gradients of the first
+    layers come out missing or wrong, and layers with biases crash. The layer's own switch
+    (`support_avx512bf16_for_cpu`) turns the repack off; a layer already repacked is converted back with
+    bitsandbytes' inverse conversion. Quantised models are loaded for training only (chat and export load
+    the float base), so nothing loses the faster inference layout."""
+    count = 0
+    for module in model.modules():
+        if not hasattr(module, "support_avx512bf16_for_cpu"):
+            continue
+        module.support_avx512bf16_for_cpu = False
+        weight = module.weight
+        if getattr(getattr(weight, "quant_state", None), "packing_format_for_cpu", False):
+            from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
+
+            weight.data, weight.quant_state = _convert_weight_packed_for_cpu_inverse(weight.data, weight.quant_state)
+        count += 1
+    return count
 
 
 def release_checkpoint_mapping(model) -> int:

@@ -1,8 +1,9 @@
 """The components of peak training memory, one function each, as docs/memory.md writes them out.
 
-Every function takes the resolved `Setup` (what the run is: model shape, method traits, dtypes,
-tokens, sharding) and returns bytes; engine/estimate/memory.py adds them up into the two phases of
-a step. Pure: config.json and the run config only, no torch, no weights.
+Every function takes the resolved `Setup` (what the run is: the model's structure, method traits,
+dtypes, tokens, sharding) and returns bytes; engine/estimate/memory.py adds them up into the two
+phases of a step. Pure: the model's structure description (engine/core/structure.py) and the run
+config only, no torch, no weights.
 """
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.core import optimizers
-from engine.core.arch import Arch
 from engine.core.precision import resolve
 from engine.core.runs import is_run_folder
+from engine.core.structure import MLP, NotReadYet, Structure, obtain
 
 MiB = 2**20
 GiB = 2**30
@@ -46,7 +47,7 @@ FUSED_LOSS_CHUNK = 1024  # rows per chunk in engine/training/fused_loss.py
 class Setup:
     """What one training step of this run is, resolved once from the config and the method's traits."""
 
-    arch: Arch
+    structure: Structure
     cfg: object  # RunConfig
     method: object  # engine.methods.base.Method
     params: dict
@@ -102,42 +103,36 @@ class Setup:
 
     @property
     def grad_layers(self) -> int:
-        return max(0, min(self.arch.layers, int(self.method.grad_layers(self.arch, self.params))))
+        return max(0, min(self.structure.layers, int(self.method.grad_layers(self.structure, self.params))))
 
 
 def precision_for(cfg, device: str) -> str:
     return resolve(cfg.train.precision, device)  # an estimate for a GPU assumes a recent one (bf16)
 
 
-def adapted_modules(arch: Arch, params: dict) -> dict[str, int]:
-    """Linear module kinds an added-parameter method attaches to -> how many layers have each."""
-    spec = params.get("target_modules")
-    if not isinstance(spec, str) or not spec.strip():
-        return {}
-    from engine.methods import targets
-
+def adapted_modules(s: Setup) -> set[str]:
+    """Names (inside a decoder layer) of the linear layers an added-parameter method attaches to."""
+    if s.method.trains_base_weights:
+        return set()
     try:
-        names = targets.matched(spec, arch)
-    except Exception:
-        return {}
-    found: dict[str, int] = {}
-    for name in names:
-        kind = name.rsplit(".", 1)[1]
-        found[kind] = found.get(kind, 0) + 1
-    return found
+        names = s.method.adapted(s.structure, s.params)
+    except Exception:  # settings the method's own checks refuse: nothing adapted to count
+        return set()
+    prefix = s.structure.layers_prefix + "."
+    return {name[len(prefix):].partition(".")[2] for name in names if name.startswith(prefix)}
 
 
 # ---- weights -----------------------------------------------------------------------------------
-def base_weight_bytes(arch: Arch, quantize: str | None, dtype_bytes: int, double_quant: bool = True) -> dict:
-    """Frozen storage of the whole model: decoder linears possibly quantised; embeddings, lm_head,
-    norms and biases stay in the load dtype (transformers never quantises them)."""
-    linear = arch.layers * sum(i * o for i, o in arch.linear_shapes().values())
-    other = arch.total_params - linear
+def base_weight_bytes(structure: Structure, quantize: str | None, dtype_bytes: int, double_quant: bool = True) -> dict:
+    """Frozen storage of the whole model: linear layers possibly quantised; embeddings, lm_head, norms,
+    biases and fused expert tensors stay in the load dtype (bitsandbytes quantises Linear/Conv1D only)."""
+    linear = structure.linear_weights()
+    other = structure.total_params - linear
     if quantize == "4bit":
         per = 0.5 + (1 + 4 / NF4_DQ_BLOCK) / NF4_BLOCK if double_quant else 0.5 + 4 / NF4_BLOCK
         qbytes = linear * per
     elif quantize == "8bit":
-        qbytes = arch.layers * sum(i * o + 4 * o for i, o in arch.linear_shapes().values())
+        qbytes = linear + 4 * sum(lin.outputs for _, lin in structure.linears() if not lin.experts)
     else:
         qbytes = linear * dtype_bytes
     return {"linear": qbytes, "other": other * dtype_bytes, "linear_params": linear, "other_params": other}
@@ -153,12 +148,14 @@ class Weights:
 
 def weights(s: Setup) -> Weights:
     """Frozen weights, trainable weights and fp32 master copies, per device."""
-    stored = base_weight_bytes(s.arch, s.quantize, s.wb, bool(s.params.get("double_quant", True)))
+    stored = base_weight_bytes(s.structure, s.quantize, s.wb, bool(s.params.get("double_quant", True)))
     frozen = stored["linear"] + stored["other"]
     if s.method.trains_base_weights:
         # trainable base weights keep their dtype (never quantised); subtract them from the frozen store
+        # (all but those the method adds, like BitFit's new zero biases, which were never in it)
         trainable = s.trainable * s.wb
-        frozen = max(0.0, frozen - trainable)
+        added = s.method.count_added_base(s.structure, s.params) * s.wb
+        frozen = max(0.0, frozen - (trainable - added))
     else:
         trainable = s.trainable * 4  # peft creates adapter weights in fp32 (autocast_adapter_dtype)
     param_bytes = trainable / s.trainable if s.trainable else 4
@@ -192,8 +189,7 @@ def optimization(s: Setup, w: Weights) -> Optimization:
     temp = optimizer.step_temp * s.trainable * state_bytes / (s.world if s.shard_states else 1)
     if s.device == "cpu" and optimizer.step_temp:
         # torch uses the for-each (one big temporary) path on CUDA only; on CPU a parameter at a time
-        largest = s.arch.embedding_params if s.method.trains_base_weights else max(
-            (i * o for i, o in s.arch.linear_shapes().values()), default=0)
+        largest = s.structure.embedding_params if s.method.trains_base_weights else s.structure.largest_linear()
         temp = min(temp, optimizer.step_temp * largest * state_bytes)
     if optimizer.paged:
         s.notes.append("paged optimizer states live in unified memory and can spill to CPU RAM under pressure")
@@ -202,42 +198,62 @@ def optimization(s: Setup, w: Weights) -> Optimization:
 
 
 # ---- activations -------------------------------------------------------------------------------
-def layer_bytes_per_token(s: Setup, adapted: dict[str, int]) -> float:
-    """Bytes saved for backward by one decoder layer, per token (see docs/memory.md)."""
-    arch, p = s.arch, s.p
-    h, i = arch.hidden, arch.intermediate
-    q = arch.heads * arch.head_dim
-    kv = arch.kv_heads * arch.head_dim
+def layer_bytes_per_token(s: Setup, adapted: set[str]) -> float:
+    """Bytes saved for backward by one decoder layer (the first kind of layer), per token (see docs/memory.md)."""
+    structure, p = s.structure, s.p
+    kind = structure.first
+    h = structure.hidden
+    q = structure.heads * structure.head_dim
+    kv = structure.kv_heads * structure.head_dim
     masked = s.packing or s.train.batch_size > 1  # SDPA then gets an explicit mask (and expands GQA heads)
     kv_saved = q if masked or s.attention == "eager" else kv  # repeat_kv when a mask is given
     r = s.wb  # residual stream and norms run in the weights' dtype (fp32 under autocast)
     base_trainable = s.method.trains_base_weights
-    shapes = arch.linear_shapes()
-    # both RMSNorms keep their input upcast to fp32 (HF LlamaRMSNorm computes in fp32, whatever
-    # the residual dtype; with fp32 weights that upcast is the residual itself)
-    total = 2 * h * 4
+    # every norm keeps its input upcast to fp32 (HF RMSNorm/LayerNorm compute in fp32, whatever the
+    # residual dtype; with fp32 weights that upcast is the residual itself): two in a Llama layer
+    norms = len(kind.norms)
+    total = norms * h * 4
     if base_trainable:
-        total += 2 * h * r  # normalised values kept for the norm weights' gradient
-    attention_part = (q + 2 * kv_saved) * p + q * p + arch.heads * 4  # q, k, v, output, logsumexp
+        total += norms * h * r  # normalised values kept for the norm weights' gradient
+    attention_part = (q + 2 * kv_saved) * p + q * p + structure.heads * 4  # q, k, v, output, logsumexp
     if s.attention == "eager":
-        attention_part += arch.heads * s.seq * (p + p)  # scores/probabilities per query row
+        attention_part += structure.heads * s.seq * (p + p)  # scores/probabilities per query row
     total += attention_part
-    total += 3 * i * p  # gate output, SiLU output, up output (SwiGLU)
-    # inputs kept by linear layers whose weights (base or adapter) need a gradient
-    groups = {"attn_in": ("q_proj", "k_proj", "v_proj"), "o_in": ("o_proj",),
-              "mlp_in": ("gate_proj", "up_proj"), "down_in": ("down_proj",)}
-    for names in groups.values():
-        width = shapes[names[0]][0]
-        savers = [n for n in names if base_trainable or (bool(adapted) and n in adapted)]
-        if not savers:
-            continue
-        if names[0] in ("q_proj", "gate_proj"):
-            # input comes from an fp32 norm: autocast casts it once per linear (own copy each)
-            total += width * (p * len(savers) if s.autocast else r)
-        else:
-            total += width * p
-        if not base_trainable and float(s.params.get("dropout", 0) or 0) > 0:
-            total += len(savers) * width * (p + 1)  # dropout output + its mask, per adapter
+    total += feed_forward_bytes(s, kind)
+    # inputs kept by linear layers whose weights (base or adapter) need a gradient; the input projections
+    # of a block share one input, its output projection has its own
+    for block in ("attention", MLP):
+        for role in ("in", "out"):
+            linears = kind.of(block, role)
+            savers = [lin for lin in linears if base_trainable or lin.name in adapted]
+            if not savers:
+                continue
+            width = savers[0].inputs
+            routed = max(1, structure.experts_per_token) if any(lin.experts for lin in savers) else 1
+            if role == "in":
+                # input comes from an fp32 norm: autocast casts it once per linear (own copy each)
+                total += routed * width * (p * len(savers) if s.autocast else r)
+            else:
+                total += routed * width * p
+            if not base_trainable and float(s.params.get("dropout", 0) or 0) > 0:
+                total += len(savers) * width * (p + 1)  # dropout output + its mask, per adapter
+    return total
+
+
+def feed_forward_bytes(s: Setup, kind) -> float:
+    """The feed-forward block's saved outputs per token: its input projections' outputs and the activation
+    (SwiGLU: gate, up and SiLU outputs = 3 x intermediate; a plain MLP: 2 x); routed experts per chosen expert."""
+    inputs = kind.of(MLP, "in")
+    dense = [lin for lin in inputs if not lin.experts and lin.outputs > 1]  # not a 1-wide gate (shared_expert_gate)
+    experts = [lin for lin in inputs if lin.experts]
+    total = 0.0
+    if dense:
+        inner = max((lin.inputs for lin in kind.of(MLP, "out") if not lin.experts), default=0)
+        total += (sum(lin.outputs for lin in dense) + inner) * s.p
+    if experts:
+        inner = max((lin.inputs for lin in kind.of(MLP, "out") if lin.experts), default=0)
+        total += s.structure.experts_per_token * (sum(lin.outputs for lin in experts) + inner) * s.p
+        total += s.structure.experts * 4  # router logits and their softmax
     return total
 
 
@@ -245,7 +261,7 @@ def activations(s: Setup, per_layer: float) -> float:
     """What the decoder layers that need gradients keep for backward (one layer with checkpointing)."""
     if s.grad_layers == 0:
         return 0.0
-    h, r, tokens = s.arch.hidden, s.wb, s.tokens
+    h, r, tokens = s.structure.hidden, s.wb, s.tokens
     extra = tokens * (h * r + h * 4)  # embedding output + final norm input (fp32 upcast)
     if s.train.gradient_checkpointing:
         # each checkpointed layer keeps its input; one layer at a time is recomputed in backward
@@ -269,10 +285,10 @@ def weight_copies(s: Setup) -> float:
     """Under autocast, the half-precision casts of the fp32 weights autograd keeps for backward."""
     if not s.autocast:
         return 0.0
-    unquantised_linear_per_layer = 0 if s.quantize else sum(a * b for a, b in s.arch.linear_shapes().values())
+    unquantised_linear_per_layer = 0 if s.quantize else s.structure.first.linear_weights
     layers_kept = 1 if s.train.gradient_checkpointing else s.grad_layers
     copies = unquantised_linear_per_layer * s.p * max(layers_kept, 1)
-    copies += s.arch.embedding_params * s.p  # lm_head cast for the logits
+    copies += s.structure.embedding_params * s.p  # lm_head cast for the logits
     return copies / s.world if s.shard_params else copies
 
 
@@ -285,10 +301,10 @@ class Loss:
 
 
 def logits_and_loss(s: Setup, w: Weights) -> Loss:
-    arch, p, tokens = s.arch, s.p, s.tokens
-    h, vocab = arch.hidden, arch.vocab
-    lm_head_trainable = s.method.trains_base_weights and s.trainable >= arch.embedding_params  # full-style methods
-    head_grad = arch.embedding_params * w.param_bytes if lm_head_trainable else 0.0
+    structure, p, tokens = s.structure, s.p, s.tokens
+    h, vocab = structure.hidden, structure.vocab
+    lm_head_trainable = s.method.trains_base_weights and s.trainable >= structure.embedding_params  # full-style
+    head_grad = structure.embedding_params * w.param_bytes if lm_head_trainable else 0.0
     if s.fused:
         chunk = min(tokens, FUSED_LOSS_CHUNK)
         peak = (tokens * h * 4  # selected hidden rows
@@ -307,14 +323,14 @@ def logits_and_loss(s: Setup, w: Weights) -> Loss:
 # ---- temporaries, framework, allocator ---------------------------------------------------------------
 def temporaries(s: Setup) -> float:
     """The attention mask, one layer's backward working set, a dequantised weight, gathered shards."""
-    arch = s.arch
-    largest_w = max(a * b for a, b in arch.linear_shapes().values())
-    temp = attention_mask(s) + s.tokens * max(arch.intermediate, arch.hidden) * s.p * 2
+    structure = s.structure
+    largest_w = structure.largest_linear()
+    temp = attention_mask(s) + s.tokens * max(structure.intermediate, structure.hidden) * s.p * 2
     if s.quantize:
         temp += largest_w * s.p  # a linear's weight dequantised for its matmul
     if s.shard_params:
         # the gathered full parameters of about two layers (current + prefetched)
-        temp += 2 * (arch.layer_params() * s.wb)
+        temp += 2 * (structure.first.total * s.wb)
     return temp
 
 
@@ -341,7 +357,7 @@ def loading_bytes(s: Setup, framework_bytes: float, frozen: float) -> float:
     """CPU, 4/8-bit: transformers maps the whole checkpoint file (its saved dtype) while it quantises.
     The trainer lets the mapping go once loaded (engine/core/models.release_checkpoint_mapping), but
     the process's peak resident memory keeps the moment; with a small batch it is the peak."""
-    return framework_bytes + frozen + s.arch.total_params * s.arch.checkpoint_dtype_bytes
+    return framework_bytes + frozen + s.structure.total_params * s.structure.checkpoint_dtype_bytes
 
 
 # ---- distillation teacher ----------------------------------------------------------------------------
@@ -374,13 +390,10 @@ def teacher_memory_bytes(cfg, device: str = "cuda") -> int:
         folder = Path(resolve_model(teacher_model))
         dtype_bytes = None
     config = json.loads((folder / "config.json").read_text())
-    text = config.get("text_config", config)
-    h, layers, inter, vocab = text["hidden_size"], text["num_hidden_layers"], text["intermediate_size"], text["vocab_size"]
-    heads = text["num_attention_heads"]
-    kv = text.get("num_key_value_heads", heads)
-    head_dim = text.get("head_dim") or h // heads
-    per_layer = h * heads * head_dim * 2 + h * kv * head_dim * 2 + 3 * h * inter + 2 * h
-    params = layers * per_layer + vocab * h * (1 if text.get("tie_word_embeddings", False) else 2) + h
+    described = obtain(str(folder), cfg.trust_remote_code, wait=False)
+    if described is None:
+        raise NotReadYet(f"reading the structure of the teacher {teacher_model}")
+    params, vocab = described.total_params, described.vocab
     if dtype_bytes is None:
         dtype_bytes = {"float32": 4, "bfloat16": 2, "float16": 2}.get(str(config.get("torch_dtype", "float32")), 4)
         quant = config.get("quantization_config") or {}

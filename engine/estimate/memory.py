@@ -1,4 +1,7 @@
-"""Peak training memory per device, from config.json and the run config alone (no torch, no weights).
+"""Peak training memory per device, from the model's structure and the run config alone (no torch, no weights).
+
+The structure (engine/core/structure.py) is read from the model itself once, in a process that may import
+torch, and cached per config.json; this module only reads the cached description.
 
 The model is written out component by component, with sources, in docs/memory.md, and each
 component is one function of engine/estimate/components.py. In short:
@@ -14,16 +17,15 @@ component is one function of engine/estimate/components.py. In short:
 
 Everything is generic over the method registry: a method contributes only through its traits
 (count_trainable, quantize, trains_base_weights, virtual_tokens, grad_layers and, for adapters,
-the modules its `target_modules` parameter selects). Import-light: the UI imports this module.
+the modules it adapts). Import-light: the UI imports this module.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from engine.core import optimizers
-from engine.core.arch import Arch
+from engine.core import structure as st
+from engine.core.structure import Structure
 from engine.estimate import components as c
 from engine.estimate.components import DTYPE_BYTES, SHARDING, Setup
 
@@ -70,7 +72,7 @@ class Estimate:
         }
 
 
-def setup(arch: Arch, cfg, device: str, world_size: int, sharding: str, attention: str,
+def setup(structure: Structure, cfg, device: str, world_size: int, sharding: str, attention: str,
           weight_dtype: str | None) -> Setup:
     """Resolve what the run is (dtypes, quantisation, trainable count, sharding) once."""
     from engine.methods import METHODS
@@ -95,18 +97,18 @@ def setup(arch: Arch, cfg, device: str, world_size: int, sharding: str, attentio
     if deepspeed and precision != "fp32" and not quantize:
         wb = 2  # DeepSpeed keeps half-precision model weights and fp32 master weights
         autocast = False
-    return Setup(arch=arch, cfg=cfg, method=method, params=params, device=device, world=world_size,
+    return Setup(structure=structure, cfg=cfg, method=method, params=params, device=device, world=world_size,
                  sharding=sharding, attention=attention, precision=precision, weight_dtype=weight_dtype, p=p,
-                 wb=wb, autocast=autocast, quantize=quantize, trainable=int(method.count_trainable(arch, params)),
+                 wb=wb, autocast=autocast, quantize=quantize, trainable=int(method.count_trainable(structure, params)),
                  deepspeed=deepspeed)
 
 
-def estimate(arch, cfg=None, device: str = "cuda", world_size: int = 1, sharding: str = "none",
+def estimate(structure, cfg=None, device: str = "cuda", world_size: int = 1, sharding: str = "none",
              attention: str = "sdpa", weight_dtype: str | None = None, framework_bytes: int | None = None,
              cpu_allocator: str | None = None) -> Estimate:
-    """Peak memory per device for training `cfg` on `arch`.
+    """Peak memory per device for training `cfg` on the model `structure` describes.
 
-    `arch` may also be a RunConfig (then the model's config.json is read): estimate(cfg) works.
+    `structure` may also be a RunConfig (then the model's cached structure is read): estimate(cfg) works.
     weight_dtype: the dtype the base weights are loaded in; by default what Tuneloom's trainer does
     (Method.load_dtype: frozen weights in the compute dtype, trained base weights in fp32).
     attention: sdpa (default; flash/memory-efficient kernels, no score matrix), flash, or eager.
@@ -114,12 +116,13 @@ def estimate(arch, cfg=None, device: str = "cuda", world_size: int = 1, sharding
     started now would get.
     """
     if cfg is None:
-        cfg, arch = arch, arch_for_config(arch)
-    s = setup(arch, cfg, device, world_size, sharding, attention, weight_dtype)
+        cfg, structure = structure, structure_for_config(structure)
+    if structure.unmappable:
+        raise ValueError(structure.unmappable)
+    s = setup(structure, cfg, device, world_size, sharding, attention, weight_dtype)
     w = c.weights(s)
     o = c.optimization(s, w)
-    adapted = c.adapted_modules(arch, s.params) if not s.method.trains_base_weights else {}
-    per_layer = c.layer_bytes_per_token(s, adapted)
+    per_layer = c.layer_bytes_per_token(s, c.adapted_modules(s))
     activations = c.activations(s, per_layer)
     loss = c.logits_and_loss(s, w)
     framework = c.framework(s, framework_bytes)
@@ -153,14 +156,15 @@ def estimate(arch, cfg=None, device: str = "cuda", world_size: int = 1, sharding
         if loading > peak:
             parts = {k: 0.0 for k, _ in COMPONENTS}
             parts.update(framework=framework, frozen_weights=w.frozen,
-                         temporary=arch.total_params * arch.checkpoint_dtype_bytes)
+                         temporary=structure.total_params * structure.checkpoint_dtype_bytes)
             peak, phase = loading, "loading"
             s.notes.append("the peak is while loading: the full-precision checkpoint is read while it is quantised")
     parts = {k: int(round(parts[k])) for k, _ in COMPONENTS}
     if s.virtual:
         s.notes.append(f"{s.virtual} virtual tokens are added to every sequence (packing is off for this method)")
-    total_params = (arch.total_params + (0 if s.method.trains_base_weights else s.trainable)
-                    + s.method.count_added_frozen(arch, s.params))
+    total_params = (structure.total_params + (0 if s.method.trains_base_weights else s.trainable)
+                    + s.method.count_added_frozen(structure, s.params) + s.method.count_added_base(structure, s.params))
+    s.notes.extend(s.method.notes(structure, s.params))
     return Estimate(
         total_bytes=sum(parts.values()), peak_bytes=int(round(peak)), components=parts,
         trainable_params=s.trainable, total_params=int(total_params),
@@ -172,16 +176,21 @@ def estimate(arch, cfg=None, device: str = "cuda", world_size: int = 1, sharding
     )
 
 
-def arch_for_config(cfg) -> Arch:
-    """The Arch of cfg.model from its config.json (alias, local folder; no weights are read)."""
+StructurePending = st.NotReadYet  # the model's (or the teacher's) structure is still being read
+
+def structure_for_config(cfg) -> Structure:
+    """The structure of cfg.model, read in this process when it may import torch (the CLI, the trainer),
+    else from the cache only (the UI: StructurePending until a child process has read it)."""
     from engine.core.workspace import resolve_model
 
-    path = Path(resolve_model(cfg.model)) / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: the estimate needs the model's config.json "
-                                "(prepare the model or give a folder that holds config.json)")
-    return Arch.from_config(json.loads(path.read_text(encoding="utf-8")))
+    if st.config_path(cfg.model) is None:
+        raise FileNotFoundError(f"{resolve_model(cfg.model)}/config.json not found: the estimate needs the model's "
+                                "config.json (prepare the model or give a folder that holds config.json)")
+    found = st.obtain(cfg.model, cfg.trust_remote_code, wait=False)
+    if found is None:
+        raise StructurePending(f"reading the structure of {cfg.model}")
+    return found
 
 
 def estimate_for_config(cfg, **kwargs) -> Estimate:
-    return estimate(arch_for_config(cfg), cfg, **kwargs)
+    return estimate(structure_for_config(cfg), cfg, **kwargs)

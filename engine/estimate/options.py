@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from engine.estimate.components import GiB
-from engine.estimate.memory import COMPONENTS, LABELS, arch_for_config, estimate
+from engine.estimate.memory import COMPONENTS, LABELS, StructurePending, estimate, structure_for_config
 
 TIGHT_FRACTION = 0.90  # above 90% of what is available: may fit, but little headroom
 
@@ -39,14 +39,14 @@ def _with(cfg, overrides: dict):
     return RunConfig.from_dict(raw)
 
 
-def cheaper_options(arch, cfg=None, device=None, limit: int = 5, **kwargs) -> list[dict]:
+def cheaper_options(structure, cfg=None, device=None, limit: int = 5, **kwargs) -> list[dict]:
     """The cheapest changes that would fit: [{label, overrides ({'train.x': v}), bytes, fits}].
 
     Overrides are `--set`-style keys; a method switch replaces the whole `method` section. Sorted
     by how little they change (fewer keys, then bytes). `cheaper_options(cfg)` also works.
     """
     if cfg is None:
-        cfg, arch = arch, arch_for_config(arch)
+        cfg, structure = structure, structure_for_config(structure)
     if device is None:
         from engine.core.device import detect
 
@@ -56,7 +56,7 @@ def cheaper_options(arch, cfg=None, device=None, limit: int = 5, **kwargs) -> li
     kind = device.get("kind", "cpu")
     available = _available(device)
     t = cfg.train
-    current = estimate(arch, cfg, device=kind, **kwargs).total_bytes
+    current = estimate(structure, cfg, device=kind, **kwargs).total_bytes
     candidates: list[tuple[str, dict]] = []
     from engine.methods import METHODS
 
@@ -89,7 +89,7 @@ def cheaper_options(arch, cfg=None, device=None, limit: int = 5, **kwargs) -> li
     for label, overrides in candidates:
         try:
             new = _with(cfg, overrides)
-            est = estimate(arch, new, device=kind, **kwargs).total_bytes
+            est = estimate(structure, new, device=kind, **kwargs).total_bytes
         except Exception:
             continue
         if est >= current:
@@ -131,9 +131,12 @@ def ui_summary(cfg_dict: dict, device_info: dict | None = None, **kwargs) -> dic
 
     Returns {ok, error, total_bytes, peak_bytes, components: [{key, label, bytes}], phase,
     trainable_params, total_params, device: {...}, available_bytes, verdict, options: [...], notes,
-    text}. `ok` is False (with `error`) when the config is invalid or config.json is missing.
+    text}. `ok` is False (with `error`) when the config is invalid or config.json is missing, and
+    `pending` is True (no numbers) while the model's structure is still being read in a child process
+    (engine/core/structure.py): never an estimate of an assumed shape.
     """
     from engine.core.config import ConfigError, RunConfig
+    from engine.methods import METHODS
 
     if device_info is None:
         from engine.core.device import detect
@@ -142,19 +145,25 @@ def ui_summary(cfg_dict: dict, device_info: dict | None = None, **kwargs) -> dic
     kind = device_info.get("kind", "cpu")
     try:
         cfg = RunConfig.from_dict(cfg_dict)
-        arch = arch_for_config(cfg)
-        est = estimate(arch, cfg, device=kind, **kwargs)
+        structure = structure_for_config(cfg)
+        problems = METHODS.get(cfg.method.name).check(cfg.method.params, cfg.train, structure)
+        if problems:
+            raise ConfigError(problems, "settings")
+        est = estimate(structure, cfg, device=kind, **kwargs)
+    except StructurePending as err:
+        return {"ok": False, "pending": True, "model": cfg.model, "error": str(err), "device": device_info,
+                "components": [], "options": []}
     except (ConfigError, FileNotFoundError, ValueError, KeyError) as err:
         return {"ok": False, "error": str(err), "device": device_info, "components": [], "options": []}
     available = _available(device_info)
     v = verdict(est.total_bytes, device_info)
-    options = cheaper_options(arch, cfg, device_info, **kwargs) if v != "fits" else []
+    options = cheaper_options(structure, cfg, device_info, **kwargs) if v != "fits" else []
     return {
         "ok": True, "error": None, "total_bytes": est.total_bytes, "peak_bytes": est.peak_bytes,
         "components": [{"key": k, "label": LABELS[k], "bytes": est.components[k]} for k, _ in COMPONENTS],
         "phase": est.phase, "trainable_params": est.trainable_params, "total_params": est.total_params,
         "device": device_info, "available_bytes": available, "verdict": v, "options": options,
-        "notes": est.notes,
+        "notes": est.notes, "structure": structure.summary(),
         "text": (f"about {est.total_bytes / GiB:.2f} GiB of "
                  f"{(available or 0) / GiB:.1f} GiB available on {device_info.get('name', kind)}: {v}"),
     }

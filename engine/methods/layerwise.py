@@ -7,9 +7,9 @@ each unfreezing to the run's log.
 """
 from __future__ import annotations
 
-from engine.core.arch import Arch
 from engine.core.registry import Param
 from engine.core.runlog import log
+from engine.core.structure import Structure
 from engine.methods import weights
 from engine.methods.base import METHODS, Method
 
@@ -22,48 +22,50 @@ PARAMS = (
 )
 
 
-def final_layers(arch_layers: int, params: dict) -> int:
-    return arch_layers if params["max_layers"] <= 0 else min(arch_layers, params["max_layers"])
+def final_layers(total: int, params: dict) -> int:
+    return total if params["max_layers"] <= 0 else min(total, params["max_layers"])
 
 
-def selector(arch_layers: int, n: int):
-    top = weights.top_layers(arch_layers, n)
+def selector(structure: Structure, n: int):
+    top = weights.top_layers(structure.layers, n)
+    final_norm = weights.final_norm_params(structure)
 
     def keep(name: str) -> bool:
-        layer = weights.layer_of(name)
-        return layer in top if layer is not None else name == "model.norm.weight"
+        where = weights.layer_of(name, structure)
+        return where[0] in top if where is not None else name in final_norm
     return keep
 
 
-def unfreeze(model, arch_layers: int, n: int) -> None:
+def unfreeze(model, structure: Structure, n: int) -> None:
     """Train the top `n` layers (and the final norm)."""
-    weights.train_only(model, selector(arch_layers, n))
+    weights.train_only(model, selector(structure, n))
 
 
-def _layers(model) -> int:
-    return model.config.num_hidden_layers
-
-
-def apply(model, params: dict, arch: Arch):
-    unfreeze(model, arch.layers, min(params["layers_per_stage"], final_layers(arch.layers, params)))
+def apply(model, params: dict, structure: Structure):
+    unfreeze(model, structure, min(params["layers_per_stage"], final_layers(structure.layers, params)))
     return model
 
 
-def count_trainable(arch: Arch, params: dict) -> int:
+def count_trainable(structure: Structure, params: dict) -> int:
     """Parameters trained by the end of the schedule (all of them sit in the optimizer)."""
-    return weights.count(arch, selector(arch.layers, final_layers(arch.layers, params)))
+    return weights.count(structure, selector(structure, final_layers(structure.layers, params)))
 
 
-def optimizer(model, params: dict, args):
-    keep = selector(_layers(model), final_layers(_layers(model), params))
+def trained(structure: Structure, params: dict) -> list[str]:
+    keep = selector(structure, final_layers(structure.layers, params))
+    return [name for name in structure.param_sizes() if keep(name)]
+
+
+def optimizer(model, params: dict, args, structure: Structure):
+    keep = selector(structure, final_layers(structure.layers, params))
     named = [(n, p) for n, p in model.named_parameters() if keep(n)]
     return weights.build_optimizer(model, args, weights.decay_groups(named, args.weight_decay))
 
 
-def callbacks(model, params: dict) -> list:
+def callbacks(model, params: dict, structure: Structure) -> list:
     from transformers import TrainerCallback
 
-    total = _layers(model)
+    total = structure.layers
     last = final_layers(total, params)
     per_stage = params["layers_per_stage"]
 
@@ -75,7 +77,7 @@ def callbacks(model, params: dict) -> list:
             wanted = min(last, per_stage * (stage + 1))
             if wanted <= self.training:
                 return
-            unfreeze(model, total, wanted)
+            unfreeze(model, structure, wanted)
             log(f"layerwise: {when}: unfroze layers {total - wanted}-{total - self.training - 1}; "
                 f"now training the top {wanted} of {total} layers")
             self.training = wanted
@@ -97,6 +99,7 @@ METHODS.register("layerwise", Method(
     summary="Trains the top layer first and unfreezes one more layer down every K steps or epoch; "
             "gentler on what the model already knows than full fine-tuning (small data, catastrophic forgetting).",
     params=PARAMS, apply=apply, count_trainable=count_trainable, optimizer=optimizer, callbacks=callbacks,
-    grad_layers=lambda arch, params: final_layers(arch.layers, params), trains_base_weights=True,
+    grad_layers=lambda structure, params: final_layers(structure.layers, params), trains_base_weights=True,
+    adapted=trained,
     train_defaults={"learning_rate": 0.0003},
 ))

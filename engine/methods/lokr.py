@@ -2,9 +2,9 @@
 optionally low-rank), so very few parameters span a full-rank update. peft does the work."""
 from __future__ import annotations
 
-from engine.core.arch import Arch
 from engine.core.registry import Param
-from engine.methods import lora, targets
+from engine.core.structure import Structure
+from engine.methods import lycoris, targets
 from engine.methods.base import METHODS, Method
 
 PARAMS = (
@@ -14,17 +14,17 @@ PARAMS = (
     Param("module_dropout", float, 0.0, "Probability of skipping a whole adapted layer in a step.", min=0.0, max=0.9),
     Param("decompose_both", bool, False, "Also write the smaller factor as a low-rank product."),
     Param("decompose_factor", int, -1, "Size of the Kronecker split (-1: closest to the square root).", min=-1),
-    Param("target_modules", str, "all-linear", lora.PARAMS[3].help, check=targets.problems),
+    Param("target_modules", str, "all-linear", targets.SPEC_HELP, check=targets.syntax_problems),
 )
 
 
-def apply(model, params: dict, arch: Arch):
+def apply(model, params: dict, structure: Structure):
     from peft import LoKrConfig, get_peft_model
 
     return get_peft_model(model, LoKrConfig(
         r=params["r"], alpha=params["alpha"], rank_dropout=params["rank_dropout"],
         module_dropout=params["module_dropout"], decompose_both=params["decompose_both"],
-        decompose_factor=params["decompose_factor"], target_modules=targets.for_peft(params["target_modules"]),
+        decompose_factor=params["decompose_factor"], target_modules=lycoris.chosen(structure, params).module_names(),
     ))
 
 
@@ -57,15 +57,15 @@ def layer_count(in_dim: int, out_dim: int, r: int, decompose_both: bool, factor:
     return w1 + w2
 
 
-def count_trainable(arch: Arch, params: dict) -> int:
-    return sum(layer_count(*targets.shape(n, arch), params["r"], params["decompose_both"], params["decompose_factor"])
-               for n in targets.matched(params["target_modules"], arch))
+def count_trainable(structure: Structure, params: dict) -> int:
+    return sum(layer_count(lin.inputs, lin.outputs, params["r"], params["decompose_both"], params["decompose_factor"])
+               for _, lin in lycoris.chosen(structure, params).modules)
 
 
 METHODS.register("lokr", Method(
     key="lokr", title="LoKr",
     summary="Kronecker-product update: a full-rank change from very few parameters; mergeable. "
             "Popular for diffusion models, useful for small adapters.",
-    params=PARAMS, apply=apply, count_trainable=count_trainable, mergeable=True,
+    params=PARAMS, apply=apply, count_trainable=count_trainable, mergeable=True, **lycoris.hooks("LoKr"),
     train_defaults={"learning_rate": 0.002},
 ))

@@ -2,8 +2,8 @@
 or a bidirectional LSTM) during training, which makes them easier to optimise than prompt tuning."""
 from __future__ import annotations
 
-from engine.core.arch import Arch
 from engine.core.registry import Param
+from engine.core.structure import Structure
 from engine.methods import prompt_learning as pl
 from engine.methods.base import METHODS, Method
 
@@ -16,7 +16,7 @@ PARAMS = (
 )
 
 
-def apply(model, params: dict, arch: Arch):
+def apply(model, params: dict, structure: Structure):
     from peft import PromptEncoderConfig
 
     return pl.apply_config(model, PromptEncoderConfig(
@@ -26,8 +26,8 @@ def apply(model, params: dict, arch: Arch):
     ))
 
 
-def count_trainable(arch: Arch, params: dict) -> int:
-    h, e, n = arch.hidden, params["encoder_hidden_size"], params["num_virtual_tokens"]
+def count_trainable(structure: Structure, params: dict) -> int:
+    h, e, n = structure.prompt_width, params["encoder_hidden_size"], params["num_virtual_tokens"]
     total = n * h  # the virtual-token embedding
     if params["encoder"] == "MLP":
         return total + (h * e + e) + (e * e + e) + (e * h + h)
@@ -41,7 +41,7 @@ METHODS.register("p_tuning", Method(
     key="p_tuning", title="P-tuning",
     summary="Virtual tokens produced by a small MLP/LSTM prompt encoder; steadier to train than prompt "
             "tuning. The encoder is only needed while training.",
-    params=PARAMS, apply=apply, count_trainable=count_trainable,
+    params=PARAMS, apply=apply, count_trainable=count_trainable, problems=pl.position_problems,
     not_mergeable_reason=pl.NOT_MERGEABLE, virtual_tokens=pl.virtual_tokens,
     train_defaults={"learning_rate": 0.01},
 ))

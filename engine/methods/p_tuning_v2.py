@@ -11,9 +11,9 @@ METHODS.register("p_tuning_v2", Method(
     summary="Learned prompts on every layer, trained directly (no MLP); close to LoRA on many tasks "
             "with the model untouched.",
     params=(pl.num_tokens_param(20),),
-    apply=lambda model, p, arch: pl.apply_config(model, prefix_tuning.prefix_config(p, False)),
-    count_trainable=lambda arch, p: prefix_tuning.prefix_count(arch, p["num_virtual_tokens"], False, 0),
+    apply=lambda model, p, structure: pl.apply_config(model, prefix_tuning.prefix_config(p, False)),
+    count_trainable=lambda structure, p: prefix_tuning.prefix_count(structure, p["num_virtual_tokens"], False, 0),
     not_mergeable_reason=pl.NOT_MERGEABLE, virtual_tokens=pl.virtual_tokens,
-    no_checkpointing_reason=pl.NO_CHECKPOINTING,
+    no_checkpointing_reason=pl.NO_CHECKPOINTING, problems=pl.position_problems, unavailable=pl.prefix_unavailable,
     train_defaults={"learning_rate": 0.01},
 ))

@@ -2,8 +2,8 @@
 attention layer, produced through an MLP reparameterisation while training for stability."""
 from __future__ import annotations
 
-from engine.core.arch import Arch
 from engine.core.registry import Param
+from engine.core.structure import Structure
 from engine.methods import prompt_learning as pl
 from engine.methods.base import METHODS, Method
 
@@ -23,11 +23,11 @@ def prefix_config(params: dict, projection: bool):
                               encoder_hidden_size=params.get("encoder_hidden_size", 512))
 
 
-def prefix_count(arch: Arch, n: int, projection: bool, hidden: int) -> int:
-    per_token = arch.layers * 2 * pl.kv_dim(arch)  # keys and values of every layer
+def prefix_count(structure: Structure, n: int, projection: bool, hidden: int) -> int:
+    per_token = structure.layers * 2 * pl.kv_dim(structure)  # keys and values of every layer
     if not projection:
         return n * per_token
-    d = pl.kv_dim(arch)
+    d = pl.kv_dim(structure)
     return n * d + (d * hidden + hidden) + (hidden * per_token + per_token)
 
 
@@ -35,10 +35,10 @@ METHODS.register("prefix_tuning", Method(
     key="prefix_tuning", title="Prefix tuning",
     summary="Learns key/value prefixes for every attention layer (through an MLP while training); "
             "more capacity than prompt tuning with the model untouched.",
-    params=PARAMS, apply=lambda model, p, arch: pl.apply_config(model, prefix_config(p, p["prefix_projection"])),
-    count_trainable=lambda arch, p: prefix_count(arch, p["num_virtual_tokens"], p["prefix_projection"],
-                                                 p["encoder_hidden_size"]),
+    params=PARAMS, apply=lambda model, p, structure: pl.apply_config(model, prefix_config(p, p["prefix_projection"])),
+    count_trainable=lambda structure, p: prefix_count(structure, p["num_virtual_tokens"], p["prefix_projection"],
+                                                      p["encoder_hidden_size"]),
     not_mergeable_reason=pl.NOT_MERGEABLE, virtual_tokens=pl.virtual_tokens,
-    no_checkpointing_reason=pl.NO_CHECKPOINTING,
+    no_checkpointing_reason=pl.NO_CHECKPOINTING, problems=pl.position_problems, unavailable=pl.prefix_unavailable,
     train_defaults={"learning_rate": 0.005},
 ))

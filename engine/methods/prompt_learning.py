@@ -8,8 +8,8 @@ only the attention mask. The trainer therefore keeps padded (unpacked) batches f
 """
 from __future__ import annotations
 
-from engine.core.arch import Arch
 from engine.core.registry import Param
+from engine.core.structure import Structure
 
 NOT_MERGEABLE = ("its virtual tokens are extra inputs to the model, not a change to its weights; "
                  "it is served and exported as an adapter on the base model")
@@ -26,13 +26,30 @@ def apply_config(model, config):
     return get_peft_model(model, config)
 
 
-def kv_dim(arch: Arch) -> int:
-    """Width of one layer's keys (or values): what a prefix provides per layer and token."""
-    return arch.kv_heads * arch.head_dim
+def kv_dim(structure: Structure) -> int:
+    """Width of one layer's keys (or values) as peft sizes a prefix (grouped-query aware): per layer and token."""
+    return structure.prefix_width
 
 
 def virtual_tokens(params: dict) -> int:
     return params["num_virtual_tokens"]
+
+
+def position_problems(params: dict, train, structure: Structure | None, steps: int | None) -> list[str]:
+    """Virtual tokens take positions too: the longest sequence plus them must fit the model's positions."""
+    if structure is None or train is None:
+        return []
+    longest = train.max_seq_len + params["num_virtual_tokens"]
+    if longest <= structure.max_positions:
+        return []
+    return [f"method.num_virtual_tokens: train.max_seq_len ({train.max_seq_len}) + {params['num_virtual_tokens']} "
+            f"virtual tokens = {longest} positions, above this model's {structure.max_positions}; lower one of them"]
+
+
+def prefix_unavailable(structure: Structure) -> str | None:
+    if structure.prefix_width:
+        return None
+    return "peft cannot size a key/value prefix for this model from its config (no hidden size or head counts)"
 
 
 # measured with bench/memory_accuracy.py (transformers 5.23, peft 0.21): every prefix run with

@@ -2,8 +2,8 @@
 every input; the model itself is untouched. Initialised randomly or from the tokens of a text."""
 from __future__ import annotations
 
-from engine.core.arch import Arch
 from engine.core.registry import Param
+from engine.core.structure import Structure
 from engine.methods import prompt_learning as pl
 from engine.methods.base import METHODS, Method
 
@@ -16,12 +16,17 @@ PARAMS = (
 )
 
 
-def apply(model, params: dict, arch: Arch):
+def problems(params: dict, train, structure: Structure | None, steps: int | None) -> list[str]:
+    found = pl.position_problems(params, train, structure, steps)
+    if params["init"] == "text" and not params["init_text"].strip():
+        found.append("method.init_text: empty, but init is text; write the text or use init: random")
+    return found
+
+
+def apply(model, params: dict, structure: Structure):
     from peft import PromptTuningConfig, PromptTuningInit
 
     from_text = params["init"] == "text"
-    if from_text and not params["init_text"].strip():
-        raise ValueError("prompt_tuning: init is text but init_text is empty")
     return pl.apply_config(model, PromptTuningConfig(
         task_type="CAUSAL_LM", num_virtual_tokens=params["num_virtual_tokens"],
         prompt_tuning_init=PromptTuningInit.TEXT if from_text else PromptTuningInit.RANDOM,
@@ -34,7 +39,8 @@ METHODS.register("prompt_tuning", Method(
     key="prompt_tuning", title="Prompt tuning",
     summary="Learns only the embeddings of a few virtual tokens put before every input (thousands of "
             "parameters); works best on large models, for steering a task or format.",
-    params=PARAMS, apply=apply, count_trainable=lambda arch, p: p["num_virtual_tokens"] * arch.hidden,
+    params=PARAMS, apply=apply, problems=problems,
+    count_trainable=lambda structure, p: p["num_virtual_tokens"] * structure.prompt_width,
     not_mergeable_reason=pl.NOT_MERGEABLE, virtual_tokens=pl.virtual_tokens,
     train_defaults={"learning_rate": 0.03},
 ))

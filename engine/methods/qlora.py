@@ -3,8 +3,8 @@ double quantisation); the adapters and the norms train in higher precision. Use 
 base model does not fit in memory at 16 bits. Everything LoRA-specific comes from lora.py."""
 from __future__ import annotations
 
-from engine.core.arch import Arch
 from engine.core.registry import Param
+from engine.core.structure import Structure
 from engine.methods import lora
 from engine.methods.base import METHODS
 
@@ -23,13 +23,13 @@ def compute_dtype(params: dict) -> str:
     return on_this_machine(params["compute_dtype"])  # auto: the run's own rule (bf16/fp16 on a GPU, fp32 on CPU)
 
 
-def apply_quantized(model, params: dict, arch: Arch):
+def apply_quantized(model, params: dict, structure: Structure):
     """peft's k-bit preparation (norms and other small weights in fp32), then LoRA."""
     from peft import prepare_model_for_kbit_training
 
     # gradient checkpointing is the run's choice (train.gradient_checkpointing), not forced here
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    return lora.apply(model, params, arch)
+    return lora.apply(model, params, structure)
 
 
 METHODS.register("qlora", lora.family(

@@ -1,47 +1,25 @@
 """Shared pieces of the methods that train base weights (full, freeze, layerwise, bitfit).
 
-One rule picks the trained parameters by name: `param_sizes(arch)` lists the parameter names and
-sizes a Llama-style checkpoint has (pure, from config.json), and `train_only(model, keep)` applies
-the same name predicate to the real model, so the parameter count the estimator shows is by
-construction the count the trainer reports. Also the optimizer helper methods with their own
+One rule picks the trained parameters by name: `Structure.param_sizes()` lists the parameter names
+and sizes the model has (read from the model itself, engine/core/describe.py), and `train_only(model,
+keep)` applies the same name predicate to the real model, so the parameter count the estimator shows
+is by construction the count the trainer reports. Also the optimizer helper methods with their own
 parameter groups use (LoRA+, layerwise unfreezing).
 """
 from __future__ import annotations
 
 from typing import Callable
 
-from engine.core.arch import ATTENTION, MLP, Arch
-
-LAYER_NORMS = ("input_layernorm", "post_attention_layernorm")
+from engine.core.structure import Structure
 
 
-def layer_prefix(index: int) -> str:
-    return f"model.layers.{index}."
+def count(structure: Structure, keep: Callable[[str], bool]) -> int:
+    return sum(n for name, n in structure.param_sizes().items() if keep(name))
 
 
-def param_sizes(arch: Arch) -> dict[str, int]:
-    """Name -> numel of every parameter of the model as `model.named_parameters()` lists it
-    (a tied lm_head shares the embedding's tensor and is listed once, as the embedding)."""
-    sizes = {"model.embed_tokens.weight": arch.vocab * arch.hidden}
-    shapes = arch.linear_shapes()
-    for layer in range(arch.layers):
-        prefix = layer_prefix(layer)
-        for name in ATTENTION + MLP:
-            i, o = shapes[name]
-            path = f"{prefix}{'self_attn' if name in ATTENTION else 'mlp'}.{name}"
-            sizes[f"{path}.weight"] = i * o
-            if arch.has_bias(name):
-                sizes[f"{path}.bias"] = o
-        for norm in LAYER_NORMS:
-            sizes[f"{prefix}{norm}.weight"] = arch.hidden
-    sizes["model.norm.weight"] = arch.hidden
-    if not arch.tie_embeddings:
-        sizes["lm_head.weight"] = arch.vocab * arch.hidden
-    return sizes
-
-
-def count(arch: Arch, keep: Callable[[str], bool]) -> int:
-    return sum(n for name, n in param_sizes(arch).items() if keep(name))
+def final_norm_params(structure: Structure) -> set[str]:
+    """The parameters of the norm(s) after the last decoder layer (model.norm, ln_f, final_layer_norm, ...)."""
+    return {name for name in structure.outside for norm in structure.outside_norms if name.startswith(norm + ".")}
 
 
 def train_only(model, keep: Callable[[str], bool]) -> list[str]:
@@ -58,14 +36,13 @@ def top_layers(arch_layers: int, n: int) -> set[int]:
     return set(range(max(0, arch_layers - n), arch_layers))
 
 
-def layer_of(name: str) -> int | None:
-    """The decoder layer index in a parameter name, or None outside the layers."""
-    parts = name.split(".")
-    if "layers" in parts:
-        index = parts.index("layers") + 1
-        if index < len(parts) and parts[index].isdigit():
-            return int(parts[index])
-    return None
+def layer_of(name: str, structure: Structure) -> tuple[int, str] | None:
+    """(decoder layer index, name inside the layer) of a parameter name, or None outside the layers."""
+    start = structure.layers_prefix + "."
+    if not name.startswith(start):
+        return None
+    index, _, inner = name[len(start):].partition(".")
+    return (int(index), inner) if index.isdigit() else None
 
 
 def names_list(spec: str) -> list[str]:

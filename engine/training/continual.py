@@ -88,7 +88,7 @@ def merged_base(run_dir: str | Path, log=print) -> Path:
     return target
 
 
-def load_start(cfg, method, precision: str, arch, run_dir: Path | None = None, log=print):
+def load_start(cfg, method, precision: str, structure, run_dir: Path | None = None, log=print):
     """The model to train when `train.start_from` is set: the earlier result, with this run's method on it."""
     from engine.core.models import load_model
 
@@ -110,7 +110,7 @@ def load_start(cfg, method, precision: str, arch, run_dir: Path | None = None, l
         if plan["mode"] == "merged":
             plan["base"] = str(merged_base(cfg.train.start_from, log))
         log(f"starting from {Path(cfg.train.start_from).name}: base weights {plan['base']}")
-        model = method.apply(load_model(plan["base"], **kwargs), cfg.method.params, arch)
+        model = method.apply(load_model(plan["base"], **kwargs), cfg.method.params, structure)
     if run_dir is not None:
         from engine.core.runs import write_json
 

@@ -1,13 +1,17 @@
 """Checks before a run starts, reported together with the config's own problems.
 
-Import-light: reads the model's config.json, the data file's existence and the workspace's
-disk; never torch or model weights. The CLI train path (`load_checked`) and the launcher the UI
-uses (`check`) both come here, so `python -m engine train bad.yaml` and the Start button give
-the same list of problems before anything heavy is loaded.
+Import-light: reads the model's config.json and its structure (engine/core/structure.py: cached, or
+read by `python -m engine model describe` in a child process when this process must not import
+torch), the data file and the workspace's disk; never model weights. Every method's own checks
+(Method.check: the model's real module names, AdaLoRA's schedule, virtual tokens against the
+model's positions, ...) run here. The CLI train path (`load_checked`) and the launcher the UI uses
+(`check`) both come here, so `python -m engine train bad.yaml` and the Start button give the same
+list of problems before a run folder exists or anything heavy is loaded.
 """
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import tempfile
 from pathlib import Path
@@ -15,7 +19,8 @@ from pathlib import Path
 import yaml
 
 from engine.core import optimizers
-from engine.core.config import ConfigError, RunConfig, apply_overrides
+from engine.core import structure as st
+from engine.core.config import DEFAULT_MODEL, ConfigError, RunConfig, apply_overrides
 from engine.core.model_source import model_config_path, model_problems
 from engine.core.workspace import PROJECT_ROOT, runs_dir
 
@@ -40,24 +45,56 @@ def _int(value) -> int | None:
 
 
 def static_problems(raw: dict) -> list[str]:
-    """Checks that need only the raw config (so they run even when other values are invalid)."""
+    """Checks that need only the raw config (so they run even when other values are invalid): the data file,
+    max_seq_len against the model's positions, and the method's own checks on the model's structure."""
     found = []
     raw = raw if isinstance(raw, dict) else {}
     train = raw.get("train") if isinstance(raw.get("train"), dict) else {}
     data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
     model = str(raw.get("model") or "")
     found += model_problems(model)
+    # a model that is not there has no structure to check the method against
+    structure = None if found else _readable_structure(model or DEFAULT_MODEL, bool(raw.get("trust_remote_code")))
     seq_len = _int(train.get("max_seq_len"))
     if model and seq_len:
         config, path = model_config(model)
-        limit = _int((config or {}).get("max_position_embeddings"))
+        limit = structure.max_positions if structure else _int((config or {}).get("max_position_embeddings"))
         if limit and seq_len > limit:
             found.append(f"train.max_seq_len: {seq_len} is above this model's limit of {limit} tokens "
-                         f"(max_position_embeddings in {path}); use {limit} or less")
+                         f"(its maximum positions, from {path}); use {limit} or less")
     train_file = str(data.get("train") or "")
     if train_file and not data_path(train_file).is_file():
         found.append(f"data.train: {train_file} not found; upload the file again or fix the path")
-    return found
+    return found + raw_method_problems(raw, structure)
+
+
+def _readable_structure(model: str, trust_remote_code: bool) -> st.Structure | None:
+    """The model's structure for the raw-config checks, read in a child process when it is not cached: a
+    config with problems is reported without this process importing torch."""
+    try:
+        found = st.obtain(model, trust_remote_code, in_process=False)
+    except (OSError, ValueError):  # reported by method_problems
+        return None
+    return found if found is not None and not found.unmappable else None
+
+
+def raw_method_problems(raw: dict, structure: st.Structure | None) -> list[str]:
+    """The method's checks against the model (module names, biases, ...) on a raw config whose other values
+    may be invalid, so that they are reported together with the config's own problems (best effort)."""
+    from engine.core.registry import check_params
+    from engine.methods import METHODS
+
+    section = raw.get("method")
+    section = {"name": section} if isinstance(section, str) else section if isinstance(section, dict) else {}
+    name = str(section.get("name") or "lora")
+    if structure is None or name not in METHODS:
+        return []
+    method = METHODS.get(name)
+    params, _ = check_params(method.params, {k: v for k, v in section.items() if k != "name"}, "method")
+    try:
+        return method.check(params, None, structure)
+    except Exception:  # values of the wrong type: the schema reports them
+        return []
 
 
 def data_path(train: str) -> Path:
@@ -69,16 +106,15 @@ def data_path(train: str) -> Path:
 
 def checkpoint_bytes(cfg: RunConfig) -> int | None:
     """Disk one checkpoint takes: trainable weights (fp32) + optimizer state + tokenizer files."""
-    from engine.core.arch import Arch
     from engine.methods import METHODS
 
     config, path = model_config(cfg.model)
-    if config is None:
+    structure = st.cached(cfg.model) if config is not None else None
+    if structure is None or structure.unmappable:
         return None
     try:
-        arch = Arch.from_config(config)
-        trainable = METHODS.get(cfg.method.name).count_trainable(arch, cfg.method.params)
-    except Exception:  # an unusual config.json: the trainer will say what is wrong with it
+        trainable = METHODS.get(cfg.method.name).count_trainable(structure, cfg.method.params)
+    except Exception:  # settings the method's own checks refuse (reported there)
         return None
     tokenizer = sum(p.stat().st_size for p in path.parent.glob("*token*") if p.is_file())
     tokenizer += sum(p.stat().st_size for p in path.parent.glob("*.jinja") if p.is_file())
@@ -109,30 +145,82 @@ def disk_problems(cfg: RunConfig) -> list[str]:
     return []
 
 
+def planned_steps(train, examples: int) -> int:
+    """Optimizer steps transformers' Trainer runs for `examples` training examples (one device)."""
+    if train.max_steps > 0:
+        return train.max_steps
+    batches = math.ceil(examples / train.batch_size)
+    per_epoch = max(batches // train.gradient_accumulation + int(batches % train.gradient_accumulation > 0), 1)
+    return math.ceil(train.epochs * per_epoch)
+
+
+def steps_at_most(cfg: RunConfig) -> int | None:
+    """The run's number of optimizer steps: max_steps, or (training for epochs) an upper bound from the data
+    file's number of records; None when it cannot be known before the data is prepared (replay mixes in an
+    earlier run's data). The trainer checks again with the exact count before it loads the model."""
+    if cfg.train.max_steps > 0:
+        return cfg.train.max_steps
+    if str(cfg.data.replay).strip():
+        return None
+    from engine.data.loading import iter_records
+
+    try:
+        records = sum(1 for _ in iter_records(data_path(cfg.data.train), on_bad=lambda err: None))
+    except Exception:  # unreadable data: the data checks report it
+        return None
+    return planned_steps(cfg.train, records)
+
+
+def model_structure(cfg: RunConfig) -> tuple[st.Structure | None, list[str]]:
+    """The model's structure (None when its config.json is not on disk yet), and a problem if it cannot be read."""
+    try:
+        return st.obtain(cfg.model, cfg.trust_remote_code), []
+    except (OSError, ValueError) as err:
+        return None, [f"model: {err}"]
+
+
 def method_problems(cfg: RunConfig) -> list[str]:
-    """A method that cannot work on this architecture (BitFit on a model without biases), from config.json,
-    or with the chosen settings (gradient checkpointing with a prefix method)."""
-    from engine.core.arch import Arch
+    """What the method's own checks find with these settings on this model and run (Method.check): a method
+    that cannot work on the model, target names the model does not have, a schedule longer than the run, ..."""
     from engine.methods import METHODS
 
     method = METHODS.get(cfg.method.name)
-    if cfg.train.gradient_checkpointing and method.no_checkpointing_reason:
-        return [f"train.gradient_checkpointing: {cfg.method.name} cannot train with gradient checkpointing: "
-                f"{method.no_checkpointing_reason}. Turn gradient checkpointing off, or pick LoRA or prompt "
-                "tuning to save memory"]
-    config, _ = model_config(cfg.model)
-    if config is None:
-        return []
-    try:
-        reason = METHODS.get(cfg.method.name).unavailable(Arch.from_config(config))
-    except ValueError:
-        return []  # an unusual config.json: the trainer will say what is wrong with it
-    return [f"method.name: {cfg.method.name} cannot train {cfg.model}: {reason}"] if reason else []
+    structure, found = model_structure(cfg)
+    steps = steps_at_most(cfg) if method.needs_steps else None
+    return found + method.check(cfg.method.params, cfg.train, structure, steps)
+
+
+def earlier_run_problems(cfg: RunConfig) -> list[str]:
+    """train.start_from and data.replay name earlier runs (or a data file): they must exist and fit this run."""
+    from engine.core.runs import earlier_run, resolve_run
+
+    found = []
+    if str(cfg.train.start_from).strip():
+        try:
+            from engine.methods import METHODS
+            from engine.training.continual import start_plan
+
+            start_plan(cfg, METHODS.get(cfg.method.name))
+        except (OSError, ValueError) as err:
+            text = str(err)
+            found.append(text if text.startswith("train.start_from") else f"train.start_from: {text}")
+    replay = str(cfg.data.replay).strip()
+    if replay:
+        source = resolve_run(replay)
+        if source.is_dir():
+            try:
+                earlier_run(source)
+            except (OSError, ValueError) as err:
+                found.append(f"data.replay: {err}")
+        elif not data_path(replay).is_file():
+            found.append(f"data.replay: {replay} not found; give an earlier run folder (runs/<id>) or a data file")
+    return found
 
 
 def preflight(cfg: RunConfig) -> list[str]:
     """Every problem found before a run starts (empty list: good to go)."""
-    return static_problems(cfg.to_dict()) + method_problems(cfg) + disk_problems(cfg)
+    found = static_problems(cfg.to_dict()) + earlier_run_problems(cfg) + method_problems(cfg) + disk_problems(cfg)
+    return list(dict.fromkeys(found))  # the method's checks run on the raw config and on the resolved one
 
 
 def check(cfg: RunConfig, source: str = "config") -> RunConfig:

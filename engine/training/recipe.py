@@ -13,14 +13,16 @@ import signal
 import sys
 import time
 import traceback
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
 from engine.core import optimizers, runlog, runs
-from engine.core.arch import Arch
+from engine.core import structure as st
+from engine.core.config import ConfigError, RunConfig
 from engine.core.precision import on_this_machine
-from engine.core.config import RunConfig
 from engine.core.runlog import log
+from engine.core.structure import Structure
 from engine.core.workspace import subdir
 from engine.methods import METHODS
 from engine.training import failures, packing
@@ -180,20 +182,20 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def _estimate(cfg: RunConfig, arch: Arch, precision: str):
+def _estimate(cfg: RunConfig, structure: Structure, precision: str):
     from engine.core.allocator import in_use
     from engine.estimate import estimate
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    return estimate(arch, cfg, device="cuda" if _cuda_available() else "cpu", world_size=world,
+    return estimate(structure, cfg, device="cuda" if _cuda_available() else "cpu", world_size=world,
                     sharding="ddp" if world > 1 else "none",
                     weight_dtype=METHODS.get(cfg.method.name).load_dtype(precision), cpu_allocator=in_use())
 
 
-def launch_estimate(cfg: RunConfig, arch: Arch, precision: str) -> dict:
+def launch_estimate(cfg: RunConfig, structure: Structure, precision: str) -> dict:
     """The memory estimate for this run (pure, ~1 ms), recorded beside the measured peak for calibration."""
     try:
-        est = _estimate(cfg, arch, precision)
+        est = _estimate(cfg, structure, precision)
         recorded = {"estimate_bytes": est.total_bytes, "estimate_peak_bytes": est.peak_bytes}
         if est.device == "cpu":
             recorded["allocator"] = est.details["cpu_allocator"]  # it shapes the CPU peak (engine/core/allocator.py)
@@ -203,7 +205,7 @@ def launch_estimate(cfg: RunConfig, arch: Arch, precision: str) -> dict:
         return {}
 
 
-def checkpoint_if_tight(cfg: RunConfig, arch: Arch, precision: str) -> bool:
+def checkpoint_if_tight(cfg: RunConfig, structure: Structure, precision: str) -> bool:
     """Turn gradient checkpointing on when the estimate says memory is tight (or short) without it.
 
     Checkpointing costs ~30% more compute and saves most activation memory, so it is on exactly
@@ -215,12 +217,12 @@ def checkpoint_if_tight(cfg: RunConfig, arch: Arch, precision: str) -> bool:
         from engine.estimate import verdict
 
         device = detect("cuda" if _cuda_available() else "cpu")
-        without = _estimate(cfg, arch, precision).total_bytes
+        without = _estimate(cfg, structure, precision).total_bytes
         state = verdict(without, device)
         if state not in ("tight", "does not fit"):
             return False
         cfg.train.gradient_checkpointing = True
-        with_it = _estimate(cfg, arch, precision).total_bytes
+        with_it = _estimate(cfg, structure, precision).total_bytes
     except Exception as err:  # a help, never a reason to fail
         log(f"memory check skipped: {err}")
         return False
@@ -254,6 +256,7 @@ def run(config_path: Path, resume: bool = False) -> Path:
     config_path = Path(config_path).resolve()
     run_dir = config_path.parent
     cfg = RunConfig.load(config_path)
+    st.IN_PROCESS = True  # the trainer imports torch: it reads model structures itself
     is_main = int(os.environ.get("RANK", "0")) == 0
     baseline_rss = rss_bytes()
     if is_main and not os.environ.get("TUNELOOM_STDOUT_IS_LOG"):
@@ -275,7 +278,9 @@ def run(config_path: Path, resume: bool = False) -> Path:
             runs.update_status(run_dir, state="failed", finished_at=time.time(),
                                **failures.explain(err, cfg, getattr(callback, "step", None), run_dir,
                                                  "cuda" if _cuda_available() else "cpu"))
-            log("training failed:\n" + traceback.format_exc())
+            # a setting found wrong once the data is known is a config error: its message, not a traceback
+            log(f"training failed: {err}" if isinstance(err, ConfigError) else
+                "training failed:\n" + traceback.format_exc())
         raise
     return result
 
@@ -295,19 +300,22 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
     if cfg.trust_remote_code:
         log(f"WARNING: trust_remote_code is on: Python files shipped with {cfg.model} will run in this process. "
             "Only do this for models whose code you have read or trust.")
-    model_path = prepare_model(cfg.model, log=log)
-    arch = Arch.from_folder(model_path)
-    reason = method.unavailable(arch)
-    if reason:
-        raise ValueError(f"method {method.key} cannot train {cfg.model}: {reason}")
+    prepare_model(cfg.model, log=log)
+    structure = st.obtain(cfg.model, cfg.trust_remote_code)
+    problems = method.check(cfg.method.params, cfg.train, structure)
+    if problems:  # the pre-run checks found these already, unless the config was edited since
+        raise ConfigError(problems, "config")
+    # a 4-bit layer whose gradients would silently be wrong must fail the run instead
+    # (engine/core/models.keep_training_layout prevents the cause)
+    warnings.filterwarnings("error", message=".*autograd kernel was not registered.*")
     precision = on_this_machine(cfg.train.precision)
     slow = slow_half_precision_warning(precision)
     if slow:
         log(slow)
     torch.manual_seed(cfg.train.seed)
-    if checkpoint_if_tight(cfg, arch, precision) and is_main:
+    if checkpoint_if_tight(cfg, structure, precision) and is_main:
         runs.update_status(run_dir, auto_gradient_checkpointing=True)
-    callback.estimate = launch_estimate(cfg, arch, precision)
+    callback.estimate = launch_estimate(cfg, structure, precision)
     if is_main and callback.estimate:
         runs.update_status(run_dir, **callback.estimate)
         if "allocator" in callback.estimate:
@@ -323,22 +331,37 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
     stats = data.stats()
     log(f"data: {stats['train_examples']} train / {stats['validation_examples']} validation examples, "
         f"{stats['trained_tokens']} trained tokens; dropped {stats['dropped'] or 'none'}")
+    if method.needs_steps:  # now the number of steps is exact (training for epochs): check before loading
+        from engine.training.preflight import planned_steps
+
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        steps = planned_steps(cfg.train, -(-len(data.train) // world))
+        problems = method.check(cfg.method.params, cfg.train, structure, steps)
+        if problems:
+            raise ConfigError(problems, "config")
 
     log(f"loading {cfg.model} ({precision})")
     if cfg.train.start_from:
         from engine.training import continual
 
-        model = continual.load_start(cfg, method, precision, arch, run_dir if is_main else None, log)
+        model = continual.load_start(cfg, method, precision, structure, run_dir if is_main else None, log)
     else:
         model = load_model(cfg.model, method.quantize(cfg.method.params), method.load_dtype(precision),
                            cfg.trust_remote_code, quant_options=method.quantize_options(cfg.method.params))
-        model = method.apply(model, cfg.method.params, arch)
+        model = method.apply(model, cfg.method.params, structure)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
-    log(f"method {method.key}: {trainable:,} trainable of {total:,} parameters ({100 * trainable / total:.3f}%)")
+    counted = method.count_trainable(structure, cfg.method.params)
+    log(f"method {method.key}: {trainable:,} trainable of {total:,} parameters ({100 * trainable / total:.3f}%); "
+        f"the estimate counts {counted:,}")
+    adapted = st.summarise(method.adapted(structure, cfg.method.params), structure.layers_prefix)
+    log(f"{'trained' if method.trains_base_weights else 'adapted'}: " + ("; ".join(adapted[:24]) or "no module (virtual "
+        "tokens only)") + (f"; ... {len(adapted) - 24} more" if len(adapted) > 24 else ""))
+    for note in method.notes(structure, cfg.method.params):
+        log(f"note: {note}")
     if is_main:
         runs.update_status(run_dir, trainable_params=trainable, total_params=total, data=stats,
-                           precision=precision)
+                           precision=precision, adapted=adapted)
     if cfg.train.gradient_checkpointing and hasattr(model, "enable_input_require_grads"):
         model.enable_input_require_grads()
 
@@ -350,8 +373,8 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
                           distill.build(cfg, precision, log, check=False))
     args = training_arguments(cfg, run_dir, precision, bool(data.validation))
     # a method's own optimizer (LoRA+ groups, layerwise unfreezing) and callbacks (schedules), when it has them
-    optimizer = method.optimizer(model, cfg.method.params, args) if method.optimizer else None
-    method_callbacks = method.callbacks(model, cfg.method.params) if method.callbacks else []
+    optimizer = method.optimizer(model, cfg.method.params, args, structure) if method.optimizer else None
+    method_callbacks = method.callbacks(model, cfg.method.params, structure) if method.callbacks else []
     trainer = build_trainer(cfg, method, model, tokenizer, data, args, [callback, *method_callbacks],
                             optimizers=(optimizer, None), objective=objective)
     packed = uses_packing(cfg, method)
