@@ -26,7 +26,7 @@ from engine.core.registry import FORMATS, METHODS, TEMPLATES, Param, check_param
 DEFAULT_MODEL = "smollm2-135m-instruct"
 DEFAULT_METHOD = "lora"
 MASKS = ("assistant", "last_assistant", "none")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "bf16_pure")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 DISTRIBUTED = ("ddp", "fsdp", "zero2", "zero3")
 TYPES = {"int": int, "float": float, "bool": bool, "str": str}
@@ -109,7 +109,10 @@ class TrainConfig:
                                   min=0.0, label="weight decay")
     max_grad_norm: float = setting(1.0, "Clip the gradient norm to this value (0: no clipping).", min=0.0,
                                    label="max grad norm")
-    precision: str = setting("auto", "auto picks bf16/fp16 on a GPU that supports it, fp32 on CPU.",
+    precision: str = setting("auto", "auto picks bf16/fp16 on a GPU that supports it, fp32 on CPU. bf16/fp16: "
+                             "mixed precision (fp32 master weights). bf16_pure: every weight, gradient and "
+                             "optimizer state in bf16, half the memory for full fine-tuning; updates below "
+                             "1/256 of a weight are lost, so it suits adapters and larger learning rates.",
                              choices=PRECISIONS)
     gradient_checkpointing: bool = setting(False, "Recompute activations in backward: much less memory, about "
                                            "30% slower. Turned on by the trainer when the estimate says memory "
