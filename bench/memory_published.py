@@ -75,8 +75,8 @@ ROWS = [
     dict(src="litgpt-2023", model="llama-2-7b", method="lora", params=dict(r=8, target_modules=QV, dropout=0.05),
          batch=1, seq=1304, gc=False, ga=128, pub=21.30, unit="GB", metric="allocated", precision="bf16_pure",
          note="seq = longest Alpaca example with the Llama 2 tokenizer (stated by the source); no checkpointing "
-              "(LitGPT LoRA has none); bf16-true: weights, adapters and AdamW states in bf16 (estimate: fp32 "
-              "adapters, negligible at 4.2 M params); chunked lm_head + bf16 CE (estimate: full fp32 logits, ~+0.25 GB)"),
+              "(LitGPT LoRA has none); bf16-true: weights, adapters and AdamW states in bf16 (Tuneloom's "
+              "bf16_pure); chunked lm_head + bf16 CE (estimate: full fp32 logits, ~+0.25 GB)"),
     dict(src="litgpt-2023", model="llama-2-7b", method="lora", params=dict(r=8, target_modules=QV, dropout=0.05),
          batch=2, seq=1304, gc=False, ga=64, pub=29.07, unit="GB", metric="allocated", precision="bf16_pure",
          note="as above; micro batch 2, assumed padded to the longest example at the peak"),

@@ -45,6 +45,14 @@ def test_auto_resolves_per_device_and_explicit_choices_pass_through():
     assert precision.compute_dtype("bf16") == "bf16" and not precision.is_pure("bf16")
 
 
+def test_pure_bf16_is_refused_under_deepspeed_with_the_reason():
+    from engine.core.config import ConfigError
+
+    with pytest.raises(ConfigError, match="bf16_pure is not supported under DeepSpeed"):
+        config(precision="bf16_pure", num_processes=2, distributed="zero3")
+    assert config(precision="bf16_pure", num_processes=2, distributed="fsdp").train.precision == "bf16_pure"
+
+
 def test_slow_half_precision_warning_follows_the_cpu_fact(monkeypatch):
     pytest.importorskip("torch")
     from engine.training import recipe

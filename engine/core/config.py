@@ -157,6 +157,10 @@ class TrainConfig:
             found.append("train.epochs: must be above 0 when max_steps is 0")
         if not self.learning_rate > 0:
             found.append(f"train.learning_rate: {self.learning_rate} must be above 0 (typical: 1e-5 to 5e-4)")
+        if self.precision == "bf16_pure" and self.num_processes > 1 and self.distributed in ("zero2", "zero3"):
+            found.append(f"train.precision: bf16_pure is not supported under DeepSpeed ({self.distributed}): its ZeRO "
+                         "optimizers keep fp32 master weights of a bf16 model; use precision bf16, or distributed "
+                         "ddp or fsdp")
         return found
 
 
