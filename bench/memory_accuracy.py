@@ -1,6 +1,8 @@
 """Estimated vs measured peak training memory: short real runs over a matrix of settings.
 
     python bench/memory_accuracy.py [--methods lora,full] [--steps 3] [--out bench/results]
+    python bench/memory_accuracy.py --methods prompt_tuning,p_tuning_v2 --gc off --seq 256 --batch 4 \
+        --method-params '{"prompt_tuning": {"num_virtual_tokens": 200}}' --precision bf16 --tag virtual200
     python bench/memory_accuracy.py --rescore bench/results/memory_accuracy_cpu.json
 
 --rescore recomputes the estimates of recorded cells with the current estimator (a pure function of
@@ -69,11 +71,11 @@ def base_config(data: str, steps: int) -> dict:
                       "learning_rate": 1e-4}}
 
 
-def cell_config(base: dict, method: str, gc: bool, seq: int, batch: int):
+def cell_config(base: dict, method: str, gc: bool, seq: int, batch: int, params: dict | None = None):
     from engine.core.config import RunConfig
 
     raw = json.loads(json.dumps(base))
-    raw["method"] = {"name": method}
+    raw["method"] = {"name": method, **(params or {})}
     raw["train"].update(gradient_checkpointing=gc, max_seq_len=seq, batch_size=batch)
     return RunConfig.from_dict(raw)
 
@@ -82,7 +84,8 @@ def score(cell: dict, base: dict, device: str, allocator: str | None) -> None:
     """Set the cell's estimate (this estimator version) and its error against the measured peak."""
     from engine.estimate import estimate_for_config
 
-    cfg = cell_config(base, cell["method"], cell["gradient_checkpointing"], cell["max_seq_len"], cell["batch_size"])
+    cfg = cell_config(base, cell["method"], cell["gradient_checkpointing"], cell["max_seq_len"], cell["batch_size"],
+                      cell.get("params"))
     est = estimate_for_config(cfg, device=device, cpu_allocator=allocator)
     cell["estimate_components"], cell["estimate_peak"] = est.components, est.peak_bytes
     if "measured" in cell:
@@ -110,6 +113,10 @@ def main() -> int:
     parser.add_argument("--batch", default="1,4")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     parser.add_argument("--timeout", type=int, default=300)
+    parser.add_argument("--gc", default="off,on", help="gradient checkpointing cells: off,on | off | on")
+    parser.add_argument("--method-params", default="{}", help='JSON {method: {param: value}} for the cells')
+    parser.add_argument("--precision", default=None, help="train.precision of every cell (default: the schema's)")
+    parser.add_argument("--tag", default="", help="suffix of the result files (memory_accuracy_<device>_<tag>)")
     parser.add_argument("--rescore", metavar="JSON", help="recompute the estimates of a recorded matrix")
     args = parser.parse_args()
     if args.rescore:
@@ -129,6 +136,9 @@ def main() -> int:
     data = work / "random.jsonl"
     make_data(data)
     base = base_config(str(data), args.steps)
+    if args.precision:
+        base["train"]["precision"] = args.precision
+    method_params = json.loads(args.method_params)
     config = work / "base.yaml"
     config.write_text(json.dumps(base))
     env = {**os.environ, "TUNELOOM_HOME": str(work / "home"),
@@ -136,16 +146,19 @@ def main() -> int:
     results = []
     for method in methods:
         # (quantised methods run on CPU too: bitsandbytes 0.50 has CPU 4-bit and 8-bit kernels)
-        for gc in (False, True):
+        for gc in [{"off": False, "on": True}[g] for g in args.gc.split(",")]:
             if gc and METHODS.get(method).no_checkpointing_reason:
                 results.append({"method": method, "skipped": "no gradient checkpointing: "
                                 + METHODS.get(method).no_checkpointing_reason})
                 continue
             for seq in map(int, args.seq.split(",")):
                 for batch in map(int, args.batch.split(",")):
-                    overrides = {"method": {"name": method}, "train.gradient_checkpointing": gc,
+                    params = method_params.get(method, {})
+                    overrides = {"method": {"name": method, **params}, "train.gradient_checkpointing": gc,
                                  "train.max_seq_len": seq, "train.batch_size": batch}
                     cell = {"method": method, "gradient_checkpointing": gc, "max_seq_len": seq, "batch_size": batch}
+                    if params:
+                        cell["params"] = params
                     try:
                         cell.update(run_cell(config, overrides, env, args.timeout))
                     except subprocess.TimeoutExpired:
@@ -170,9 +183,10 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     payload = {"date": stamp, "machine": machine, "versions": versions, "steps": args.steps, "base": base,
                "results": results}
-    (out / f"memory_accuracy_{device}.json").write_text(json.dumps(payload, indent=1))
-    (out / f"memory_accuracy_{device}.md").write_text(report(payload))
-    print(f"wrote {out / f'memory_accuracy_{device}.md'}")
+    name = f"memory_accuracy_{device}" + (f"_{args.tag}" if args.tag else "")
+    (out / f"{name}.json").write_text(json.dumps(payload, indent=1))
+    (out / f"{name}.md").write_text(report(payload))
+    print(f"wrote {out / f'{name}.md'}")
     return 0
 
 
@@ -183,7 +197,8 @@ def report(payload: dict) -> str:
              f"{payload['machine']['cpu_count']} CPU cores (shared with other jobs), "
              f"{payload['machine']['ram_bytes'] / 2**30:.0f} GiB RAM, Python {payload['machine']['python']}. "
              f"Versions: {', '.join(f'{k} {v}' for k, v in payload['versions'].items())}.", "",
-             f"Model smollm2-135m-instruct (fp32 weights), random text filling max_seq_len, packing and fused "
+             f"Model smollm2-135m-instruct, precision {payload.get('base', {}).get('train', {}).get('precision', 'auto')}, random "
+             "text filling max_seq_len, packing and fused "
              f"loss on (defaults), AdamW, {payload['steps']} optimizer steps per cell. Measured = the trainer's "
              "`peak_memory_bytes` (CPU: peak RSS above the process baseline taken before torch is imported). "
              "Estimate = `peak_bytes` of the current estimator for the cell's settings and allocator (a pure "
@@ -202,7 +217,8 @@ def report(payload: dict) -> str:
                          f"| failed: {r.get('error', '')[:80]!r} | | |")
             continue
         errors.append(abs(r["error_pct"]))
-        lines.append(f"| {r['method']} | {'on' if r['gradient_checkpointing'] else 'off'} | {r['max_seq_len']} "
+        method = r["method"] + (f" ({', '.join(f'{k}={v}' for k, v in r['params'].items())})" if r.get("params") else "")
+        lines.append(f"| {method} | {'on' if r['gradient_checkpointing'] else 'off'} | {r['max_seq_len']} "
                      f"| {r['batch_size']} | {r['estimate_peak'] / mib:,.0f} | {r['measured'] / mib:,.0f} "
                      f"| {r['error_pct']:+.1f} |")
     if errors:

@@ -7,13 +7,19 @@ resident memory of each training process, and the mean loss of the last 10 steps
 see the same examples in the same order), then the ratios.
 
     python bench/throughput.py [--steps 30] [--data ../shared/data/alpaca_en_demo.json] [--precision fp32]
+        [--rounds 2]
+
+Results go to bench/results/throughput_cpu_<vector unit>_<precision>.md/.json (e.g. avx512bf16_bf16),
+so machines with different CPUs keep their own rows; the record names the CPU model, its half-precision
+flags, torch's vector unit and the load average seen. `--rounds N` alternates reference and Tuneloom N
+times (reference first in even rounds) and reports the median of each, for a machine shared with other work.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,6 +30,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 
 def run_measured(command: list[str], log: Path, extra_env: dict | None = None) -> tuple[int, float, int]:
@@ -69,47 +76,88 @@ def run_arguments(steps: int, out: str) -> argparse.ArgumentParser:
     return parser
 
 
-def main() -> None:
-    args = run_arguments(30, "throughput_cpu").parse_args()
+def cpu_record() -> dict:
+    """The CPU the numbers belong to: model, the flags that decide half-precision speed, torch's vector unit."""
+    import torch
+    from machine import cpu_name
 
-    from engine.core import runs
+    from engine.core.device import NATIVE_HALF_FLAGS, cpu_flags
+
+    wanted = {"avx2", "avx512f", *(f for flags in NATIVE_HALF_FLAGS.values() for f in flags), "amx_tile"}
+    return {"model": cpu_name(), "flags": sorted(wanted & cpu_flags()),
+            "torch_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()}
+
+
+def cpu_tag(flags: list[str]) -> str:
+    """A short name for the CPU's class, for result file names."""
+    for flag, tag in (("amx_bf16", "amx"), ("avx512_bf16", "avx512bf16"), ("avx512f", "avx512"), ("avx2", "avx2")):
+        if flag in flags:
+            return tag
+    return "generic"
+
+
+def main() -> None:
+    parser = run_arguments(30, "throughput_cpu")
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="tuneloom-bench-"))
     os.environ["TUNELOOM_HOME"] = str(work / "home")
     cfg_path = config(args, work)
 
-    ref_out = work / "reference.json"
-    code, ref_wall, ref_rss = run_measured(
-        [sys.executable, "bench/reference_trainer.py", str(cfg_path), str(ref_out)], work / "reference.log")
-    assert code == 0, (work / "reference.log").read_text()[-3000:]
-    reference = json.loads(ref_out.read_text())
-
-    code, ours_wall, ours_rss = run_measured([sys.executable, "-m", "engine", "train", str(cfg_path)],
-                                             work / "ours.log")
-    assert code == 0, (work / "ours.log").read_text()[-3000:]
-    run_dir = Path((work / "ours.log").read_text().strip().splitlines()[-1])
-    rows = [r for r in runs.read_metrics(run_dir) if "loss" in r]
-
-    ours_points = [(r["step"], r["elapsed_s"], r["tokens_seen"]) for r in rows]
-    ref_points = [tuple(m) for m in reference["marks"]]
-    last = 10
+    load_before = os.getloadavg()
+    rounds: dict[str, list[dict]] = {"reference": [], "tuneloom": []}
+    for round_ in range(args.rounds):
+        for loop in ("reference", "tuneloom") if round_ % 2 == 0 else ("tuneloom", "reference"):
+            run = reference_run if loop == "reference" else tuneloom_run
+            rounds[loop].append(run(cfg_path, work / f"{loop}-{round_}"))
+            print(json.dumps({"round": round_, "loop": loop, **rounds[loop][-1],
+                              "load_average": os.getloadavg()}), flush=True)
+    cpu = cpu_record()
     result = {
-        "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.processor() or platform.machine()}, "
-                                                      f"{os.cpu_count()} cores, no GPU",
-        "versions": _versions(), "settings": vars(args),
-        "reference": {"tokens_per_second": steady_rate(ref_points), "peak_rss_bytes": ref_rss,
-                      "final_loss": _mean([l for _, l in reference["losses"][-last:]]), "wall_s": ref_wall},
-        "tuneloom": {"tokens_per_second": steady_rate(ours_points), "peak_rss_bytes": ours_rss,
-                     "final_loss": _mean([r["loss"] for r in rows[-last:]]), "wall_s": ours_wall},
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{cpu['model']}, {os.cpu_count()} cores, no GPU",
+        "cpu": cpu, "load_average": {"before": load_before, "after": os.getloadavg()},
+        "versions": _versions(), "settings": vars(args), "rounds": rounds,
+        "reference": _median(rounds["reference"]), "tuneloom": _median(rounds["tuneloom"]),
     }
     ref, ours = result["reference"], result["tuneloom"]
     result["speedup"] = ours["tokens_per_second"] / ref["tokens_per_second"]
     result["memory_ratio"] = ours["peak_rss_bytes"] / ref["peak_rss_bytes"]
     result["loss_difference_pct"] = 100 * (ours["final_loss"] - ref["final_loss"]) / ref["final_loss"]
-    out = Path(args.out + f"_{args.precision}")
+    out = Path(f"{args.out}_{cpu_tag(cpu['flags'])}_{args.precision}")
     out.with_suffix(".json").write_text(json.dumps(result, indent=2))
     out.with_suffix(".md").write_text(_markdown(result))
     print(_markdown(result))
+
+
+def reference_run(cfg_path: Path, stem: Path) -> dict:
+    out = stem.with_suffix(".json")
+    code, wall, rss = run_measured([sys.executable, "bench/reference_trainer.py", str(cfg_path), str(out)],
+                                   stem.with_suffix(".log"))
+    assert code == 0, stem.with_suffix(".log").read_text()[-3000:]
+    reference = json.loads(out.read_text())
+    return {"tokens_per_second": steady_rate([tuple(m) for m in reference["marks"]]), "peak_rss_bytes": rss,
+            "final_loss": _mean([loss for _, loss in reference["losses"][-LAST:]]), "wall_s": wall}
+
+
+def tuneloom_run(cfg_path: Path, stem: Path) -> dict:
+    from engine.core import runs
+
+    log = stem.with_suffix(".log")
+    code, wall, rss = run_measured([sys.executable, "-m", "engine", "train", str(cfg_path)], log)
+    assert code == 0, log.read_text()[-3000:]
+    run_dir = Path(log.read_text().strip().splitlines()[-1])
+    rows = [r for r in runs.read_metrics(run_dir) if "loss" in r]
+    return {"tokens_per_second": steady_rate([(r["step"], r["elapsed_s"], r["tokens_seen"]) for r in rows]),
+            "peak_rss_bytes": rss, "final_loss": _mean([r["loss"] for r in rows[-LAST:]]), "wall_s": wall}
+
+
+LAST = 10  # the loss is the mean of the last 10 steps (both loops see the same examples in the same order)
+
+
+def _median(results: list[dict]) -> dict:
+    return {key: statistics.median(r[key] for r in results) for key in results[0]}
 
 
 def _mean(values):
@@ -127,7 +175,7 @@ def _markdown(r: dict) -> str:
     gib = 1024 ** 3
     return f"""# Training throughput: Tuneloom vs transformers.Trainer + peft (dynamic padding)
 
-{r['date']} · {r['machine']} · {', '.join(f'{k} {v}' for k, v in r['versions'].items())}
+{r['date']} · {r['machine']} · {', '.join(f'{k} {v}' for k, v in r['versions'].items())}{_cpu_line(r)}
 Settings: {r['settings']['model']}, LoRA r16 all-linear, {r['settings']['steps']} steps, batch {r['settings']['batch_size']}, \
 max_seq_len {r['settings']['max_seq_len']}, {r['settings']['precision']}, data `{Path(r['settings']['data']).name}`.
 
@@ -137,8 +185,25 @@ max_seq_len {r['settings']['max_seq_len']}, {r['settings']['precision']}, data `
 | Tuneloom (`python -m engine train`) | {ours['tokens_per_second']:.1f} | {ours['peak_rss_bytes'] / gib:.2f} | {ours['final_loss']:.4f} |
 | **ratio** | **{r['speedup']:.2f}x** | **{r['memory_ratio']:.2f}x** | **{r['loss_difference_pct']:+.2f}%** |
 
-Reproduce: `python bench/throughput.py --steps {r['settings']['steps']} --precision {r['settings']['precision']}`
+Reproduce: `python bench/throughput.py --steps {r['settings']['steps']} --precision {r['settings']['precision']}\
+{f" --rounds {r['settings']['rounds']}" if r['settings'].get('rounds', 1) > 1 else ""}`
 """
+
+
+def _cpu_line(r: dict) -> str:
+    if "cpu" not in r:
+        return ""
+    cpu, load = r["cpu"], r["load_average"]
+    rounds = r["settings"].get("rounds", 1)
+    return (f"\nCPU flags: {', '.join(cpu['flags'])}; torch vector unit {cpu['torch_capability']}, "
+            f"{cpu['threads']} threads. Load average (1/5/15 min) {_load(load['before'])} before, "
+            f"{_load(load['after'])} after{' (a machine shared with other work)' if load['before'][0] > 0.5 else ''}; "
+            f"{rounds} round{'s' if rounds > 1 else ''} alternating the loops"
+            f"{', medians' if rounds > 1 else ''}.")
+
+
+def _load(values) -> str:
+    return "/".join(f"{v:.1f}" for v in values)
 
 
 if __name__ == "__main__":

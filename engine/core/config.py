@@ -26,7 +26,7 @@ from engine.core.registry import FORMATS, METHODS, TEMPLATES, Param, check_param
 DEFAULT_MODEL = "smollm2-135m-instruct"
 DEFAULT_METHOD = "lora"
 MASKS = ("assistant", "last_assistant", "none")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "bf16_pure")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 DISTRIBUTED = ("ddp", "fsdp", "zero2", "zero3")
 TYPES = {"int": int, "float": float, "bool": bool, "str": str}
@@ -109,7 +109,10 @@ class TrainConfig:
                                   min=0.0, label="weight decay")
     max_grad_norm: float = setting(1.0, "Clip the gradient norm to this value (0: no clipping).", min=0.0,
                                    label="max grad norm")
-    precision: str = setting("auto", "auto picks bf16/fp16 on a GPU that supports it, fp32 on CPU.",
+    precision: str = setting("auto", "auto picks bf16/fp16 on a GPU that supports it, fp32 on CPU. bf16/fp16: "
+                             "mixed precision (fp32 master weights). bf16_pure: every weight, gradient and "
+                             "optimizer state in bf16, half the memory for full fine-tuning; updates below "
+                             "1/256 of a weight are lost, so it suits adapters and larger learning rates.",
                              choices=PRECISIONS)
     gradient_checkpointing: bool = setting(False, "Recompute activations in backward: much less memory, about "
                                            "30% slower. Turned on by the trainer when the estimate says memory "
@@ -154,6 +157,10 @@ class TrainConfig:
             found.append("train.epochs: must be above 0 when max_steps is 0")
         if not self.learning_rate > 0:
             found.append(f"train.learning_rate: {self.learning_rate} must be above 0 (typical: 1e-5 to 5e-4)")
+        if self.precision == "bf16_pure" and self.num_processes > 1 and self.distributed in ("zero2", "zero3"):
+            found.append(f"train.precision: bf16_pure is not supported under DeepSpeed ({self.distributed}): its ZeRO "
+                         "optimizers keep fp32 master weights of a bf16 model; use precision bf16, or distributed "
+                         "ddp or fsdp")
         return found
 
 

@@ -127,6 +127,18 @@ def torch_dtype(precision: str):
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
 
 
+def cast_parameters(model, dtype: str) -> int:
+    """Store every floating-point parameter of `model` in `dtype` (pure half precision: the added adapter
+    weights too, which peft creates in fp32). Quantised storage is not floating point and stays as it is;
+    buffers (e.g. rotary frequencies, kept in fp32 on purpose) are left alone. Returns how many were cast."""
+    target, cast = torch_dtype(dtype), 0
+    for param in model.parameters():
+        if param.is_floating_point() and param.dtype != target:
+            param.data = param.data.to(target)
+            cast += 1
+    return cast
+
+
 def load_model(model: str, quantize: str | None = None, dtype: str = "fp32", trust_remote_code: bool = False,
                device_map=None, quant_options: dict | None = None):
     """A causal LM from safetensors only; `quantize` is None, '4bit' or '8bit' (bitsandbytes), with

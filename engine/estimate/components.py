@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.core import optimizers
+from engine.core.device import cpu_native_half
 from engine.core.precision import resolve
 from engine.core.runs import is_run_folder
 from engine.core.structure import MLP, NotReadYet, Structure, obtain
@@ -63,6 +64,7 @@ class Setup:
     quantize: str | None
     trainable: int
     deepspeed: bool
+    pure: bool = False  # pure half precision (bf16_pure): trained weights, gradients and states in half precision
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -91,6 +93,13 @@ class Setup:
 
     @property
     def seq(self) -> int:
+        """Positions every row runs through the layers: the virtual tokens of prompt tuning and P-tuning
+        are prepended input embeddings; prefix methods add keys/values only (key_seq)."""
+        return self.train.max_seq_len + (0 if self.method.virtual_keys_only else self.virtual)
+
+    @property
+    def key_seq(self) -> int:
+        """Positions each query attends over: the row plus every virtual token."""
         return self.train.max_seq_len + self.virtual
 
     @property
@@ -107,7 +116,9 @@ class Setup:
 
 
 def precision_for(cfg, device: str) -> str:
-    return resolve(cfg.train.precision, device)  # an estimate for a GPU assumes a recent one (bf16)
+    """The run's resolved precision (engine/core/precision.py) on `device`: an estimate for a GPU assumes a
+    recent one (bf16); for a CPU, this machine's (native bf16 or not, from its flags)."""
+    return resolve(cfg.train.precision, device, True if device == "cuda" else cpu_native_half("bf16"))
 
 
 def adapted_modules(s: Setup) -> set[str]:
@@ -157,10 +168,12 @@ def weights(s: Setup) -> Weights:
         added = s.method.count_added_base(s.structure, s.params) * s.wb
         frozen = max(0.0, frozen - (trainable - added))
     else:
-        trainable = s.trainable * 4  # peft creates adapter weights in fp32 (autocast_adapter_dtype)
+        # peft creates adapter weights in fp32 (autocast_adapter_dtype); pure half precision casts them
+        trainable = s.trainable * (s.p if s.pure else 4)
     param_bytes = trainable / s.trainable if s.trainable else 4
     master = 0.0
-    if s.wb < 4 and s.precision != "fp32" and (s.deepspeed or s.sharding == "fsdp"):
+    # DeepSpeed keeps fp32 masters of half-precision weights in any mode; FSDP unless the run is pure
+    if s.wb < 4 and s.precision != "fp32" and (s.deepspeed or (s.sharding == "fsdp" and not s.pure)):
         master = s.trainable * 4
     if s.shard_params:
         frozen /= s.world
@@ -215,9 +228,14 @@ def layer_bytes_per_token(s: Setup, adapted: set[str]) -> float:
     total = norms * h * 4
     if base_trainable:
         total += norms * h * r  # normalised values kept for the norm weights' gradient
-    attention_part = (q + 2 * kv_saved) * p + q * p + structure.heads * 4  # q, k, v, output, logsumexp
+    keys_per_query = s.key_seq / s.seq  # > 1 with a prefix: every layer attends over the virtual keys too
+    attention_part = (q + 2 * kv_saved * keys_per_query) * p + q * p + structure.heads * 4  # q, k, v, output, logsumexp
+    if s.method.virtual_keys_only and s.virtual:
+        # peft hands the prefix over as a DynamicCache, which keeps every layer's concatenated keys and
+        # values (kv width) besides the copies attention saves
+        attention_part += 2 * kv * p * keys_per_query
     if s.attention == "eager":
-        attention_part += structure.heads * s.seq * (p + p)  # scores/probabilities per query row
+        attention_part += structure.heads * s.key_seq * (p + p)  # scores/probabilities per query row
     total += attention_part
     total += feed_forward_bytes(s, kind)
     # inputs kept by linear layers whose weights (base or adapter) need a gradient; the input projections
@@ -277,7 +295,7 @@ def attention_mask(s: Setup) -> float:
         mask = s.tokens * s.tokens if s.attention == "eager" else 0
     else:
         masked = s.train.batch_size > 1
-        mask = s.train.batch_size * s.seq * s.seq if masked else 0
+        mask = s.train.batch_size * s.seq * s.key_seq if masked else 0
     return mask * (8 if s.device == "cpu" else 1)
 
 
@@ -312,10 +330,12 @@ def logits_and_loss(s: Setup, w: Weights) -> Loss:
                 + chunk * vocab * (4 + 4 + (p if p < 4 else 0)) + chunk * h * p)
         kept = tokens * h * 4 + head_grad
     else:
-        # at the start of backward: logits (compute dtype) and their fp32 upcast (the same tensor in
-        # fp32), log-softmax output, and the gradients of log-softmax and of the logits. Measured on
-        # CPU (prefix tuning, 2,128 x 49,152 fp32): 4 vocab-sized fp32 tensors at the peak
-        peak = tokens * vocab * (p + 4 + 4 + 4 + 4 if p < 4 else 4 * 4)
+        # transformers' loss (ForCausalLMLoss): the logits in the compute dtype (kept by the output), their
+        # fp32 upcast (freed after forward: log-softmax keeps only its output; in fp32 it is the logits
+        # themselves), the log-softmax output, and in backward the gradients of the NLL and of log-softmax.
+        # Measured on CPU (2,048 x 49,152, peak RSS, bench/results/prompt_family_memory_cpu.md): 16.0 bytes
+        # per logit in fp32, 14.0 in bf16
+        peak = tokens * vocab * (p + 4 + 4 + 4)
         kept = tokens * vocab * 4
     return Loss(peak, kept, head_grad)
 
@@ -385,7 +405,7 @@ def teacher_memory_bytes(cfg, device: str = "cuda") -> int:
         from engine.core.config import RunConfig
 
         folder = Path(resolve_model(RunConfig.load(Path(teacher_model) / "config.yaml").model))
-        dtype_bytes = 2 if cfg.train.precision in ("bf16", "fp16") else 4
+        dtype_bytes = 2 if cfg.train.precision in ("bf16", "fp16", "bf16_pure") else 4
     else:
         folder = Path(resolve_model(teacher_model))
         dtype_bytes = None

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from engine.core import optimizers
 from engine.core import structure as st
 from engine.core.structure import Structure
+from engine.core.precision import compute_dtype, is_pure
 from engine.estimate import components as c
 from engine.estimate.components import DTYPE_BYTES, SHARDING, Setup
 
@@ -87,9 +88,10 @@ def setup(structure: Structure, cfg, device: str, world_size: int, sharding: str
         sharding = "ddp"
     method = METHODS.get(cfg.method.name)
     params = {**method.defaults(), **(cfg.method.params or {})}
-    precision = c.precision_for(cfg, device)
+    resolved = c.precision_for(cfg, device)  # fp32 | bf16 | fp16 | bf16_pure
+    precision = compute_dtype(resolved)
     p = DTYPE_BYTES[precision]
-    weight_dtype = weight_dtype or method.load_dtype(precision)
+    weight_dtype = weight_dtype or method.load_dtype(resolved)
     wb = DTYPE_BYTES.get(weight_dtype, 4)
     autocast = p < wb
     quantize = method.quantize(params)
@@ -100,7 +102,7 @@ def setup(structure: Structure, cfg, device: str, world_size: int, sharding: str
     return Setup(structure=structure, cfg=cfg, method=method, params=params, device=device, world=world_size,
                  sharding=sharding, attention=attention, precision=precision, weight_dtype=weight_dtype, p=p,
                  wb=wb, autocast=autocast, quantize=quantize, trainable=int(method.count_trainable(structure, params)),
-                 deepspeed=deepspeed)
+                 deepspeed=deepspeed, pure=is_pure(resolved))
 
 
 def estimate(structure, cfg=None, device: str = "cuda", world_size: int = 1, sharding: str = "none",
@@ -169,7 +171,7 @@ def estimate(structure, cfg=None, device: str = "cuda", world_size: int = 1, sha
         total_bytes=sum(parts.values()), peak_bytes=int(round(peak)), components=parts,
         trainable_params=s.trainable, total_params=int(total_params),
         phase=phase, device=device, world_size=s.world, sharding=s.sharding, notes=s.notes,
-        details={"precision": s.precision, "weight_dtype": s.weight_dtype, "quantize": s.quantize,
+        details={"precision": s.precision, "pure": s.pure, "weight_dtype": s.weight_dtype, "quantize": s.quantize,
                  "tokens_per_micro_batch": s.tokens, "grad_layers": s.grad_layers, "packing": s.packing,
                  "fused_loss": s.fused, "activation_bytes_per_token_per_layer": per_layer,
                  "optimizer": optimizers.get(s.train.optimizer).label, "cpu_allocator": cpu_allocator},

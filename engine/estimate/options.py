@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from engine.core.device import cpu_native_half
 from engine.estimate.components import GiB
 from engine.estimate.memory import COMPONENTS, LABELS, StructurePending, estimate, structure_for_config
 
@@ -79,6 +80,11 @@ def cheaper_options(structure, cfg=None, device=None, limit: int = 5, **kwargs) 
         seq //= 2
         candidates.append((f"max_seq_len {seq} (longer examples are truncated or dropped)",
                            {"train.max_seq_len": seq}))
+    if t.precision != "bf16_pure" and (kind == "cuda" or cpu_native_half("bf16")):
+        # no fp32 master weights, gradients or states: half the memory of full fine-tuning (not offered
+        # on CPUs without native bf16, where it is two orders of magnitude slower)
+        candidates.append(("pure bf16 (no fp32 master copy; updates under 1/256 of a weight round away)",
+                           {"train.precision": "bf16_pure"}))
     if kind == "cuda":
         if t.precision == "fp32":
             candidates.append(("bf16 mixed precision", {"train.precision": "bf16"}))

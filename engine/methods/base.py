@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from engine.core.precision import PURE
 from engine.core.registry import METHODS, Param  # noqa: F401  (METHODS: re-exported for the method modules)
 from engine.core.structure import Structure
 
@@ -65,6 +66,9 @@ class Method:
     # ---- traits the memory estimator reads (pure; from the structure and params only) ----------
     # extra positions the method adds to every sequence (prompt / prefix tokens)
     virtual_tokens: Callable[[dict], int] = lambda params: 0
+    # True when those positions are only keys/values of every attention layer (prefix methods), so the
+    # layers still run max_seq_len queries; False when they are prepended input embeddings (prompt tuning)
+    virtual_keys_only: bool = False
     # how many decoder layers, counted from the top, need activations kept for backward
     grad_layers: Callable[[Structure, dict], int] = lambda structure, params: structure.layers
     # True when the trainable parameters are base weights (full, freeze, bitfit), not added ones
@@ -82,7 +86,10 @@ class Method:
     def load_dtype(self, precision: str) -> str:
         """The dtype the base weights are loaded in: frozen weights are stored in the compute dtype
         under bf16/fp16 (half the memory, no casts in every matmul); methods that train base weights
-        keep fp32 master weights and train under autocast."""
+        keep fp32 master weights and train under autocast, except in a pure mode (bf16_pure), where
+        every weight is stored in half precision (engine/core/precision.py)."""
+        if precision in PURE:
+            return PURE[precision]
         if self.trains_base_weights or precision not in ("bf16", "fp16"):
             return "fp32"
         return precision

@@ -13,7 +13,7 @@ METHODS.register("p_tuning_v2", Method(
     params=(pl.num_tokens_param(20),),
     apply=lambda model, p, structure: pl.apply_config(model, prefix_tuning.prefix_config(p, False)),
     count_trainable=lambda structure, p: prefix_tuning.prefix_count(structure, p["num_virtual_tokens"], False, 0),
-    not_mergeable_reason=pl.NOT_MERGEABLE, virtual_tokens=pl.virtual_tokens,
+    not_mergeable_reason=pl.NOT_MERGEABLE, virtual_tokens=pl.virtual_tokens, virtual_keys_only=True,
     no_checkpointing_reason=pl.NO_CHECKPOINTING, problems=pl.position_problems, unavailable=pl.prefix_unavailable,
     train_defaults={"learning_rate": 0.01},
 ))

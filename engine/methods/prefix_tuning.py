@@ -38,7 +38,7 @@ METHODS.register("prefix_tuning", Method(
     params=PARAMS, apply=lambda model, p, structure: pl.apply_config(model, prefix_config(p, p["prefix_projection"])),
     count_trainable=lambda structure, p: prefix_count(structure, p["num_virtual_tokens"], p["prefix_projection"],
                                                       p["encoder_hidden_size"]),
-    not_mergeable_reason=pl.NOT_MERGEABLE, virtual_tokens=pl.virtual_tokens,
+    not_mergeable_reason=pl.NOT_MERGEABLE, virtual_tokens=pl.virtual_tokens, virtual_keys_only=True,
     no_checkpointing_reason=pl.NO_CHECKPOINTING, problems=pl.position_problems, unavailable=pl.prefix_unavailable,
     train_defaults={"learning_rate": 0.005},
 ))

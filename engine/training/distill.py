@@ -48,11 +48,13 @@ def load_teacher(cfg, precision: str = "fp32", log=print):
     """The teacher model, in eval mode with no gradients, in its own dtype (runs: the training precision)."""
     import torch
 
+    from engine.core.precision import compute_dtype
+
     teacher = cfg.distill.teacher
     if is_run_folder(teacher):
         from engine.inference.loading import load_result
 
-        dtype = precision if precision in ("bf16", "fp16") else "fp32"
+        dtype = compute_dtype(precision) if precision != "fp32" else "fp32"
         model, _, note = load_result(Path(teacher), merge=True, dtype=dtype)
         log(f"distillation teacher: run {Path(teacher).name} ({note}, {dtype})")
     else:

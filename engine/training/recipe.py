@@ -20,12 +20,13 @@ from pathlib import Path
 from engine.core import optimizers, runlog, runs
 from engine.core import structure as st
 from engine.core.config import ConfigError, RunConfig
-from engine.core.precision import on_this_machine
+from engine.core.device import cpu_native_half
+from engine.core.precision import compute_dtype, cpu_bf16_native, is_pure, on_this_machine
 from engine.core.runlog import log
 from engine.core.structure import Structure
 from engine.core.workspace import subdir
 from engine.methods import METHODS
-from engine.training import failures, packing
+from engine.training import dtypes, failures, packing
 from engine.training.hf_trainer import build_trainer, uses_packing
 from engine.training.objective import PARTS
 
@@ -45,17 +46,20 @@ def device_slot(run_dir: Path):
 
 
 def slow_half_precision_warning(precision: str) -> str | None:
-    """bf16/fp16 on a CPU without AVX-512 falls back to scalar matmul kernels: on an AVX2-only AMD
-    EPYC, torch 2.13 ran a 1024^3 bf16 matmul at 0.9 GFLOP/s against 142 in fp32."""
+    """bf16/fp16 on a CPU without native half-precision matmuls (AVX512-BF16/FP16 or AMX) falls back to
+    slow kernels: on an AVX2-only AMD EPYC, torch 2.13 ran a 1024^3 bf16 matmul at 0.9 GFLOP/s against
+    142 in fp32. The same CPU facts decide `precision: auto` (engine/core/precision.py)."""
     import torch
 
-    if precision not in ("bf16", "fp16") or torch.cuda.is_available():
+    dtype = compute_dtype(precision)
+    if dtype not in ("bf16", "fp16") or torch.cuda.is_available():
+        return None
+    if cpu_bf16_native() if dtype == "bf16" else cpu_native_half("fp16"):
         return None
     capability = torch.backends.cpu.get_cpu_capability()
-    if capability.startswith("AVX512") or capability.startswith("SVE"):
-        return None
-    return (f"WARNING: precision {precision} on this CPU (vector unit {capability}, no AVX-512) runs matrix "
-            "products far slower than fp32; set train.precision to fp32 or auto unless you mean to measure it")
+    return (f"WARNING: precision {precision} on this CPU (vector unit {capability}, no native {dtype} matrix "
+            "products) runs them far slower than fp32; set train.precision to fp32 or auto unless you mean to "
+            "measure it")
 
 
 def rss_bytes() -> int:
@@ -293,7 +297,7 @@ def _nothing():
 def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool) -> Path:
     import torch
 
-    from engine.core.models import load_model, load_tokenizer, prepare_model
+    from engine.core.models import cast_parameters, load_model, load_tokenizer, prepare_model
     from engine.data.dataset import prepare_dataset
 
     method = METHODS.get(cfg.method.name)
@@ -349,6 +353,8 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
         model = load_model(cfg.model, method.quantize(cfg.method.params), method.load_dtype(precision),
                            cfg.trust_remote_code, quant_options=method.quantize_options(cfg.method.params))
         model = method.apply(model, cfg.method.params, structure)
+    if is_pure(precision):
+        cast_parameters(model, compute_dtype(precision))  # peft creates adapters in fp32; pure means none stay
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     counted = method.count_trainable(structure, cfg.method.params)
@@ -375,7 +381,8 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
     # a method's own optimizer (LoRA+ groups, layerwise unfreezing) and callbacks (schedules), when it has them
     optimizer = method.optimizer(model, cfg.method.params, args, structure) if method.optimizer else None
     method_callbacks = method.callbacks(model, cfg.method.params, structure) if method.callbacks else []
-    trainer = build_trainer(cfg, method, model, tokenizer, data, args, [callback, *method_callbacks],
+    dtype_report = dtypes.build_callback(run_dir, is_main)  # status.json `dtypes`: what really trains in which dtype
+    trainer = build_trainer(cfg, method, model, tokenizer, data, args, [callback, dtype_report, *method_callbacks],
                             optimizers=(optimizer, None), objective=objective)
     packed = uses_packing(cfg, method)
     log(f"packing {'on' if packed else 'off'}; fused loss {'on' if cfg.train.fused_loss else 'off'}")

@@ -1,0 +1,149 @@
+"""Precision: the one `auto` rule and the CPU facts it reads, pure bf16 training on the tiny model, and
+what the memory estimate makes of pure bf16 and of the prompt-family methods' virtual tokens."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.core import device, precision
+from engine.core.arch import Arch
+from engine.core.config import RunConfig
+from engine.estimate import cheaper_options, estimate
+from tests.test_estimate import SMOL
+from tests.test_train_cli import ROOT, engine_cli
+
+LLAMA_3B = json.loads((ROOT / "bench" / "configs" / "llama-3.2-3b.json").read_text())
+AVX512_BF16 = frozenset({"avx2", "avx512f", "avx512_bf16"})
+AVX2_ONLY = frozenset({"avx", "avx2", "fma"})
+
+
+def config(method: str = "full", params: dict | None = None, **train) -> RunConfig:
+    return RunConfig.from_dict({"method": {"name": method, **(params or {})}, "train": train})
+
+
+# ---- the rule and the CPU facts ------------------------------------------------------------------
+def test_native_half_precision_is_read_from_the_cpu_flags():
+    assert device.cpu_native_half("bf16", AVX512_BF16)
+    assert device.cpu_native_half("bf16", frozenset({"amx_bf16", "amx_tile"}))
+    assert not device.cpu_native_half("bf16", AVX2_ONLY)
+    assert not device.cpu_native_half("fp16", AVX512_BF16)
+    assert device.cpu_native_half("fp16", frozenset({"avx512_fp16"}))
+    assert isinstance(device.cpu_flags(), frozenset)
+
+
+def test_auto_resolves_per_device_and_explicit_choices_pass_through():
+    assert precision.resolve("auto", "cuda", True) == "bf16"
+    assert precision.resolve("auto", "cuda", False) == "fp16"
+    assert precision.resolve("auto", "cpu", False) == "fp32"  # no native bf16: never half precision
+    # with native bf16, auto follows the recorded measurement (CPU_AUTO_BF16)
+    assert precision.resolve("auto", "cpu", True) == ("bf16" if precision.CPU_AUTO_BF16 else "fp32")
+    for choice in ("fp32", "bf16", "fp16", "bf16_pure"):
+        assert precision.resolve(choice, "cpu", False) == choice
+    assert precision.compute_dtype("bf16_pure") == "bf16" and precision.is_pure("bf16_pure")
+    assert precision.compute_dtype("bf16") == "bf16" and not precision.is_pure("bf16")
+
+
+def test_pure_bf16_is_refused_under_deepspeed_with_the_reason():
+    from engine.core.config import ConfigError
+
+    with pytest.raises(ConfigError, match="bf16_pure is not supported under DeepSpeed"):
+        config(precision="bf16_pure", num_processes=2, distributed="zero3")
+    assert config(precision="bf16_pure", num_processes=2, distributed="fsdp").train.precision == "bf16_pure"
+
+
+def test_slow_half_precision_warning_follows_the_cpu_fact(monkeypatch):
+    pytest.importorskip("torch")
+    from engine.training import recipe
+
+    monkeypatch.setattr(device, "cpu_flags", lambda: AVX2_ONLY)
+    assert "no native bf16" in recipe.slow_half_precision_warning("bf16_pure")
+    assert "no native fp16" in recipe.slow_half_precision_warning("fp16")
+    assert recipe.slow_half_precision_warning("fp32") is None
+    monkeypatch.setattr(device, "cpu_flags", lambda: AVX512_BF16)
+    expected_native = precision.cpu_bf16_native()  # the flags, and a torch build that uses AVX-512
+    assert (recipe.slow_half_precision_warning("bf16") is None) == expected_native
+
+
+# ---- pure bf16 training on the tiny model -----------------------------------------------------------
+@pytest.mark.parametrize("method,lr", [("full", 3e-3), ("lora", 1e-2)])
+def test_pure_bf16_trains_every_parameter_in_bf16_and_the_loss_falls(tiny_model, tmp_path, method, lr):
+    result = engine_cli("train", "presets/quickstart.yaml", "--set", f"model={tiny_model}",
+                        "--set", f"method.name={method}", "--set", "train.precision=bf16_pure",
+                        "--set", "train.max_steps=16", "--set", "train.eval_steps=0", "--set", "train.save_steps=0",
+                        "--set", "train.max_seq_len=128", "--set", f"train.learning_rate={lr}",
+                        "--set", "train.warmup_steps=0", home=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = Path(result.stdout.strip().splitlines()[-1])
+    status = json.loads((run / "status.json").read_text())
+    assert status["precision"] == "bf16_pure"
+    # counted at the first optimizer step: weights, their gradients and AdamW's two moments, all bf16
+    dtypes = status["dtypes"]
+    assert set(dtypes) == {"weights", "gradients", "optimizer_states"}
+    for part, counts in dtypes.items():
+        assert list(counts) == ["bfloat16"], (part, counts)
+    assert dtypes["optimizer_states"]["bfloat16"] == 2 * dtypes["weights"]["bfloat16"]
+    assert dtypes["weights"]["bfloat16"] == status["trainable_params"]
+    losses = [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()
+              if '"loss"' in line]
+    # from ~10.8 (ln of the vocabulary: a random model); step-to-step noise is ~0.1 (fp32 falls alike)
+    assert sum(losses[:4]) / 4 - sum(losses[-4:]) / 4 > 0.4, losses
+
+
+# ---- the estimate ---------------------------------------------------------------------------------
+def test_pure_bf16_halves_full_fine_tuning_and_keeps_no_fp32_copy():
+    arch = Arch.from_config(LLAMA_3B)
+    mixed = estimate(arch, config(precision="bf16", batch_size=4, max_seq_len=768), device="cuda")
+    pure = estimate(arch, config(precision="bf16_pure", batch_size=4, max_seq_len=768), device="cuda")
+    n = pure.trainable_params
+    assert pure.details["pure"] and pure.details["weight_dtype"] == "bf16"
+    assert pure.components["trainable_weights"] == 2 * n
+    assert pure.components["optimizer"] == 2 * 2 * n  # AdamW's two moments in bf16
+    assert pure.components["master_weights"] == 0
+    assert mixed.components["optimizer"] == 2 * 4 * n
+    assert pure.total_bytes < 0.62 * mixed.total_bytes
+
+
+def test_pure_bf16_stores_adapters_in_bf16():
+    arch = Arch.from_config(SMOL)
+    mixed = estimate(arch, config("lora", precision="bf16"), device="cuda")
+    pure = estimate(arch, config("lora", precision="bf16_pure"), device="cuda")
+    assert mixed.components["trainable_weights"] == 4 * mixed.trainable_params  # peft's fp32 adapters
+    assert pure.components["trainable_weights"] == 2 * pure.trainable_params
+
+
+def test_pure_bf16_is_offered_when_full_fine_tuning_does_not_fit():
+    arch = Arch.from_config(LLAMA_3B)
+    cfg = config(precision="bf16", batch_size=1, max_seq_len=256)
+    mixed = estimate(arch, cfg, device="cuda").total_bytes
+    pure = estimate(arch, config(precision="bf16_pure", batch_size=1, max_seq_len=256), device="cuda").total_bytes
+    gpu = device.cuda_device((mixed + pure) / 2 / 2**30 / 0.85)  # fits pure, not mixed
+    options = cheaper_options(arch, cfg, gpu)
+    assert any(o["overrides"] == {"train.precision": "bf16_pure"} and o["fits"] for o in options), options
+
+
+def test_unfused_half_precision_loss_holds_fourteen_bytes_per_logit():
+    """Logits in bf16 kept by the output, then log-softmax output, NLL gradient and log-softmax gradient
+    in fp32 (the fp32 upcast is freed after forward): 2 + 3 x 4 bytes per logit, measured 14.0 on CPU."""
+    arch = Arch.from_config(SMOL)
+    est = estimate(arch, config("lora", precision="bf16", batch_size=2, max_seq_len=64, fused_loss=False,
+                                packing=False), device="cuda")
+    assert est.components["logits_loss"] == 2 * 64 * arch.vocab * 14
+
+
+def test_prefix_virtual_tokens_are_keys_while_prompt_tokens_are_positions():
+    """Prompt tuning prepends its virtual tokens as inputs: every layer and the logits run seq + N
+    positions. Prefix methods add them as keys/values only: the layers and logits run seq positions."""
+    arch = Arch.from_config(LLAMA_3B)
+    virtual = {"num_virtual_tokens": 200}
+    train = dict(precision="bf16", batch_size=4, max_seq_len=768)
+    prompt = estimate(arch, config("prompt_tuning", virtual, **train), device="cuda")
+    prefix = estimate(arch, config("p_tuning_v2", virtual, **train), device="cuda")
+    plain = estimate(arch, config("p_tuning_v2", {"num_virtual_tokens": 1}, **train), device="cuda")
+    assert prompt.details["tokens_per_micro_batch"] == 4 * 968
+    assert prefix.details["tokens_per_micro_batch"] == 4 * 768
+    assert prefix.components["logits_loss"] == plain.components["logits_loss"]
+    # the prefix still costs: longer keys/values (and the cache holding them) in every layer
+    assert prefix.details["activation_bytes_per_token_per_layer"] > plain.details["activation_bytes_per_token_per_layer"]
+    assert prefix.components["activations"] < prompt.components["activations"]
