@@ -30,7 +30,7 @@ class LoadedData:
 
 
 def _did_you_mean(found: list[str]) -> str:
-    known = sorted({f for fmt in FORMATS.entries.values() for f in fmt.required} | {"input", "system", "history"})
+    known = sorted({f for fmt in FORMATS.entries.values() for f in fmt.required} | {"input", "system", "history", "prompt"})
     pairs = []
     for name in found:
         match = difflib.get_close_matches(str(name), known, n=1, cutoff=0.75)
