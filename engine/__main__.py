@@ -182,9 +182,13 @@ def cmd_data(args) -> int:
 def _encoded_stats(args, loaded) -> dict:
     from engine.core.models import load_tokenizer
     from engine.data.dataset import encode_all
+    from engine.data.pairwise import data_kind, encode_all_preference
 
     tokenizer = load_tokenizer(args.model, template=args.template)
-    kept, dropped, rows = encode_all(loaded, tokenizer, args.mask, args.max_seq_len)
+    if data_kind(loaded) in ("pairwise", "unpaired"):
+        kept, dropped, rows = encode_all_preference(loaded, tokenizer, args.max_seq_len)
+    else:
+        kept, dropped, rows = encode_all(loaded, tokenizer, args.mask, args.max_seq_len)
     return {"tokens": sum(len(e.input_ids) for e in kept), "trained_tokens": sum(e.trained_tokens for e in kept),
             "dropped": dict(dropped), "dropped_rows": rows[:20]}
 
@@ -193,17 +197,33 @@ def _preview(args, loaded) -> int:
     from engine.core.config import DEFAULT_MODEL
     from engine.core.models import load_tokenizer
     from engine.data.masking import Dropped, encode, token_preview
+    from engine.data.pairwise import data_kind, preview_entry
 
     tokenizer = load_tokenizer(args.model or DEFAULT_MODEL, template=args.template)
-    previews = []
-    for example in loaded.examples[: args.limit]:
-        encoded = encode(tokenizer, example, args.mask, args.max_seq_len)
-        previews.append([] if isinstance(encoded, Dropped) else token_preview(tokenizer, example, encoded))
-    if args.json:
-        print(json.dumps(previews, ensure_ascii=False))
-        return 0
-    for example, tokens in zip(loaded.examples, previews):
-        print(f"--- {example.where} ({sum(t['trained'] for t in tokens)} trained of {len(tokens)} tokens)")
+    if data_kind(loaded) in ("pairwise", "unpaired"):  # one entry per answer: chosen, then rejected
+        entries = [preview_entry(tokenizer, example, args.max_seq_len) for example in loaded.examples[: args.limit]]
+        labelled = []
+        for e in entries:
+            if e["dropped"]:
+                labelled.append((f"{e['where']} dropped: {e['dropped']}", []))
+            elif "rejected_tokens" in e:
+                labelled += [(f"{e['where']} chosen", e["tokens"]), (f"{e['where']} rejected", e["rejected_tokens"])]
+            else:
+                labelled.append((f"{e['where']} {'desirable' if e['label'] else 'undesirable'}", e["tokens"]))
+        if args.json:
+            print(json.dumps(entries, ensure_ascii=False))
+            return 0
+    else:
+        previews = []
+        for example in loaded.examples[: args.limit]:
+            encoded = encode(tokenizer, example, args.mask, args.max_seq_len)
+            previews.append([] if isinstance(encoded, Dropped) else token_preview(tokenizer, example, encoded))
+        if args.json:
+            print(json.dumps(previews, ensure_ascii=False))
+            return 0
+        labelled = [(example.where, tokens) for example, tokens in zip(loaded.examples, previews)]
+    for where, tokens in labelled:
+        print(f"--- {where} ({sum(t['trained'] for t in tokens)} trained of {len(tokens)} tokens)")
         # trained tokens in [brackets], masked ones plain
         print("".join(f"[{t['token']}]" if t["trained"] else t["token"] for t in tokens))
     return 0
@@ -223,16 +243,24 @@ def cmd_data_inspect(args) -> int:
     except DataError as err:
         print(json.dumps({"error": err.to_dict()}, ensure_ascii=False))
         return 1
+    from engine.data.pairwise import data_kind, encode_all_preference, preview_entry
+
     tokenizer = load_tokenizer(args.model or DEFAULT_MODEL, template=args.template)
-    kept, dropped, rows = encode_all(loaded, tokenizer, args.mask, args.max_seq_len)
+    kind = data_kind(loaded)
+    shown = loaded.examples[args.start: args.start + args.limit]
+    if kind in ("pairwise", "unpaired"):  # preference data: chosen and rejected answers (engine/data/pairwise.py)
+        kept, dropped, rows = encode_all_preference(loaded, tokenizer, args.max_seq_len)
+        previews = [preview_entry(tokenizer, example, args.max_seq_len) for example in shown]
+    else:
+        kept, dropped, rows = encode_all(loaded, tokenizer, args.mask, args.max_seq_len)
+        previews = []
+        for example in shown:
+            encoded = encode(tokenizer, example, args.mask, args.max_seq_len)
+            dropped_why = str(encoded) if isinstance(encoded, Dropped) else ""
+            previews.append({"where": example.where, "dropped": dropped_why,
+                             "tokens": [] if dropped_why else token_preview(tokenizer, example, encoded)})
     stats = Prepared(loaded, kept, [], dropped, rows).stats()  # the trainer's own numbers
-    previews = []
-    for example in loaded.examples[args.start: args.start + args.limit]:
-        encoded = encode(tokenizer, example, args.mask, args.max_seq_len)
-        dropped_why = str(encoded) if isinstance(encoded, Dropped) else ""
-        previews.append({"where": example.where, "dropped": dropped_why,
-                         "tokens": [] if dropped_why else token_preview(tokenizer, example, encoded)})
-    print(json.dumps({"file": loaded.file, "format": loaded.format, "fields": loaded.fields,
+    print(json.dumps({"file": loaded.file, "format": loaded.format, "kind": kind, "fields": loaded.fields,
                       "rows": loaded.preview_rows, "stats": stats, "start": args.start,
                       "previews": previews}, ensure_ascii=False, default=str))
     return 0

@@ -23,6 +23,8 @@ SAMPLES_DIR = PROJECT_ROOT / "presets" / "data"
 SAMPLE_NOTES = {  # a friendlier label for the bundled samples; any other file shows its name
     "identity.jsonl": "identity: who the assistant is (instruction/output)",
     "chat_multiturn.jsonl": "multi-turn chat (messages with roles)",
+    "polite_pairs.jsonl": "preference pairs: polite (chosen) vs rude (rejected), for DPO / ORPO / SimPO",
+    "polite_unpaired.jsonl": "answers marked desirable or not (polite / rude), for KTO",
 }
 UPLOAD_TYPES = [".json", ".jsonl", ".csv", ".parquet"]
 NO_ROWS = {"headers": ["rows appear here once a file is read"], "data": [[""]]}
@@ -37,13 +39,22 @@ TEXT = {
         "upload": "Or upload a file (max {mb} MB)",
         "path": "Training file",
         "path_info": "What Train uses: JSON, JSONL, CSV or Parquet. The quickstart sample until you pick another.",
-        "format": "Format", "format_info": "auto detects alpaca, sharegpt, messages or text from the fields.",
+        "format": "Format", "format_info": "auto detects alpaca, sharegpt, messages, text, or preference data "
+                                           "(pairwise: prompt/chosen/rejected; unpaired: prompt/completion/label).",
         "columns": "Column mapping (CSV or renamed fields)",
         "columns_info": "file_column=field pairs, comma separated; press Enter to apply.",
         "mask": "Train on", "mask_info": MASK_HELP,
         "skip_bad": "Skip bad rows", "skip_bad_info": "Leave broken rows out (they are counted) instead of stopping.",
         "check": "Check data", "first_rows": "First rows", "example": "Example to preview",
         "tokens": "Tokens (highlighted = trained)",
+        "chosen_tokens": "Chosen answer: tokens (highlighted = trained)",
+        "rejected_tokens": "Rejected answer: tokens (highlighted = trained)",
+        "preference_note": "Preference data ({kind}): train it with a preference objective (Train tab: objective "
+                           "{objectives}). Only the answers are trained; 'Train on' does not apply.",
+        "pair_caption": "{where}: prompt {prompt} tokens (plain), chosen {chosen} and rejected {rejected} answer "
+                        "tokens (highlighted): the model learns to prefer the first over the second.",
+        "unpaired_caption": "{where}: prompt {prompt} tokens (plain), a {label} answer of {answer} tokens "
+                            "(highlighted).",
         "start_note": "Pick a sample dataset or upload a file to see what will be trained.",
         "pick": "Pick a sample dataset or upload a file.",
         "column_mapping": "Column mapping",
@@ -65,6 +76,12 @@ TEXT = {
         "skip_bad": "跳过坏行", "skip_bad_info": "跳过有问题的行（会计数），而不是停下来。",
         "check": "检查数据", "first_rows": "前几行", "example": "预览的样例",
         "tokens": "词元（高亮 = 参与训练）",
+        "chosen_tokens": "选中的回答：词元（高亮 = 参与训练）",
+        "rejected_tokens": "被拒绝的回答：词元（高亮 = 参与训练）",
+        "preference_note": "偏好数据（{kind}）：请用偏好目标训练（训练页：目标 {objectives}）。只训练回答；“训练内容”不适用。",
+        "pair_caption": "{where}：提示 {prompt} 个词元（未高亮），选中回答 {chosen} 个、被拒绝回答 {rejected} 个词元"
+                        "（高亮）：模型学习更偏好前者。",
+        "unpaired_caption": "{where}：提示 {prompt} 个词元（未高亮），一个{label}回答，{answer} 个词元（高亮）。",
         "start_note": "选择示例数据集或上传文件，查看哪些内容会被训练。",
         "pick": "请选择示例数据集或上传文件。",
         "column_mapping": "列映射",
@@ -148,22 +165,47 @@ def stats_markdown(report: dict) -> str:
     return "\n\n".join(lines)
 
 
-def highlighted(preview: dict | None) -> list[tuple[str, str | None]]:
+def highlighted(preview: dict | None, key: str = "tokens") -> list[tuple[str, str | None]]:
     if not preview:
         return []
     if preview.get("dropped"):
         return [(f"{preview['where']}: dropped ({preview['dropped']})", None)]
-    return [(t["token"], "trained" if t["trained"] else None) for t in preview["tokens"]]
+    return [(t["token"], "trained" if t["trained"] else None) for t in preview.get(key) or []]
 
 
-def example_caption(report: dict, index: int) -> str:
+def rejected_update(report: dict | None, preview: dict | None, lang="en"):
+    """The rejected answer's tokens: shown for pairwise data only (the chosen answer's are in the main view)."""
+    pairwise = (report or {}).get("kind") == "pairwise"
+    return gr.update(value=highlighted(preview, "rejected_tokens") if pairwise else [], visible=pairwise,
+                     label=tr(TEXT, lang, "rejected_tokens"))
+
+
+def tokens_label(report: dict | None, lang="en") -> str:
+    return tr(TEXT, lang, "chosen_tokens" if (report or {}).get("kind") == "pairwise" else "tokens")
+
+
+def example_caption(report: dict, index: int, lang="en") -> str:
     previews = report.get("previews") or []
     if not previews:
         return ""
     preview = previews[index]
     trained = sum(t["trained"] for t in preview["tokens"])
+    if preview.get("kind") in ("pairwise", "unpaired") and not preview.get("dropped"):
+        prompt = len(preview["tokens"]) - trained
+        if preview["kind"] == "pairwise":
+            return tr(TEXT, lang, "pair_caption", where=preview["where"], prompt=prompt, chosen=trained,
+                      rejected=sum(t["trained"] for t in preview["rejected_tokens"]))
+        return tr(TEXT, lang, "unpaired_caption", where=preview["where"], prompt=prompt, answer=trained,
+                  label="desirable" if preview.get("label") else "undesirable")
     return (f"{preview['where']}: {len(preview['tokens'])} tokens, {trained} trained (highlighted). "
             f"Plain tokens are the prompt and template: seen, not learned.")
+
+
+def preference_note(report: dict, lang="en") -> str:
+    kind = report.get("kind")
+    if kind not in ("pairwise", "unpaired"):
+        return ""
+    return tr(TEXT, lang, "preference_note", kind=kind, objectives="dpo / orpo / simpo" if kind == "pairwise" else "kto")
 
 
 # ---- handlers --------------------------------------------------------------------------------
@@ -173,13 +215,13 @@ def inspect(path, fmt, columns_text, mask, skip_bad, model, max_seq_len, report=
     The same settings twice in a row (a dropdown can fire twice for one pick) are not checked again
     unless `force` (the Check data button).
     """
-    empty = (gr.skip(),) * 5
+    empty = (gr.skip(),) * 6
     key = [path, fmt, columns_text, mask, bool(skip_bad), model, int(max_seq_len or 512)]
     if not force and (report or {}).get("inputs") == key:
         yield (gr.skip(), *empty)
         return
     if not path:
-        yield (note_box(tr(TEXT, lang, "pick")), "", NO_ROWS, gr.skip(), [], {})
+        yield (note_box(tr(TEXT, lang, "pick")), "", NO_ROWS, gr.skip(), [], {}, gr.update(visible=False))
         return
     try:
         columns = parse_columns(columns_text)
@@ -206,23 +248,27 @@ def inspect(path, fmt, columns_text, mask, skip_bad, model, max_seq_len, report=
         err = report["error"]
         where = ", ".join(p for p in (err.get("file"), err.get("where"), err.get("field") and f"field '{err['field']}'") if p)
         lines = [f"{where}: {err['message']}"] + ([f"What to do: {err['hint']}"] if err.get("hint") else [])
-        yield (error_box(tr(TEXT, lang, "unusable"), lines), "", NO_ROWS, gr.skip(), [], {})
+        yield (error_box(tr(TEXT, lang, "unusable"), lines), "", NO_ROWS, gr.skip(), [], {}, gr.update(visible=False))
         return
     report["inputs"] = key
     count = max(1, len(report["previews"]))
-    yield (note_box(tr(TEXT, lang, "ready", file=report['file']), "ok"), stats_markdown(report),
+    first = report["previews"][0] if report["previews"] else None
+    note = preference_note(report, lang)
+    stats = stats_markdown(report) + (f"\n\n{note}" if note else "")
+    yield (note_box(tr(TEXT, lang, "ready", file=report['file']), "ok"), stats,
            rows_table(report["rows"]),
            gr.update(minimum=1, maximum=max(count, 2), value=1, step=1, interactive=count > 1,
                      label=f"Example to preview (first {count} of {report['stats']['examples']:,})"),
-           highlighted(report["previews"][0] if report["previews"] else None), report)
+           gr.update(value=highlighted(first), label=tokens_label(report, lang)), report,
+           rejected_update(report, first, lang))
 
 
-def show_example(index, report):
+def show_example(index, report, lang="en"):
     previews = (report or {}).get("previews") or []
     if not previews:
-        return [], ""
+        return [], "", gr.update(visible=False)
     i = min(max(int(index or 1), 1), len(previews)) - 1
-    return highlighted(previews[i]), example_caption(report, i)
+    return highlighted(previews[i]), example_caption(report, i, lang), rejected_update(report, previews[i], lang)
 
 
 def use_sample(path):
@@ -272,6 +318,9 @@ def build(defaults) -> SimpleNamespace:
             c.example = gr.Slider(1, 2, value=1, step=1, label=en["example"], interactive=False)
             c.tokens = loc(gr.HighlightedText(elem_id="tokens", label=en["tokens"], color_map={"trained": "#22c55e"},
                                               combine_adjacent=True, show_legend=True), TEXT, label="tokens")
+            c.rejected = gr.HighlightedText(elem_id="rejected-tokens", label=en["rejected_tokens"],
+                                            color_map={"trained": "#ef4444"}, combine_adjacent=True,
+                                            show_legend=True, visible=False)  # pairwise data only
             c.caption = gr.Markdown("", elem_classes="tl-help")
     c.report = gr.State({})
     return c
@@ -279,7 +328,7 @@ def build(defaults) -> SimpleNamespace:
 
 def wire(c: SimpleNamespace, model, max_seq_len, lang) -> None:
     inputs = [c.path, c.format, c.columns, c.mask, c.skip_bad, model, max_seq_len, c.report, lang]
-    outputs = [c.message, c.stats, c.table, c.example, c.tokens, c.report]
+    outputs = [c.message, c.stats, c.table, c.example, c.tokens, c.report, c.rejected]
     run = dict(fn=inspect, inputs=inputs, outputs=outputs, api_visibility="private", trigger_mode="always_last")
     forced = {**run, "fn": lambda *values: (yield from inspect(*values, force=True))}
     c.sample.input(use_sample, c.sample, [c.path, c.upload], api_visibility="private").then(**run)
@@ -289,7 +338,7 @@ def wire(c: SimpleNamespace, model, max_seq_len, lang) -> None:
     c.mask.input(**run)
     c.skip_bad.input(**run)
     c.columns.submit(**run)
-    c.example.change(show_example, [c.example, c.report], [c.tokens, c.caption], api_visibility="private",
-                     show_progress="hidden")
-    c.report.change(show_example, [c.example, c.report], [c.tokens, c.caption], api_visibility="private",
-                    show_progress="hidden")
+    c.example.change(show_example, [c.example, c.report, lang], [c.tokens, c.caption, c.rejected],
+                     api_visibility="private", show_progress="hidden")
+    c.report.change(show_example, [c.example, c.report, lang], [c.tokens, c.caption, c.rejected],
+                    api_visibility="private", show_progress="hidden")

@@ -16,7 +16,6 @@ from typing import Callable
 from engine.core.registry import FORMATS
 from engine.data.errors import FieldError
 
-
 KINDS = ("conversation", "text", "pairwise", "unpaired")
 PREFERENCE_KINDS = ("pairwise", "unpaired")
 
@@ -241,7 +240,8 @@ def _pairwise(record: dict) -> Example:
     return Example(where="", messages=prompt, chosen=chosen, rejected=rejected)
 
 
-LABELS = {True: True, False: False, 1: True, 0: False, "true": True, "false": False, "1": True, "0": False,
+# True/False also match 1/0 (equal in Python), so JSON numbers and booleans read the same
+LABELS = {True: True, False: False, "true": True, "false": False, "1": True, "0": False,
           "yes": True, "no": False, "desirable": True, "undesirable": False}
 
 

@@ -81,7 +81,7 @@ def encode_preference(tokenizer, example: Example, max_seq_len: int) -> EncodedP
         return Dropped("no trainable answer tokens after rendering the chat template")
     sequences = [prompt + answer for prompt, answer in parts]
     # the prompt is what every rendering shares (a token can merge across the boundary, as TRL notes)
-    shared = min(len(parts[0][0]), *(_common_prefix(sequences[0], s) for s in sequences[1:]))
+    shared = min([len(parts[0][0])] + [_common_prefix(sequences[0], s) for s in sequences[1:]])
     prompt = sequences[0][:shared]
     if len(prompt) >= max_seq_len:
         return Dropped(f"the prompt alone fills max_seq_len ({max_seq_len} tokens)")
@@ -150,3 +150,20 @@ def prepare_preference(data, tokenizer, max_seq_len: int, seed: int = 0, objecti
     held = validation_indices(len(kept), data.validation_split, seed)
     return Prepared(loaded, [e for i, e in enumerate(kept) if i not in held], [e for i, e in enumerate(kept) if i in held],
                     dropped, rows)
+
+
+def preview_entry(tokenizer, example: Example, max_seq_len: int) -> dict:
+    """One example as the Data tab shows it: the chosen (or the only) answer's tokens in `tokens`, the rejected
+    answer's in `rejected_tokens`, the unpaired label in `label`."""
+    encoded = encode_preference(tokenizer, example, max_seq_len)
+    entry = {"where": example.where, "kind": example.kind, "dropped": "", "tokens": []}
+    if example.kind == "unpaired":
+        entry["label"] = example.label
+    if isinstance(encoded, Dropped):
+        entry["dropped"] = str(encoded)
+        return entry
+    previews = preference_previews(tokenizer, example, encoded)
+    entry["tokens"] = previews[0]
+    if example.kind == "pairwise":
+        entry["rejected_tokens"] = previews[1]
+    return entry

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from engine.training.objectives import TrainingObjective, reference_copy
 
+
 def trl_arguments(cfg, objective: TrainingObjective) -> tuple[type, dict]:
     """The TRL config class of the objective and its settings from `cfg.preference`."""
     p, max_len = cfg.preference, cfg.train.max_seq_len

@@ -130,9 +130,34 @@ def method_problems(cfg: RunConfig) -> list[str]:
     return [f"method.name: {cfg.method.name} cannot train {cfg.model}: {reason}"] if reason else []
 
 
+def objective_problems(cfg: RunConfig) -> list[str]:
+    """Data of the wrong kind for train.objective (preference pairs for sft, instructions for dpo, ...), read
+    from the first record only, and trackers that are not installed."""
+    from engine.data.formats import FORMATS, detect
+    from engine.data.pairwise import kind_mismatch
+    from engine.training import trackers
+    from engine.training.objectives import for_config
+
+    found = trackers.missing(cfg)
+    objective = for_config(cfg)
+    try:
+        from engine.data.loading import iter_records
+
+        _, record = next(iter(iter_records(data_path(cfg.data.train))))
+    except Exception:  # no file, a bad file: reported by the other checks and the data loader with file/line
+        return found
+    record = {cfg.data.columns.get(k, k): v for k, v in record.items()}
+    fmt = cfg.data.format if cfg.data.format != "auto" else detect(record)
+    if fmt in FORMATS:
+        why = kind_mismatch(FORMATS.get(fmt).kind, objective.data_kind, objective.key, Path(cfg.data.train).name)
+        if why:
+            found.append(f"train.objective: {why}")
+    return found
+
+
 def preflight(cfg: RunConfig) -> list[str]:
     """Every problem found before a run starts (empty list: good to go)."""
-    return static_problems(cfg.to_dict()) + method_problems(cfg) + disk_problems(cfg)
+    return static_problems(cfg.to_dict()) + method_problems(cfg) + objective_problems(cfg) + disk_problems(cfg)
 
 
 def check(cfg: RunConfig, source: str = "config") -> RunConfig:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from engine.core import optimizers, runlog, runs
 from engine.core.arch import Arch
-from engine.core.precision import on_this_machine
 from engine.core.config import RunConfig
+from engine.core.precision import on_this_machine
 from engine.core.runlog import log
 from engine.core.workspace import subdir
 from engine.methods import METHODS
