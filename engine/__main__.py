@@ -54,7 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
     kind = export.add_mutually_exclusive_group(required=True)
     kind.add_argument("--merged", action="store_true")
     kind.add_argument("--adapter", action="store_true")
+    kind.add_argument("--gguf", action="store_true",
+                      help="GGUF files (llama.cpp, Ollama) from the merged model, an Ollama Modelfile, and a check "
+                           "that they load back and agree with the merged model")
     export.add_argument("--out", required=True)
+    export.add_argument("--gguf-types", default="f16,q8_0", help="comma-separated: f16, bf16, q8_0, f32")
+    export.add_argument("--no-check", action="store_true", help="--gguf: skip loading the files back to compare")
+
+    push = sub.add_parser("push", help="upload a run's adapter or merged model to the Hugging Face Hub")
+    push.add_argument("run_dir")
+    push.add_argument("--repo", required=True, help="owner/name on the Hub (created if missing)")
+    push.add_argument("--kind", choices=("adapter", "merged"), default="adapter")
+    push.add_argument("--private", action="store_true")
+    push.add_argument("--token", default=None, help="a write token (default: HF_TOKEN or the saved login)")
 
     chat = sub.add_parser("chat", help="chat in the terminal with a run's result or a base model")
     chat.add_argument("run_dir", nargs="?")
@@ -269,8 +281,29 @@ def cmd_data_inspect(args) -> int:
 def cmd_export(args) -> int:
     from engine.inference.export import export_adapter, export_merged
 
+    if args.gguf:
+        from engine.inference.gguf import CHECK_FILE, export_gguf
+
+        types = [t.strip() for t in args.gguf_types.split(",") if t.strip()]
+        out = export_gguf(Path(args.run_dir), Path(args.out), types, verify=not args.no_check,
+                          log=lambda line: print(line, file=sys.stderr))
+        if (out / CHECK_FILE).is_file():
+            for check in json.loads((out / CHECK_FILE).read_text()):
+                print(f"{check['gguf']}: max |logit diff| {check['max_abs_logit_diff']}, next-token agreement "
+                      f"{check['top1_agreement']:.2%}, identical greedy replies {check['identical_greedy_replies']}/"
+                      f"{check['prompts']}", file=sys.stderr)
+        print(out)
+        return 0
     out = (export_merged if args.merged else export_adapter)(Path(args.run_dir), Path(args.out))
     print(out)
+    return 0
+
+
+def cmd_push(args) -> int:
+    from engine.inference.hub import push
+
+    print(push(Path(args.run_dir), args.repo, args.kind, token=args.token, private=args.private,
+               log=lambda line: print(line, file=sys.stderr)))
     return 0
 
 
@@ -377,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         return worker_main()
     handlers = {"train": cmd_train, "data": cmd_data, "export": cmd_export, "chat": cmd_chat,
                 "model": cmd_model, "methods": cmd_methods, "estimate": cmd_estimate,
-                "evaluate": cmd_evaluate}
+                "evaluate": cmd_evaluate, "push": cmd_push}
     from engine.core.errors import UserError
 
     try:
