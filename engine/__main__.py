@@ -24,6 +24,8 @@ def _data_arguments(cmd: argparse.ArgumentParser, name: str) -> None:
     cmd.add_argument("--column", action="append", default=[], metavar="SOURCE=FIELD",
                      help="map a file column to an expected field, e.g. --column question=instruction")
     cmd.add_argument("--skip-bad-rows", action="store_true")
+    cmd.add_argument("--split", default="train", help="datasets folder or hub:owner/name: the split to read")
+    cmd.add_argument("--subset", default="", help="hub:owner/name: the configuration (subset) to read")
     if name == "inspect":
         cmd.add_argument("--limit", type=int, default=20, help="token previews for this many examples")
         cmd.add_argument("--start", type=int, default=0, help="first example to preview (0-based)")
@@ -151,7 +153,8 @@ def _load_for_data(args):
     columns = dict(item.split("=", 1) for item in args.column)
     # a plain check only counts (streams any size of file); token stats and previews need the examples
     keep = 0 if args.data_command == "check" and not args.model else None
-    return load_examples(args.file, args.format, columns, args.skip_bad_rows, keep=keep)
+    return load_examples(args.file, args.format, columns, args.skip_bad_rows, keep=keep, split=args.split,
+                         subset=args.subset)
 
 
 def cmd_data(args) -> int:
@@ -251,7 +254,8 @@ def cmd_data_inspect(args) -> int:
 
     try:
         columns = dict(item.split("=", 1) for item in args.column)
-        loaded = load_examples(args.file, args.format, columns, args.skip_bad_rows)
+        loaded = load_examples(args.file, args.format, columns, args.skip_bad_rows, split=args.split,
+                               subset=args.subset)
     except DataError as err:
         print(json.dumps({"error": err.to_dict()}, ensure_ascii=False))
         return 1

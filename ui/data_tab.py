@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 from engine.core.config import schema_param
+from engine.core.security import web_path_problem
 from engine.core.workspace import PROJECT_ROOT, safe_name, subdir
 from ui.common import cli_failure, error_box, last_json_line, note_box, run_engine
 from ui.lang import loc, tr
@@ -37,6 +38,10 @@ TEXT = {
     "en": {
         "sample": "Sample dataset", "sample_info": "Bundled examples to start from.",
         "upload": "Or upload a file (max {mb} MB)",
+        "source": "Or a datasets folder / Hub dataset",
+        "source_info": "A folder written by save_to_disk or of Parquet/Arrow shards (inside the workspace, presets or "
+                       "TUNELOOM_DATA_DIRS), or hub:owner/name; the split is set under Train, more settings. Press "
+                       "Enter to read it.",
         "path": "Training file",
         "path_info": "What Train uses: JSON, JSONL, CSV or Parquet. The quickstart sample until you pick another.",
         "format": "Format", "format_info": "auto detects alpaca, sharegpt, messages, text, or preference data "
@@ -66,6 +71,9 @@ TEXT = {
     "zh": {
         "sample": "示例数据集", "sample_info": "自带的示例，可以直接开始。",
         "upload": "或上传文件（最大 {mb} MB）",
+        "source": "或 datasets 文件夹 / Hub 数据集",
+        "source_info": "save_to_disk 写出的文件夹或 Parquet/Arrow 分片文件夹（须在工作区、presets 或 TUNELOOM_DATA_DIRS 中），"
+                       "或 hub:owner/name；数据划分（split）在训练页的更多设置中。按回车读取。",
         "path": "训练文件",
         "path_info": "训练使用的文件：JSON、JSONL、CSV 或 Parquet。在选择其他文件之前是快速入门示例。",
         "format": "格式", "format_info": "auto 会根据字段自动识别 alpaca、sharegpt、messages 或 text。",
@@ -209,14 +217,15 @@ def preference_note(report: dict, lang="en") -> str:
 
 
 # ---- handlers --------------------------------------------------------------------------------
-def inspect(path, fmt, columns_text, mask, skip_bad, model, max_seq_len, report=None, lang="en", force=False):
+def inspect(path, fmt, columns_text, mask, skip_bad, model, max_seq_len, report=None, lang="en", split="train",
+            subset="", force=False):
     """Generator: a 'checking' note first (the tokenizer takes seconds to load), then the report.
 
     The same settings twice in a row (a dropdown can fire twice for one pick) are not checked again
     unless `force` (the Check data button).
     """
     empty = (gr.skip(),) * 6
-    key = [path, fmt, columns_text, mask, bool(skip_bad), model, int(max_seq_len or 512)]
+    key = [path, fmt, columns_text, mask, bool(skip_bad), model, int(max_seq_len or 512), split, subset]
     if not force and (report or {}).get("inputs") == key:
         yield (gr.skip(), *empty)
         return
@@ -235,6 +244,7 @@ def inspect(path, fmt, columns_text, mask, skip_bad, model, max_seq_len, report=
         args += ["--column", f"{source}={field}"]
     if skip_bad:
         args.append("--skip-bad-rows")
+    args += ["--split", (split or "train").strip() or "train", "--subset", (subset or "").strip()]
     try:
         result = run_engine(*args)
     except Exception as err:  # timeout, no Python: a message, never a dead tab
@@ -276,6 +286,20 @@ def use_sample(path):
     return (path, None) if path else (gr.skip(), gr.skip())
 
 
+def use_source(value):
+    """A datasets folder (confined to the folders the server may read) or hub:owner/name becomes the data."""
+    value = (value or "").strip()
+    if not value:
+        return gr.skip()
+    problem = None if value.startswith("hub:") else web_path_problem(value, "data", "data.train")
+    if problem is None and not value.startswith("hub:") and not Path(value).expanduser().is_dir() \
+            and not (PROJECT_ROOT / value).is_dir():
+        problem = f"{value}: no such folder (give a datasets folder, or hub:owner/name for a Hub dataset)"
+    if problem:
+        raise gr.Error(problem)
+    return value
+
+
 def use_upload(temp_path):
     """Raising gr.Error shows the reason and stops the chain (the old file stays chosen)."""
     try:
@@ -299,6 +323,9 @@ def build(defaults) -> SimpleNamespace:
                                        info=en["sample_info"]), TEXT, label="sample", info="sample_info")
             c.upload = loc(gr.File(label=upload_label("en"), file_types=UPLOAD_TYPES, type="filepath", height=120,
                                    elem_id="upload"), TEXT, label=upload_label)
+            c.source = loc(gr.Textbox("", label=en["source"], placeholder="hub:owner/name or a folder",
+                                      info=en["source_info"], elem_id="data-source"), TEXT, label="source",
+                           info="source_info")
             c.path = loc(gr.Textbox(defaults.data.train, label=en["path"], interactive=False, info=en["path_info"]),
                          TEXT, label="path", info="path_info")
             c.format = loc(gr.Dropdown(list(schema_param("data", "format").choices), value=defaults.data.format, label=en["format"],
@@ -326,13 +353,15 @@ def build(defaults) -> SimpleNamespace:
     return c
 
 
-def wire(c: SimpleNamespace, model, max_seq_len, lang) -> None:
-    inputs = [c.path, c.format, c.columns, c.mask, c.skip_bad, model, max_seq_len, c.report, lang]
+def wire(c: SimpleNamespace, model, max_seq_len, lang, split=None, subset=None) -> None:
+    inputs = [c.path, c.format, c.columns, c.mask, c.skip_bad, model, max_seq_len, c.report, lang,
+              *(x for x in (split, subset) if x is not None)]
     outputs = [c.message, c.stats, c.table, c.example, c.tokens, c.report, c.rejected]
     run = dict(fn=inspect, inputs=inputs, outputs=outputs, api_visibility="private", trigger_mode="always_last")
     forced = {**run, "fn": lambda *values: (yield from inspect(*values, force=True))}
     c.sample.input(use_sample, c.sample, [c.path, c.upload], api_visibility="private").then(**run)
     c.upload.upload(use_upload, c.upload, c.path, api_visibility="private").success(**run)
+    c.source.submit(use_source, c.source, c.path, api_visibility="private").success(**run)
     c.check.click(**forced)
     c.format.input(**run)
     c.mask.input(**run)

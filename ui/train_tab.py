@@ -41,7 +41,8 @@ ADVANCED_SETTINGS = (("train", "weight_decay"), ("train", "max_grad_norm"), ("tr
                      ("data", "replay"), ("data", "replay_fraction"), ("distill", "teacher"), ("distill", "alpha"),
                      ("distill", "temperature"), ("train", "num_processes"), ("train", "distributed"),
                      ("train", "accelerate_config"), ("train", "report_to"), ("preference", "simpo_gamma"),
-                     ("preference", "desirable_weight"), ("preference", "undesirable_weight"))
+                     ("preference", "desirable_weight"), ("preference", "undesirable_weight"), ("data", "split"),
+                     ("data", "subset"))
 TRAIN_PARAMS = tuple((section, schema_param(section, name)) for section, name in MAIN_SETTINGS)
 ADVANCED_PARAMS = tuple((section, schema_param(section, name)) for section, name in ADVANCED_SETTINGS)
 SETTINGS = TRAIN_PARAMS + ADVANCED_PARAMS  # the order of c.train_inputs
@@ -137,6 +138,8 @@ TRAIN_PARAM_ZH = {
     "simpo_gamma": ("SimPO gamma", "SimPO 的目标奖励间隔。"),
     "desirable_weight": ("KTO 好回答权重", "KTO：好回答的权重（好回答较少时调高）。"),
     "undesirable_weight": ("KTO 坏回答权重", "KTO：坏回答的权重。"),
+    "split": ("数据划分", "从 datasets 文件夹或 Hub 数据集读取的划分（split）。"),
+    "subset": ("子集", "有多个配置的 Hub 数据集要读取的配置（子集）；留空为默认。"),
 }
 params.PARAM_ZH.update(TRAIN_PARAM_ZH)
 
@@ -457,6 +460,12 @@ def apply_option(c: SimpleNamespace, options: list, index: int) -> list:
     controls = [gr.update(value=method[name]) if key == method["name"] and name in method else gr.skip()
                 for key, name in c.method_controls.keys]
     return train + [gr.update(value=method["name"])] + controls
+
+
+def data_source_inputs(c: SimpleNamespace) -> tuple:
+    """The split and subset of a datasets folder / Hub dataset: the Data tab reads the data as the run will."""
+    names = [(section, p.name) for section, p in SETTINGS]
+    return tuple(c.train_inputs[names.index(("data", name))] for name in ("split", "subset"))
 
 
 def max_seq_len_input(c: SimpleNamespace):

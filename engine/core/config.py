@@ -55,8 +55,11 @@ def setting(default: Any, help: str, *, label: str = "", min: float | None = Non
 
 @dataclass
 class DataConfig:
-    train: str = setting("presets/data/identity.jsonl", "The training data: an uploaded file, a sample, or a "
-                         "path (JSON, JSONL, CSV or Parquet).", label="training data")
+    train: str = setting("presets/data/identity.jsonl", "The training data: an uploaded file, a sample, a path "
+                         "(JSON, JSONL, CSV or Parquet), a `datasets` folder (save_to_disk, Arrow or Parquet "
+                         "shards), or a Hub dataset as hub:owner/name.", label="training data")
+    split: str = setting("train", "The split to read from a datasets folder or a Hub dataset.")
+    subset: str = setting("", "The configuration (subset) of a Hub dataset that has several; empty: its default.")
     format: str = setting("auto", "How records are read: auto-detected, or alpaca, sharegpt, messages, text.",
                           choices=("auto",), registry=FORMATS)
     validation_split: float = setting(0.1, "Share of examples held out to measure eval loss (0 = none).",

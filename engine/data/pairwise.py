@@ -139,7 +139,8 @@ def prepare_preference(data, tokenizer, max_seq_len: int, seed: int = 0, objecti
     from engine.data import load_examples
     from engine.data.dataset import Prepared, validation_indices
 
-    loaded = load_examples(data.train, data.format, data.columns, data.skip_bad_rows)
+    loaded = load_examples(data.train, data.format, data.columns, data.skip_bad_rows, split=data.split,
+                           subset=data.subset)
     why = kind_mismatch(data_kind(loaded), wanted, objective, loaded.file)
     if why:
         raise ValueError(why)

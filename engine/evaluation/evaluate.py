@@ -48,7 +48,8 @@ def held_out(cfg, tokenizer, data_file: str | None = None) -> tuple[list[tuple],
     data = cfg.data
     if data_file:
         data = replace(cfg.data, train=str(data_file), format="auto", columns={}, validation_split=0.0)
-    loaded = load_examples(data.train, data.format, data.columns, data.skip_bad_rows)
+    loaded = load_examples(data.train, data.format, data.columns, data.skip_bad_rows, split=data.split,
+                           subset=data.subset)
     kept, _, dropped_rows = encode_all(loaded, tokenizer, data.mask, cfg.train.max_seq_len)
     examples = kept_examples(loaded, dropped_rows, len(kept))
     pairs = list(zip(examples, kept))

@@ -23,7 +23,9 @@ def run_card(run_dir: Path, kind: str) -> str:
     cfg = RunConfig.load(Path(run_dir) / "config.yaml")
     status = runs.read_status(run_dir)
     data_path = Path(cfg.data.train)
-    data_hash = file_sha256(data_path) if data_path.is_file() else "(file no longer present)"
+    data_hash = file_sha256(data_path) if data_path.is_file() else \
+        f"none: a datasets folder or Hub dataset, split {cfg.data.split}" if data_path.is_dir() or \
+        cfg.data.train.startswith("hub:") else "(file no longer present)"
     params = "\n".join(f"| {k} | {v} |" for k, v in cfg.method.params.items())
     train = "\n".join(f"| {k} | {v} |" for k, v in vars(cfg.train).items())
     return f"""---

@@ -55,7 +55,9 @@ def static_problems(raw: dict) -> list[str]:
             found.append(f"train.max_seq_len: {seq_len} is above this model's limit of {limit} tokens "
                          f"(max_position_embeddings in {path}); use {limit} or less")
     train_file = str(data.get("train") or "")
-    if train_file and not data_path(train_file).is_file():
+    from engine.data.sources import is_hub
+
+    if train_file and not is_hub(train_file) and not data_path(train_file).exists():  # a file or a datasets folder
         found.append(f"data.train: {train_file} not found; upload the file again or fix the path")
     return found
 
@@ -140,10 +142,14 @@ def objective_problems(cfg: RunConfig) -> list[str]:
 
     found = trackers.missing(cfg)
     objective = for_config(cfg)
+    from engine.data.sources import is_hub
+
+    if is_hub(cfg.data.train):
+        return found  # read by the trainer (a download is no pre-run check)
     try:
         from engine.data.loading import iter_records
 
-        _, record = next(iter(iter_records(data_path(cfg.data.train))))
+        _, record = next(iter(iter_records(data_path(cfg.data.train), split=cfg.data.split)))
     except Exception:  # no file, a bad file: reported by the other checks and the data loader with file/line
         return found
     record = {cfg.data.columns.get(k, k): v for k, v in record.items()}
