@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.core.registry import METHODS, OBJECTIVES
+from engine.core.registry import OBJECTIVES
 
 # the metrics TRL's preference trainers log (train; "eval_" + these on evaluation), recorded in metrics.jsonl
 REWARDS = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies")
@@ -33,6 +33,7 @@ class TrainingObjective:
     sequences: int = 1  # sequences forwarded per example (a pair: chosen + rejected; KTO: completion + KL pair)
     metrics: tuple[str, ...] = ()  # logged beside loss / eval_loss
     trainer: str = ""  # the TRL trainer class ("" for sft: TuneloomTrainer)
+    refuses: tuple[tuple[str, str], ...] = ()  # (method key, why it cannot train with this objective)
 
     @property
     def preference(self) -> bool:
@@ -53,19 +54,27 @@ class TrainingObjective:
         if str(cfg.data.replay).strip():
             found.append(f"data.replay: replay mixes earlier instruction examples into this run; {name} trains on "
                          "preference data. Clear it")
-        method = METHODS.get(cfg.method.name) if cfg.method.name in METHODS else None
-        if method is not None and method.key in NO_PREFERENCE:
-            found.append(f"method.name: {method.key} cannot train with {name}: {NO_PREFERENCE[method.key]}")
+        refused = dict(self.refuses)
+        if cfg.method.name in refused:
+            found.append(f"method.name: {cfg.method.name} cannot train with {name}: {refused[cfg.method.name]}")
         return found
 
 
-# methods refused for preference objectives, and why (measured on the tiny model: tests/test_preference.py)
-NO_PREFERENCE: dict[str, str] = {}
+# TRL's experimental ORPO/CPO trainers line the logits up with the labels position by position; methods that put
+# virtual tokens in front of the input shift the logits (every method was run with each objective on the tiny model:
+# these two failed there, "Expected input batch_size (184) to match target batch_size (144)")
+VIRTUAL_INPUT_TOKENS = ("their virtual tokens are prepended to the input, which TRL's ORPO/CPO trainers do not "
+                        "account for; use dpo or kto, or a LoRA-family method")
+LEGACY_REFUSALS = (("prompt_tuning", VIRTUAL_INPUT_TOKENS), ("p_tuning", VIRTUAL_INPUT_TOKENS))
+# TRL keeps the reference of a peft model as a second adapter ("ref", a frozen copy of the trained one)
+REFERENCE_REFUSALS = (("adalora", "peft's AdaLoRA allows one adapter per model, and TRL keeps the reference as a "
+                                  "second, frozen adapter; use lora"),)
 
 
 def reference_copy(method, objective: TrainingObjective) -> bool:
     """True when the reference is a second copy of the model: methods that change the base weights, and
-    adapters peft cannot switch off (ours). peft's adapters are switched off instead (no second copy)."""
+    adapters that are not peft's (ours). For a peft adapter TRL keeps a frozen copy of the adapter alone
+    (adapter "ref") on the shared base weights: no second copy of the model."""
     return objective.reference and (method.trains_base_weights or method.load_adapter is not None)
 
 
@@ -79,16 +88,17 @@ OBJECTIVES.register("sft", TrainingObjective(
 OBJECTIVES.register("dpo", TrainingObjective(
     "dpo", "DPO", "Direct Preference Optimization: raises the chosen answer's likelihood over the rejected one's, "
     "relative to the starting model (losses: sigmoid, ipo, hinge).", "pairwise", reference=True, sequences=2,
-    metrics=REWARDS + LOGPS, trainer="trl.DPOTrainer"))
+    metrics=REWARDS + LOGPS, trainer="trl.DPOTrainer", refuses=REFERENCE_REFUSALS))
 OBJECTIVES.register("orpo", TrainingObjective(
     "orpo", "ORPO", "Odds Ratio Preference Optimization: the supervised loss on the chosen answer plus an "
     "odds-ratio term against the rejected one; no reference model.", "pairwise", sequences=2,
-    metrics=REWARDS + LOGPS + ("nll_loss", "log_odds_ratio"), trainer="trl.experimental.orpo.ORPOTrainer"))
+    metrics=REWARDS + LOGPS + ("nll_loss", "log_odds_ratio"), trainer="trl.experimental.orpo.ORPOTrainer",
+    refuses=LEGACY_REFUSALS))
 OBJECTIVES.register("simpo", TrainingObjective(
     "simpo", "SimPO", "Simple Preference Optimization: length-normalised log-likelihood margin with a target "
     "margin (gamma); no reference model.", "pairwise", sequences=2, metrics=REWARDS + LOGPS,
-    trainer="trl.experimental.cpo.CPOTrainer"))
+    trainer="trl.experimental.cpo.CPOTrainer", refuses=LEGACY_REFUSALS))
 OBJECTIVES.register("kto", TrainingObjective(
     "kto", "KTO", "Kahneman-Tversky Optimization: learns from single answers marked desirable or undesirable, "
     "relative to the starting model.", "unpaired", reference=True, sequences=2,
-    metrics=REWARDS + LOGPS + ("kl",), trainer="trl.KTOTrainer"))
+    metrics=REWARDS + LOGPS + ("kl",), trainer="trl.KTOTrainer", refuses=REFERENCE_REFUSALS))

@@ -5,9 +5,10 @@ the STOP file and accelerate all work as for supervised runs. What is ours:
 - the data: examples are tokenised by engine/data/pairwise.py (the Data tab's preview is exactly what
   trains), so each trainer's own tokenisation is bypassed: DPO's and KTO's `_prepare_dataset`, and the
   experimental ORPO/CPO trainers' `tokenize_row`, return our token ids in the layout TRL expects;
-- the reference model: TRL switches peft adapters off for it (LoRA family: no second copy); for
-  methods that train the base weights, or adapters peft cannot switch off (ours), it is a frozen copy
-  of the model as training starts (`reference_model`).
+- the reference model: for a peft adapter (LoRA family, IA3, prompt methods) TRL adds a frozen copy of the
+  adapter as it starts ("ref") and runs the shared base weights with it: no second copy of the model; for
+  methods that train the base weights, or adapters that are not peft's (ours), it is a frozen copy of the
+  model as training starts (`reference_model`).
 Losses, metrics and the reference forward are TRL's.
 """
 from __future__ import annotations
@@ -48,7 +49,8 @@ def reference_model(model, method, objective: TrainingObjective, log=print):
         log(f"{objective.title}: no reference model")
         return None
     if not reference_copy(method, objective):
-        log(f"{objective.title}: reference = the model with its {method.key} adapter switched off (no second copy)")
+        log(f"{objective.title}: reference = the base weights with a frozen copy of the {method.key} adapter as it "
+            "starts (TRL's 'ref' adapter; no second copy of the model)")
         return None
     import copy
 
@@ -137,3 +139,10 @@ def build_preference_trainer(objective: TrainingObjective, method, model, tokeni
     else:
         reference_model(model, method, objective, log)  # says there is none
     return trainer_class(objective)(**kwargs)
+
+
+def drop_reference_adapter(model) -> None:
+    """The result is the trained adapter only: TRL's frozen "ref" copy (kept in checkpoints for resuming) is
+    removed before the run saves it."""
+    if "ref" in getattr(model, "peft_config", {}):
+        model.delete_adapter("ref")

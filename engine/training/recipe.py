@@ -385,6 +385,10 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
     if data.validation and not stopped:
         trainer.evaluate()
     packing.disable(trainer.model)  # what is saved and served uses the stock implementations
+    if objective.preference:
+        from engine.training.preference import drop_reference_adapter
+
+        drop_reference_adapter(trainer.model)
     if not is_main:
         return run_dir
     result = save_result(trainer.model, tokenizer, run_dir, method)
