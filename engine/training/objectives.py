@@ -34,10 +34,17 @@ class TrainingObjective:
     metrics: tuple[str, ...] = ()  # logged beside loss / eval_loss
     trainer: str = ""  # the TRL trainer class ("" for sft: TuneloomTrainer)
     refuses: tuple[tuple[str, str], ...] = ()  # (method key, why it cannot train with this objective)
+    fused_logps: bool = True  # the trainer computes log-probs in chunks, never the full logits (the estimate reads it)
 
     @property
     def preference(self) -> bool:
         return self.data_kind != "conversation"
+
+    def reference_copy(self, method) -> bool:
+        """True when the reference is a second copy of the model: methods that change the base weights, and
+        adapters that are not peft's (ours). For a peft adapter TRL keeps a frozen copy of the adapter alone
+        (adapter "ref") on the shared base weights: no second copy of the model."""
+        return self.reference and (method.trains_base_weights or method.load_adapter is not None)
 
     def problems(self, cfg) -> list[str]:
         """Settings this objective cannot work with, each with the reason (checked with the config)."""
@@ -71,11 +78,6 @@ REFERENCE_REFUSALS = (("adalora", "peft's AdaLoRA allows one adapter per model, 
                                   "second, frozen adapter; use lora"),)
 
 
-def reference_copy(method, objective: TrainingObjective) -> bool:
-    """True when the reference is a second copy of the model: methods that change the base weights, and
-    adapters that are not peft's (ours). For a peft adapter TRL keeps a frozen copy of the adapter alone
-    (adapter "ref") on the shared base weights: no second copy of the model."""
-    return objective.reference and (method.trains_base_weights or method.load_adapter is not None)
 
 
 def for_config(cfg) -> TrainingObjective:
@@ -93,11 +95,11 @@ OBJECTIVES.register("orpo", TrainingObjective(
     "orpo", "ORPO", "Odds Ratio Preference Optimization: the supervised loss on the chosen answer plus an "
     "odds-ratio term against the rejected one; no reference model.", "pairwise", sequences=2,
     metrics=REWARDS + LOGPS + ("nll_loss", "log_odds_ratio"), trainer="trl.experimental.orpo.ORPOTrainer",
-    refuses=LEGACY_REFUSALS))
+    refuses=LEGACY_REFUSALS, fused_logps=False))
 OBJECTIVES.register("simpo", TrainingObjective(
     "simpo", "SimPO", "Simple Preference Optimization: length-normalised log-likelihood margin with a target "
     "margin (gamma); no reference model.", "pairwise", sequences=2, metrics=REWARDS + LOGPS,
-    trainer="trl.experimental.cpo.CPOTrainer", refuses=LEGACY_REFUSALS))
+    trainer="trl.experimental.cpo.CPOTrainer", refuses=LEGACY_REFUSALS, fused_logps=False))
 OBJECTIVES.register("kto", TrainingObjective(
     "kto", "KTO", "Kahneman-Tversky Optimization: learns from single answers marked desirable or undesirable, "
     "relative to the starting model.", "unpaired", reference=True, sequences=2,

@@ -13,7 +13,7 @@ Losses, metrics and the reference forward are TRL's.
 """
 from __future__ import annotations
 
-from engine.training.objectives import TrainingObjective, reference_copy
+from engine.training.objectives import TrainingObjective
 
 
 def trl_arguments(cfg, objective: TrainingObjective) -> tuple[type, dict]:
@@ -48,7 +48,7 @@ def reference_model(model, method, objective: TrainingObjective, log=print):
     if not objective.reference:
         log(f"{objective.title}: no reference model")
         return None
-    if not reference_copy(method, objective):
+    if not objective.reference_copy(method):
         log(f"{objective.title}: reference = the base weights with a frozen copy of the {method.key} adapter as it "
             "starts (TRL's 'ref' adapter; no second copy of the model)")
         return None
