@@ -104,8 +104,10 @@ def main() -> int:
             print(result.stderr[-4000:], file=sys.stderr)
             return 1
         run_dir = Path(result.stdout.strip().splitlines()[-1])
-    train_s = time.time() - started
     from engine.core import runs
+
+    status = runs.read_status(run_dir)
+    train_s = status.get("elapsed_s") or (time.time() - started)
 
     metrics = runs.read_metrics(run_dir)
     evals = [{k: r[k] for k in ("step", "eval_loss", "eval_rewards/accuracies", "eval_rewards/margins") if k in r}
@@ -114,14 +116,17 @@ def main() -> int:
     from bench.machine import describe
 
     record = {"run": str(run_dir), "config": (run_dir / "config.yaml").read_text(), "train_seconds": round(train_s, 1),
+              "steps": status.get("step"), "stopped_early": status.get("stopped_early"),
               "machine": describe(), "date": time.strftime("%Y-%m-%d"), "trainer_evals": evals, **result}
     out = ROOT / "bench" / "results" / "dpo_polite_cpu"
     out.with_suffix(".json").write_text(json.dumps(record, indent=2, ensure_ascii=False))
     s = result["summary"]
     lines = [
         "# DPO on the polite/rude pairs, default model (SmolLM2-135M-Instruct), CPU", "",
-        f"`python bench/dpo_proof.py --steps {args.steps}` ({record['date']}; {record['machine']}); "
-        f"training took {train_s:.0f} s. Config: `presets/dpo.yaml` (LoRA r16, beta {s['beta']}, sigmoid loss); "
+        f"`python bench/dpo_proof.py {' '.join(sys.argv[1:])}` ({record['date']}; {record['machine']}); "
+        f"training took {train_s:.0f} s for {status.get('step')} steps"
+        f"{' (stopped early with Stop; the result is saved at that step)' if status.get('stopped_early') else ''}, "
+        f"on a machine shared with other jobs. Config: `presets/dpo.yaml` (LoRA r16, beta {s['beta']}, sigmoid loss); "
         f"{s['held_out_pairs']} held-out pairs (the run's validation split, never trained on).", "",
         "| on held-out pairs | base model (= DPO's reference) | after DPO |", "|---|---|---|",
         f"| mean log p(chosen) - log p(rejected) | {s['base_logp_margin']:.2f} | {s['trained_logp_margin']:.2f} |",

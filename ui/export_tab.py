@@ -100,7 +100,7 @@ def on_export(run_id, kind, lang="en"):
     size = archive.stat().st_size / 2**20
     note = tr(TEXT, lang, "exported", name=archive.name, mb=f"{size:,.1f}", folder=archive.parent)
     checks = gguf_check_lines(archive) if kind == "gguf" else []
-    return note_box(" ".join([note, *checks]), "ok"), str(archive)
+    return note_box(note + (" " + "; ".join(checks) + "." if checks else ""), "ok"), str(archive)
 
 
 def api_export(run_id, kind):
