@@ -68,8 +68,9 @@ class TrainingObjective:
 
 
 # TRL's experimental ORPO/CPO trainers line the logits up with the labels position by position; methods that put
-# virtual tokens in front of the input shift the logits (every method was run with each objective on the tiny model:
-# these two failed there, "Expected input batch_size (184) to match target batch_size (144)")
+# virtual tokens in front of the input shift the logits. Every method was run with dpo and with orpo on the tiny
+# model: these two failed with orpo ("Expected input batch_size (184) to match target batch_size (144)"), and simpo
+# runs the same code (CPOTrainer); adalora failed with dpo (below), and kto keeps its reference the same way.
 VIRTUAL_INPUT_TOKENS = ("their virtual tokens are prepended to the input, which TRL's ORPO/CPO trainers do not "
                         "account for; use dpo or kto, or a LoRA-family method")
 LEGACY_REFUSALS = (("prompt_tuning", VIRTUAL_INPUT_TOKENS), ("p_tuning", VIRTUAL_INPUT_TOKENS))
