@@ -80,8 +80,11 @@ def score(run_dir: Path) -> dict:
         text = tokenizer.decode(pair.prompt_ids)
         held_prompts.append(text.split("<|im_start|>user\n")[-1].split("<|im_end|>")[0])
     prompts = held_prompts + list(NEW_PROMPTS)
-    chats = [{"prompt": p, "base": reply(base, tokenizer, p), "trained": reply(trained, tokenizer, p)}
-             for p in prompts]
+    print(f"held-out pairs scored: {summary}", file=sys.stderr, flush=True)
+    chats = []
+    for p in prompts:
+        chats.append({"prompt": p, "base": reply(base, tokenizer, p), "trained": reply(trained, tokenizer, p)})
+        print(f"chat: {chats[-1]}", file=sys.stderr, flush=True)
     return {"summary": summary, "pairs": rows, "chats": chats}
 
 
