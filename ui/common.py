@@ -18,9 +18,10 @@ from engine.core.workspace import PROJECT_ROOT, inside, runs_dir
 CLI_TIMEOUT_S = 600
 
 
-def run_engine(*args: str, timeout: float = CLI_TIMEOUT_S) -> subprocess.CompletedProcess:
-    return subprocess.run(engine_command(*args), cwd=str(PROJECT_ROOT), env=engine_env(), text=True,
-                          stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+def run_engine(*args: str, timeout: float = CLI_TIMEOUT_S, extra_env: dict | None = None) -> subprocess.CompletedProcess:
+    """`extra_env` passes secrets (a Hub token) to the child without putting them in its argument list."""
+    return subprocess.run(engine_command(*args), cwd=str(PROJECT_ROOT), env=engine_env(**(extra_env or {})),
+                          text=True, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
 
 
 def start_engine(*args: str) -> subprocess.Popen:

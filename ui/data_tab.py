@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 from engine.core.config import schema_param
+from engine.core.security import web_path_problem
 from engine.core.workspace import PROJECT_ROOT, safe_name, subdir
 from ui.common import cli_failure, error_box, last_json_line, note_box, run_engine
 from ui.lang import loc, tr
@@ -23,6 +24,8 @@ SAMPLES_DIR = PROJECT_ROOT / "presets" / "data"
 SAMPLE_NOTES = {  # a friendlier label for the bundled samples; any other file shows its name
     "identity.jsonl": "identity: who the assistant is (instruction/output)",
     "chat_multiturn.jsonl": "multi-turn chat (messages with roles)",
+    "polite_pairs.jsonl": "preference pairs: polite (chosen) vs rude (rejected), for DPO / ORPO / SimPO",
+    "polite_unpaired.jsonl": "answers marked desirable or not (polite / rude), for KTO",
 }
 UPLOAD_TYPES = [".json", ".jsonl", ".csv", ".parquet"]
 NO_ROWS = {"headers": ["rows appear here once a file is read"], "data": [[""]]}
@@ -35,15 +38,28 @@ TEXT = {
     "en": {
         "sample": "Sample dataset", "sample_info": "Bundled examples to start from.",
         "upload": "Or upload a file (max {mb} MB)",
+        "source": "Or a datasets folder / Hub dataset",
+        "source_info": "A folder written by save_to_disk or of Parquet/Arrow shards (inside the workspace, presets or "
+                       "TUNELOOM_DATA_DIRS), or hub:owner/name; the split is set under Train, more settings. Press "
+                       "Enter to read it.",
         "path": "Training file",
         "path_info": "What Train uses: JSON, JSONL, CSV or Parquet. The quickstart sample until you pick another.",
-        "format": "Format", "format_info": "auto detects alpaca, sharegpt, messages or text from the fields.",
+        "format": "Format", "format_info": "auto detects alpaca, sharegpt, messages, text, or preference data "
+                                           "(pairwise: prompt/chosen/rejected; unpaired: prompt/completion/label).",
         "columns": "Column mapping (CSV or renamed fields)",
         "columns_info": "file_column=field pairs, comma separated; press Enter to apply.",
         "mask": "Train on", "mask_info": MASK_HELP,
         "skip_bad": "Skip bad rows", "skip_bad_info": "Leave broken rows out (they are counted) instead of stopping.",
         "check": "Check data", "first_rows": "First rows", "example": "Example to preview",
         "tokens": "Tokens (highlighted = trained)",
+        "chosen_tokens": "Chosen answer: tokens (highlighted = trained)",
+        "rejected_tokens": "Rejected answer: tokens (highlighted = trained)",
+        "preference_note": "Preference data ({kind}): train it with a preference objective (Train tab: objective "
+                           "{objectives}). Only the answers are trained; 'Train on' does not apply.",
+        "pair_caption": "{where}: prompt {prompt} tokens (plain), chosen {chosen} and rejected {rejected} answer "
+                        "tokens (highlighted): the model learns to prefer the first over the second.",
+        "unpaired_caption": "{where}: prompt {prompt} tokens (plain), a {label} answer of {answer} tokens "
+                            "(highlighted).",
         "start_note": "Pick a sample dataset or upload a file to see what will be trained.",
         "pick": "Pick a sample dataset or upload a file.",
         "column_mapping": "Column mapping",
@@ -55,6 +71,9 @@ TEXT = {
     "zh": {
         "sample": "示例数据集", "sample_info": "自带的示例，可以直接开始。",
         "upload": "或上传文件（最大 {mb} MB）",
+        "source": "或 datasets 文件夹 / Hub 数据集",
+        "source_info": "save_to_disk 写出的文件夹或 Parquet/Arrow 分片文件夹（须在工作区、presets 或 TUNELOOM_DATA_DIRS 中），"
+                       "或 hub:owner/name；数据划分（split）在训练页的更多设置中。按回车读取。",
         "path": "训练文件",
         "path_info": "训练使用的文件：JSON、JSONL、CSV 或 Parquet。在选择其他文件之前是快速入门示例。",
         "format": "格式", "format_info": "auto 会根据字段自动识别 alpaca、sharegpt、messages 或 text。",
@@ -65,6 +84,12 @@ TEXT = {
         "skip_bad": "跳过坏行", "skip_bad_info": "跳过有问题的行（会计数），而不是停下来。",
         "check": "检查数据", "first_rows": "前几行", "example": "预览的样例",
         "tokens": "词元（高亮 = 参与训练）",
+        "chosen_tokens": "选中的回答：词元（高亮 = 参与训练）",
+        "rejected_tokens": "被拒绝的回答：词元（高亮 = 参与训练）",
+        "preference_note": "偏好数据（{kind}）：请用偏好目标训练（训练页：目标 {objectives}）。只训练回答；“训练内容”不适用。",
+        "pair_caption": "{where}：提示 {prompt} 个词元（未高亮），选中回答 {chosen} 个、被拒绝回答 {rejected} 个词元"
+                        "（高亮）：模型学习更偏好前者。",
+        "unpaired_caption": "{where}：提示 {prompt} 个词元（未高亮），一个{label}回答，{answer} 个词元（高亮）。",
         "start_note": "选择示例数据集或上传文件，查看哪些内容会被训练。",
         "pick": "请选择示例数据集或上传文件。",
         "column_mapping": "列映射",
@@ -160,38 +185,64 @@ def stats_markdown(report: dict) -> str:
     return "\n\n".join(lines)
 
 
-def highlighted(preview: dict | None) -> list[tuple[str, str | None]]:
+def highlighted(preview: dict | None, key: str = "tokens") -> list[tuple[str, str | None]]:
     if not preview:
         return []
     if preview.get("dropped"):
         return [(f"{preview['where']}: dropped ({preview['dropped']})", None)]
-    return [(t["token"], "trained" if t["trained"] else None) for t in preview["tokens"]]
+    return [(t["token"], "trained" if t["trained"] else None) for t in preview.get(key) or []]
 
 
-def example_caption(report: dict, index: int) -> str:
+def rejected_update(report: dict | None, preview: dict | None, lang="en"):
+    """The rejected answer's tokens: shown for pairwise data only (the chosen answer's are in the main view)."""
+    pairwise = (report or {}).get("kind") == "pairwise"
+    return gr.update(value=highlighted(preview, "rejected_tokens") if pairwise else [], visible=pairwise,
+                     label=tr(TEXT, lang, "rejected_tokens"))
+
+
+def tokens_label(report: dict | None, lang="en") -> str:
+    return tr(TEXT, lang, "chosen_tokens" if (report or {}).get("kind") == "pairwise" else "tokens")
+
+
+def example_caption(report: dict, index: int, lang="en") -> str:
     previews = report.get("previews") or []
     if not previews:
         return ""
     preview = previews[index]
     trained = sum(t["trained"] for t in preview["tokens"])
+    if preview.get("kind") in ("pairwise", "unpaired") and not preview.get("dropped"):
+        prompt = len(preview["tokens"]) - trained
+        if preview["kind"] == "pairwise":
+            return tr(TEXT, lang, "pair_caption", where=preview["where"], prompt=prompt, chosen=trained,
+                      rejected=sum(t["trained"] for t in preview["rejected_tokens"]))
+        return tr(TEXT, lang, "unpaired_caption", where=preview["where"], prompt=prompt, answer=trained,
+                  label="desirable" if preview.get("label") else "undesirable")
     return (f"{preview['where']}: {len(preview['tokens'])} tokens, {trained} trained (highlighted). "
             f"Plain tokens are the prompt and template: seen, not learned.")
 
 
+def preference_note(report: dict, lang="en") -> str:
+    kind = report.get("kind")
+    if kind not in ("pairwise", "unpaired"):
+        return ""
+    return tr(TEXT, lang, "preference_note", kind=kind, objectives="dpo / orpo / simpo" if kind == "pairwise" else "kto")
+
+
 # ---- handlers --------------------------------------------------------------------------------
-def inspect(path, fmt, columns_text, mask, skip_bad, model, max_seq_len, report=None, lang="en", force=False):
+def inspect(path, fmt, columns_text, mask, skip_bad, model, max_seq_len, report=None, lang="en", split="train",
+            subset="", force=False):
     """Generator: a 'checking' note first (the tokenizer takes seconds to load), then the report.
 
     The same settings twice in a row (a dropdown can fire twice for one pick) are not checked again
     unless `force` (the Check data button).
     """
-    empty = (gr.skip(),) * 5
-    key = [path, fmt, columns_text, mask, bool(skip_bad), model, int(max_seq_len or 512)]
+    empty = (gr.skip(),) * 6
+    key = [path, fmt, columns_text, mask, bool(skip_bad), model, int(max_seq_len or 512), split, subset]
     if not force and (report or {}).get("inputs") == key:
         yield (gr.skip(), *empty)
         return
     if not path:
-        yield (note_box(tr(TEXT, lang, "pick")), "", NO_ROWS, gr.skip(), [], {})
+        yield (note_box(tr(TEXT, lang, "pick")), "", NO_ROWS, gr.skip(), [], {}, gr.update(visible=False))
         return
     try:
         columns = parse_columns(columns_text)
@@ -205,6 +256,7 @@ def inspect(path, fmt, columns_text, mask, skip_bad, model, max_seq_len, report=
         args += ["--column", f"{source}={field}"]
     if skip_bad:
         args.append("--skip-bad-rows")
+    args += ["--split", (split or "train").strip() or "train", "--subset", (subset or "").strip()]
     try:
         result = run_engine(*args)
     except Exception as err:  # timeout, no Python: a message, never a dead tab
@@ -218,28 +270,46 @@ def inspect(path, fmt, columns_text, mask, skip_bad, model, max_seq_len, report=
         err = report["error"]
         where = ", ".join(p for p in (err.get("file"), err.get("where"), err.get("field") and f"field '{err['field']}'") if p)
         lines = [f"{where}: {err['message']}"] + ([f"What to do: {err['hint']}"] if err.get("hint") else [])
-        yield (error_box(tr(TEXT, lang, "unusable"), lines), "", NO_ROWS, gr.skip(), [], {})
+        yield (error_box(tr(TEXT, lang, "unusable"), lines), "", NO_ROWS, gr.skip(), [], {}, gr.update(visible=False))
         return
     report["inputs"] = key
     count = max(1, len(report["previews"]))
-    yield (note_box(tr(TEXT, lang, "ready", file=report['file']), "ok"), stats_markdown(report),
+    first = report["previews"][0] if report["previews"] else None
+    note = preference_note(report, lang)
+    stats = stats_markdown(report) + (f"\n\n{note}" if note else "")
+    yield (note_box(tr(TEXT, lang, "ready", file=report['file']), "ok"), stats,
            rows_table(report["rows"]),
            gr.update(minimum=1, maximum=max(count, 2), value=1, step=1, interactive=count > 1,
                      label=f"Example to preview (first {count} of {report['stats']['examples']:,})"),
-           highlighted(report["previews"][0] if report["previews"] else None), report)
+           gr.update(value=highlighted(first), label=tokens_label(report, lang)), report,
+           rejected_update(report, first, lang))
 
 
-def show_example(index, report):
+def show_example(index, report, lang="en"):
     previews = (report or {}).get("previews") or []
     if not previews:
-        return [], ""
+        return [], "", gr.update(visible=False)
     i = min(max(int(index or 1), 1), len(previews)) - 1
-    return highlighted(previews[i]), example_caption(report, i)
+    return highlighted(previews[i]), example_caption(report, i, lang), rejected_update(report, previews[i], lang)
 
 
 def use_sample(path):
     """A sample replaces any uploaded file (the upload box is cleared so the page shows one choice)."""
     return (path, None) if path else (gr.skip(), gr.skip())
+
+
+def use_source(value):
+    """A datasets folder (confined to the folders the server may read) or hub:owner/name becomes the data."""
+    value = (value or "").strip()
+    if not value:
+        return gr.skip()
+    problem = None if value.startswith("hub:") else web_path_problem(value, "data", "data.train")
+    if problem is None and not value.startswith("hub:") and not Path(value).expanduser().is_dir() \
+            and not (PROJECT_ROOT / value).is_dir():
+        problem = f"{value}: no such folder (give a datasets folder, or hub:owner/name for a Hub dataset)"
+    if problem:
+        raise gr.Error(problem)
+    return value
 
 
 def use_upload(temp_path):
@@ -265,6 +335,9 @@ def build(defaults) -> SimpleNamespace:
                                        info=en["sample_info"]), TEXT, label="sample", info="sample_info")
             c.upload = loc(gr.File(label=upload_label("en"), file_types=UPLOAD_TYPES, type="filepath", height=120,
                                    elem_id="upload"), TEXT, label=upload_label)
+            c.source = loc(gr.Textbox("", label=en["source"], placeholder="hub:owner/name or a folder",
+                                      info=en["source_info"], elem_id="data-source"), TEXT, label="source",
+                           info="source_info")
             c.path = loc(gr.Textbox(defaults.data.train, label=en["path"], interactive=False, info=en["path_info"]),
                          TEXT, label="path", info="path_info")
             c.format = loc(gr.Dropdown(list(schema_param("data", "format").choices), value=defaults.data.format, label=en["format"],
@@ -284,24 +357,29 @@ def build(defaults) -> SimpleNamespace:
             c.example = gr.Slider(1, 2, value=1, step=1, label=en["example"], interactive=False)
             c.tokens = loc(gr.HighlightedText(elem_id="tokens", label=en["tokens"], color_map={"trained": "#22c55e"},
                                               combine_adjacent=True, show_legend=True), TEXT, label="tokens")
+            c.rejected = gr.HighlightedText(elem_id="rejected-tokens", label=en["rejected_tokens"],
+                                            color_map={"trained": "#ef4444"}, combine_adjacent=True,
+                                            show_legend=True, visible=False)  # pairwise data only
             c.caption = gr.Markdown("", elem_classes="tl-help")
     c.report = gr.State({})
     return c
 
 
-def wire(c: SimpleNamespace, model, max_seq_len, lang) -> None:
-    inputs = [c.path, c.format, c.columns, c.mask, c.skip_bad, model, max_seq_len, c.report, lang]
-    outputs = [c.message, c.stats, c.table, c.example, c.tokens, c.report]
+def wire(c: SimpleNamespace, model, max_seq_len, lang, split=None, subset=None) -> None:
+    inputs = [c.path, c.format, c.columns, c.mask, c.skip_bad, model, max_seq_len, c.report, lang,
+              *(x for x in (split, subset) if x is not None)]
+    outputs = [c.message, c.stats, c.table, c.example, c.tokens, c.report, c.rejected]
     run = dict(fn=inspect, inputs=inputs, outputs=outputs, api_visibility="private", trigger_mode="always_last")
     forced = {**run, "fn": lambda *values: (yield from inspect(*values, force=True))}
     c.sample.input(use_sample, c.sample, [c.path, c.upload], api_visibility="private").then(**run)
     c.upload.upload(use_upload, c.upload, c.path, api_visibility="private").success(**run)
+    c.source.submit(use_source, c.source, c.path, api_visibility="private").success(**run)
     c.check.click(**forced)
     c.format.input(**run)
     c.mask.input(**run)
     c.skip_bad.input(**run)
     c.columns.submit(**run)
-    c.example.change(show_example, [c.example, c.report], [c.tokens, c.caption], api_visibility="private",
-                     show_progress="hidden")
-    c.report.change(show_example, [c.example, c.report], [c.tokens, c.caption], api_visibility="private",
-                    show_progress="hidden")
+    c.example.change(show_example, [c.example, c.report, lang], [c.tokens, c.caption, c.rejected],
+                     api_visibility="private", show_progress="hidden")
+    c.report.change(show_example, [c.example, c.report, lang], [c.tokens, c.caption, c.rejected],
+                    api_visibility="private", show_progress="hidden")

@@ -22,7 +22,7 @@ MAX_OPTIONS = 4
 COLORS = {
     "framework": "#94a3b8", "frozen_weights": "#64748b", "trainable_weights": "#2563eb",
     "master_weights": "#1d4ed8", "weight_copies": "#60a5fa", "gradients": "#7c3aed", "optimizer": "#a855f7",
-    "activations": "#f97316", "logits_loss": "#ef4444", "teacher": "#0d9488", "temporary": "#eab308", "fragmentation": "#d1d5db",
+    "activations": "#f97316", "logits_loss": "#ef4444", "teacher": "#0d9488", "reference": "#14b8a6", "temporary": "#eab308", "fragmentation": "#d1d5db",
 }
 VERDICT_COLORS = {"fits": "#16a34a", "tight": "#d97706", "does not fit": "#dc2626", "unknown": "#6b7280"}
 
@@ -40,7 +40,7 @@ TEXT = {
         "trainable_weights": "Trainable parameters", "master_weights": "Master weights (fp32)",
         "weight_copies": "Half-precision weight copies", "gradients": "Gradients", "optimizer": "Optimizer states",
         "activations": "Activations", "logits_loss": "Logits and loss", "teacher": "Teacher model (distillation)",
-        "temporary": "Temporary buffers",
+        "reference": "Reference model (preference)", "temporary": "Temporary buffers",
         "fragmentation": "Allocator allowance",
     },
     "zh": {
@@ -54,7 +54,7 @@ TEXT = {
         "framework": "框架 / CUDA 上下文", "frozen_weights": "冻结的权重", "trainable_weights": "可训练参数",
         "master_weights": "主权重（fp32）", "weight_copies": "半精度权重副本", "gradients": "梯度",
         "optimizer": "优化器状态", "activations": "激活值", "logits_loss": "logits 与损失", "teacher": "教师模型（蒸馏）",
-        "temporary": "临时缓冲区", "fragmentation": "分配器余量",
+        "reference": "参考模型（偏好训练）", "temporary": "临时缓冲区", "fragmentation": "分配器余量",
     },
 }
 

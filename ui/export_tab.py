@@ -1,9 +1,10 @@
-"""Export tab: a finished run's adapter, or the merged model, downloaded in one click; and an OpenAI-compatible
-server for it.
+"""Export tab: a finished run's adapter, the merged model, or GGUF files with an Ollama Modelfile, downloaded
+in one click; a push to the Hugging Face Hub; and an OpenAI-compatible server for the run.
 
-The export itself (`python -m engine export --zip --progress`) loads weights, so it runs in a child
-process; this side shows the progress lines it prints and, when the zip is written, starts the download
-in the browser. The server is a background job of the run (engine/inference/serve_job.py).
+The export itself (`python -m engine export --zip --progress`, `python -m engine push`) loads weights, so it
+runs in a child process; this side shows the progress lines it prints and, when the zip is written, starts
+the download in the browser. A Hub token goes to the child in its environment (HF_TOKEN), never in its
+argument list. The server is a background job of the run (engine/inference/serve_job.py).
 """
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ from ui import common
 from ui.common import error_box, note_box, progress_bar, run_label, run_path
 from ui.lang import loc, tr
 
-KINDS = ("adapter", "merged")
+KINDS = ("adapter", "merged", "gguf")
 DTYPES = ("auto", "bf16", "fp16", "fp32")
 SERVE_WAIT_S = 300
+GGUF_TIMEOUT_S = 3600  # merging, two conversions and loading each file back to compare
 # after an export: click the download link the file component shows (the export and the download are one click)
 DOWNLOAD_JS = """() => new Promise(resolve => {
   const started = Date.now();
@@ -42,6 +44,15 @@ TEXT = {
                 "model. **Merged model**: the base model with the update folded in, ready to use on its own "
                 "(for methods that can be merged). The download starts when the file is ready.",
         "adapter": "Download adapter", "merged": "Download merged model", "download": "File",
+        "gguf": "Download GGUF + Ollama Modelfile",
+        "gguf_help": "**GGUF** (llama.cpp, Ollama, LM Studio): the merged model as f16 and Q8_0 files, a Modelfile "
+                     "with the chat template and stop tokens (`ollama create NAME -f Modelfile`), and a check that "
+                     "each file loads back and answers like the merged model. Takes a few minutes.",
+        "converting": "converting to GGUF", "checking": "checking the GGUF files",
+        "push_title": "**Push to the Hugging Face Hub**", "repo": "Repository", "repo_info": "owner/name (created "
+        "if missing)", "token": "Token", "token_info": "A write token; empty: HF_TOKEN or the saved login. Not stored.",
+        "push_kind": "What to push", "private": "Private repository", "push": "Push to Hub",
+        "cannot_push": "Could not push", "pushed": "Pushed to {url}",
         "dtype": "Merged model dtype", "dtype_info": "auto: the dtype the base model is published in "
                                                     "(bf16 for SmolLM2: half the size of fp32).",
         "cannot": "Could not export the {kind}", "exported": "Exported {name} ({mb} MB); also kept in {folder}.",
@@ -61,6 +72,14 @@ TEXT = {
         "help": "**适配器**：训练得到的小权重和一份 README 训练说明；加载在基础模型之上使用。"
                 "**合并模型**：把更新合并进基础模型，可以单独使用（适用于可合并的方法）。文件准备好后自动开始下载。",
         "adapter": "下载适配器", "merged": "下载合并模型", "download": "文件",
+        "gguf": "下载 GGUF + Ollama Modelfile",
+        "gguf_help": "**GGUF**（llama.cpp、Ollama、LM Studio）：合并模型的 f16 和 Q8_0 文件，一个带聊天模板和停止词的 "
+                     "Modelfile（`ollama create 名称 -f Modelfile`），并检查每个文件能加载回来且回答与合并模型一致。需要几分钟。",
+        "converting": "转换为 GGUF", "checking": "检查 GGUF 文件",
+        "push_title": "**推送到 Hugging Face Hub**", "repo": "仓库", "repo_info": "owner/name（不存在时创建）",
+        "token": "令牌", "token_info": "写权限令牌；留空则用 HF_TOKEN 或已保存的登录。不会保存。",
+        "push_kind": "推送内容", "private": "私有仓库", "push": "推送到 Hub",
+        "cannot_push": "无法推送", "pushed": "已推送到 {url}",
         "dtype": "合并模型的数据类型", "dtype_info": "auto：与基础模型发布时的类型相同（SmolLM2 为 bf16，大小是 fp32 的一半）。",
         "cannot": "无法导出{kind}", "exported": "已导出 {name}（{mb} MB）；另存于 {folder}。",
         "starting": "启动中", "loading base": "加载基础模型", "loading adapter": "加载适配器",
@@ -91,7 +110,8 @@ def export_command(run_id: str, kind: str, dtype: str = "auto") -> list[str]:
 
 def export_zip(run_id: str, kind: str, dtype: str = "auto") -> Path:
     """Export and zip; raises ValueError with the reason (the API's `export`)."""
-    result = common.run_engine(*export_command(run_id, kind, dtype))
+    result = common.run_engine(*export_command(run_id, kind, dtype),
+                               timeout=GGUF_TIMEOUT_S if kind == "gguf" else common.CLI_TIMEOUT_S)
     if result.returncode != 0:
         raise ValueError(common.cli_failure(result))
     return Path(result.stdout.strip().splitlines()[-1])
@@ -131,18 +151,45 @@ def on_export(run_id, kind, dtype="auto", lang="en"):
                 archive = event[1]
                 note = tr(TEXT, lang, "exported", name=archive.name, mb=f"{archive.stat().st_size / 2**20:,.1f}",
                           folder=archive.parent)
-                yield note_box(note, "ok"), "", str(archive)
+                checks = gguf_check_lines(archive) if kind == "gguf" else []
+                yield note_box(note + (" " + "; ".join(checks) + "." if checks else ""), "ok"), "", str(archive)
     except Exception as err:  # e.g. no run chosen: a message, not a crash
         yield error_box(tr(TEXT, lang, "cannot", kind=kind), str(err)), "", None
 
 
+def gguf_check_lines(archive: Path) -> list[str]:
+    """The agreement of each GGUF with the merged model (gguf_check.json next to the files)."""
+    check = archive.with_suffix("") / "gguf_check.json"
+    if not check.is_file():
+        return []
+    return [f"{c['gguf']}: next-token agreement {c['top1_agreement']:.1%}, identical greedy replies "
+            f"{c['identical_greedy_replies']}/{c['prompts']}, max |logit diff| {c['max_abs_logit_diff']}"
+            for c in json.loads(check.read_text())]
+
+
 def api_export(run_id, kind, dtype="auto"):
-    """API: run id + adapter|merged (+ the merged model's dtype) -> the zip file (errors are raised so clients
+    """API: run id + adapter|merged|gguf (+ the merged model's dtype) -> the zip file (errors are raised so clients
     see them)."""
     try:
         return str(export_zip(run_id, (kind or "adapter").strip().lower(), (dtype or "auto").strip().lower()))
     except Exception as err:
         raise gr.Error(str(err)) from None
+
+
+# ---- push to the Hub ---------------------------------------------------------------------------
+def on_push(run_id, repo, kind, private, token, lang="en"):
+    """Push through `python -m engine push`; fails fast (seconds) without a network."""
+    try:
+        run_dir = run_path(run_id)
+        args = ["push", str(run_dir), "--repo", (repo or "").strip(), "--kind", kind or "adapter"]
+        result = common.run_engine(*(args + (["--private"] if private else [])),
+                                   extra_env={"HF_TOKEN": token.strip()} if (token or "").strip() else None)
+        if result.returncode != 0:
+            raise ValueError(common.cli_failure(result))
+    except Exception as err:
+        return error_box(tr(TEXT, lang, "cannot_push"), str(err))
+    url = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else repo
+    return note_box(tr(TEXT, lang, "pushed", url=url), "ok")
 
 
 # ---- serve -------------------------------------------------------------------------------------
@@ -231,11 +278,24 @@ def build() -> SimpleNamespace:
         c.adapter = loc(gr.Button(TEXT["en"]["adapter"], variant="primary", elem_id="export-adapter"), TEXT,
                         value="adapter")
         c.merged = loc(gr.Button(TEXT["en"]["merged"], elem_id="export-merged"), TEXT, value="merged")
+        c.gguf = loc(gr.Button(TEXT["en"]["gguf"], elem_id="export-gguf"), TEXT, value="gguf")
         c.dtype = loc(gr.Dropdown(list(DTYPES), value="auto", label=TEXT["en"]["dtype"], info=TEXT["en"]["dtype_info"],
                                   elem_id="export-dtype", scale=1), TEXT, label="dtype", info="dtype_info")
+    loc(gr.Markdown(TEXT["en"]["gguf_help"], elem_classes="tl-help"), TEXT, value="gguf_help")
     c.progress = gr.HTML("", elem_id="export-progress")
     c.message = gr.Markdown("", elem_id="export-message")
     c.file = loc(gr.File(label=TEXT["en"]["download"], interactive=False, elem_id="export-file"), TEXT, label="download")
+    loc(gr.Markdown(TEXT["en"]["push_title"]), TEXT, value="push_title")
+    with gr.Row():
+        c.repo = loc(gr.Textbox("", label=TEXT["en"]["repo"], info=TEXT["en"]["repo_info"], elem_id="push-repo",
+                                scale=2), TEXT, label="repo", info="repo_info")
+        c.token = loc(gr.Textbox("", label=TEXT["en"]["token"], info=TEXT["en"]["token_info"], type="password",
+                                 elem_id="push-token", scale=2), TEXT, label="token", info="token_info")
+        c.push_kind = loc(gr.Radio(["adapter", "merged"], value="adapter", label=TEXT["en"]["push_kind"], scale=1),
+                          TEXT, label="push_kind")
+        c.private = loc(gr.Checkbox(True, label=TEXT["en"]["private"], scale=1), TEXT, label="private")
+    c.push = loc(gr.Button(TEXT["en"]["push"], elem_id="push-hub"), TEXT, value="push")
+    c.push_message = gr.Markdown("", elem_id="push-message")
     loc(gr.Markdown(TEXT["en"]["serve_title"]), TEXT, value="serve_title")
     with gr.Row():
         c.serve = loc(gr.Button(TEXT["en"]["serve"], elem_id="serve-start", scale=0), TEXT, value="serve")
@@ -254,12 +314,13 @@ def build() -> SimpleNamespace:
 def wire(c: SimpleNamespace, lang) -> None:
     private = dict(api_visibility="private")
     c.refresh.click(refresh, [c.run, lang], [c.run, c.serve_status], **private)
-    for button, kind in ((c.adapter, "adapter"), (c.merged, "merged")):
+    for button, kind in ((c.adapter, "adapter"), (c.merged, "merged"), (c.gguf, "gguf")):
         button.click(export_handler(kind), [c.run, c.dtype, lang], [c.message, c.progress, c.file], **private).then(
             None, None, None, js=DOWNLOAD_JS, **private)
+    c.push.click(on_push, [c.run, c.repo, c.push_kind, c.private, c.token, lang], c.push_message, **private)
     c.serve.click(on_serve, [c.run, lang], c.serve_status, **private)
     c.unserve.click(on_unserve, [c.run, lang], c.serve_status, **private)
     c.run.change(serve_text, [c.run, lang], c.serve_status, **private)
     c.api_button.click(api_export, [c.api_run, c.api_kind, c.api_dtype], c.api_file, api_name="export",
-                       api_description="Export a finished run: run id, 'adapter' or 'merged', and the merged "
+                       api_description="Export a finished run: run id, 'adapter', 'merged' or 'gguf', and the merged "
                                        "model's dtype (auto | bf16 | fp16 | fp32) -> a zip file.")

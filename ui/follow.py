@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import gradio as gr
 import pandas as pd
 
 from engine.core import runs
@@ -65,6 +66,35 @@ def loss_frame(rows: list[dict], lang="en") -> pd.DataFrame | None:
     points = [(r["step"], r["loss"], train) for r in rows if r.get("loss") is not None]
     points += [(r["step"], r["eval_loss"], held_out) for r in rows if r.get("eval_loss") is not None]
     return pd.DataFrame(points, columns=["step", "loss", "series"]) if points else EMPTY_LOSS
+
+
+# a preference objective's metrics (TRL's names, engine/training/objectives.py) -> the series shown
+REWARD_SERIES = {"rewards/margins": "reward margin", "rewards/accuracies": "reward accuracy",
+                 "rewards/chosen": "chosen reward", "rewards/rejected": "rejected reward"}
+LOGP_SERIES = {"logps/chosen": "chosen log-prob", "logps/rejected": "rejected log-prob"}
+SERIES_ZH = {"reward margin": "奖励间隔", "reward accuracy": "奖励准确率", "chosen reward": "选中回答奖励",
+             "rejected reward": "被拒回答奖励", "chosen log-prob": "选中回答对数概率",
+             "rejected log-prob": "被拒回答对数概率", "eval": "验证"}
+
+
+def _series_name(name: str, held_out: bool, lang: str) -> str:
+    if lang == "zh":
+        return ("验证 " if held_out else "") + SERIES_ZH[name]
+    return ("eval " if held_out else "") + name
+
+
+def metric_frame(rows: list[dict], series: dict, lang="en") -> pd.DataFrame | None:
+    """Long-format points (step, value, series) of the given metrics, training and held-out (eval_ prefix)."""
+    points = [(r["step"], r[prefix + key], _series_name(name, bool(prefix), lang))
+              for r in rows for key, name in series.items() for prefix in ("", "eval_")
+              if r.get(prefix + key) is not None]
+    return pd.DataFrame(points, columns=["step", "value", "series"]) if points else None
+
+
+def objective_updates(rows: list[dict], lang="en") -> tuple:
+    """The rewards and log-prob plots: shown, with their points, only for runs that log them."""
+    frames = (metric_frame(rows, REWARD_SERIES, lang), metric_frame(rows, LOGP_SERIES, lang))
+    return tuple(gr.update(value=frame, visible=frame is not None) for frame in frames)
 
 
 def lr_frame(rows: list[dict]) -> pd.DataFrame | None:

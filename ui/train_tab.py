@@ -27,7 +27,8 @@ TICK_S = 1.0
 
 # The settings on this tab, by (section, name): each is declared once, in the schema (engine/core/config.py),
 # which gives its default, range, choices and help; the same renderer draws them as the methods' settings.
-MAIN_SETTINGS = (("train", "learning_rate"), ("train", "max_steps"), ("train", "epochs"), ("train", "batch_size"),
+MAIN_SETTINGS = (("train", "objective"), ("preference", "beta"), ("preference", "loss_type"),
+                 ("train", "learning_rate"), ("train", "max_steps"), ("train", "epochs"), ("train", "batch_size"),
                  ("train", "gradient_accumulation"), ("train", "max_seq_len"), ("train", "warmup_steps"),
                  ("train", "scheduler"), ("data", "validation_split"), ("train", "precision"),
                  ("train", "optimizer"), ("train", "seed"), ("train", "gradient_checkpointing"))
@@ -39,7 +40,9 @@ ADVANCED_SETTINGS = (("train", "weight_decay"), ("train", "max_grad_norm"), ("tr
                      ("train", "start_from"), ("train", "ewc_lambda"), ("train", "ewc_samples"),
                      ("data", "replay"), ("data", "replay_fraction"), ("distill", "teacher"), ("distill", "alpha"),
                      ("distill", "temperature"), ("train", "num_processes"), ("train", "distributed"),
-                     ("train", "accelerate_config"))
+                     ("train", "accelerate_config"), ("train", "report_to"), ("preference", "simpo_gamma"),
+                     ("preference", "desirable_weight"), ("preference", "undesirable_weight"), ("data", "split"),
+                     ("data", "subset"))
 TRAIN_PARAMS = tuple((section, schema_param(section, name)) for section, name in MAIN_SETTINGS)
 ADVANCED_PARAMS = tuple((section, schema_param(section, name)) for section, name in ADVANCED_SETTINGS)
 SETTINGS = TRAIN_PARAMS + ADVANCED_PARAMS  # the order of c.train_inputs
@@ -55,7 +58,8 @@ TEXT = {
                    "elsewhere, e.g. on a multi-GPU machine)",
         "start": "Start training", "stop": "Stop (keeps the result so far)", "resume": "Resume",
         "run": "Run", "run_info": "The run shown below; new runs are followed automatically.",
-        "loss": "Loss", "lr": "Learning rate", "log": "train.log (last lines)", "all_runs": "All runs",
+        "loss": "Loss", "lr": "Learning rate", "rewards": "Preference rewards and accuracy",
+        "logps": "Log-probabilities of the answers", "log": "train.log (last lines)", "all_runs": "All runs",
         "need_attention": "{n} setting(s) need attention before training can start",
         "cannot_start": "Could not start the run",
         "started": "Started {run}. Loss points appear below once the model has loaded.",
@@ -81,7 +85,7 @@ TEXT = {
         "preview": "预览命令", "preview_label": "运行这次训练的命令（可在别处手动运行，例如多 GPU 机器上）",
         "start": "开始训练", "stop": "停止（保留目前的结果）", "resume": "继续训练",
         "run": "训练", "run_info": "下方显示的训练；新开始的训练会自动跟随。",
-        "loss": "损失", "lr": "学习率", "log": "train.log（最后几行）", "all_runs": "全部训练",
+        "loss": "损失", "lr": "学习率", "rewards": "偏好奖励与准确率", "logps": "回答的对数概率", "log": "train.log（最后几行）", "all_runs": "全部训练",
         "need_attention": "开始训练前有 {n} 项设置需要处理",
         "cannot_start": "无法开始训练",
         "started": "已开始 {run}。模型加载后，损失曲线会显示在下方。",
@@ -135,6 +139,17 @@ TRAIN_PARAM_ZH = {
     "distributed": ("分布式方式", "多个进程如何分担工作：数据并行，或分片（FSDP、DeepSpeed ZeRO-2/3，需已安装）。"),
     "accelerate_config": ("accelerate 配置文件", "一个 `accelerate config` 文件（例如用于多台机器）；留空则用上面的设置。"),
     "gradient_checkpointing": ("梯度检查点", "反向传播时重新计算激活：内存少很多，速度慢约 30%。"),
+    "objective": ("训练目标", "sft 学习回答；dpo、orpo、simpo 从偏好对（prompt / chosen / rejected）学习，kto 从标记为"
+                              "好或不好的回答学习。"),
+    "report_to": ("记录到", "同时记录到 TensorBoard（RUN/tensorboard）和/或 MLflow（本地文件存储 RUN/mlruns）；"
+                            "已安装时可用 W&B。"),
+    "beta": ("beta", "模型可偏离参考模型的程度（DPO、KTO），几率比项的权重（ORPO），或奖励尺度（SimPO；论文中为 2-10）。"),
+    "loss_type": ("DPO 损失", "DPO 的损失：sigmoid（论文原版）、ipo（平方，带正则）或 hinge（SLiC）。"),
+    "simpo_gamma": ("SimPO gamma", "SimPO 的目标奖励间隔。"),
+    "desirable_weight": ("KTO 好回答权重", "KTO：好回答的权重（好回答较少时调高）。"),
+    "undesirable_weight": ("KTO 坏回答权重", "KTO：坏回答的权重。"),
+    "split": ("数据划分", "从 datasets 文件夹或 Hub 数据集读取的划分（split）。"),
+    "subset": ("子集", "有多个配置的 Hub 数据集要读取的配置（子集）；留空为默认。"),
 }
 params.PARAM_ZH.update(TRAIN_PARAM_ZH)
 
@@ -170,7 +185,7 @@ def build_raw(model, data_path, fmt, columns_text, mask, skip_bad, name, method,
     raw = {"model": (model or "").strip(), "name": (name or "").strip(),
            "data": {"train": data_path or "", "format": fmt, "mask": mask, "columns": columns,
                     "skip_bad_rows": bool(skip_bad)},
-           "method": {"name": method, **method_values}, "train": {}, "distill": {}}
+           "method": {"name": method, **method_values}, "train": {}, "distill": {}, "preference": {}}
     for (section, param), value in zip(SETTINGS, train_values):
         if param.type is str and param.choices is None:
             value = (value or "").strip()  # free text (paths): empty means off
@@ -215,7 +230,7 @@ def page_config(controls, model, data_path, fmt, columns_text, mask, skip_bad, n
 def on_method_change(c: SimpleNamespace, previous: str, method: str, lang: str, *train_values) -> list:
     """Show the new method's settings and apply its starting values to the training settings the user has
     not changed (the rule `--set method.name=` follows too: engine.core.config.switch_method)."""
-    raw: dict = {"method": {"name": previous or method}, "train": {}, "data": {}, "distill": {}}
+    raw: dict = {"method": {"name": previous or method}, "train": {}, "data": {}, "distill": {}, "preference": {}}
     for (section, param), value in zip(SETTINGS, train_values):
         raw[section][param.name] = value
     switch = switch_method(raw, method)
@@ -370,7 +385,8 @@ def tick(run_id, seen, lang="en"):
     if run_dir is None:
         blank = (seen.get("run") is not None)
         seen["run"] = None
-        outs = ("", follow.EMPTY_LOSS, follow.EMPTY_LR, "", "", "", *button_states(None, {})) if blank else (skip,) * 9
+        outs = ("", follow.EMPTY_LOSS, follow.EMPTY_LR, "", "", "", *follow.objective_updates([], lang),
+                *button_states(None, {})) if blank else (skip,) * 11
         return (choices, table, *outs, seen)
 
     status = runs.read_status(run_dir)
@@ -378,7 +394,7 @@ def tick(run_id, seen, lang="en"):
     log = runs.log_tail(run_dir, 12)
     key = [run_id, lang, len(rows), status.get("state"), status.get("step"), status.get("updated_at")]
     if key == seen.get("key") and log == seen.get("log"):
-        return (choices, table, *(skip,) * 9, seen)
+        return (choices, table, *(skip,) * 11, seen)
     fresh = run_id != seen.get("run") or len(rows) != seen.get("rows")
     seen.update(run=run_id, key=key, log=log, rows=len(rows))
     state = status.get("state")
@@ -389,7 +405,8 @@ def tick(run_id, seen, lang="en"):
             follow.loss_frame(rows, lang) if fresh else skip, follow.lr_frame(rows) if fresh else skip,
             follow.numbers_markdown(rows, status, lang),
             error_box(tr(TEXT, lang, "failed", run=run_id), failure) if failure else "",
-            log, *button_states(run_dir, status), seen)
+            log, *(follow.objective_updates(rows, lang) if fresh else (skip, skip)), *button_states(run_dir, status),
+            seen)
 
 
 def on_table_select(evt: gr.SelectData):
@@ -451,6 +468,11 @@ def build(defaults: RunConfig) -> SimpleNamespace:
                           TEXT, title="loss", color_map=follow.loss_colors)
         c.lr_plot = loc(gr.LinePlot(follow.EMPTY_LR, x="step", y="learning rate", title=en["lr"], height=280),
                         TEXT, title="lr")
+    with gr.Row():  # a preference objective's own metrics (shown for such runs only)
+        c.rewards_plot = loc(gr.LinePlot(None, x="step", y="value", color="series", title=en["rewards"],
+                                         elem_id="rewards-plot", height=260, visible=False), TEXT, title="rewards")
+        c.logps_plot = loc(gr.LinePlot(None, x="step", y="value", color="series", title=en["logps"],
+                                       elem_id="logps-plot", height=260, visible=False), TEXT, title="logps")
     c.numbers = gr.Markdown("")
     c.log = loc(gr.Textbox("", label=en["log"], lines=12, max_lines=12, autoscroll=True, interactive=False),
                 TEXT, label="log")
@@ -501,8 +523,9 @@ def wire(c: SimpleNamespace, model, data, lang) -> None:
         button.click(lambda options, i=index: apply_option(c, options, i), panel.options,
                      [*c.train_inputs, c.method, *c.method_controls.inputs], **private)
     c.timer.tick(tick, [c.follow, c.seen, lang],
-                 [c.follow, c.runs, c.progress, c.loss_plot, c.lr_plot, c.numbers, c.failure, c.log, c.stop,
-                  c.resume, c.delete, c.seen], show_progress="hidden", concurrency_limit=None, **private)
+                 [c.follow, c.runs, c.progress, c.loss_plot, c.lr_plot, c.numbers, c.failure, c.log, c.rewards_plot,
+                  c.logps_plot, c.stop, c.resume, c.delete, c.seen], show_progress="hidden", concurrency_limit=None,
+                 **private)
 
 
 def on_estimate(c: SimpleNamespace, model, data_path, fmt, columns_text, mask, skip_bad, name, method, lang,
@@ -524,6 +547,12 @@ def apply_option(c: SimpleNamespace, options: list, index: int) -> list:
     controls = [gr.update(value=method[name]) if key == method["name"] and name in method else gr.skip()
                 for key, name in c.method_controls.keys]
     return train + [gr.update(value=method["name"])] + controls
+
+
+def data_source_inputs(c: SimpleNamespace) -> tuple:
+    """The split and subset of a datasets folder / Hub dataset: the Data tab reads the data as the run will."""
+    names = [(section, p.name) for section, p in SETTINGS]
+    return tuple(c.train_inputs[names.index(("data", name))] for name in ("split", "subset"))
 
 
 def max_seq_len_input(c: SimpleNamespace):

@@ -21,7 +21,7 @@ import yaml
 
 from engine.core import optimizers
 from engine.core.errors import UserError
-from engine.core.registry import FORMATS, METHODS, TEMPLATES, Param, check_params
+from engine.core.registry import FORMATS, METHODS, OBJECTIVES, TEMPLATES, Param, check_params
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 DEFAULT_METHOD = "lora"
@@ -29,6 +29,8 @@ MASKS = ("assistant", "last_assistant", "none")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "bf16_pure")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 DISTRIBUTED = ("ddp", "fsdp", "zero2", "zero3")
+DPO_LOSSES = ("sigmoid", "ipo", "hinge")  # TRL's DPOConfig.loss_type values offered here
+TRACKERS = ("none", "tensorboard", "mlflow", "tensorboard,mlflow", "wandb")  # transformers' report_to
 TYPES = {"int": int, "float": float, "bool": bool, "str": str}
 TRUST_REMOTE_CODE = Param("trust_remote_code", bool, False, "Run Python code shipped with the model (only for "
                           "models whose code you have read or trust).")
@@ -53,8 +55,11 @@ def setting(default: Any, help: str, *, label: str = "", min: float | None = Non
 
 @dataclass
 class DataConfig:
-    train: str = setting("presets/data/identity.jsonl", "The training data: an uploaded file, a sample, or a "
-                         "path (JSON, JSONL, CSV or Parquet).", label="training data")
+    train: str = setting("presets/data/identity.jsonl", "The training data: an uploaded file, a sample, a path "
+                         "(JSON, JSONL, CSV or Parquet), a `datasets` folder (save_to_disk, Arrow or Parquet "
+                         "shards), or a Hub dataset as hub:owner/name.", label="training data")
+    split: str = setting("train", "The split to read from a datasets folder or a Hub dataset.")
+    subset: str = setting("", "The configuration (subset) of a Hub dataset that has several; empty: its default.")
     format: str = setting("auto", "How records are read: auto-detected, or alpaca, sharegpt, messages, text.",
                           choices=("auto",), registry=FORMATS)
     validation_split: float = setting(0.1, "Share of examples held out to measure eval loss (0 = none).",
@@ -150,6 +155,14 @@ class TrainConfig:
                                "DeepSpeed ZeRO-2/3 where installed).", choices=DISTRIBUTED)
     accelerate_config: str = setting("", "An `accelerate config` file (e.g. for several machines); empty: "
                                      "settings above.", label="accelerate config file")
+    # what is optimised (engine/training/objectives.py): supervised fine-tuning, or a preference objective on
+    # pairwise / unpaired data through TRL's trainers
+    objective: str = setting("sft", "sft learns the answers; dpo, orpo and simpo learn from preference pairs "
+                             "(prompt / chosen / rejected), kto from answers marked desirable or not.",
+                             choices=(), registry=OBJECTIVES)
+    # experiment trackers (transformers' report_to), logging into the run folder (engine/training/trackers.py)
+    report_to: str = setting("none", "Also log to TensorBoard (RUN/tensorboard) and/or MLflow (a local file store, "
+                             "RUN/mlruns); W&B where installed.", choices=TRACKERS, label="report to")
 
     def problems(self) -> list[str]:
         found = []
@@ -179,6 +192,23 @@ class DistillConfig:
 
 
 @dataclass
+class PreferenceConfig:
+    """Preference objectives (train.objective dpo / orpo / simpo / kto): their own settings, TRL's defaults."""
+    beta: float = setting(0.1, "How far the model may move from the reference (DPO, KTO), the weight of the "
+                          "odds-ratio term (ORPO), or the reward scale (SimPO; 2-10 in its paper).", min=0.0)
+    loss_type: str = setting("sigmoid", "DPO's loss: sigmoid (the paper's), ipo (squared, regularised) or hinge "
+                             "(SLiC).", choices=DPO_LOSSES, label="DPO loss")
+    simpo_gamma: float = setting(0.5, "SimPO's target reward margin.", min=0.0, label="SimPO gamma")
+    desirable_weight: float = setting(1.0, "KTO: weight of desirable answers (raise it when they are fewer).",
+                                      min=0.0, label="KTO desirable weight")
+    undesirable_weight: float = setting(1.0, "KTO: weight of undesirable answers.", min=0.0,
+                                        label="KTO undesirable weight")
+
+    def problems(self) -> list[str]:
+        return []
+
+
+@dataclass
 class MethodConfig:
     name: str = DEFAULT_METHOD
     params: dict = field(default_factory=dict)
@@ -187,7 +217,7 @@ class MethodConfig:
         return {"name": self.name, **self.params}
 
 
-SECTIONS = {"data": DataConfig, "train": TrainConfig, "distill": DistillConfig}
+SECTIONS = {"data": DataConfig, "train": TrainConfig, "distill": DistillConfig, "preference": PreferenceConfig}
 
 
 @functools.cache
@@ -277,6 +307,7 @@ class RunConfig:
     method: MethodConfig = field(default_factory=MethodConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    preference: PreferenceConfig = field(default_factory=PreferenceConfig)
     notes: list = field(default_factory=list, compare=False)  # what loading changed, one line each (not saved)
 
     # ---- construction -------------------------------------------------------------------
@@ -293,16 +324,19 @@ class RunConfig:
         data = _section("data", raw.get("data"), problems)
         train = _section("train", raw.get("train"), problems, train_defaults)
         distill = _section("distill", raw.get("distill"), problems)
+        preference = _section("preference", raw.get("preference"), problems)
         trust = TRUST_REMOTE_CODE.problems(raw.get("trust_remote_code", False))
         problems += trust
         cfg = cls(
             model=str(raw.get("model", DEFAULT_MODEL) or ""), name=str(raw.get("name", "") or ""),
             trust_remote_code=False if trust else TRUST_REMOTE_CODE.coerce(raw.get("trust_remote_code", False)),
-            data=data, method=method, train=train, distill=distill,
+            data=data, method=method, train=train, distill=distill, preference=preference,
         )
         if not cfg.model.strip():
             problems.append("model: empty; give an alias, a local folder or a Hub id")
         problems += data.problems() + train.problems() + distill.problems()
+        if not problems and train.objective in OBJECTIVES:  # what the objective cannot combine with, and why
+            problems += OBJECTIVES.get(train.objective).problems(cfg)
         if problems:
             raise ConfigError(problems, source)
         return cfg
@@ -327,6 +361,7 @@ class RunConfig:
             "model": self.model, "name": self.name, "trust_remote_code": self.trust_remote_code,
             "data": dataclasses.asdict(self.data), "method": self.method.to_dict(),
             "train": dataclasses.asdict(self.train), "distill": dataclasses.asdict(self.distill),
+            "preference": dataclasses.asdict(self.preference),
         }
 
     def to_yaml(self) -> str:

@@ -107,7 +107,9 @@ def web_config_problems(raw: dict) -> list[str]:
 
     model_like(raw.get("model"), "model")
     model_like(section("distill").get("teacher"), "distill.teacher")
-    for key, value, kind in (("data.train", section("data").get("train"), "data"),
+    train = section("data").get("train")
+    train = None if str(train or "").startswith("hub:") else train  # a Hub dataset id is not a path
+    for key, value, kind in (("data.train", train, "data"),
                              ("data.replay", section("data").get("replay"), "data"),
                              ("train.start_from", section("train").get("start_from"), "model"),
                              ("train.accelerate_config", section("train").get("accelerate_config"), "data")):

@@ -30,7 +30,7 @@ class LoadedData:
 
 
 def _did_you_mean(found: list[str]) -> str:
-    known = sorted({f for fmt in FORMATS.entries.values() for f in fmt.required} | {"input", "system", "history"})
+    known = sorted({f for fmt in FORMATS.entries.values() for f in fmt.required} | {"input", "system", "history", "prompt"})
     pairs = []
     for name in found:
         match = difflib.get_close_matches(str(name), known, n=1, cutoff=0.75)
@@ -41,12 +41,12 @@ def _did_you_mean(found: list[str]) -> str:
 
 def load_examples(path: str | Path, fmt: str = "auto", columns: dict | None = None,
                   skip_bad_rows: bool = False, keep: int | None = None,
-                  max_mb: float | None = None) -> LoadedData:
+                  max_mb: float | None = None, split: str = "train", subset: str = "") -> LoadedData:
     """Read, detect and convert every row; raise one DataError naming file, line/row and field.
 
     With `skip_bad_rows`, broken rows are counted in `skipped_count` instead of raising.
     """
-    name = Path(path).name
+    name = Path(str(path)).name
     skipped: list[DataError] = []
     skipped_count = 0
 
@@ -61,7 +61,7 @@ def load_examples(path: str | Path, fmt: str = "auto", columns: dict | None = No
     first: dict | None = None
     count = rows = 0
     converter = None
-    for where, record in iter_records(path, skip if skip_bad_rows else None, max_mb):
+    for where, record in iter_records(path, skip if skip_bad_rows else None, max_mb, split, subset):
         rows += 1
         if columns:
             record = {columns.get(k, k): v for k, v in record.items()}

@@ -116,7 +116,8 @@ def validation_indices(count: int, fraction: float, seed: int) -> set[int]:
 
 
 def prepare_dataset(data: DataConfig, tokenizer, max_seq_len: int, seed: int = 0) -> Prepared:
-    loaded = load_examples(data.train, data.format, data.columns, data.skip_bad_rows)
+    loaded = load_examples(data.train, data.format, data.columns, data.skip_bad_rows, split=data.split,
+                           subset=data.subset)
     kept, dropped, rows = encode_all(loaded, tokenizer, data.mask, max_seq_len)
     if not kept:
         raise ValueError(f"{loaded.file}: every example was dropped ({dict(dropped)}); "

@@ -1,8 +1,12 @@
 """The data-format registry: every format turns a record into one `Example`.
 
-An example is either a conversation (a list of {"role", "content"} with roles system, user,
-assistant) or, for continued pre-training, plain text. All later steps (masking, preview,
-training) see only this normalised form.
+An example is one of four kinds (`Example.kind`, and `Format.kind` for every record of a format):
+- conversation: a list of {"role", "content"} with roles system, user, assistant (instruction tuning);
+- text: plain text, for continued pre-training;
+- pairwise: a prompt conversation (ending with a user turn) with a chosen and a rejected answer
+  (preference objectives: DPO, ORPO, SimPO);
+- unpaired: a prompt conversation with one completion labelled desirable or not (KTO).
+All later steps (masking, preview, training) see only this normalised form.
 """
 from __future__ import annotations
 
@@ -12,12 +16,27 @@ from typing import Callable
 from engine.core.registry import FORMATS
 from engine.data.errors import FieldError
 
+KINDS = ("conversation", "text", "pairwise", "unpaired")
+PREFERENCE_KINDS = ("pairwise", "unpaired")
+
 
 @dataclass
 class Example:
     where: str  # "line 3" / "row 3" in the source file
-    messages: list[dict] | None = None
+    messages: list[dict] | None = None  # the conversation; for preference kinds the prompt (ends with a user turn)
     text: str | None = None
+    chosen: str | None = None  # pairwise: the preferred answer
+    rejected: str | None = None  # pairwise: the answer not preferred
+    completion: str | None = None  # unpaired: the answer ...
+    label: bool | None = None  # ... and whether it is desirable
+
+    @property
+    def kind(self) -> str:
+        if self.rejected is not None:
+            return "pairwise"
+        if self.label is not None:
+            return "unpaired"
+        return "text" if self.text is not None else "conversation"
 
 
 @dataclass(frozen=True)
@@ -26,6 +45,7 @@ class Format:
     description: str
     required: tuple[str, ...]  # fields whose presence identifies the format
     convert: Callable[[dict], Example]  # raises FieldError
+    kind: str = "conversation"  # what its examples are (KINDS); text for `text`
 
 
 ROLES = ("system", "user", "assistant")
@@ -136,7 +156,111 @@ FORMATS.register("sharegpt", Format("sharegpt", "conversations: [{from, value}] 
 FORMATS.register("messages", Format("messages", "messages: [{role, content}] (OpenAI style)",
                                     ("messages",), _messages))
 FORMATS.register("text", Format("text", "text: plain text for continued pre-training (every token trained)",
-                                ("text",), _plain_text))
+                                ("text",), _plain_text, kind="text"))
+
+
+# ---- preference data (engine/data/pairwise.py encodes it) -------------------------------------------
+def _prompt(record: dict) -> list[dict]:
+    """The prompt as a conversation ending with a user turn: `prompt` (text or a message list), else an alpaca
+    `instruction` (+ `input`), with an optional `system`."""
+    if "prompt" in record:
+        value = record["prompt"]
+        if isinstance(value, list):
+            messages = _turns(record, "prompt", "role", "content", {r: r for r in ROLES})
+        else:
+            messages = [{"role": "user", "content": _text(record, "prompt")}]
+    elif "instruction" in record:
+        instruction, extra = _text(record, "instruction"), _text(record, "input", required=False)
+        messages = [{"role": "user", "content": f"{instruction}\n\n{extra}" if extra.strip() else instruction}]
+    else:
+        raise FieldError("prompt", "missing", "give the prompt as text or as a list of {role, content} messages "
+                         "(or put the whole conversation in chosen and rejected)")
+    system = record.get("system")
+    if isinstance(system, str) and system and messages[0]["role"] != "system":
+        messages.insert(0, {"role": "system", "content": system})
+    return _check_prompt(messages, "prompt")
+
+
+def _check_prompt(messages: list[dict], field: str) -> list[dict]:
+    """A prompt is a conversation that waits for the assistant: roles in order, ending with a user turn."""
+    if not messages or not any(m["content"].strip() for m in messages if m["role"] == "user"):
+        raise FieldError(field, "empty", "write the prompt the answers reply to")
+    if messages[-1]["role"] != "user":
+        raise FieldError(f"{field}[{len(messages) - 1}]", f"the prompt ends with a '{messages[-1]['role']}' turn",
+                         "end the prompt with the user turn that chosen and rejected answer")
+    check_conversation(messages + [{"role": "assistant", "content": ""}], field)  # the turn order
+    return messages
+
+
+def _answer(record: dict, field: str) -> str | list[dict]:
+    """An answer: text, or messages ending with the assistant's (a one-message list, or a whole conversation)."""
+    value = record.get(field)
+    if value is None:
+        raise FieldError(field, "missing")
+    if isinstance(value, str):
+        if not value.strip():
+            raise FieldError(field, "empty", "write the answer")
+        return value
+    if not isinstance(value, list):
+        raise FieldError(field, f"expected text or a list of messages, got {type(value).__name__}")
+    messages = _turns(record, field, "role", "content", {r: r for r in ROLES})
+    if not messages or messages[-1]["role"] != "assistant":
+        raise FieldError(field, "the last message is not the assistant's", "end it with the assistant's answer")
+    return messages
+
+
+def _split_answers(record: dict, fields: tuple[str, ...]) -> tuple[list[dict], list[str]]:
+    """(prompt conversation, answer texts). With no prompt field the answers may be whole conversations that share
+    everything but their last turn (the "implicit prompt" form of Anthropic HH and TRL)."""
+    answers = [_answer(record, f) for f in fields]
+    if "prompt" in record or "instruction" in record:
+        prompt = _prompt(record)
+        texts = []
+        for field, answer in zip(fields, answers):
+            if isinstance(answer, list) and len(answer) != 1:
+                raise FieldError(field, f"{len(answer)} messages beside a prompt field",
+                                 "give only the assistant's answer here (the prompt holds the conversation)")
+            texts.append(answer if isinstance(answer, str) else answer[0]["content"])
+        return prompt, texts
+    if not all(isinstance(a, list) and len(a) > 1 for a in answers):
+        raise FieldError("prompt", "missing", "give a prompt field, or whole conversations in "
+                         + " and ".join(fields))
+    prompt = answers[0][:-1]
+    for field, answer in zip(fields[1:], answers[1:]):
+        if answer[:-1] != prompt:
+            raise FieldError(field, f"its conversation differs from {fields[0]}'s before the last answer",
+                             "both must share every turn but the last, or give the prompt separately")
+    return _check_prompt(prompt, fields[0]), [a[-1]["content"] for a in answers]
+
+
+def _pairwise(record: dict) -> Example:
+    prompt, (chosen, rejected) = _split_answers(record, ("chosen", "rejected"))
+    if chosen == rejected:
+        raise FieldError("rejected", "the same as chosen", "a pair must differ: nothing can be learned from it")
+    return Example(where="", messages=prompt, chosen=chosen, rejected=rejected)
+
+
+# True/False also match 1/0 (equal in Python), so JSON numbers and booleans read the same
+LABELS = {True: True, False: False, "true": True, "false": False, "1": True, "0": False,
+          "yes": True, "no": False, "desirable": True, "undesirable": False}
+
+
+def _unpaired(record: dict) -> Example:
+    prompt, (completion,) = _split_answers(record, ("completion",))
+    label = record.get("label")
+    key = label.strip().lower() if isinstance(label, str) else label
+    if isinstance(key, float) and key.is_integer():
+        key = int(key)
+    if key not in LABELS:
+        raise FieldError("label", f"expected true or false, got {label!r}",
+                         "true: a desirable completion, false: an undesirable one")
+    return Example(where="", messages=prompt, completion=completion, label=LABELS[key])
+
+
+FORMATS.register("pairwise", Format("pairwise", "prompt / chosen / rejected: preference pairs (text or messages)",
+                                    ("chosen", "rejected"), _pairwise, kind="pairwise"))
+FORMATS.register("unpaired", Format("unpaired", "prompt / completion / label: answers marked desirable or not (KTO)",
+                                    ("completion", "label"), _unpaired, kind="unpaired"))
 
 
 def detect(record: dict) -> str | None:

@@ -87,8 +87,19 @@ def _sniff(head: bytes, name: str, suffix: str) -> None:
                         hint="export the data as UTF-8 text (JSONL, JSON or CSV)")
 
 
-def iter_records(path: str | Path, on_bad: BadRow | None = None, max_mb: float | None = None) -> Iterator[Record]:
-    """Stream the records of a file. A broken row raises, or is handed to `on_bad` and skipped."""
+def iter_records(path: str | Path, on_bad: BadRow | None = None, max_mb: float | None = None,
+                 split: str = "train", subset: str = "") -> Iterator[Record]:
+    """Stream the records of a file, a `datasets` folder or a Hub dataset (engine/data/sources.py).
+
+    A broken row of a file raises, or is handed to `on_bad` and skipped."""
+    from engine.data import sources
+
+    if sources.is_hub(path):
+        yield from sources.hub_records(str(path), split, subset)
+        return
+    if Path(path).is_dir():
+        yield from sources.folder_records(Path(path), split)
+        return
     path = check_file(path, max_mb)
     suffix = path.suffix.lower()
     bad = 0

@@ -88,8 +88,15 @@ class Setup:
         return int(self.method.virtual_tokens(self.params) or 0)
 
     @property
+    def objective(self):
+        """The training objective's declaration (engine/training/objectives.py, through its registry)."""
+        from engine.core.registry import OBJECTIVES
+
+        return OBJECTIVES.get(getattr(self.train, "objective", "sft") or "sft")
+
+    @property
     def packing(self) -> bool:
-        return self.train.packing and self.virtual == 0
+        return self.train.packing and self.virtual == 0 and not self.objective.preference  # TRL pads
 
     @property
     def seq(self) -> int:
@@ -104,10 +111,13 @@ class Setup:
 
     @property
     def tokens(self) -> int:
-        return self.train.batch_size * self.seq  # worst case: every example fills max_seq_len
+        # worst case: every example fills max_seq_len; a preference step forwards each answer (chosen + rejected)
+        return self.train.batch_size * self.seq * self.objective.sequences
 
     @property
     def fused(self) -> bool:
+        if self.objective.preference:  # DPO/KTO: TRL's chunked log-probs; ORPO/SimPO: full logits
+            return self.objective.fused_logps and self.virtual == 0
         return self.train.fused_loss and self.virtual == 0
 
     @property
@@ -381,6 +391,18 @@ def loading_bytes(s: Setup, framework_bytes: float, frozen: float) -> float:
 
 
 # ---- distillation teacher ----------------------------------------------------------------------------
+def reference(s: Setup, w) -> float:
+    """A preference objective's reference model (engine/training/preference.py): a frozen copy of the model for
+    methods that change its weights (or adapters that are not peft's), else TRL's frozen copy of the adapter
+    alone on the shared base weights. Its forward runs without gradients: no activations are kept."""
+    objective = s.objective
+    if not objective.reference:
+        return 0.0
+    if objective.reference_copy(s.method):
+        return float(w.frozen + w.trainable)
+    return float(s.trainable * s.wb)
+
+
 def teacher(s: Setup) -> float:
     """A distillation teacher's weights and the two vocabulary-sized logits it adds (engine/training/distill.py)."""
     distill = getattr(s.cfg, "distill", None)

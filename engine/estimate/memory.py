@@ -42,6 +42,7 @@ COMPONENTS: tuple[tuple[str, str], ...] = (
     ("activations", "Activations"),
     ("logits_loss", "Logits and loss"),
     ("teacher", "Teacher model (distillation)"),
+    ("reference", "Reference model (preference objectives)"),
     ("temporary", "Temporary buffers"),
     ("fragmentation", "Allocator allowance"),
 )
@@ -142,7 +143,7 @@ def estimate(structure, cfg=None, device: str = "cuda", world_size: int = 1, sha
         "master_weights": w.master, "weight_copies": dynamic["weight_copies"],
         "gradients": dynamic["gradients"] + o.ddp_buckets, "optimizer": o.optimizer,
         "activations": dynamic["activations"], "logits_loss": dynamic["logits_loss"],
-        "temporary": dynamic["temporary"], "teacher": c.teacher(s),
+        "temporary": dynamic["temporary"], "teacher": c.teacher(s), "reference": c.reference(s, w),
     }
     peak = sum(parts.values())
     if device == "cpu" and cpu_allocator is None:
@@ -162,6 +163,9 @@ def estimate(structure, cfg=None, device: str = "cuda", world_size: int = 1, sha
             peak, phase = loading, "loading"
             s.notes.append("the peak is while loading: the full-precision checkpoint is read while it is quantised")
     parts = {k: int(round(parts[k])) for k, _ in COMPONENTS}
+    if s.objective.preference:
+        s.notes.append(f"{s.objective.title}: each step forwards {s.objective.sequences} sequences per example"
+                       + ("; the reference model is counted" if s.objective.reference else ""))
     if s.virtual:
         s.notes.append(f"{s.virtual} virtual tokens are added to every sequence (packing is off for this method)")
     total_params = (structure.total_params + (0 if s.method.trains_base_weights else s.trainable)

@@ -48,7 +48,17 @@ def held_out(cfg, tokenizer, data_file: str | None = None) -> tuple[list[tuple],
     data = cfg.data
     if data_file:
         data = replace(cfg.data, train=str(data_file), format="auto", columns={}, validation_split=0.0)
-    loaded = load_examples(data.train, data.format, data.columns, data.skip_bad_rows)
+    loaded = load_examples(data.train, data.format, data.columns, data.skip_bad_rows, split=data.split,
+                           subset=data.subset)
+    from engine.data.pairwise import data_kind
+
+    if data_kind(loaded) in ("pairwise", "unpaired"):
+        from engine.core.errors import UserError
+
+        raise UserError(f"{loaded.file} holds preference data: evaluation scores answers against reference answers. "
+                        "A preference run's held-out reward accuracy and margin are in its metrics (the Train tab's "
+                        "reward plots, eval_rewards/* in metrics.jsonl); to score its answers, evaluate it on an "
+                        "instruction file (--data FILE, or pick one in the Evaluate tab)")
     kept, _, dropped_rows = encode_all(loaded, tokenizer, data.mask, cfg.train.max_seq_len)
     examples = kept_examples(loaded, dropped_rows, len(kept))
     pairs = list(zip(examples, kept))

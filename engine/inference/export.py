@@ -72,7 +72,9 @@ def run_card(run_dir: Path, kind: str, base_name: str | None = None) -> str:
     status = runs.read_status(run_dir)
     base_name = base_name or portable_base_name(cfg.model)
     data_path = Path(cfg.data.train)
-    data_hash = file_sha256(data_path) if data_path.is_file() else "(file no longer present)"
+    data_hash = file_sha256(data_path) if data_path.is_file() else \
+        f"none: a datasets folder or Hub dataset, split {cfg.data.split}" if data_path.is_dir() or \
+        cfg.data.train.startswith("hub:") else "(file no longer present)"
     params = "\n".join(f"| {k} | {v} |" for k, v in cfg.method.params.items())
     train = "\n".join(f"| {k} | {v} |" for k, v in vars(cfg.train).items())
     results = [f"**Steps:** {status.get('step')}" + (" (stopped early)" if status.get("stopped_early") else "")]

@@ -63,7 +63,9 @@ def static_problems(raw: dict) -> list[str]:
             found.append(f"train.max_seq_len: {seq_len} is above this model's limit of {limit} tokens "
                          f"(its maximum positions, from {path}); use {limit} or less")
     train_file = str(data.get("train") or "")
-    if train_file and not data_path(train_file).is_file():
+    from engine.data.sources import is_hub
+
+    if train_file and not is_hub(train_file) and not data_path(train_file).exists():  # a file or a datasets folder
         found.append(f"data.train: {train_file} not found; upload the file again or fix the path")
     return found + raw_method_problems(raw, structure)
 
@@ -217,9 +219,39 @@ def earlier_run_problems(cfg: RunConfig) -> list[str]:
     return found
 
 
+def objective_problems(cfg: RunConfig) -> list[str]:
+    """Data of the wrong kind for train.objective (preference pairs for sft, instructions for dpo, ...), read
+    from the first record only, and trackers that are not installed."""
+    from engine.data.formats import FORMATS, detect
+    from engine.data.pairwise import kind_mismatch
+    from engine.training import trackers
+    from engine.training.objectives import for_config
+
+    found = trackers.missing(cfg)
+    objective = for_config(cfg)
+    from engine.data.sources import is_hub
+
+    if is_hub(cfg.data.train):
+        return found  # read by the trainer (a download is no pre-run check)
+    try:
+        from engine.data.loading import iter_records
+
+        _, record = next(iter(iter_records(data_path(cfg.data.train), split=cfg.data.split)))
+    except Exception:  # no file, a bad file: reported by the other checks and the data loader with file/line
+        return found
+    record = {cfg.data.columns.get(k, k): v for k, v in record.items()}
+    fmt = cfg.data.format if cfg.data.format != "auto" else detect(record)
+    if fmt in FORMATS:
+        why = kind_mismatch(FORMATS.get(fmt).kind, objective.data_kind, objective.key, Path(cfg.data.train).name)
+        if why:
+            found.append(f"train.objective: {why}")
+    return found
+
+
 def preflight(cfg: RunConfig) -> list[str]:
     """Every problem found before a run starts (empty list: good to go)."""
-    found = static_problems(cfg.to_dict()) + earlier_run_problems(cfg) + method_problems(cfg) + disk_problems(cfg)
+    found = (static_problems(cfg.to_dict()) + earlier_run_problems(cfg) + method_problems(cfg)
+             + objective_problems(cfg) + disk_problems(cfg))
     return list(dict.fromkeys(found))  # the method's checks run on the raw config and on the resolved one
 
 

@@ -129,6 +129,9 @@ def build_callback(run_dir: Path, baseline_rss: int, is_main: bool):
                 row["eval_loss"] = logs["eval_loss"]
                 self.best_eval = logs["eval_loss"] if self.best_eval is None else min(self.best_eval, logs["eval_loss"])
             row.update({k: logs[k] for k in PARTS if k in logs})  # task_loss, ewc_penalty, distill_kl
+            # a preference objective's own metrics (rewards/margins, accuracies, logps; engine/training/objectives.py)
+            row.update({k: logs[k] for name in getattr(self, "metric_keys", ()) for k in (name, f"eval_{name}")
+                        if k in logs})
             if "loss" not in row and "eval_loss" not in row:
                 return
             row["peak_memory_bytes"] = peak_memory_bytes(baseline_rss)
@@ -153,12 +156,15 @@ def _any_process(flag: bool, device) -> bool:
     return bool(value.item())
 
 
-def training_arguments(cfg: RunConfig, run_dir: Path, precision: str, has_validation: bool):
+def training_arguments(cfg: RunConfig, run_dir: Path, precision: str, has_validation: bool, cls=None, **extra):
+    """transformers.TrainingArguments for the run, or `cls` (a TRL config, a subclass) with its `extra` settings."""
     from transformers import TrainingArguments
+
+    from engine.training.trackers import report_to
 
     t = cfg.train
     optimizer = optimizers.get(t.optimizer)
-    return TrainingArguments(
+    return (cls or TrainingArguments)(
         output_dir=str(run_dir / "checkpoints"),
         max_steps=t.max_steps if t.max_steps > 0 else -1, num_train_epochs=t.epochs,
         per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size,
@@ -174,9 +180,10 @@ def training_arguments(cfg: RunConfig, run_dir: Path, precision: str, has_valida
         eval_steps=t.eval_steps or None,
         save_strategy="steps" if t.save_steps > 0 else "no", save_steps=t.save_steps or 500,
         save_total_limit=t.save_total_limit,
-        seed=t.seed, data_seed=t.seed, report_to="none", disable_tqdm=True,
+        seed=t.seed, data_seed=t.seed, report_to=report_to(cfg, run_dir), disable_tqdm=True,
+        run_name=run_dir.name,
         include_num_input_tokens_seen="non_padding", remove_unused_columns=False,
-        dataloader_num_workers=0, use_cpu=not _cuda_available(),
+        dataloader_num_workers=0, use_cpu=not _cuda_available(), **extra,
     )
 
 
@@ -331,7 +338,16 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
         from engine.training.distill import check_tokenizers
 
         check_tokenizers(cfg.model, cfg.distill.teacher, cfg.trust_remote_code)  # before anything big is loaded
-    data = prepare_dataset(cfg.data, tokenizer, cfg.train.max_seq_len, cfg.train.seed)
+    from engine.training.objectives import for_config
+
+    objective = for_config(cfg)
+    if objective.preference:  # pairs / unpaired answers, encoded by engine/data/pairwise.py
+        from engine.data.pairwise import prepare_preference
+
+        data = prepare_preference(cfg.data, tokenizer, cfg.train.max_seq_len, cfg.train.seed, objective.key,
+                                  objective.data_kind)
+    else:
+        data = prepare_dataset(cfg.data, tokenizer, cfg.train.max_seq_len, cfg.train.seed)
     stats = data.stats()
     log(f"data: {stats['train_examples']} train / {stats['validation_examples']} validation examples, "
         f"{stats['trained_tokens']} trained tokens; dropped {stats['dropped'] or 'none'}")
@@ -375,17 +391,34 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
     from engine.training.objective import Objective
 
     # EWC anchor (before training: the loaded weights are the earlier run's) and distillation teacher
-    objective = Objective(continual.ewc_anchor(cfg, model, tokenizer, log, is_main),
-                          distill.build(cfg, precision, log, check=False))
-    args = training_arguments(cfg, run_dir, precision, bool(data.validation))
+    loss_parts = Objective(continual.ewc_anchor(cfg, model, tokenizer, log, is_main),
+                           distill.build(cfg, precision, log, check=False))
+    if objective.preference:  # TRL's trainer for the objective (engine/training/preference.py)
+        from engine.training.preference import trl_arguments
+
+        trl_config, settings = trl_arguments(cfg, objective)
+        args = training_arguments(cfg, run_dir, precision, bool(data.validation), cls=trl_config, **settings)
+        callback.metric_keys = objective.metrics
+        log(f"objective {objective.key}: {objective.title}; packing and the fused loss do not apply "
+            "(TRL pads each batch and computes its own loss)")
+    else:
+        args = training_arguments(cfg, run_dir, precision, bool(data.validation))
     # a method's own optimizer (LoRA+ groups, layerwise unfreezing) and callbacks (schedules), when it has them
     optimizer = method.optimizer(model, cfg.method.params, args, structure) if method.optimizer else None
     method_callbacks = method.callbacks(model, cfg.method.params, structure) if method.callbacks else []
     dtype_report = dtypes.build_callback(run_dir, is_main)  # status.json `dtypes`: what really trains in which dtype
-    trainer = build_trainer(cfg, method, model, tokenizer, data, args, [callback, dtype_report, *method_callbacks],
-                            optimizers=(optimizer, None), objective=objective)
-    packed = uses_packing(cfg, method)
-    log(f"packing {'on' if packed else 'off'}; fused loss {'on' if cfg.train.fused_loss else 'off'}")
+    callbacks = [callback, dtype_report, *method_callbacks]
+    if objective.preference:
+        from engine.training.preference import build_preference_trainer
+
+        trainer = build_preference_trainer(objective, method, model, tokenizer, data, args, callbacks,
+                                           optimizers=(optimizer, None), log=log)
+    else:
+        trainer = build_trainer(cfg, method, model, tokenizer, data, args, callbacks,
+                                optimizers=(optimizer, None), objective=loss_parts)
+    packed = uses_packing(cfg, method) and not objective.preference
+    if not objective.preference:
+        log(f"packing {'on' if packed else 'off'}; fused loss {'on' if cfg.train.fused_loss else 'off'}")
     if packed:
         log(packing.enable(model, cfg.train.max_seq_len))
     checkpoint = resume_point(run_dir, callback, is_main) if resume else None
@@ -396,10 +429,14 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
     if data.validation and not stopped and trainer.state.global_step not in evaluated[-1:]:
         trainer.evaluate()
     packing.disable(trainer.model)  # what is saved and served uses the stock implementations
+    if objective.preference:
+        from engine.training.preference import drop_reference_adapter
+
+        drop_reference_adapter(trainer.model)
     if not is_main:
         return run_dir
     result = save_result(trainer.model, tokenizer, run_dir, method)
-    continual.finish(cfg, trainer.model, data, run_dir, objective.ewc, log)  # RUN/fisher.safetensors if EWC is on
+    continual.finish(cfg, trainer.model, data, run_dir, loss_parts.ewc, log)  # RUN/fisher.safetensors if EWC is on
     rows = runs.read_metrics(run_dir)
     losses = [r["loss"] for r in rows if "loss" in r]
     evals = [r["eval_loss"] for r in rows if "eval_loss" in r]
