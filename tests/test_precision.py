@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.core import device, precision
-from engine.core.arch import Arch
+from engine.core.describe import describe_config
 from engine.core.config import RunConfig
 from engine.estimate import cheaper_options, estimate
 from tests.test_estimate import SMOL
@@ -93,7 +93,7 @@ def test_pure_bf16_trains_every_parameter_in_bf16_and_the_loss_falls(tiny_model,
 
 # ---- the estimate ---------------------------------------------------------------------------------
 def test_pure_bf16_halves_full_fine_tuning_and_keeps_no_fp32_copy():
-    arch = Arch.from_config(LLAMA_3B)
+    arch = describe_config(LLAMA_3B)
     mixed = estimate(arch, config(precision="bf16", batch_size=4, max_seq_len=768), device="cuda")
     pure = estimate(arch, config(precision="bf16_pure", batch_size=4, max_seq_len=768), device="cuda")
     n = pure.trainable_params
@@ -106,7 +106,7 @@ def test_pure_bf16_halves_full_fine_tuning_and_keeps_no_fp32_copy():
 
 
 def test_pure_bf16_stores_adapters_in_bf16():
-    arch = Arch.from_config(SMOL)
+    arch = describe_config(SMOL)
     mixed = estimate(arch, config("lora", precision="bf16"), device="cuda")
     pure = estimate(arch, config("lora", precision="bf16_pure"), device="cuda")
     assert mixed.components["trainable_weights"] == 4 * mixed.trainable_params  # peft's fp32 adapters
@@ -114,7 +114,7 @@ def test_pure_bf16_stores_adapters_in_bf16():
 
 
 def test_pure_bf16_is_offered_when_full_fine_tuning_does_not_fit():
-    arch = Arch.from_config(LLAMA_3B)
+    arch = describe_config(LLAMA_3B)
     cfg = config(precision="bf16", batch_size=1, max_seq_len=256)
     mixed = estimate(arch, cfg, device="cuda").total_bytes
     pure = estimate(arch, config(precision="bf16_pure", batch_size=1, max_seq_len=256), device="cuda").total_bytes
@@ -126,7 +126,7 @@ def test_pure_bf16_is_offered_when_full_fine_tuning_does_not_fit():
 def test_unfused_half_precision_loss_holds_fourteen_bytes_per_logit():
     """Logits in bf16 kept by the output, then log-softmax output, NLL gradient and log-softmax gradient
     in fp32 (the fp32 upcast is freed after forward): 2 + 3 x 4 bytes per logit, measured 14.0 on CPU."""
-    arch = Arch.from_config(SMOL)
+    arch = describe_config(SMOL)
     est = estimate(arch, config("lora", precision="bf16", batch_size=2, max_seq_len=64, fused_loss=False,
                                 packing=False), device="cuda")
     assert est.components["logits_loss"] == 2 * 64 * arch.vocab * 14
@@ -135,7 +135,7 @@ def test_unfused_half_precision_loss_holds_fourteen_bytes_per_logit():
 def test_prefix_virtual_tokens_are_keys_while_prompt_tokens_are_positions():
     """Prompt tuning prepends its virtual tokens as inputs: every layer and the logits run seq + N
     positions. Prefix methods add them as keys/values only: the layers and logits run seq positions."""
-    arch = Arch.from_config(LLAMA_3B)
+    arch = describe_config(LLAMA_3B)
     virtual = {"num_virtual_tokens": 200}
     train = dict(precision="bf16", batch_size=4, max_seq_len=768)
     prompt = estimate(arch, config("prompt_tuning", virtual, **train), device="cuda")

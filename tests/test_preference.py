@@ -148,13 +148,13 @@ def _logps(model, prompt, answer):
 
 
 def _lora_model(tiny_model):
-    from engine.core.arch import Arch
+    from engine.core.describe import structure_of
     from engine.core.models import load_model
     from engine.methods import METHODS
 
     method = METHODS.get("lora")
     params = {**method.defaults(), "r": 4, "alpha": 8}
-    return method.apply(load_model(tiny_model), params, Arch.from_folder(Path(tiny_model))), method
+    return method.apply(load_model(tiny_model), params, structure_of(tiny_model)), method
 
 
 def _as_if_trained(model, seed=1):
