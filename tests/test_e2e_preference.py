@@ -20,7 +20,7 @@ def test_preference_training_and_export_from_the_browser(tiny_model, tmp_path):
     playwright_api = pytest.importorskip("playwright.sync_api")
     SHOTS.mkdir(parents=True, exist_ok=True)
     home = tmp_path / "home"
-    with running_app(home, HF_HUB_OFFLINE="1") as url, playwright_api.sync_playwright() as pw:
+    with running_app(home, env={"HF_HUB_OFFLINE": "1"}) as url, playwright_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.set_default_timeout(60_000)
