@@ -49,7 +49,13 @@ def apply(model, params: dict, structure: Structure):
     from peft import get_peft_model
 
     # a placeholder total; the callback sets the real one when training starts
-    return get_peft_model(model, adalora_config(params, params["tinit"] + params["tfinal"] + 1, structure))
+    model = get_peft_model(model, adalora_config(params, params["tinit"] + params["tfinal"] + 1, structure))
+    # peft (0.21) marks every per-adapter parameter trainable when it activates the adapter, `ranknum` too; that
+    # scalar is the rank the scaling divides by, so an optimizer step on it would silently rescale the update
+    for name, param in model.named_parameters():
+        if ".ranknum." in name:
+            param.requires_grad_(False)
+    return model
 
 
 def schedule_problems(params: dict, steps: int | None, exact: bool = True) -> list[str]:
