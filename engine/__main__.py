@@ -450,7 +450,8 @@ def cmd_methods(args) -> int:
     for key, method in METHODS.items():
         print(f"{key:16s} {method.summary}")
         for param in method.params:
-            print(f"    {param.name:22s} default {param.default!r:14s} {param.help}")
+            kind = f"{param.type.__name__}, {param.range_text}; default {param.default!r}"
+            print(f"    {param.name} ({kind}): {param.help}")
     return 0
 
 
