@@ -1,6 +1,6 @@
 """The trainer on each CPU memory allocator: same run, same data, in the same session.
 
-    python bench/allocator.py [--steps 20] [--rounds 2]
+    python bench/allocator.py --data FILE [--steps 20] [--rounds 2]     # --data: as for bench/throughput.py
 
 For each allocator (engine/core/allocator.py: system glibc malloc, tcmalloc, jemalloc, and glibc forced
 to mmap every block above 128 KiB, the no-extra-library alternative) it trains the throughput
@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from machine import describe  # noqa: E402
-from throughput import config, run_arguments, run_measured, steady_rate  # noqa: E402
+from throughput import config, require_data, run_arguments, run_measured, steady_rate  # noqa: E402
 
 VARIANTS = {  # label -> environment of the trainer
     "system (glibc malloc)": {"TUNELOOM_ALLOCATOR": "system"},
@@ -51,6 +51,7 @@ def main() -> None:
     parser = run_arguments(20, "allocator_cpu")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
+    require_data(parser, args)
 
     work = Path(tempfile.mkdtemp(prefix="tuneloom-alloc-"))
     os.environ["TUNELOOM_HOME"] = str(work / "home")
@@ -97,7 +98,8 @@ def markdown(payload: dict) -> str:
         lines.append(f"| {label} (trainer reports `{m['allocator']}`) | {m['tokens_per_second']:.1f} "
                      f"| {m['tokens_per_second'] / base['tokens_per_second']:.2f}x | {m['peak_rss_bytes'] / gib:.2f} "
                      f"| {m['peak_rss_bytes'] / base['peak_rss_bytes']:.2f}x | {error:+.1f}% |")
-    lines += ["", f"Reproduce: `python bench/allocator.py --steps {s['steps']} --rounds {s['rounds']}`"]
+    lines += ["", f"Reproduce: `python bench/allocator.py --data {Path(s['data']).name} --steps {s['steps']} "
+                  f"--rounds {s['rounds']}`"]
     return "\n".join(lines) + "\n"
 
 
