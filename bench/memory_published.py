@@ -238,8 +238,9 @@ def tally(values: list) -> str:
             f"mean signed error {mean:+.1%}")
 
 
-def main() -> None:
-    results = [(row, evaluate(row)) for row in ROWS]
+def report(results: list[tuple[dict, dict]]) -> str:
+    """bench/results/memory_published.md for the rows and their estimates (tests/test_readme.py checks that the
+    recorded file is the current estimator's)."""
     comparable = [r for row, r in results if row.get("comparable", True)]
     lines = [
         "# Estimator vs published measured peak memory (3B-13B)",
@@ -338,7 +339,13 @@ def main() -> None:
         "- torchtune's full row stays not comparable although Tuneloom now has pure bf16: the source also runs "
         "the optimizer inside backward with paged states outside torch's allocator.",
     ]
-    OUT.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    results = [(row, evaluate(row)) for row in ROWS]
+    comparable = [r for row, r in results if row.get("comparable", True)]
+    OUT.write_text(report(results), encoding="utf-8")
     for i, (row, r) in enumerate(results, 1):
         print(f"{i:2d} {row['src']:12s} {row['model']:12s} {row['method']:6s} pub {r['pub'] / GiB:6.2f} GiB  "
               f"est {r['est'] / GiB:6.2f} GiB  {pct(r['err']):>7s}  "
