@@ -289,7 +289,8 @@ def test_precision_claim_is_the_recorded_estimate():
 def test_families_table_is_the_recorded_matrix():
     matrix = record("families_matrix.md")
     after = table(matrix, "| family | adalora |")
-    methods = [m.strip() for m in matrix[matrix.index("| family | adalora |"):].splitlines()[0].strip("|").split("|")][1:]
+    header = matrix[matrix.index("| family | adalora |"):].splitlines()[0]
+    methods = [m.strip() for m in header.strip("|").split("|")][1:]
     names = {"Llama": "llama", "Qwen2": "qwen2", "Gemma2": "gemma2", "Phi": "phi", "GPT-NeoX": "gpt_neox",
              "OPT": "opt", "Qwen2-MoE": "qwen2_moe", "Mistral": "mistral", "Phi-3": "phi3", "Mixtral": "mixtral",
              "GPT-2": "gpt2"}
