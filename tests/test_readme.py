@@ -571,6 +571,27 @@ def test_layout_lists_engines_rooms_in_their_import_order():
         assert list(ROOT.glob(f"engine/*/{module}")) or (ROOT / "ui" / module).is_file(), module
 
 
+def test_methods_table_and_optimizers_are_the_registries():
+    """The Methods section's table lists every registered method once, with what its result is; each has its
+    preset; the optimizers listed are the registry's."""
+    from engine.core.optimizers import OPTIMIZERS
+    from engine.methods import METHODS
+
+    text = section("Methods")
+    listed = {}
+    for keys, _, merged in table(text, "| key | trains |"):
+        for key in re.findall(r"`(\w+)`", keys):
+            listed[key] = merged
+    assert list(listed) == [key for key, _ in METHODS.items()]
+    for key, merged in listed.items():
+        method = METHODS.get(key)
+        kind = "full weights" if method.trains_base_weights else "yes" if method.mergeable else "no"
+        assert merged.split(" ")[0].rstrip(":") == kind.split(" ")[0], (key, merged)
+        assert (ROOT / "presets" / f"{key}.yaml").is_file(), key
+    (names,) = found(r"Optimizers: (.*?)\. Any method", text, "optimizers")
+    assert re.findall(r"`(\w+)`", re.sub(r"\(.*?\)", "", names)) == list(OPTIMIZERS)  # (notes) left out
+
+
 def test_the_config_block_is_the_schemas_defaults_and_every_yaml_block_is_a_valid_config():
     from engine.core.config import RunConfig
 
