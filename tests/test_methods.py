@@ -99,7 +99,7 @@ def model_for(key: str, tiny_model: str, tiny_qwen: str) -> str:
     return tiny_qwen if key == "bitfit" else tiny_model
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tokenizer_for(model_path: str):
     from engine.core.models import load_tokenizer
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from engine.core import device, precision
-from engine.core.describe import describe_config
 from engine.core.config import RunConfig
+from engine.core.describe import describe_config
 from engine.estimate import cheaper_options, estimate
 from tests.test_estimate import SMOL
 from tests.test_train_cli import ROOT, engine_cli

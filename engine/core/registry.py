@@ -7,8 +7,9 @@ reads them. Import-light: nothing here touches torch.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Iterator, TypeVar
+from typing import Any, Generic, TypeVar
 
 
 @dataclass(frozen=True)

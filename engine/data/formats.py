@@ -10,8 +10,8 @@ All later steps (masking, preview, training) see only this normalised form.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from engine.core.registry import FORMATS
 from engine.data.errors import FieldError
