@@ -68,7 +68,8 @@ def main() -> None:
     table = {}
     for label, results in runs_by_label.items():
         table[label] = {key: statistics.median(r[key] for r in results)
-                        for key in ("tokens_per_second", "peak_rss_bytes", "measured_peak_bytes", "estimate_peak_bytes")}
+                        for key in ("tokens_per_second", "peak_rss_bytes", "measured_peak_bytes",
+                                    "estimate_peak_bytes")}
         table[label]["allocator"] = results[0]["allocator"]
     payload = {"date": time.strftime("%Y-%m-%d"), "machine": describe(), "settings": vars(args),
                "runs": runs_by_label, "median": table}

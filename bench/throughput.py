@@ -193,19 +193,24 @@ def _markdown(r: dict) -> str:
     return f"""# Training throughput: Tuneloom vs transformers.Trainer + peft (dynamic padding)
 
 {r['date']} · {r['machine']} · {', '.join(f'{k} {v}' for k, v in r['versions'].items())}{_cpu_line(r)}
-Settings: {r['settings']['model']}, LoRA r16 all-linear, {r['settings']['steps']} steps, batch {r['settings']['batch_size']}, \
-max_seq_len {r['settings']['max_seq_len']}, {r['settings']['precision']}, data `{Path(r['settings']['data']).name}`.
+Settings: {r['settings']['model']}, LoRA r16 all-linear, {r['settings']['steps']} steps, \
+batch {r['settings']['batch_size']}, max_seq_len {r['settings']['max_seq_len']}, {r['settings']['precision']}, data `{Path(r['settings']['data']).name}`.
 
 | loop | trained-on tokens/s | peak RSS (GiB) | mean loss, last 10 steps |
 |---|---|---|---|
-| reference (Trainer + peft, padded) | {ref['tokens_per_second']:.1f} | {ref['peak_rss_bytes'] / gib:.2f} | {ref['final_loss']:.4f} |
-| Tuneloom (`python -m engine train`) | {ours['tokens_per_second']:.1f} | {ours['peak_rss_bytes'] / gib:.2f} | {ours['final_loss']:.4f} |
+| reference (Trainer + peft, padded) | {_cells(ref)} |
+| Tuneloom (`python -m engine train`) | {_cells(ours)} |
 | **ratio** | **{r['speedup']:.2f}x** | **{r['memory_ratio']:.2f}x** | **{r['loss_difference_pct']:+.2f}%** |
 
 Reproduce: `python bench/throughput.py --data {Path(r['settings']['data']).name} --steps {r['settings']['steps']} \
 --precision {r['settings']['precision']}\
 {f" --rounds {r['settings']['rounds']}" if r['settings'].get('rounds', 1) > 1 else ""}`
 """
+
+
+def _cells(loop: dict) -> str:
+    return (f"{loop['tokens_per_second']:.1f} | {loop['peak_rss_bytes'] / 1024 ** 3:.2f} | "
+            f"{loop['final_loss']:.4f}")
 
 
 def _cpu_line(r: dict) -> str:

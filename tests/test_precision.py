@@ -145,5 +145,6 @@ def test_prefix_virtual_tokens_are_keys_while_prompt_tokens_are_positions():
     assert prefix.details["tokens_per_micro_batch"] == 4 * 768
     assert prefix.components["logits_loss"] == plain.components["logits_loss"]
     # the prefix still costs: longer keys/values (and the cache holding them) in every layer
-    assert prefix.details["activation_bytes_per_token_per_layer"] > plain.details["activation_bytes_per_token_per_layer"]
+    per_layer = "activation_bytes_per_token_per_layer"
+    assert prefix.details[per_layer] > plain.details[per_layer]
     assert prefix.components["activations"] < prompt.components["activations"]

@@ -174,7 +174,8 @@ def test_trainer_outlives_the_process_that_started_it(tiny_model, tmp_path, monk
         "import sys, time\n"
         "from engine.core.config import RunConfig\n"
         "from engine.training.launcher import start\n"
-        f"cfg = RunConfig.load('presets/quickstart.yaml', {['model=' + tiny_model, *BASE, 'train.max_steps=25', 'train.save_steps=0']!r})\n"
+        "cfg = RunConfig.load('presets/quickstart.yaml', "
+        f"{['model=' + tiny_model, *BASE, 'train.max_steps=25', 'train.save_steps=0']!r})\n"
         "print(start(cfg), flush=True)\n"
         "time.sleep(600)\n"
     )

@@ -58,7 +58,8 @@ def parse_config(config: str) -> dict:
 
 
 def start_training(config: str) -> str:
-    """Validate a run config (YAML or JSON text, keys as in presets/quickstart.yaml) and start it; returns the run id."""
+    """Validate a run config (YAML or JSON text, keys as in presets/quickstart.yaml) and start it; returns the
+    run id."""
     try:
         return start_config(parse_config(config)).name
     except ConfigError as err:

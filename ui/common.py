@@ -18,7 +18,8 @@ from engine.core.workspace import PROJECT_ROOT, inside, runs_dir
 CLI_TIMEOUT_S = 600
 
 
-def run_engine(*args: str, timeout: float = CLI_TIMEOUT_S, extra_env: dict | None = None) -> subprocess.CompletedProcess:
+def run_engine(*args: str, timeout: float = CLI_TIMEOUT_S,
+               extra_env: dict | None = None) -> subprocess.CompletedProcess:
     """`extra_env` passes secrets (a Hub token) to the child without putting them in its argument list."""
     return subprocess.run(engine_command(*args), cwd=str(PROJECT_ROOT), env=engine_env(**(extra_env or {})),
                           text=True, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
@@ -63,7 +64,8 @@ def note_box(text: str, kind: str = "info") -> str:
 
 
 def progress_bar(fraction: float, state: str, text_html: str) -> str:
-    """A progress bar (training, evaluation, export) with its line of text below; `text_html` is escaped by the caller."""
+    """A progress bar (training, evaluation, export) with its line of text below; `text_html` is escaped by the
+    caller."""
     return (f"<div class='tl-progress tl-{html.escape(state)}'><div class='tl-bar' style='width:{fraction * 100:.1f}%'>"
             f"</div></div><div class='tl-progress-text'>{text_html}</div>")
 

@@ -225,7 +225,8 @@ def preference_note(report: dict, lang="en") -> str:
     kind = report.get("kind")
     if kind not in ("pairwise", "unpaired"):
         return ""
-    return tr(TEXT, lang, "preference_note", kind=kind, objectives="dpo / orpo / simpo" if kind == "pairwise" else "kto")
+    objectives = "dpo / orpo / simpo" if kind == "pairwise" else "kto"
+    return tr(TEXT, lang, "preference_note", kind=kind, objectives=objectives)
 
 
 # ---- handlers --------------------------------------------------------------------------------
@@ -268,7 +269,8 @@ def inspect(path, fmt, columns_text, mask, skip_bad, model, max_seq_len, report=
         return
     if "error" in report:
         err = report["error"]
-        where = ", ".join(p for p in (err.get("file"), err.get("where"), err.get("field") and f"field '{err['field']}'") if p)
+        field = err.get("field") and f"field '{err['field']}'"
+        where = ", ".join(p for p in (err.get("file"), err.get("where"), field) if p)
         lines = [f"{where}: {err['message']}"] + ([f"What to do: {err['hint']}"] if err.get("hint") else [])
         yield (error_box(tr(TEXT, lang, "unusable"), lines), "", NO_ROWS, gr.skip(), [], {}, gr.update(visible=False))
         return

@@ -68,7 +68,8 @@ def render(summary: dict, lang: str) -> str:
     if summary.get("pending"):
         return f"<div class='tl-estimate' id='memory-estimate-pending'>{html.escape(tr(TEXT, lang, 'pending'))}</div>"
     if not summary.get("ok"):
-        return f"<div class='tl-estimate'>{html.escape(tr(TEXT, lang, 'no_estimate', error=summary.get('error')))}</div>"
+        message = tr(TEXT, lang, "no_estimate", error=summary.get("error"))
+        return f"<div class='tl-estimate'>{html.escape(message)}</div>"
     total, available = summary["total_bytes"], summary.get("available_bytes") or 0
     scale = max(total, available, 1)
     segments = "".join(

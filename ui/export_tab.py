@@ -284,7 +284,8 @@ def build() -> SimpleNamespace:
     loc(gr.Markdown(TEXT["en"]["gguf_help"], elem_classes="tl-help"), TEXT, value="gguf_help")
     c.progress = gr.HTML("", elem_id="export-progress")
     c.message = gr.Markdown("", elem_id="export-message")
-    c.file = loc(gr.File(label=TEXT["en"]["download"], interactive=False, elem_id="export-file"), TEXT, label="download")
+    c.file = loc(gr.File(label=TEXT["en"]["download"], interactive=False, elem_id="export-file"), TEXT,
+                 label="download")
     loc(gr.Markdown(TEXT["en"]["push_title"]), TEXT, value="push_title")
     with gr.Row():
         c.repo = loc(gr.Textbox("", label=TEXT["en"]["repo"], info=TEXT["en"]["repo_info"], elem_id="push-repo",

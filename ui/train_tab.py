@@ -126,7 +126,8 @@ TRAIN_PARAM_ZH = {
     "save_total_limit": ("保留的检查点数", "保留的检查点个数；更早的会被删除。"),
     "packing": ("打包", "无填充批次：样例首尾相接打包，每个样例只关注自身（更快，损失相同）。"),
     "fused_loss": ("融合损失", "分块计算损失，从不保存整批的 logits（大词表时更省内存）。"),
-    "torch_compile": ("torch.compile 编译", "用 torch.compile 编译模型：最初几步较慢（编译），之后在 GPU 上可能更快。使用普通损失（完整 logits）。在 CPU 上实测慢 4.7 倍（打包后的行每步长度不同）。"),
+    "torch_compile": ("torch.compile 编译", "用 torch.compile 编译模型：最初几步较慢（编译），之后在 GPU 上可能更快。"
+                                           "使用普通损失（完整 logits）。本项目尚未测量其速度（bench/results/ 中没有结果）。"),
     "start_from": ("从此运行开始", "持续学习：以一个较早运行（文件夹或编号）的结果作为本次的起点。"),
     "ewc_lambda": ("EWC 强度", "相对起点运行的弹性权重巩固强度（0 表示关闭；常用 1e3-1e5）。"),
     "ewc_samples": ("EWC 样例数", "用于估计起点运行 Fisher 信息的样例数。"),

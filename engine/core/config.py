@@ -81,7 +81,8 @@ class DataConfig:
     def problems(self) -> list[str]:
         found = []
         if self.replay_fraction > 0 and not str(self.replay).strip():
-            found.append("data.replay: give an earlier run folder or a data file to replay, or set replay_fraction to 0")
+            found.append("data.replay: give an earlier run folder or a data file to replay, "
+                         "or set replay_fraction to 0")
         elif str(self.replay).strip() and self.replay_fraction == 0:
             found.append("data.replay_fraction: 0 replays nothing; choose a fraction above 0 (e.g. 0.25)")
         if not str(self.train).strip():
@@ -139,7 +140,7 @@ class TrainConfig:
                                "large vocabularies).", label="fused loss")
     torch_compile: bool = setting(False, "Compile the model with torch.compile: the first steps are slow "
                                   "(compilation), later ones can be faster on a GPU. Uses the plain loss (full "
-                                  "logits). On CPU it was 4.7x slower (packed rows change length every step).",
+                                  "logits). Not benchmarked here yet (no result in bench/results/).",
                                   label="torch.compile")
     # continual learning (engine/training/continual.py): start from an earlier run's result; EWC penalty
     start_from: str = setting("", "Continual learning: an earlier run (its folder or id) whose result this run "
