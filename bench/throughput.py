@@ -189,12 +189,12 @@ def _versions() -> dict:
 
 def _markdown(r: dict) -> str:
     ref, ours = r["reference"], r["tuneloom"]
-    gib = 1024 ** 3
     return f"""# Training throughput: Tuneloom vs transformers.Trainer + peft (dynamic padding)
 
 {r['date']} · {r['machine']} · {', '.join(f'{k} {v}' for k, v in r['versions'].items())}{_cpu_line(r)}
 Settings: {r['settings']['model']}, LoRA r16 all-linear, {r['settings']['steps']} steps, \
-batch {r['settings']['batch_size']}, max_seq_len {r['settings']['max_seq_len']}, {r['settings']['precision']}, data `{Path(r['settings']['data']).name}`.
+batch {r['settings']['batch_size']}, max_seq_len {r['settings']['max_seq_len']}, {r['settings']['precision']}, \
+data `{Path(r['settings']['data']).name}`.
 
 | loop | trained-on tokens/s | peak RSS (GiB) | mean loss, last 10 steps |
 |---|---|---|---|

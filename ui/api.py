@@ -153,8 +153,8 @@ def chat(run_id: str, message: str, system: str = "", max_new_tokens: int = 128,
         chat_tab.load(run_id, model)
         params = chat_tab.generation_params(max_new_tokens, temperature, top_p, top_k, repetition_penalty)
         reply = ""
-        for reply in chat_tab.reply_stream(system, [{"role": "user", "content": message}], params):
-            pass
+        for text in chat_tab.reply_stream(system, [{"role": "user", "content": message}], params):
+            reply = text  # each event is the reply so far
         return reply
     except (chat_tab.WorkerError, ValueError) as err:
         raise gr.Error(str(err)) from None

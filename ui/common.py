@@ -43,11 +43,16 @@ def last_json_line(text: str) -> dict | None:
     return None
 
 
+def failure_text(output: list[str], returncode: int) -> str:
+    """The most useful lines of a failed engine command: its error lines, else the end of its output."""
+    lines = [line for line in output if line.strip()]
+    errors = [line for line in lines if line.startswith("error:") or "Error:" in line]
+    return "\n".join(errors[-3:] or lines[-6:]) or f"exit code {returncode}"
+
+
 def cli_failure(result: subprocess.CompletedProcess) -> str:
     """The most useful lines of a failed CLI call (the error line, else the end of stderr)."""
-    lines = [l for l in (result.stderr or "").strip().splitlines() if l.strip()]
-    errors = [l for l in lines if l.startswith("error:") or "Error:" in l]
-    return "\n".join(errors[-3:] or lines[-6:]) or f"exit code {result.returncode}"
+    return failure_text((result.stderr or "").strip().splitlines(), result.returncode)
 
 
 # ---- messages -------------------------------------------------------------------------------

@@ -415,7 +415,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> list[str]:
         if not sep or not key.strip():
             raise ConfigError([f"--set {item!r}: expected KEY=VALUE, e.g. train.learning_rate=1e-4"])
         parsed.append((item, key.strip(), yaml.safe_load(text) if text.strip() else ""))
-    for item, key, value in parsed:
+    for _, key, value in parsed:
         if key in ("method.name", "method") and isinstance(value, str):
             current = raw.get("method")
             current = current.get("name") if isinstance(current, dict) else current
