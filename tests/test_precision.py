@@ -118,7 +118,8 @@ def test_pure_bf16_is_offered_when_full_fine_tuning_does_not_fit():
     cfg = config(precision="bf16", batch_size=1, max_seq_len=256)
     mixed = estimate(arch, cfg, device="cuda").total_bytes
     pure = estimate(arch, config(precision="bf16_pure", batch_size=1, max_seq_len=256), device="cuda").total_bytes
-    gpu = device.cuda_device((mixed + pure) / 2 / 2**30 / 0.85)  # fits pure, not mixed
+    size = int((mixed + pure) / 2 / 0.85)  # fits pure, not mixed
+    gpu = {"kind": "cuda", "name": "GPU", "total_bytes": size, "free_bytes": size, "available_bytes": size, "count": 1}
     options = cheaper_options(arch, cfg, gpu)
     assert any(o["overrides"] == {"train.precision": "bf16_pure"} and o["fits"] for o in options), options
 
