@@ -12,10 +12,8 @@ hits every allocator alike; the table shows the median per allocator.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,7 +22,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from machine import describe  # noqa: E402
-from throughput import config, require_data, run_arguments, run_measured, steady_rate  # noqa: E402
+from throughput import (  # noqa: E402
+    config,
+    require_data,
+    run_arguments,
+    run_measured,
+    steady_rate,
+    temporary_workspace,
+)
 
 VARIANTS = {  # label -> environment of the trainer
     "system (glibc malloc)": {"TUNELOOM_ALLOCATOR": "system"},
@@ -53,9 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     require_data(parser, args)
 
-    work = Path(tempfile.mkdtemp(prefix="tuneloom-alloc-"))
-    os.environ["TUNELOOM_HOME"] = str(work / "home")
-    os.environ.setdefault("TUNELOOM_MODELS", str(ROOT / ".cache" / "models"))
+    work = temporary_workspace("tuneloom-alloc-")
     cfg_path = config(args, work)
     runs_by_label: dict[str, list[dict]] = {label: [] for label in VARIANTS}
     for round_ in range(args.rounds):

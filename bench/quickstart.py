@@ -16,7 +16,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -41,13 +40,12 @@ def main() -> int:
     args = parser.parse_args()
 
     from machine import describe
+    from throughput import temporary_workspace
 
     from engine.core import runs
     from engine.core.config import DEFAULT_MODEL
-    from engine.core.workspace import models_dir
 
-    os.environ["TUNELOOM_MODELS"] = str(models_dir())  # the user's prepared models, before the workspace moves
-    os.environ["TUNELOOM_HOME"] = tempfile.mkdtemp(prefix="tuneloom-quickstart-")
+    temporary_workspace("tuneloom-quickstart-")
     load_before = os.getloadavg()
     began = time.time()
     trained = subprocess.run([sys.executable, "-m", "engine", "train", "presets/quickstart.yaml"], cwd=ROOT,

@@ -79,6 +79,17 @@ def require_data(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
         parser.error(f"--data {args.data}: no such file")
 
 
+def temporary_workspace(prefix: str) -> Path:
+    """A fresh workspace for a benchmark's runs (TUNELOOM_HOME). Prepared models stay where the CLI and the app
+    keep them (TUNELOOM_MODELS, else the current workspace's models/): the default model is not converted again."""
+    from engine.core.workspace import models_dir
+
+    os.environ["TUNELOOM_MODELS"] = str(models_dir())  # resolved before the workspace moves
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    os.environ["TUNELOOM_HOME"] = str(work / "home")
+    return work
+
+
 def run_arguments(steps: int, out: str) -> argparse.ArgumentParser:
     """The benchmark run's settings (what `config` reads), shared with bench/allocator.py."""
     parser = argparse.ArgumentParser()
@@ -118,8 +129,7 @@ def main() -> None:
     args = parser.parse_args()
     require_data(parser, args)
 
-    work = Path(tempfile.mkdtemp(prefix="tuneloom-bench-"))
-    os.environ["TUNELOOM_HOME"] = str(work / "home")
+    work = temporary_workspace("tuneloom-bench-")
     cfg_path = config(args, work)
 
     load_before = os.getloadavg()
