@@ -1,6 +1,6 @@
 """The trainer on each CPU memory allocator: same run, same data, in the same session.
 
-    python bench/allocator.py [--steps 20] [--rounds 2]
+    python bench/allocator.py --data FILE [--steps 20] [--rounds 2]     # --data: as for bench/throughput.py
 
 For each allocator (engine/core/allocator.py: system glibc malloc, tcmalloc, jemalloc, and glibc forced
 to mmap every block above 128 KiB, the no-extra-library alternative) it trains the throughput
@@ -12,10 +12,8 @@ hits every allocator alike; the table shows the median per allocator.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,7 +22,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from machine import describe  # noqa: E402
-from throughput import config, run_arguments, run_measured, steady_rate  # noqa: E402
+from throughput import (  # noqa: E402
+    config,
+    require_data,
+    run_arguments,
+    run_measured,
+    steady_rate,
+    temporary_workspace,
+)
 
 VARIANTS = {  # label -> environment of the trainer
     "system (glibc malloc)": {"TUNELOOM_ALLOCATOR": "system"},
@@ -51,10 +56,9 @@ def main() -> None:
     parser = run_arguments(20, "allocator_cpu")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
+    require_data(parser, args)
 
-    work = Path(tempfile.mkdtemp(prefix="tuneloom-alloc-"))
-    os.environ["TUNELOOM_HOME"] = str(work / "home")
-    os.environ.setdefault("TUNELOOM_MODELS", str(ROOT / ".cache" / "models"))
+    work = temporary_workspace("tuneloom-alloc-")
     cfg_path = config(args, work)
     runs_by_label: dict[str, list[dict]] = {label: [] for label in VARIANTS}
     for round_ in range(args.rounds):
@@ -67,7 +71,8 @@ def main() -> None:
     table = {}
     for label, results in runs_by_label.items():
         table[label] = {key: statistics.median(r[key] for r in results)
-                        for key in ("tokens_per_second", "peak_rss_bytes", "measured_peak_bytes", "estimate_peak_bytes")}
+                        for key in ("tokens_per_second", "peak_rss_bytes", "measured_peak_bytes",
+                                    "estimate_peak_bytes")}
         table[label]["allocator"] = results[0]["allocator"]
     payload = {"date": time.strftime("%Y-%m-%d"), "machine": describe(), "settings": vars(args),
                "runs": runs_by_label, "median": table}
@@ -97,7 +102,8 @@ def markdown(payload: dict) -> str:
         lines.append(f"| {label} (trainer reports `{m['allocator']}`) | {m['tokens_per_second']:.1f} "
                      f"| {m['tokens_per_second'] / base['tokens_per_second']:.2f}x | {m['peak_rss_bytes'] / gib:.2f} "
                      f"| {m['peak_rss_bytes'] / base['peak_rss_bytes']:.2f}x | {error:+.1f}% |")
-    lines += ["", f"Reproduce: `python bench/allocator.py --steps {s['steps']} --rounds {s['rounds']}`"]
+    lines += ["", f"Reproduce: `python bench/allocator.py --data {Path(s['data']).name} --steps {s['steps']} "
+                  f"--rounds {s['rounds']}`"]
     return "\n".join(lines) + "\n"
 
 

@@ -170,7 +170,7 @@ def main() -> int:
           f"plain generate: first token {p_first:.3f} s, {p_rate:.1f} tok/s", flush=True)
 
     rows = [
-        ("Start-up to page served (median of %d)" % args.repeats, f"{statistics.median(startups):.2f} s",
+        (f"Start-up to page served (median of {args.repeats})", f"{statistics.median(startups):.2f} s",
          f"< 3 s; `import gradio` alone: {statistics.median(gradio_imports):.2f} s",
          "runs: " + ", ".join(f"{s:.2f}" for s in startups) + f"; the app adds "
          f"{statistics.median(startups) - statistics.median(gradio_imports):.2f} s to gradio's import; "

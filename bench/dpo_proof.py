@@ -98,7 +98,8 @@ def main() -> int:
     if args.run:
         run_dir = Path(args.run)
     else:
-        command = [sys.executable, "-m", "engine", "train", "presets/dpo.yaml", "--set", f"train.max_steps={args.steps}"]
+        command = [sys.executable, "-m", "engine", "train", "presets/dpo.yaml",
+                   "--set", f"train.max_steps={args.steps}"]
         for item in args.overrides:
             command += ["--set", item]
         result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
@@ -133,7 +134,8 @@ def main() -> int:
         f"{s['held_out_pairs']} held-out pairs (the run's validation split, never trained on).", "",
         "| on held-out pairs | base model (= DPO's reference) | after DPO |", "|---|---|---|",
         f"| mean log p(chosen) - log p(rejected) | {s['base_logp_margin']:.2f} | {s['trained_logp_margin']:.2f} |",
-        f"| pairs where chosen is the more likely | {s['base_prefers_chosen']:.0%} | {s['trained_prefers_chosen']:.0%} |",
+        f"| pairs where chosen is the more likely | {s['base_prefers_chosen']:.0%} | "
+        f"{s['trained_prefers_chosen']:.0%} |",
         f"| DPO reward margin (beta-scaled) | 0 (by definition) | {s['reward_margin']:.3f} |",
         f"| DPO reward accuracy | 0% (by definition) | {s['reward_accuracy']:.0%} |", "",
         "The trainer's own evaluation of the same pairs (metrics.jsonl):", "",

@@ -83,7 +83,8 @@ def run_cell(model: str, key: str) -> dict:
     changed = {n for n, p in named.items() if not torch.equal(before[n], p.detach())}
     cell.update(losses=losses, changed=sum(named[n].numel() for n in changed),
                 changed_outside_optimizer=sorted(n for n in changed if id(named[n]) not in in_optimizer),
-                unchanged_in_optimizer=sorted(n for n, p in named.items() if id(p) in in_optimizer and n not in changed),
+                unchanged_in_optimizer=sorted(n for n, p in named.items()
+                                              if id(p) in in_optimizer and n not in changed),
                 autograd_warning=any("autograd kernel was not registered" in str(w.message) for w in caught),
                 state="trained")
     return cell

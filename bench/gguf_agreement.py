@@ -37,14 +37,16 @@ def main() -> int:
     target = ROOT / "bench" / "results" / "gguf_agreement_cpu"
     target.with_suffix(".json").write_text(json.dumps(record, indent=2, ensure_ascii=False))
     lines = ["# GGUF export checked by loading it back", "",
-             f"`python bench/gguf_agreement.py RUN --types {args.types}` on `{Path(args.run_dir).name}` (the DPO run of "
-             f"bench/results/dpo_polite_cpu.md, LoRA merged into SmolLM2-135M-Instruct); {record['date']}; "
+             f"`python bench/gguf_agreement.py RUN --types {args.types}` on `{Path(args.run_dir).name}` "
+             "(the DPO run of bench/results/dpo_polite_cpu.md, LoRA merged into SmolLM2-135M-Instruct); "
+             f"{record['date']}; "
              f"{record['machine']}; {seconds:.0f} s in all (merge, conversions, checks).", "",
              "Each GGUF (llama.cpp's convert_hf_to_gguf.py) is loaded back with transformers' GGUF loader and compared "
              f"with the merged model on {checks[0]['prompts']} chat prompts: the largest logit difference, the share "
              "of prompt positions whose most likely next token agrees, and greedy replies of "
              f"{checks[0]['max_new_tokens']} new tokens.", "",
-             "| file | size | max abs logit diff | next-token agreement | identical greedy replies | same tokenization |",
+             "| file | size | max abs logit diff | next-token agreement | identical greedy replies "
+             "| same tokenization |",
              "|---|---|---|---|---|---|",
              *[f"| {c['gguf']} | {sizes[c['gguf']] / 2**20:,.1f} MB | {c['max_abs_logit_diff']:.4f} | "
                f"{c['top1_agreement']:.2%} | {c['identical_greedy_replies']}/{c['prompts']} | "

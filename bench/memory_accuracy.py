@@ -197,7 +197,8 @@ def report(payload: dict) -> str:
              f"{payload['machine']['cpu_count']} CPU cores (shared with other jobs), "
              f"{payload['machine']['ram_bytes'] / 2**30:.0f} GiB RAM, Python {payload['machine']['python']}. "
              f"Versions: {', '.join(f'{k} {v}' for k, v in payload['versions'].items())}.", "",
-             f"Model smollm2-135m-instruct, precision {payload.get('base', {}).get('train', {}).get('precision', 'auto')}, random "
+             "Model smollm2-135m-instruct, precision "
+             f"{payload.get('base', {}).get('train', {}).get('precision', 'auto')}, random "
              "text filling max_seq_len, packing and fused "
              f"loss on (defaults), AdamW, {payload['steps']} optimizer steps per cell. Measured = the trainer's "
              "`peak_memory_bytes` (CPU: peak RSS above the process baseline taken before torch is imported). "
@@ -217,14 +218,15 @@ def report(payload: dict) -> str:
                          f"| failed: {r.get('error', '')[:80]!r} | | |")
             continue
         errors.append(abs(r["error_pct"]))
-        method = r["method"] + (f" ({', '.join(f'{k}={v}' for k, v in r['params'].items())})" if r.get("params") else "")
+        params = ", ".join(f"{k}={v}" for k, v in (r.get("params") or {}).items())
+        method = r["method"] + (f" ({params})" if params else "")
         lines.append(f"| {method} | {'on' if r['gradient_checkpointing'] else 'off'} | {r['max_seq_len']} "
                      f"| {r['batch_size']} | {r['estimate_peak'] / mib:,.0f} | {r['measured'] / mib:,.0f} "
                      f"| {r['error_pct']:+.1f} |")
     if errors:
         within = sum(e <= 10 for e in errors)
-        lines += ["", f"{within} of {len(errors)} runs within 10%. Mean absolute error {sum(errors) / len(errors):.1f}%, "
-                      f"worst {max(errors):.1f}%."]
+        lines += ["", f"{within} of {len(errors)} runs within 10%. Mean absolute error "
+                      f"{sum(errors) / len(errors):.1f}%, worst {max(errors):.1f}%."]
     if payload.get("reading"):  # the reader's notes, kept in the JSON so --rescore keeps them
         lines += ["", payload["reading"].rstrip()]
     return "\n".join(lines) + "\n"

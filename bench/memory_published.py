@@ -24,7 +24,7 @@ from engine.core.config import RunConfig  # noqa: E402
 from engine.core.describe import describe_config  # noqa: E402
 from engine.core.structure import Structure  # noqa: E402
 from engine.estimate import estimate  # noqa: E402
-from engine.estimate.components import CUDA_ALLOCATOR_ALLOWANCE, CUDA_CONTEXT_BYTES, GiB
+from engine.estimate.components import CUDA_ALLOCATOR_ALLOWANCE, CUDA_CONTEXT_BYTES, GiB  # noqa: E402
 
 OUT = ROOT / "bench" / "results" / "memory_published.md"
 UNIT = {"GB": 1e9, "GiB": GiB, "B": 1}
@@ -83,7 +83,8 @@ ROWS = [
          note="as above; micro batch 2, assumed padded to the longest example at the peak"),
     dict(src="litgpt-2023", model="llama-2-7b", method="qlora",
          params=dict(r=8, target_modules=QV, dropout=0.05, double_quant=True),
-         batch=1, seq=1304, gc=False, ga=128, pub=13.84, unit="GB", metric="allocated", precision="bf16_pure", source=old_bnb_inputs,
+         batch=1, seq=1304, gc=False, ga=128, pub=13.84, unit="GB", metric="allocated", precision="bf16_pure",
+         source=old_bnb_inputs,
          note="bnb.nf4-dq, otherwise as the LoRA rows. bitsandbytes 0.41 kept every 4-bit linear's input for "
               "backward (fixed in 0.43.2): ~1.9 GB here that the estimate, written for current bitsandbytes, does "
               "not count (source column); LitGPT also quantises lm_head (-0.2 GB against the estimate)"),
@@ -92,7 +93,8 @@ ROWS = [
          note="as the 7B row (6.55 M trainable, matches the source)"),
     dict(src="litgpt-2023", model="llama-2-13b", method="qlora",
          params=dict(r=8, target_modules=QV, dropout=0.05, double_quant=True),
-         batch=1, seq=1304, gc=False, ga=128, pub=22.55, unit="GB", metric="allocated", precision="bf16_pure", source=old_bnb_inputs,
+         batch=1, seq=1304, gc=False, ga=128, pub=22.55, unit="GB", metric="allocated", precision="bf16_pure",
+         source=old_bnb_inputs,
          note="bnb.nf4-dq; same bitsandbytes 0.41 input retention as the 7B QLoRA row (~3.0 GB at 13B)"),
     dict(src="litgpt-hub", model="llama-3-8b", method="lora", params=dict(r=32, target_modules=QV, dropout=0.05),
          batch=1, seq=512, gc=False, ga=8, pub=19.73, unit="GB", metric="allocated", precision="bf16_pure",
@@ -101,7 +103,8 @@ ROWS = [
               "full fp32 logits in the estimate vs LitGPT's chunked bf16 ones: ~+0.4 GB"),
     dict(src="litgpt-hub", model="llama-3-8b", method="qlora",
          params=dict(r=32, target_modules=QV, dropout=0.05, double_quant=False),
-         batch=2, seq=512, gc=False, ga=4, pub=17.41, unit="GB", metric="allocated", precision="bf16_pure", source=old_bnb_inputs,
+         batch=2, seq=512, gc=False, ga=4, pub=17.41, unit="GB", metric="allocated", precision="bf16_pure",
+         source=old_bnb_inputs,
          note="qlora.yaml: bnb.nf4 (no double quant), micro batch 2, LitGPT's PagedAdamW. bitsandbytes version "
               "not stated; assumed older than 0.43.2 (July 2024; the Llama 3 rows predate it), so 4-bit linear "
               "inputs kept (~1.7 GB, source column). LitGPT quantises lm_head (estimate keeps it bf16: +0.7 GB) "
@@ -111,7 +114,8 @@ ROWS = [
          note="config_hub/finetune/mistral-7b/lora.yaml (Mistral-7B-v0.1, r=32, q+v, micro batch 2, seq 512)"),
     dict(src="litgpt-hub", model="mistral-7b", method="qlora",
          params=dict(r=32, target_modules=QV, dropout=0.05, double_quant=False),
-         batch=2, seq=512, gc=False, ga=4, pub=14.29, unit="GB", metric="allocated", precision="bf16_pure", source=old_bnb_inputs,
+         batch=2, seq=512, gc=False, ga=4, pub=14.29, unit="GB", metric="allocated", precision="bf16_pure",
+         source=old_bnb_inputs,
          note="qlora.yaml: bnb.nf4, micro batch 2, seq 512; bitsandbytes input retention assumed as the Llama 3 "
               "row (~1.7 GB, source column); lm_head quantised by LitGPT (-0.2 GB)"),
     dict(src="torchtune", model="llama-2-7b", method="lora", params=dict(r=8, target_modules=QV, dropout=0.05),
@@ -125,7 +129,8 @@ ROWS = [
          note="7B_qlora_single_device.yaml with torch.compile (source marks it **); torchao NF4 (block 64, "
               "double-quantised scales, like bnb nf4-dq); compile fuses some activations away"),
     dict(src="torchtune", model="llama-2-7b", method="lora", params=dict(r=8, target_modules=QV, dropout=0.05),
-         batch=4, seq=2048, gc=True, world=2, shard="fsdp", precision="bf16_pure", pub=16.2, unit="GiB", metric="reserved",
+         batch=4, seq=2048, gc=True, world=2, shard="fsdp", precision="bf16_pure", pub=16.2, unit="GiB",
+         metric="reserved",
          note="lora_finetune_distributed (7B_lora.yaml), FSDP over 2 GPUs, per-GPU peak"),
     dict(src="torchtune", model="llama-2-7b", method="full", params={}, batch=4, seq=2048, gc=True,
          precision="bf16_pure", pub=24.1, unit="GiB", metric="reserved", comparable=False,
@@ -238,8 +243,9 @@ def tally(values: list) -> str:
             f"mean signed error {mean:+.1%}")
 
 
-def main() -> None:
-    results = [(row, evaluate(row)) for row in ROWS]
+def report(results: list[tuple[dict, dict]]) -> str:
+    """bench/results/memory_published.md for the rows and their estimates (tests/test_readme.py checks that the
+    recorded file is the current estimator's)."""
     comparable = [r for row, r in results if row.get("comparable", True)]
     lines = [
         "# Estimator vs published measured peak memory (3B-13B)",
@@ -338,7 +344,13 @@ def main() -> None:
         "- torchtune's full row stays not comparable although Tuneloom now has pure bf16: the source also runs "
         "the optimizer inside backward with paged states outside torch's allocator.",
     ]
-    OUT.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    results = [(row, evaluate(row)) for row in ROWS]
+    comparable = [r for row, r in results if row.get("comparable", True)]
+    OUT.write_text(report(results), encoding="utf-8")
     for i, (row, r) in enumerate(results, 1):
         print(f"{i:2d} {row['src']:12s} {row['model']:12s} {row['method']:6s} pub {r['pub'] / GiB:6.2f} GiB  "
               f"est {r['est'] / GiB:6.2f} GiB  {pct(r['err']):>7s}  "

@@ -1,6 +1,8 @@
 """A peer for bench/throughput.py: LLaMA-Factory on the same model, data and settings, measured the same way.
 
-    python bench/peer_llamafactory.py --steps 30 --precision fp32      # or --precision bf16
+    python bench/peer_llamafactory.py --data FILE --steps 30 --precision fp32      # or --precision bf16
+
+--data: the instruction data, as for bench/throughput.py (the recorded results used alpaca_en_demo.json).
 
 Install. The first run creates its own virtual environment at .cache/peer-llamafactory/venv (never
 the project's .venv): `python3 -m venv`, then `pip install torch==2.13.0` (the CPU build this
@@ -199,7 +201,9 @@ def main() -> None:
     parser.add_argument("--max-seq-len", type=int, default=512)
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     parser.add_argument("--model", default=str(ROOT / ".cache" / "models" / "smollm2-135m-instruct"))
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "alpaca_en_demo.json"))
+    from throughput import DATA_HELP, require_data  # the same data rule as bench/throughput.py
+
+    parser.add_argument("--data", default=None, metavar="FILE", help=DATA_HELP)
     parser.add_argument("--gradient-checkpointing", action="store_true",
                         help="keep LLaMA-Factory's default (on); off by default, as Tuneloom and the reference")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "peer_llamafactory_cpu"))
@@ -207,6 +211,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         return child(*args.child)
+    require_data(parser, args)
     if args.steps < 2:
         parser.error("--steps must be at least 2 (step 1 is the warm-up)")
 
@@ -299,7 +304,8 @@ cutoff_len (truncated); peak RSS before the first step {o['peak_rss_bytes_at_tra
 optimizer {o['optim']}, base weights {o['base_dtype']}, LoRA weights {o['lora_dtype']}. \
 Wall time {p['wall_s']:.0f} s in all (loading, tokenising, {p['steps']} steps, saving the adapter).
 
-Reproduce: `python bench/peer_llamafactory.py --steps {s['steps']} --precision {s['precision']}\
+Reproduce: `python bench/peer_llamafactory.py --data {Path(s['data']).name} --steps {s['steps']} \
+--precision {s['precision']}\
 {' --gradient-checkpointing' if s['gradient_checkpointing'] else ''}`
 """
 

@@ -72,7 +72,8 @@ def main() -> int:
              f"stopped_early {resumed['stopped_early']}). `python bench/stop_resume.py`; "
              f"{time.time() - began:.0f} s in all.", "",
              f"The resumed run's metrics.jsonl: {len(b_rows)} train rows, {len({r['step'] for r in b_rows})} "
-             "distinct steps.", "", "| step | uninterrupted | stopped + resumed | abs. difference |", "|---|---|---|---|"]
+             "distinct steps.", "", "| step | uninterrupted | stopped + resumed | abs. difference |",
+             "|---|---|---|---|"]
     lines += [f"| {k} | {a[k]:.6f} | {b[k]:.6f} | {abs(a[k] - b[k]):.2e} |" for k in range(1, args.steps + 1)]
     lines += ["", f"Largest difference after the stop (steps {after.start}-{after.stop - 1}): "
               f"{max(abs(a[k] - b[k]) for k in after):.2e}. Eval loss: uninterrupted {evals[0]}, "

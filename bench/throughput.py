@@ -6,8 +6,11 @@ Reports trained-on tokens per second (padding excluded, first step excluded as w
 resident memory of each training process, and the mean loss of the last 10 steps (both loops
 see the same examples in the same order), then the ratios.
 
-    python bench/throughput.py [--steps 30] [--data ../shared/data/alpaca_en_demo.json] [--precision fp32]
-        [--rounds 2]
+    python bench/throughput.py --data FILE [--steps 30] [--precision fp32] [--rounds 2]
+
+--data names the instruction data (nothing outside the repository is read unless named): the recorded
+results used alpaca_en_demo.json, 999 alpaca-format instructions of mixed length from LLaMA-Factory's
+data/ folder (Apache-2.0).
 
 Results go to bench/results/throughput_cpu_<vector unit>_<precision>.md/.json (e.g. avx512bf16_bf16),
 so machines with different CPUs keep their own rows; the record names the CPU model, its half-precision
@@ -63,6 +66,30 @@ def config(args, work: Path) -> Path:
     return path
 
 
+DATA_HELP = ("the instruction data to train on; required, so that nothing outside this repository is read unless "
+             "you name it. The recorded results used alpaca_en_demo.json: 999 alpaca-format instructions of mixed "
+             "length from LLaMA-Factory's data/ folder (Apache-2.0)")
+
+
+def require_data(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--data is given and is a file, or the script stops at once with why (exit 2)."""
+    if not args.data:
+        parser.error(f"--data FILE is required: {DATA_HELP}")
+    if not Path(args.data).is_file():
+        parser.error(f"--data {args.data}: no such file")
+
+
+def temporary_workspace(prefix: str) -> Path:
+    """A fresh workspace for a benchmark's runs (TUNELOOM_HOME). Prepared models stay where the CLI and the app
+    keep them (TUNELOOM_MODELS, else the current workspace's models/): the default model is not converted again."""
+    from engine.core.workspace import models_dir
+
+    os.environ["TUNELOOM_MODELS"] = str(models_dir())  # resolved before the workspace moves
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    os.environ["TUNELOOM_HOME"] = str(work / "home")
+    return work
+
+
 def run_arguments(steps: int, out: str) -> argparse.ArgumentParser:
     """The benchmark run's settings (what `config` reads), shared with bench/allocator.py."""
     parser = argparse.ArgumentParser()
@@ -71,7 +98,7 @@ def run_arguments(steps: int, out: str) -> argparse.ArgumentParser:
     parser.add_argument("--max-seq-len", type=int, default=512)
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     parser.add_argument("--model", default="smollm2-135m-instruct")
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "alpaca_en_demo.json"))
+    parser.add_argument("--data", default=None, metavar="FILE", help=DATA_HELP)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / out))
     return parser
 
@@ -100,9 +127,9 @@ def main() -> None:
     parser = run_arguments(30, "throughput_cpu")
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
+    require_data(parser, args)
 
-    work = Path(tempfile.mkdtemp(prefix="tuneloom-bench-"))
-    os.environ["TUNELOOM_HOME"] = str(work / "home")
+    work = temporary_workspace("tuneloom-bench-")
     cfg_path = config(args, work)
 
     load_before = os.getloadavg()
@@ -172,22 +199,28 @@ def _versions() -> dict:
 
 def _markdown(r: dict) -> str:
     ref, ours = r["reference"], r["tuneloom"]
-    gib = 1024 ** 3
     return f"""# Training throughput: Tuneloom vs transformers.Trainer + peft (dynamic padding)
 
 {r['date']} · {r['machine']} · {', '.join(f'{k} {v}' for k, v in r['versions'].items())}{_cpu_line(r)}
-Settings: {r['settings']['model']}, LoRA r16 all-linear, {r['settings']['steps']} steps, batch {r['settings']['batch_size']}, \
-max_seq_len {r['settings']['max_seq_len']}, {r['settings']['precision']}, data `{Path(r['settings']['data']).name}`.
+Settings: {r['settings']['model']}, LoRA r16 all-linear, {r['settings']['steps']} steps, \
+batch {r['settings']['batch_size']}, max_seq_len {r['settings']['max_seq_len']}, {r['settings']['precision']}, \
+data `{Path(r['settings']['data']).name}`.
 
 | loop | trained-on tokens/s | peak RSS (GiB) | mean loss, last 10 steps |
 |---|---|---|---|
-| reference (Trainer + peft, padded) | {ref['tokens_per_second']:.1f} | {ref['peak_rss_bytes'] / gib:.2f} | {ref['final_loss']:.4f} |
-| Tuneloom (`python -m engine train`) | {ours['tokens_per_second']:.1f} | {ours['peak_rss_bytes'] / gib:.2f} | {ours['final_loss']:.4f} |
+| reference (Trainer + peft, padded) | {_cells(ref)} |
+| Tuneloom (`python -m engine train`) | {_cells(ours)} |
 | **ratio** | **{r['speedup']:.2f}x** | **{r['memory_ratio']:.2f}x** | **{r['loss_difference_pct']:+.2f}%** |
 
-Reproduce: `python bench/throughput.py --steps {r['settings']['steps']} --precision {r['settings']['precision']}\
+Reproduce: `python bench/throughput.py --data {Path(r['settings']['data']).name} --steps {r['settings']['steps']} \
+--precision {r['settings']['precision']}\
 {f" --rounds {r['settings']['rounds']}" if r['settings'].get('rounds', 1) > 1 else ""}`
 """
+
+
+def _cells(loop: dict) -> str:
+    return (f"{loop['tokens_per_second']:.1f} | {loop['peak_rss_bytes'] / 1024 ** 3:.2f} | "
+            f"{loop['final_loss']:.4f}")
 
 
 def _cpu_line(r: dict) -> str:

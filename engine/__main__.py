@@ -94,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("evaluate", help="eval loss, perplexity, ROUGE-L and BLEU of a run on held-out data")
     evaluate.add_argument("run_dir")
-    evaluate.add_argument("--data", default=None, help="a data file to evaluate on (default: the run's validation split)")
+    evaluate.add_argument("--data", default=None,
+                          help="a data file to evaluate on (default: the run's validation split)")
     evaluate.add_argument("--samples", type=int, default=5, help="examples to generate answers for and score")
     evaluate.add_argument("--max-new-tokens", type=int, default=128)
     evaluate.add_argument("--base", action="store_true", help="evaluate the run's base model (before training)")
@@ -149,7 +150,8 @@ def cmd_train(args) -> int:
 
     # a run's own config.yaml trains into its folder only when the launcher started this process for it;
     # run again by hand it reproduces the run in a new folder (only --resume continues a folder)
-    original = config_path.parent if config_path.name == "config.yaml" and runs.is_run_folder(config_path.parent) else None
+    own = config_path.name == "config.yaml" and runs.is_run_folder(config_path.parent)
+    original = config_path.parent if own else None
     launched = original is not None and launched_into(original) and not args.overrides
     try:
         cfg = load_checked(config_path, args.overrides)  # config + model limit + disk: all problems at once
@@ -408,7 +410,8 @@ def cmd_serve(args) -> int:
         return 2
     from engine.inference.serve import serve
 
-    serve(run_dir, args.model, args.host, args.port, args.auth, log=lambda text: print(text, file=sys.stderr, flush=True))
+    serve(run_dir, args.model, args.host, args.port, args.auth,
+          log=lambda text: print(text, file=sys.stderr, flush=True))
     return 0
 
 
@@ -450,7 +453,8 @@ def cmd_methods(args) -> int:
     for key, method in METHODS.items():
         print(f"{key:16s} {method.summary}")
         for param in method.params:
-            print(f"    {param.name:22s} default {param.default!r:14s} {param.help}")
+            kind = f"{param.type.__name__}, {param.range_text}; default {param.default!r}"
+            print(f"    {param.name} ({kind}): {param.help}")
     return 0
 
 

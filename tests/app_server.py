@@ -42,7 +42,7 @@ def running_app(home: Path, timeout_s: float = 90, env: dict | None = None):
                 break
             except OSError:
                 if time.time() > deadline:
-                    raise RuntimeError(f"app.py did not answer on {url} within {timeout_s} s")
+                    raise RuntimeError(f"app.py did not answer on {url} within {timeout_s} s") from None
                 time.sleep(0.5)
         yield url
     finally:

@@ -17,7 +17,8 @@ BAD = ROOT / "tests" / "data" / "bad"
 
 # file -> (where, field, [text the message must contain]); where/field "" = not about one row/field
 CASES = {
-    "invalid_json.json": ("line 3", "", ["invalid JSON at column 35", "Expecting ',' delimiter", "fix the JSON syntax"]),
+    "invalid_json.json": ("line 3", "", ["invalid JSON at column 35", "Expecting ',' delimiter",
+                                         "fix the JSON syntax"]),
     "one_broken_line.jsonl": ("line 3", "", ["invalid JSON at column 52", "skip bad rows", "--skip-bad-rows"]),
     "misspelled_field.jsonl": ("line 1", "", ["cannot tell the data format from the fields instrution, output",
                                               "did you mean 'instrution' -> 'instruction'",

@@ -43,3 +43,20 @@ def test_cli_app_and_make_run_share_one_model_cache(tmp_path, monkeypatch):
     assert models_dir() == tmp_path / "models"
     makefile = (ROOT / "Makefile").read_text()
     assert "export TUNELOOM_MODELS" not in makefile  # make run prepares where the CLI and the app look
+
+
+def test_methods_lists_every_parameter_with_its_type_range_and_default():
+    """README: `engine methods` lists every parameter (type, default, range, help), without --json too."""
+    from engine.methods import METHODS
+
+    result = run("-m", "engine", "methods")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    for key, method in METHODS.items():
+        assert any(line.startswith(f"{key} ") for line in lines), key
+        for param in method.params:
+            expected = (f"    {param.name} ({param.type.__name__}, {param.range_text}; default {param.default!r}): "
+                        f"{param.help}")
+            assert expected in lines, (key, expected)
+    assert "    r (int, 1..1024; default 16): " in result.stdout  # LoRA's rank, in words a reader checks
+    assert "    bias (str, none | all | lora_only; default 'none'): " in result.stdout

@@ -151,3 +151,15 @@ def test_a_missing_model_is_reported_with_the_other_problems_before_anything_run
     assert any("batch_size" in p for p in info.value.problems)
     if "/" in model and not model.startswith("/"):
         assert any("offline mode" in p and "cache" in p for p in info.value.problems)
+
+
+def test_every_preset_trains_the_bundled_default_model(workspace):
+    """Presets run offline out of the box: they name the bundled default model (or leave the model to the
+    default), never a Hub id. BitFit included: the default model has no biases, so BitFit adds zero ones
+    (tests/test_methods.py), and its preset passes every pre-run check on it."""
+    from engine.core.config import DEFAULT_MODEL
+    from engine.training.preflight import load_checked
+
+    for preset in sorted(PRESETS.glob("*.yaml")):
+        assert RunConfig.load(preset).model == DEFAULT_MODEL, preset.name
+    assert load_checked(PRESETS / "bitfit.yaml").method.name == "bitfit"

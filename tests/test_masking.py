@@ -49,7 +49,7 @@ def test_all_assistant_turns_and_nothing_else(tokenizer):
                   "alpaca": tokenizer.eos_token}[tokenizer.template_name]
     assert all(end_marker in span for span in spans)
     # labels equal the input ids wherever they are trained
-    assert all(l in (IGNORE_INDEX, i) for i, l in zip(encoded.input_ids, encoded.labels))
+    assert all(label in (IGNORE_INDEX, i) for i, label in zip(encoded.input_ids, encoded.labels))
 
 
 def test_last_turn_only(tokenizer):

@@ -99,7 +99,7 @@ def model_for(key: str, tiny_model: str, tiny_qwen: str) -> str:
     return tiny_qwen if key == "bitfit" else tiny_model
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tokenizer_for(model_path: str):
     from engine.core.models import load_tokenizer
 
@@ -346,7 +346,8 @@ def test_prefix_methods_refuse_gradient_checkpointing_and_are_never_given_it(tin
         with pytest.raises(ConfigError, match=f"{key} cannot train with gradient checkpointing"):
             load_checked(ROOT / "presets" / f"{key}.yaml", [f"model={tiny_model}", "train.gradient_checkpointing=true"])
         cfg = load_checked(ROOT / "presets" / f"{key}.yaml", [f"model={tiny_model}"])
-        tiny_device = {"kind": "cpu", "name": "test", "total_bytes": 2**20, "free_bytes": 2**20, "available_bytes": 2**20}
+        tiny_device = {"kind": "cpu", "name": "test", "total_bytes": 2**20, "free_bytes": 2**20,
+                       "available_bytes": 2**20}
         options = cheaper_options(structure_of(tiny_model), cfg, tiny_device)
         same_method = [o for o in options if "method" not in o["overrides"]]
         assert same_method and not any(o["overrides"].get("train.gradient_checkpointing") for o in same_method)

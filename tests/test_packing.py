@@ -58,7 +58,8 @@ def test_per_example_attention_matches_the_masked_path_and_its_gradients(tiny_mo
     assert "one SDPA call per example" in message
     calls = []
     original = torch.nn.functional.scaled_dot_product_attention
-    torch.nn.functional.scaled_dot_product_attention = lambda q, *a, **k: calls.append(q.shape[2]) or original(q, *a, **k)
+    torch.nn.functional.scaled_dot_product_attention = \
+        lambda q, *a, **k: calls.append(q.shape[2]) or original(q, *a, **k)
     try:
         split_loss, split_grads = loss_and_grads()
     finally:
@@ -68,7 +69,8 @@ def test_per_example_attention_matches_the_masked_path_and_its_gradients(tiny_mo
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(split_grads, masked_grads))
 
     # a padded batch (chat, plain eval) under the same implementation still gets its padding mask
-    padded = {"input_ids": torch.tensor([[5, 6, 7, 8], [9, 10, 0, 0]]), "attention_mask": torch.tensor([[1] * 4, [1, 1, 0, 0]])}
+    padded = {"input_ids": torch.tensor([[5, 6, 7, 8], [9, 10, 0, 0]]),
+              "attention_mask": torch.tensor([[1] * 4, [1, 1, 0, 0]])}
     with torch.no_grad():
         ours = model(**padded).logits
         packing.disable(model)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from engine.core import device, precision
-from engine.core.describe import describe_config
 from engine.core.config import RunConfig
+from engine.core.describe import describe_config
 from engine.estimate import cheaper_options, estimate
 from tests.test_estimate import SMOL
 from tests.test_train_cli import ROOT, engine_cli
@@ -118,7 +118,8 @@ def test_pure_bf16_is_offered_when_full_fine_tuning_does_not_fit():
     cfg = config(precision="bf16", batch_size=1, max_seq_len=256)
     mixed = estimate(arch, cfg, device="cuda").total_bytes
     pure = estimate(arch, config(precision="bf16_pure", batch_size=1, max_seq_len=256), device="cuda").total_bytes
-    gpu = device.cuda_device((mixed + pure) / 2 / 2**30 / 0.85)  # fits pure, not mixed
+    size = int((mixed + pure) / 2 / 0.85)  # fits pure, not mixed
+    gpu = {"kind": "cuda", "name": "GPU", "total_bytes": size, "free_bytes": size, "available_bytes": size, "count": 1}
     options = cheaper_options(arch, cfg, gpu)
     assert any(o["overrides"] == {"train.precision": "bf16_pure"} and o["fits"] for o in options), options
 
@@ -145,5 +146,6 @@ def test_prefix_virtual_tokens_are_keys_while_prompt_tokens_are_positions():
     assert prefix.details["tokens_per_micro_batch"] == 4 * 768
     assert prefix.components["logits_loss"] == plain.components["logits_loss"]
     # the prefix still costs: longer keys/values (and the cache holding them) in every layer
-    assert prefix.details["activation_bytes_per_token_per_layer"] > plain.details["activation_bytes_per_token_per_layer"]
+    per_layer = "activation_bytes_per_token_per_layer"
+    assert prefix.details[per_layer] > plain.details[per_layer]
     assert prefix.components["activations"] < prompt.components["activations"]

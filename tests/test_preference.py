@@ -91,7 +91,8 @@ def test_pair_encoding_uses_the_masking_rules_and_the_preview_shows_exactly_the_
         previews = preference_previews(tokenizer, example, encoded)
         for answer, ids, units in zip((example.chosen, example.rejected), encoded.answers, previews):
             # the instruction-data masking of prompt + this answer (last assistant turn) trains the same tokens
-            sft = encode(tokenizer, Example("x", messages=example.messages + [{"role": "assistant", "content": answer}]),
+            answered = example.messages + [{"role": "assistant", "content": answer}]
+            sft = encode(tokenizer, Example("x", messages=answered),
                          "last_assistant", 256)
             assert [t for t, label in zip(sft.input_ids, sft.labels) if label != IGNORE_INDEX] == ids
             assert sft.input_ids[:len(encoded.prompt_ids)] == encoded.prompt_ids

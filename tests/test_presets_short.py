@@ -115,3 +115,29 @@ def test_the_models_module_names_are_reported_with_the_configs_own_problems(tiny
     text = str(caught.value)
     assert "method.r: 0 is below the minimum 1" in text and "train.optimizer" in text
     assert "nonsense: no such linear layer" in text and "q_proj, k_proj, v_proj, o_proj" in text
+
+
+def test_continual_b_takes_run_a_as_its_own_comment_writes_it(tiny_model, workspace, capsys, monkeypatch):
+    """presets/continual_b.yaml says to run it with `--set train.start_from=runs/<A> --set data.replay=runs/<A>`:
+    `runs/<id>` is a run of the workspace, whatever folder the command runs in (here the repository, which has
+    no runs/ folder of its own)."""
+    import re
+
+    from engine.core import runs
+
+    monkeypatch.chdir(ROOT)
+    code, err = cli(["train", "presets/continual_a.yaml", "--set", f"model={tiny_model}", "--set", "train.max_steps=2",
+                     "--set", "train.ewc_samples=4"], capsys)
+    assert code == 0, err
+    run_a = next((workspace / "runs").glob("*continual-a/status.json")).parent
+    instruction = re.search(r"python -m engine train presets/continual_b\.yaml (.*)",
+                            (ROOT / "presets" / "continual_b.yaml").read_text()).group(1)
+    given = instruction.replace("<A>", run_a.name).split()
+    assert given == ["--set", f"train.start_from=runs/{run_a.name}", "--set", f"data.replay=runs/{run_a.name}"]
+    assert not (ROOT / "runs").exists()
+    code, err = cli(["train", "presets/continual_b.yaml", *given, "--set", f"model={tiny_model}",
+                     "--set", "train.max_steps=2", "--set", "train.ewc_samples=4"], capsys)
+    assert code == 0, err
+    run_b = next((workspace / "runs").glob("*continual-b/status.json")).parent
+    assert runs.read_status(run_b)["state"] == "done"
+    assert runs.read_json(run_b / runs.START_FILE)["start_from"] == str(run_a)

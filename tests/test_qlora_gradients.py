@@ -94,7 +94,8 @@ def dequantised_reference(model_path: str, quantised):
         for name, module in base.named_modules():
             if hasattr(module, "support_avx512bf16_for_cpu"):  # a bitsandbytes Linear4bit (inside LoRA's wrapper)
                 target = reference.get_submodule(name.removesuffix(".base_layer")).weight
-                target.copy_(dequantize_4bit(module.weight.data, module.weight.quant_state).float().reshape(target.shape))
+                weight = dequantize_4bit(module.weight.data, module.weight.quant_state)
+                target.copy_(weight.float().reshape(target.shape))
     reference = lora.apply(reference, PARAMS, structure_of(model_path))
     missing, unexpected = reference.load_state_dict({n: p.detach() for n, p in lora_params(quantised).items()},
                                                     strict=False)

@@ -174,7 +174,8 @@ def test_trainer_outlives_the_process_that_started_it(tiny_model, tmp_path, monk
         "import sys, time\n"
         "from engine.core.config import RunConfig\n"
         "from engine.training.launcher import start\n"
-        f"cfg = RunConfig.load('presets/quickstart.yaml', {['model=' + tiny_model, *BASE, 'train.max_steps=25', 'train.save_steps=0']!r})\n"
+        "cfg = RunConfig.load('presets/quickstart.yaml', "
+        f"{['model=' + tiny_model, *BASE, 'train.max_steps=25', 'train.save_steps=0']!r})\n"
         "print(start(cfg), flush=True)\n"
         "time.sleep(600)\n"
     )
@@ -204,9 +205,19 @@ def test_out_of_memory_is_recorded_with_advice(tiny_model, workspace, monkeypatc
     run_dir = start(config(tiny_model, "train.max_steps=10", "train.save_steps=0", "trust_remote_code=true"))
     assert wait_for(lambda: finished(run_dir), what="the run to fail") == "failed"
     status = runs.read_status(run_dir)
-    assert status["error"].startswith("Out of memory at step 2 with batch_size 4, max_seq_len 128"), status["error"]
+    assert status["error"].startswith("Out of memory at step 2 on cpu with batch_size 4, max_seq_len 128, "
+                                      "precision auto (fp32)"), status["error"]
     assert "Try: " in status["error"]
-    assert status["failure"]["kind"] == "out_of_memory" and len(status["failure"]["advice"]) >= 2
+    failure = status["failure"]
+    assert failure["kind"] == "out_of_memory" and len(failure["advice"]) >= 2
+    # the advice and its estimate are for the device and precision this run had (a CPU, auto = fp32 here),
+    # not a GPU's bf16: the estimate is the one the CPU run itself would get
+    from engine.estimate import estimate
+
+    cpu = estimate(config(tiny_model, "train.max_steps=10", "train.save_steps=0"), device="cpu")
+    assert (failure["device"], failure["precision"]) == ("cpu", "fp32")
+    assert failure["estimate"]["device"] == "cpu" and failure["estimate"]["details"]["precision"] == "fp32"
+    assert failure["estimate"]["total_bytes"] == cpu.total_bytes
     log = (run_dir / "train.log").read_text()
     assert "OutOfMemoryError" in log and "WARNING: trust_remote_code is on" in log
     assert [r["state"] for r in runs.list_runs()] == ["failed"]  # this process (the "app") is fine

@@ -93,7 +93,8 @@ def test_serve_answers_the_openai_client_offline(default_run, tmp_path):
             assert time.time() < deadline, "the server did not come up"
             time.sleep(0.5)
         status = serve_job.read(run_dir)
-        assert status["url"] == f"http://127.0.0.1:{port}/v1" and status["note"] == "adapter merged into the base weights"
+        assert status["url"] == f"http://127.0.0.1:{port}/v1"
+        assert status["note"] == "adapter merged into the base weights"
 
         client = OpenAI(base_url=status["url"], api_key="ann:secret")
         assert [m.id for m in client.models.list().data] == [run_dir.name]

@@ -160,7 +160,8 @@ def test_exported_adapter_zip_loads_elsewhere_with_plain_peft_and_the_base_alone
     ids = AutoTokenizer.from_pretrained(elsewhere)("Who are you?", return_tensors="pt").input_ids
     with torch.no_grad():
         there = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_copy), elsewhere)(ids).logits
-        here = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), run_dir / "adapter")(ids).logits
+        here = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model),
+                                         run_dir / "adapter")(ids).logits
     torch.testing.assert_close(there, here)
 
 

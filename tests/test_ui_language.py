@@ -74,6 +74,7 @@ def test_live_run_texts_follow_the_language():
     assert set(follow.loss_frame(rows, "zh")["series"]) == {"训练损失", "验证损失"}
     for lang in ("en", "zh"):  # a series missing from the plot's colour map is not drawn at all
         assert set(follow.loss_frame(rows, lang)["series"]) == set(follow.loss_colors(lang))
-    assert follow.failure_lines({"error": "e", "failure": {"advice": ["batch_size 1"]}}, "zh")[1] == "建议：batch_size 1"
+    advice = follow.failure_lines({"error": "e", "failure": {"advice": ["batch_size 1"]}}, "zh")
+    assert advice[1] == "建议：batch_size 1"
     table = runs_table([{"id": "r1", "state": "done", "step": 5, "max_steps": 5, "final_loss": 0.5}], "zh")
     assert table["headers"][4] == "状态" and table["data"][0][4] == "已完成"

@@ -4,19 +4,23 @@
                             presets/quickstart.yaml (model, name, data, method, train); keys left
                             out take their defaults. Returns the run id.
     run_status(run_id)      -> {"run": id, "state", "step", "max_steps", "error", "status": {...},
-                            "last": last train metrics row, "last_eval": last eval row}
+                            "last": last train metrics row, "last_eval": last eval row, "points": train rows}
     stop_training(run_id)   stop a queued or running run; it saves a resumable checkpoint -> run_status
     resume_training(run_id) continue a stopped or failed run from its last checkpoint -> run_status
-    list_runs()             every run: id, state, method, data_file, created_at, step, max_steps, final_loss,
-                            final_eval_loss, best_eval_loss, stopped_early, resumable, reproduces, error
+    list_runs()             every run: id, state, method, data_file, model, created_at, step, max_steps,
+                            final_loss, final_eval_loss, best_eval_loss, stopped_early, resumable, reproduces, error
     delete_run(run_id)      delete a run that nothing is using -> the id deleted
     estimate(config)        the Train tab's memory estimate for a config (same text as start_training)
     evaluate(run_id, data, samples, base, max_new_tokens)
                             evaluate a run (or its base) on its validation split ("") or a data file of the
                             workspace's uploads or the presets; waits and returns the result
-    chat(run_id, message, system, max_new_tokens, temperature, top_p, top_k, repetition_penalty)
+    chat(run_id, message, system, max_new_tokens, temperature, top_p, top_k, repetition_penalty, model)
                             run_id is a run or "base" (then `model` names the base model) -> reply
-    export(run_id, kind)    kind adapter | merged -> a zip file (registered in ui/export_tab.py)
+    export(run_id, kind, dtype)
+                            kind adapter | merged | gguf, dtype (merged) auto | bf16 | fp16 | fp32 -> a zip file
+                            (registered in ui/export_tab.py)
+
+README.md's "Gradio API" table documents the same; tests/test_readme.py checks it against view_api().
 
 Errors come back to the client as gr.Error with the same message the UI would show: the page's
 handlers and these call the same functions (ui/train_tab.py, ui/eval_tab.py), which apply the same rules.
@@ -54,7 +58,8 @@ def parse_config(config: str) -> dict:
 
 
 def start_training(config: str) -> str:
-    """Validate a run config (YAML or JSON text, keys as in presets/quickstart.yaml) and start it; returns the run id."""
+    """Validate a run config (YAML or JSON text, keys as in presets/quickstart.yaml) and start it; returns the
+    run id."""
     try:
         return start_config(parse_config(config)).name
     except ConfigError as err:
@@ -148,8 +153,8 @@ def chat(run_id: str, message: str, system: str = "", max_new_tokens: int = 128,
         chat_tab.load(run_id, model)
         params = chat_tab.generation_params(max_new_tokens, temperature, top_p, top_k, repetition_penalty)
         reply = ""
-        for reply in chat_tab.reply_stream(system, [{"role": "user", "content": message}], params):
-            pass
+        for text in chat_tab.reply_stream(system, [{"role": "user", "content": message}], params):
+            reply = text  # each event is the reply so far
         return reply
     except (chat_tab.WorkerError, ValueError) as err:
         raise gr.Error(str(err)) from None

@@ -22,7 +22,8 @@ CSS = """
 .tl-error ul {margin: 4px 0 0 0;}
 .tl-info {border-left: 4px solid #3b82f6; padding: 4px 10px; background: rgba(59,130,246,.06); border-radius: 4px;}
 .tl-ok {border-left: 4px solid #22c55e; padding: 4px 10px; background: rgba(34,197,94,.07); border-radius: 4px;}
-.tl-progress {height: 14px; background: var(--neutral-200, #e5e7eb); border-radius: 7px; overflow: hidden; margin: 8px 0 4px;}
+.tl-progress {height: 14px; background: var(--neutral-200, #e5e7eb); border-radius: 7px; overflow: hidden;
+              margin: 8px 0 4px;}
 .tl-bar {height: 100%; background: linear-gradient(90deg, #3b82f6, #22c55e); transition: width .6s;}
 .tl-failed .tl-bar {background: #ef4444;}
 .tl-progress-text {font-size: .9em;}
@@ -115,7 +116,7 @@ def prepare(model: str, lang: str = "en"):
             gr.update(visible=False)
         time.sleep(1)
     if process.returncode != 0:
-        lines = [l for l in getattr(process, "lines", []) if l.strip()][-4:]
+        lines = [line for line in getattr(process, "lines", []) if line.strip()][-4:]
         yield error_box(tr(TEXT, lang, "prepare_failed", model=model), lines or [f"exit code {process.returncode}"]), \
             gr.update(visible=True)
         return

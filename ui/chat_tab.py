@@ -253,15 +253,20 @@ def reply_stream(system, history: list[dict], params: dict, worker: ChatWorker =
         yield text
 
 
-def on_send(message, history, target, model, system, lang, *gen):
-    message = (message or "").strip()
-    if not message:
-        yield gr.skip(), gr.skip(), gr.skip()
-        return
-    params = settings_params(*gen)
+def refusal(text: str, params: dict, lang="en") -> tuple | None:
+    """What the page shows instead of a reply (send and side by side alike): nothing for an empty message, the
+    problems of invalid generation settings; None when the request can go ahead."""
+    if not text:
+        return gr.skip(), gr.skip(), gr.skip()
     problems = generation.check_generation(params)
-    if problems:
-        yield gr.skip(), gr.skip(), error_box(tr(TEXT, lang, "bad_settings"), problems)
+    return (gr.skip(), gr.skip(), error_box(tr(TEXT, lang, "bad_settings"), problems)) if problems else None
+
+
+def on_send(message, history, target, model, system, lang, *gen):
+    message, params = (message or "").strip(), settings_params(*gen)
+    refused = refusal(message, params, lang)
+    if refused:
+        yield refused
         return
     history = [{"role": m["role"], "content": text_of(m["content"])} for m in (history or [])]
     history.append({"role": "user", "content": message})
@@ -315,14 +320,10 @@ def side_by_side(prompt, targets: tuple[str, str], model, system, params: dict, 
 
 
 def on_side(prompt, target_a, target_b, model, system, lang, *gen):
-    prompt = (prompt or "").strip()
-    if not prompt:
-        yield gr.skip(), gr.skip(), gr.skip()
-        return
-    params = settings_params(*gen)
-    problems = generation.check_generation(params)
-    if problems:
-        yield gr.skip(), gr.skip(), error_box(tr(TEXT, lang, "bad_settings"), problems)
+    prompt, params = (prompt or "").strip(), settings_params(*gen)
+    refused = refusal(prompt, params, lang)
+    if refused:
+        yield refused
         return
     user = {"role": "user", "content": prompt}
     yield [user, {"role": "assistant", "content": "…"}], [user, {"role": "assistant", "content": "…"}], \

@@ -18,7 +18,8 @@ from engine.core.workspace import PROJECT_ROOT, inside, runs_dir
 CLI_TIMEOUT_S = 600
 
 
-def run_engine(*args: str, timeout: float = CLI_TIMEOUT_S, extra_env: dict | None = None) -> subprocess.CompletedProcess:
+def run_engine(*args: str, timeout: float = CLI_TIMEOUT_S,
+               extra_env: dict | None = None) -> subprocess.CompletedProcess:
     """`extra_env` passes secrets (a Hub token) to the child without putting them in its argument list."""
     return subprocess.run(engine_command(*args), cwd=str(PROJECT_ROOT), env=engine_env(**(extra_env or {})),
                           text=True, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
@@ -42,11 +43,16 @@ def last_json_line(text: str) -> dict | None:
     return None
 
 
+def failure_text(output: list[str], returncode: int) -> str:
+    """The most useful lines of a failed engine command: its error lines, else the end of its output."""
+    lines = [line for line in output if line.strip()]
+    errors = [line for line in lines if line.startswith("error:") or "Error:" in line]
+    return "\n".join(errors[-3:] or lines[-6:]) or f"exit code {returncode}"
+
+
 def cli_failure(result: subprocess.CompletedProcess) -> str:
     """The most useful lines of a failed CLI call (the error line, else the end of stderr)."""
-    lines = [l for l in (result.stderr or "").strip().splitlines() if l.strip()]
-    errors = [l for l in lines if l.startswith("error:") or "Error:" in l]
-    return "\n".join(errors[-3:] or lines[-6:]) or f"exit code {result.returncode}"
+    return failure_text((result.stderr or "").strip().splitlines(), result.returncode)
 
 
 # ---- messages -------------------------------------------------------------------------------
@@ -63,7 +69,8 @@ def note_box(text: str, kind: str = "info") -> str:
 
 
 def progress_bar(fraction: float, state: str, text_html: str) -> str:
-    """A progress bar (training, evaluation, export) with its line of text below; `text_html` is escaped by the caller."""
+    """A progress bar (training, evaluation, export) with its line of text below; `text_html` is escaped by the
+    caller."""
     return (f"<div class='tl-progress tl-{html.escape(state)}'><div class='tl-bar' style='width:{fraction * 100:.1f}%'>"
             f"</div></div><div class='tl-progress-text'>{text_html}</div>")
 

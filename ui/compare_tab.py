@@ -107,7 +107,8 @@ def build() -> SimpleNamespace:
 
 def wire(c: SimpleNamespace, lang) -> None:
     private = dict(api_visibility="private")
-    show = dict(fn=on_compare, inputs=[c.runs, c.x, lang], outputs=[c.plot, c.plot_tokens, c.settings, c.numbers, c.note], **private)
+    show = dict(fn=on_compare, inputs=[c.runs, c.x, lang],
+                outputs=[c.plot, c.plot_tokens, c.settings, c.numbers, c.note], **private)
     c.runs.change(**show)
     c.x.change(**show)
     c.refresh.click(refresh, c.runs, c.runs, **private).then(**show)

@@ -72,7 +72,8 @@ TEXT = {
         "sample": "示例数据集", "sample_info": "自带的示例，可以直接开始。",
         "upload": "或上传文件（最大 {mb} MB）",
         "source": "或 datasets 文件夹 / Hub 数据集",
-        "source_info": "save_to_disk 写出的文件夹或 Parquet/Arrow 分片文件夹（须在工作区、presets 或 TUNELOOM_DATA_DIRS 中），"
+        "source_info": "save_to_disk 写出的文件夹或 Parquet/Arrow 分片文件夹（须在工作区、presets 或 "
+                       "TUNELOOM_DATA_DIRS 中），"
                        "或 hub:owner/name；数据划分（split）在训练页的更多设置中。按回车读取。",
         "path": "训练文件",
         "path_info": "训练使用的文件：JSON、JSONL、CSV 或 Parquet。在选择其他文件之前是快速入门示例。",
@@ -80,13 +81,15 @@ TEXT = {
         "columns": "列映射（CSV 或改名的字段）",
         "columns_info": "文件列=字段，用逗号分隔；按回车生效。",
         "mask": "训练内容",
-        "mask_info": "assistant：学习所有助手回复 · last_assistant：只学最后一条回复 · none：连提示一起学（继续预训练）",
+        "mask_info": "assistant：学习所有助手回复 · last_assistant：只学最后一条回复 · "
+                     "none：连提示一起学（继续预训练）",
         "skip_bad": "跳过坏行", "skip_bad_info": "跳过有问题的行（会计数），而不是停下来。",
         "check": "检查数据", "first_rows": "前几行", "example": "预览的样例",
         "tokens": "词元（高亮 = 参与训练）",
         "chosen_tokens": "选中的回答：词元（高亮 = 参与训练）",
         "rejected_tokens": "被拒绝的回答：词元（高亮 = 参与训练）",
-        "preference_note": "偏好数据（{kind}）：请用偏好目标训练（训练页：目标 {objectives}）。只训练回答；“训练内容”不适用。",
+        "preference_note": "偏好数据（{kind}）：请用偏好目标训练（训练页：目标 {objectives}）。只训练回答；"
+                           "“训练内容”不适用。",
         "pair_caption": "{where}：提示 {prompt} 个词元（未高亮），选中回答 {chosen} 个、被拒绝回答 {rejected} 个词元"
                         "（高亮）：模型学习更偏好前者。",
         "unpaired_caption": "{where}：提示 {prompt} 个词元（未高亮），一个{label}回答，{answer} 个词元（高亮）。",
@@ -225,7 +228,8 @@ def preference_note(report: dict, lang="en") -> str:
     kind = report.get("kind")
     if kind not in ("pairwise", "unpaired"):
         return ""
-    return tr(TEXT, lang, "preference_note", kind=kind, objectives="dpo / orpo / simpo" if kind == "pairwise" else "kto")
+    objectives = "dpo / orpo / simpo" if kind == "pairwise" else "kto"
+    return tr(TEXT, lang, "preference_note", kind=kind, objectives=objectives)
 
 
 # ---- handlers --------------------------------------------------------------------------------
@@ -268,7 +272,8 @@ def inspect(path, fmt, columns_text, mask, skip_bad, model, max_seq_len, report=
         return
     if "error" in report:
         err = report["error"]
-        where = ", ".join(p for p in (err.get("file"), err.get("where"), err.get("field") and f"field '{err['field']}'") if p)
+        field = err.get("field") and f"field '{err['field']}'"
+        where = ", ".join(p for p in (err.get("file"), err.get("where"), field) if p)
         lines = [f"{where}: {err['message']}"] + ([f"What to do: {err['hint']}"] if err.get("hint") else [])
         yield (error_box(tr(TEXT, lang, "unusable"), lines), "", NO_ROWS, gr.skip(), [], {}, gr.update(visible=False))
         return
@@ -340,12 +345,13 @@ def build(defaults) -> SimpleNamespace:
                            info="source_info")
             c.path = loc(gr.Textbox(defaults.data.train, label=en["path"], interactive=False, info=en["path_info"]),
                          TEXT, label="path", info="path_info")
-            c.format = loc(gr.Dropdown(list(schema_param("data", "format").choices), value=defaults.data.format, label=en["format"],
-                                       info=en["format_info"]), TEXT, label="format", info="format_info")
+            c.format = loc(gr.Dropdown(list(schema_param("data", "format").choices), value=defaults.data.format,
+                                       label=en["format"], info=en["format_info"]), TEXT, label="format",
+                           info="format_info")
             c.columns = loc(gr.Textbox("", label=en["columns"], placeholder="question=instruction, answer=output",
                                        info=en["columns_info"]), TEXT, label="columns", info="columns_info")
-            c.mask = loc(gr.Dropdown(list(schema_param("data", "mask").choices), value=defaults.data.mask, label=en["mask"], info=en["mask_info"]),
-                         TEXT, label="mask", info="mask_info")
+            c.mask = loc(gr.Dropdown(list(schema_param("data", "mask").choices), value=defaults.data.mask,
+                                     label=en["mask"], info=en["mask_info"]), TEXT, label="mask", info="mask_info")
             c.skip_bad = loc(gr.Checkbox(defaults.data.skip_bad_rows, label=en["skip_bad"], info=en["skip_bad_info"]),
                              TEXT, label="skip_bad", info="skip_bad_info")
             c.check = loc(gr.Button(en["check"], variant="secondary"), TEXT, value="check")

@@ -22,7 +22,8 @@ MAX_OPTIONS = 4
 COLORS = {
     "framework": "#94a3b8", "frozen_weights": "#64748b", "trainable_weights": "#2563eb",
     "master_weights": "#1d4ed8", "weight_copies": "#60a5fa", "gradients": "#7c3aed", "optimizer": "#a855f7",
-    "activations": "#f97316", "logits_loss": "#ef4444", "teacher": "#0d9488", "reference": "#14b8a6", "temporary": "#eab308", "fragmentation": "#d1d5db",
+    "activations": "#f97316", "logits_loss": "#ef4444", "teacher": "#0d9488", "reference": "#14b8a6",
+    "temporary": "#eab308", "fragmentation": "#d1d5db",
 }
 VERDICT_COLORS = {"fits": "#16a34a", "tight": "#d97706", "does not fit": "#dc2626", "unknown": "#6b7280"}
 
@@ -53,7 +54,8 @@ TEXT = {
         "structure": "模型：{structure}",
         "framework": "框架 / CUDA 上下文", "frozen_weights": "冻结的权重", "trainable_weights": "可训练参数",
         "master_weights": "主权重（fp32）", "weight_copies": "半精度权重副本", "gradients": "梯度",
-        "optimizer": "优化器状态", "activations": "激活值", "logits_loss": "logits 与损失", "teacher": "教师模型（蒸馏）",
+        "optimizer": "优化器状态", "activations": "激活值", "logits_loss": "logits 与损失",
+        "teacher": "教师模型（蒸馏）",
         "reference": "参考模型（偏好训练）", "temporary": "临时缓冲区", "fragmentation": "分配器余量",
     },
 }
@@ -68,7 +70,8 @@ def render(summary: dict, lang: str) -> str:
     if summary.get("pending"):
         return f"<div class='tl-estimate' id='memory-estimate-pending'>{html.escape(tr(TEXT, lang, 'pending'))}</div>"
     if not summary.get("ok"):
-        return f"<div class='tl-estimate'>{html.escape(tr(TEXT, lang, 'no_estimate', error=summary.get('error')))}</div>"
+        message = tr(TEXT, lang, "no_estimate", error=summary.get("error"))
+        return f"<div class='tl-estimate'>{html.escape(message)}</div>"
     total, available = summary["total_bytes"], summary.get("available_bytes") or 0
     scale = max(total, available, 1)
     segments = "".join(
@@ -87,14 +90,16 @@ def render(summary: dict, lang: str) -> str:
                 pct=f"{100 * summary['trainable_params'] / max(summary['total_params'], 1):.3f}%")
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in summary.get("notes") or [])
     structure = tr(TEXT, lang, "structure", structure=summary["structure"]) if summary.get("structure") else ""
+    notes_list = f"<ul class='tl-notes'>{notes}</ul>" if notes else ""
+    colour = VERDICT_COLORS.get(verdict, "#6b7280")
     return f"""<div class='tl-estimate' id='memory-estimate'>
 <div class='tl-head'><b>{html.escape(tr(TEXT, lang, 'title'))}</b>
-<span class='tl-verdict' style='background:{VERDICT_COLORS.get(verdict, "#6b7280")}'>{html.escape(tr(TEXT, lang, verdict))}</span>
+<span class='tl-verdict' style='background:{colour}'>{html.escape(tr(TEXT, lang, verdict))}</span>
 <span>{html.escape(headline)}</span></div>
 <div class='tl-bar'>{segments}{marker}</div>
 <div class='tl-legend'>{legend}</div>
 <div class='tl-params'>{html.escape(params)}</div>
-<div class='tl-params' id='model-structure'>{html.escape(structure)}</div>{f"<ul class='tl-notes'>{notes}</ul>" if notes else ""}
+<div class='tl-params' id='model-structure'>{html.escape(structure)}</div>{notes_list}
 </div>"""
 
 

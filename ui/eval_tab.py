@@ -126,7 +126,8 @@ def progress_html(status: dict, lang="en") -> str:
         return ""
     done, total = status.get("done") or 0, status.get("total") or 0
     fraction = min(1.0, done / total) if total else (1.0 if state == "done" else 0.0)
-    text = " · ".join(p for p in (f"<b>{html.escape(follow.state_name(state, lang))}</b>", html.escape(follow.state_name(status.get("phase") or "", lang)),
+    phase = html.escape(follow.state_name(status.get("phase") or "", lang))
+    text = " · ".join(p for p in (f"<b>{html.escape(follow.state_name(state, lang))}</b>", phase,
                                   f"{done}/{total or '?'}", f"{fraction:.0%}") if p)
     return progress_bar(fraction, state, text)
 
@@ -135,7 +136,8 @@ def results_table(results: list[dict], lang="en") -> dict:
     if not results:
         return NO_RESULTS
     headers = tr(TEXT, lang, "cols").split("|")
-    data = [[r["file"], r.get("model", ""), f"{r.get('data', {}).get('kind', '')} ({r.get('data', {}).get('examples', '?')})",
+    data = [[r["file"], r.get("model", ""),
+             f"{r.get('data', {}).get('kind', '')} ({r.get('data', {}).get('examples', '?')})",
              _num(r.get("eval_loss")), _num(r.get("perplexity"), 2), _num(r.get("rouge_l")), _num(r.get("bleu"))]
             for r in results]
     return {"headers": headers, "data": data}

@@ -74,20 +74,24 @@ TEXT = {
         "adapter": "下载适配器", "merged": "下载合并模型", "download": "文件",
         "gguf": "下载 GGUF + Ollama Modelfile",
         "gguf_help": "**GGUF**（llama.cpp、Ollama、LM Studio）：合并模型的 f16 和 Q8_0 文件，一个带聊天模板和停止词的 "
-                     "Modelfile（`ollama create 名称 -f Modelfile`），并检查每个文件能加载回来且回答与合并模型一致。需要几分钟。",
+                     "Modelfile（`ollama create 名称 -f Modelfile`），"
+                     "并检查每个文件能加载回来且回答与合并模型一致。需要几分钟。",
         "converting": "转换为 GGUF", "checking": "检查 GGUF 文件",
         "push_title": "**推送到 Hugging Face Hub**", "repo": "仓库", "repo_info": "owner/name（不存在时创建）",
         "token": "令牌", "token_info": "写权限令牌；留空则用 HF_TOKEN 或已保存的登录。不会保存。",
         "push_kind": "推送内容", "private": "私有仓库", "push": "推送到 Hub",
         "cannot_push": "无法推送", "pushed": "已推送到 {url}",
-        "dtype": "合并模型的数据类型", "dtype_info": "auto：与基础模型发布时的类型相同（SmolLM2 为 bf16，大小是 fp32 的一半）。",
+        "dtype": "合并模型的数据类型",
+        "dtype_info": "auto：与基础模型发布时的类型相同（SmolLM2 为 bf16，大小是 fp32 的一半）。",
         "cannot": "无法导出{kind}", "exported": "已导出 {name}（{mb} MB）；另存于 {folder}。",
         "starting": "启动中", "loading base": "加载基础模型", "loading adapter": "加载适配器",
         "merging": "合并中", "saving": "保存中", "zipping": "打包中", "copying": "复制中",
-        "serve_title": "**服务** —— 为这次训练提供 OpenAI 兼容接口（`/v1/chat/completions`、`/v1/models`），供本机其他工具使用。",
+        "serve_title": "**服务** —— 为这次训练提供 OpenAI 兼容接口（`/v1/chat/completions`、`/v1/models`），"
+                       "供本机其他工具使用。",
         "serve": "开始服务", "unserve": "停止服务",
         "serve_starting": "正在为 {run} 启动服务：加载模型… {seconds} 秒",
-        "serve_running": "正在服务 **{run}**，地址 `{url}`（模型 `{model}`；{note}）。仅限本机：要让其他机器访问，请运行 "
+        "serve_running": "正在服务 **{run}**，地址 `{url}`（模型 `{model}`；{note}）。"
+                         "仅限本机：要让其他机器访问，请运行 "
                          "`python -m engine serve {run} --host 0.0.0.0 --auth 用户名:密码`。",
         "serve_stopped": "未在服务。", "serve_failed": "服务失败", "cannot_serve": "无法启动服务",
         "cannot_unserve": "无法停止服务", "serve_stopping": "正在停止 {run} 的服务。",
@@ -129,8 +133,7 @@ def exporting(run_id: str, kind: str, dtype: str = "auto"):
         elif line:
             lines.append(line)
     if process.wait() != 0:
-        errors = [l for l in lines if l.startswith("error:") or "Error:" in l]
-        yield "failed", "\n".join(errors[-3:] or lines[-6:]) or f"exit code {process.returncode}"
+        yield "failed", common.failure_text(lines, process.returncode)
     else:
         yield "done", Path(lines[-1])
 
@@ -284,7 +287,8 @@ def build() -> SimpleNamespace:
     loc(gr.Markdown(TEXT["en"]["gguf_help"], elem_classes="tl-help"), TEXT, value="gguf_help")
     c.progress = gr.HTML("", elem_id="export-progress")
     c.message = gr.Markdown("", elem_id="export-message")
-    c.file = loc(gr.File(label=TEXT["en"]["download"], interactive=False, elem_id="export-file"), TEXT, label="download")
+    c.file = loc(gr.File(label=TEXT["en"]["download"], interactive=False, elem_id="export-file"), TEXT,
+                 label="download")
     loc(gr.Markdown(TEXT["en"]["push_title"]), TEXT, value="push_title")
     with gr.Row():
         c.repo = loc(gr.Textbox("", label=TEXT["en"]["repo"], info=TEXT["en"]["repo_info"], elem_id="push-repo",

@@ -136,7 +136,8 @@ def numbers_markdown(rows: list[dict], status: dict, lang="en") -> str:
         ("train_loss", f"{last['loss']:.4f}" if train else "–"),
         ("eval_loss", f"{evals[-1]['eval_loss']:.4f}" if evals else "–"),
         ("learning_rate", f"{last['learning_rate']:.2e}" if last.get("learning_rate") is not None else "–"),
-        ("tokens_per_second", f"{last['tokens_per_second']:,.0f}" if last.get("tokens_per_second") is not None else "–"),
+        ("tokens_per_second",
+         f"{last['tokens_per_second']:,.0f}" if last.get("tokens_per_second") is not None else "–"),
         ("peak_memory", f"{peak / 2**20:,.0f} MB" if peak else "–"),
     ]
     if status.get("trainable_params"):

@@ -11,12 +11,14 @@ _LORA = {
     "alpha": ("alpha", "更新的缩放系数（alpha / r）。常用秩的两倍。"),
     "dropout": ("dropout", "适配器输入上的 dropout；可缓解小数据集上的过拟合。"),
     "target_modules": _TARGETS,
-    "bias": ("偏置", "同时训练偏置：none、all（模型中所有偏置）或 lora_only（加了适配器的层的偏置）。Llama 类模型没有偏置。"),
+    "bias": ("偏置", "同时训练偏置：none、all（模型中所有偏置）或 lora_only（加了适配器的层的偏置）。"
+                     "Llama 类模型没有偏置。"),
     "modules_to_save": ("整体训练的模块", "与适配器一起完整训练并保存的模块：embed_tokens、lm_head（例如新增词元时）。"
                                           "每个约 词表 x 隐藏维度 个参数。"),
     "use_rslora": ("rsLoRA", "按 alpha/sqrt(r) 而非 alpha/r 缩放；高秩时更稳定。"),
     "use_dora": ("DoRA", "学习每个输出的幅度和一个 LoRA 方向；更接近全量微调，每步更慢。"),
-    "init": ("初始化", "适配器初始权重：default（B = 0）、gaussian、pissa（主奇异向量，收敛更快）或 olora（基于 QR）。"),
+    "init": ("初始化", "适配器初始权重：default（B = 0）、gaussian、pissa（主奇异向量，收敛更快）"
+                       "或 olora（基于 QR）。"),
     "loraplus_lr_ratio": ("LoRA+ 学习率比", "LoRA+：B 的学习率 = 该比值 x A 的学习率（常用 16）；0 表示关闭。"),
 }
 _DROPS = {
@@ -33,8 +35,8 @@ METHOD_ZH = {
         "params": {**_LORA,
                    "quant_type": ("4 位数据类型", "nf4（正态浮点，适合正态分布的权重）或 fp4。"),
                    "double_quant": ("双重量化", "把量化常数也量化（每个权重约省 0.4 位）。"),
-                   "compute_dtype": ("计算精度", "每次矩阵乘法时 4 位权重反量化成的类型：auto（GPU 支持时 bf16，否则 fp32）、"
-                                                 "bf16、fp16 或 fp32。")},
+                   "compute_dtype": ("计算精度", "每次矩阵乘法时 4 位权重反量化成的类型："
+                                                 "auto（GPU 支持时 bf16，否则 fp32）、bf16、fp16 或 fp32。")},
     },
     "lora8bit": {
         "title": "LoRA（8 位基座）",
@@ -69,7 +71,8 @@ METHOD_ZH = {
     },
     "ia3": {
         "title": "IA3",
-        "summary": "每个适配层学习一个缩放向量（每层几千个参数）；最小的适配器，可合并；适合轻量调整和一个基座配多个适配器。",
+        "summary": "每个适配层学习一个缩放向量（每层几千个参数）；最小的适配器，可合并；"
+                   "适合轻量调整和一个基座配多个适配器。",
         "params": {
             "target_modules": ("目标模块", "激活被缩放的层：auto（键、值和前馈输出投影，与论文相同）、all-linear、"
                                "attention、mlp、模块名或 re:<正则>。"),
@@ -97,7 +100,8 @@ METHOD_ZH = {
         "title": "前缀微调（Prefix tuning）",
         "summary": "为每个注意力层学习键/值前缀（训练时经过一个 MLP）；比提示微调容量更大，模型本身不变。",
         "params": {"num_virtual_tokens": _TOKENS,
-                   "prefix_projection": ("前缀投影", "通过两层 MLP 生成前缀（论文的重参数化）；关闭则直接学习前缀（即 P-tuning v2）。"),
+                   "prefix_projection": ("前缀投影", "通过两层 MLP 生成前缀（论文的重参数化）；"
+                                                     "关闭则直接学习前缀（即 P-tuning v2）。"),
                    "encoder_hidden_size": ("MLP 隐藏维度", "前缀 MLP 的隐藏宽度。")},
     },
     "p_tuning_v2": {
@@ -107,16 +111,19 @@ METHOD_ZH = {
     },
     "adapter": {
         "title": "瓶颈适配器（Adapter）",
-        "summary": "在注意力和/或前馈块之后插入小的瓶颈 MLP（Houlsby / Pfeiffer）；经典的适配器，便于按任务切换。作为适配器提供，不合并。",
+        "summary": "在注意力和/或前馈块之后插入小的瓶颈 MLP（Houlsby / Pfeiffer）；经典的适配器，便于按任务切换。"
+                   "作为适配器提供，不合并。",
         "params": {
             "style": ("位置", "houlsby（注意力之后和前馈块之后）或 pfeiffer（仅前馈块之后；参数减半）。"),
-            "reduction_factor": ("缩减系数", "隐藏维度 / 瓶颈宽度：16 表示 576 宽的模型得到 36 宽的适配器。越小容量越大。"),
+            "reduction_factor": ("缩减系数", "隐藏维度 / 瓶颈宽度：16 表示 576 宽的模型得到 36 宽的适配器。"
+                                             "越小容量越大。"),
             "non_linearity": ("激活函数", "瓶颈内部的激活函数。"),
         },
     },
     "bitfit": {
         "title": "BitFit（仅偏置）",
-        "summary": "只训练偏置项（远少于 0.1% 的权重）；轻量、便宜的更新。没有偏置的模型（Llama 类）在配置允许时加上初始为零的偏置。",
+        "summary": "只训练偏置项（远少于 0.1% 的权重）；轻量、便宜的更新。"
+                   "没有偏置的模型（Llama 类）在配置允许时加上初始为零的偏置。",
         "params": {"biases": ("偏置", "训练哪些偏置：all、attention（注意力块的线性层）、mlp（前馈块的）或 norm"
                               "（LayerNorm 偏置）。缺少的 attention/mlp 偏置在模型配置有开关时以零加上。")},
     },
@@ -127,12 +134,14 @@ METHOD_ZH = {
             "layers": ("层数", "从顶层往下数，训练多少个解码器层。"),
             "modules": ("层内模块", "这些层中训练哪些部分：all、attention、mlp，或模型自己的模块名（self_attn、"
                         "q_proj,v_proj,input_layernorm；GPT-2：attn、c_attn、ln_1……）。"),
-            "extra": ("额外模块", "层外也训练的模块：norm（最终归一化）、embed_tokens、lm_head（许多小模型中与嵌入共享）；留空表示无。"),
+            "extra": ("额外模块", "层外也训练的模块：norm（最终归一化）、embed_tokens、"
+                                  "lm_head（许多小模型中与嵌入共享）；留空表示无。"),
         },
     },
     "layerwise": {
         "title": "逐层解冻",
-        "summary": "先训练顶层，每 K 步或每个 epoch 再往下解冻一层；比全量微调更少破坏模型已有的知识（小数据、灾难性遗忘）。",
+        "summary": "先训练顶层，每 K 步或每个 epoch 再往下解冻一层；"
+                   "比全量微调更少破坏模型已有的知识（小数据、灾难性遗忘）。",
         "params": {
             "schedule": ("解冻时机", "每 every 个优化步（steps）或每个 epoch 解冻下一批层。"),
             "every": ("间隔步数", "两次解冻之间的优化步数（schedule: steps）。"),

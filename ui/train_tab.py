@@ -85,7 +85,8 @@ TEXT = {
         "preview": "预览命令", "preview_label": "运行这次训练的命令（可在别处手动运行，例如多 GPU 机器上）",
         "start": "开始训练", "stop": "停止（保留目前的结果）", "resume": "继续训练",
         "run": "训练", "run_info": "下方显示的训练；新开始的训练会自动跟随。",
-        "loss": "损失", "lr": "学习率", "rewards": "偏好奖励与准确率", "logps": "回答的对数概率", "log": "train.log（最后几行）", "all_runs": "全部训练",
+        "loss": "损失", "lr": "学习率", "rewards": "偏好奖励与准确率", "logps": "回答的对数概率",
+        "log": "train.log（最后几行）", "all_runs": "全部训练",
         "need_attention": "开始训练前有 {n} 项设置需要处理",
         "cannot_start": "无法开始训练",
         "started": "已开始 {run}。模型加载后，损失曲线会显示在下方。",
@@ -113,7 +114,8 @@ TRAIN_PARAM_ZH = {
     "warmup_steps": ("预热步数", "学习率从 0 逐渐升高所用的步数。"),
     "scheduler": ("学习率调度", "预热之后学习率如何变化。"),
     "validation_split": ("验证集比例", "留出用于计算评估损失的样例比例（0 表示不留）。"),
-    "precision": ("精度", "auto 在支持的 GPU 上选 bf16/fp16，在 CPU 上用 fp32。bf16/fp16：混合精度（保留 fp32 主权重）。"
+    "precision": ("精度", "auto 在支持的 GPU 上选 bf16/fp16，在 CPU 上用 fp32。"
+                  "bf16/fp16：混合精度（保留 fp32 主权重）。"
                   "bf16_pure：权重、梯度和优化器状态全部用 bf16，全参数微调的内存减半；小于权重 1/256 的更新会被舍去，"
                   "适合适配器方法和较大的学习率。"),
     "optimizer": ("优化器", "adamw 几乎适用于所有情况；8 位版本在 CUDA 上更省内存。"),
@@ -126,7 +128,9 @@ TRAIN_PARAM_ZH = {
     "save_total_limit": ("保留的检查点数", "保留的检查点个数；更早的会被删除。"),
     "packing": ("打包", "无填充批次：样例首尾相接打包，每个样例只关注自身（更快，损失相同）。"),
     "fused_loss": ("融合损失", "分块计算损失，从不保存整批的 logits（大词表时更省内存）。"),
-    "torch_compile": ("torch.compile 编译", "用 torch.compile 编译模型：最初几步较慢（编译），之后在 GPU 上可能更快。使用普通损失（完整 logits）。在 CPU 上实测慢 4.7 倍（打包后的行每步长度不同）。"),
+    "torch_compile": ("torch.compile 编译", "用 torch.compile 编译模型：最初几步较慢（编译），之后在 GPU 上可能更快。"
+                                           "使用普通损失（完整 logits）。"
+                                           "本项目尚未测量其速度（bench/results/ 中没有结果）。"),
     "start_from": ("从此运行开始", "持续学习：以一个较早运行（文件夹或编号）的结果作为本次的起点。"),
     "ewc_lambda": ("EWC 强度", "相对起点运行的弹性权重巩固强度（0 表示关闭；常用 1e3-1e5）。"),
     "ewc_samples": ("EWC 样例数", "用于估计起点运行 Fisher 信息的样例数。"),
@@ -137,13 +141,15 @@ TRAIN_PARAM_ZH = {
     "temperature": ("蒸馏温度", "使两个分布更平滑（常用 1-4）。"),
     "num_processes": ("进程数", "用于训练的进程（设备）数；大于 1 时通过 `accelerate launch` 启动。"),
     "distributed": ("分布式方式", "多个进程如何分担工作：数据并行，或分片（FSDP、DeepSpeed ZeRO-2/3，需已安装）。"),
-    "accelerate_config": ("accelerate 配置文件", "一个 `accelerate config` 文件（例如用于多台机器）；留空则用上面的设置。"),
+    "accelerate_config": ("accelerate 配置文件", "一个 `accelerate config` 文件（例如用于多台机器）；"
+                                                 "留空则用上面的设置。"),
     "gradient_checkpointing": ("梯度检查点", "反向传播时重新计算激活：内存少很多，速度慢约 30%。"),
     "objective": ("训练目标", "sft 学习回答；dpo、orpo、simpo 从偏好对（prompt / chosen / rejected）学习，kto 从标记为"
                               "好或不好的回答学习。"),
     "report_to": ("记录到", "同时记录到 TensorBoard（RUN/tensorboard）和/或 MLflow（本地文件存储 RUN/mlruns）；"
                             "已安装时可用 W&B。"),
-    "beta": ("beta", "模型可偏离参考模型的程度（DPO、KTO），几率比项的权重（ORPO），或奖励尺度（SimPO；论文中为 2-10）。"),
+    "beta": ("beta", "模型可偏离参考模型的程度（DPO、KTO），几率比项的权重（ORPO），"
+                     "或奖励尺度（SimPO；论文中为 2-10）。"),
     "loss_type": ("DPO 损失", "DPO 的损失：sigmoid（论文原版）、ipo（平方，带正则）或 hinge（SLiC）。"),
     "simpo_gamma": ("SimPO gamma", "SimPO 的目标奖励间隔。"),
     "desirable_weight": ("KTO 好回答权重", "KTO：好回答的权重（好回答较少时调高）。"),
@@ -498,8 +504,9 @@ def wire(c: SimpleNamespace, model, data, lang) -> None:
     c.method.change(lambda *values: on_method_change(c, *values), [c.current_method, c.method, lang, *c.train_inputs],
                     [*c.method_controls.groups.values(), *c.train_inputs, c.current_method, c.message],
                     show_progress="hidden", **private)
-    c.start.click(lambda *values: on_start(c.method_controls, *values), [model, data.path, data.format, data.columns, data.mask, data.skip_bad, c.name,
-                             c.method, lang, *c.train_inputs, *c.method_controls.inputs], [c.message, c.follow],
+    c.start.click(lambda *values: on_start(c.method_controls, *values),
+                  [model, data.path, data.format, data.columns, data.mask, data.skip_bad, c.name,
+                   c.method, lang, *c.train_inputs, *c.method_controls.inputs], [c.message, c.follow],
                   concurrency_limit=1, **private)
     c.preview.click(lambda *values: on_preview(c.method_controls, *values),
                     [model, data.path, data.format, data.columns, data.mask, data.skip_bad, c.name, c.method, lang,

@@ -35,7 +35,7 @@ _DONE = "TUNELOOM_ALLOCATOR_APPLIED"  # set in the started-again process: never 
 QUIET = {"TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD": str(2**40)}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _find(names: tuple[str, ...]) -> str | None:
     for name in names:
         found = ctypes.util.find_library(name)  # the soname the dynamic loader resolves ("libtcmalloc_minimal.so.4")

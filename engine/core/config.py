@@ -81,7 +81,8 @@ class DataConfig:
     def problems(self) -> list[str]:
         found = []
         if self.replay_fraction > 0 and not str(self.replay).strip():
-            found.append("data.replay: give an earlier run folder or a data file to replay, or set replay_fraction to 0")
+            found.append("data.replay: give an earlier run folder or a data file to replay, "
+                         "or set replay_fraction to 0")
         elif str(self.replay).strip() and self.replay_fraction == 0:
             found.append("data.replay_fraction: 0 replays nothing; choose a fraction above 0 (e.g. 0.25)")
         if not str(self.train).strip():
@@ -139,7 +140,7 @@ class TrainConfig:
                                "large vocabularies).", label="fused loss")
     torch_compile: bool = setting(False, "Compile the model with torch.compile: the first steps are slow "
                                   "(compilation), later ones can be faster on a GPU. Uses the plain loss (full "
-                                  "logits). On CPU it was 4.7x slower (packed rows change length every step).",
+                                  "logits). Not benchmarked here yet (no result in bench/results/).",
                                   label="torch.compile")
     # continual learning (engine/training/continual.py): start from an earlier run's result; EWC penalty
     start_from: str = setting("", "Continual learning: an earlier run (its folder or id) whose result this run "
@@ -414,7 +415,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> list[str]:
         if not sep or not key.strip():
             raise ConfigError([f"--set {item!r}: expected KEY=VALUE, e.g. train.learning_rate=1e-4"])
         parsed.append((item, key.strip(), yaml.safe_load(text) if text.strip() else ""))
-    for item, key, value in parsed:
+    for _, key, value in parsed:
         if key in ("method.name", "method") and isinstance(value, str):
             current = raw.get("method")
             current = current.get("name") if isinstance(current, dict) else current

@@ -66,7 +66,8 @@ def describe_config(config, key: str = "", raw: dict | None = None, trust_remote
 
 def unreadable(key: str, model_type: str, reason: str) -> Structure:
     return Structure(model_type=model_type, architecture="?", layers_prefix="", kinds=(), layer_kind=(), outside={},
-                     outside_linears=(), outside_norms=(), embedding="", head="", lm_head="", hidden=0, heads=0, kv_heads=0,
+                     outside_linears=(), outside_norms=(), embedding="", head="", lm_head="", hidden=0, heads=0,
+                     kv_heads=0,
                      head_dim=0, vocab=0, max_positions=0, prefix_width=0, prompt_width=0,
                      unmappable=f"Tuneloom cannot map its methods onto this {model_type} model: {reason}", key=key)
 

@@ -102,10 +102,3 @@ def _detect(kind: str | None) -> dict:
     ram = system_memory()
     return {"kind": "cpu", "name": "CPU (system RAM)", "total_bytes": ram["total_bytes"],
             "free_bytes": ram["free_bytes"], "available_bytes": ram["free_bytes"], "count": 1}
-
-
-def cuda_device(total_gib: float, name: str = "GPU") -> dict:
-    """A device dict for a GPU of a given size (for 'will it fit on a 24 GB card?' questions)."""
-    total = int(total_gib * 2**30)
-    return {"kind": "cuda", "name": name, "total_bytes": total, "free_bytes": total, "available_bytes": total,
-            "count": 1}

@@ -26,7 +26,8 @@ def engine_command(*args) -> list[str]:
 
 def spawn(command: list[str], log_path: Path, **extra_env: str) -> subprocess.Popen:
     with open(log_path, "ab") as log:
-        process = subprocess.Popen(command, cwd=str(PROJECT_ROOT), env=engine_env(**extra_env), stdin=subprocess.DEVNULL,
+        process = subprocess.Popen(command, cwd=str(PROJECT_ROOT), env=engine_env(**extra_env),
+                                   stdin=subprocess.DEVNULL,
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     threading.Thread(target=process.wait, daemon=True).start()
     return process

@@ -7,8 +7,9 @@ reads them. Import-light: nothing here touches torch.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Iterator, TypeVar
+from typing import Any, Generic, TypeVar
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,22 @@ class Param:
         if self.check is not None:
             found += [f"{self.name}: {text}" for text in self.check(value)]
         return found
+
+    @property
+    def range_text(self) -> str:
+        """The values it accepts, in words: `a | b`, `1..256`, `>= 0`, `<= 1`, or `any` (free text, booleans)."""
+        if self.choices is not None:
+            return " | ".join(map(str, self.choices))
+        if self.type is bool:
+            return "true | false"
+        bounds = [f"{v:g}" if v is not None else None for v in (self.min, self.max)]
+        if bounds[0] is not None and bounds[1] is not None:
+            return f"{bounds[0]}..{bounds[1]}"
+        if bounds[0] is not None:
+            return f">= {bounds[0]}"
+        if bounds[1] is not None:
+            return f"<= {bounds[1]}"
+        return "any"
 
     def describe(self) -> dict[str, Any]:
         return {

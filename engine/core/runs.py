@@ -127,7 +127,8 @@ class MetricsTail:
         try:
             with open(self.path, "rb") as handle:
                 inode = os.fstat(handle.fileno()).st_ino
-                if self._inode is not None and (inode != self._inode or os.fstat(handle.fileno()).st_size < self.offset):
+                replaced = inode != self._inode or os.fstat(handle.fileno()).st_size < self.offset
+                if self._inode is not None and replaced:
                     self.offset, self.rows, self._last, self.rewound = 0, [], {}, True  # rewritten on resume
                 self._inode = inode
                 handle.seek(self.offset)
@@ -205,7 +206,8 @@ def _facts_from_config(path: Path) -> dict:
     except (OSError, ValueError):
         return {}
     method, data = raw.get("method") or {}, raw.get("data") or {}
-    return {"method": method.get("name"), "data_file": Path(str(data.get("train") or "")).name, "model": raw.get("model")}
+    return {"method": method.get("name"), "data_file": Path(str(data.get("train") or "")).name,
+            "model": raw.get("model")}
 
 
 def list_runs() -> list[dict]:
@@ -222,7 +224,8 @@ def list_runs() -> list[dict]:
                       "created_at": status.get("created_at", path.stat().st_mtime),
                       "step": status.get("step"), "max_steps": status.get("max_steps"),
                       "final_loss": status.get("final_loss"), "final_eval_loss": status.get("final_eval_loss"),
-                      "best_eval_loss": status.get("best_eval_loss"), "stopped_early": bool(status.get("stopped_early")),
+                      "best_eval_loss": status.get("best_eval_loss"),
+                      "stopped_early": bool(status.get("stopped_early")),
                       "reproduces": status.get("reproduces"), "error": status.get("error"), **facts})
     return sorted(found, key=lambda r: r["created_at"], reverse=True)
 

@@ -171,7 +171,7 @@ class Structure:
         return json.dumps({"format": FORMAT, **asdict(self)}, indent=1)
 
     @classmethod
-    def from_json(cls, text: str) -> "Structure":
+    def from_json(cls, text: str) -> Structure:
         raw = json.loads(text)
         if raw.pop("format", None) != FORMAT:
             raise ValueError("structure description of an older format")

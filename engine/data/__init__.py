@@ -30,7 +30,8 @@ class LoadedData:
 
 
 def _did_you_mean(found: list[str]) -> str:
-    known = sorted({f for fmt in FORMATS.entries.values() for f in fmt.required} | {"input", "system", "history", "prompt"})
+    required = {f for fmt in FORMATS.entries.values() for f in fmt.required}
+    known = sorted(required | {"input", "system", "history", "prompt"})
     pairs = []
     for name in found:
         match = difflib.get_close_matches(str(name), known, n=1, cutoff=0.75)
@@ -74,7 +75,8 @@ def load_examples(path: str | Path, fmt: str = "auto", columns: dict | None = No
                     raise DataError(name, f"cannot tell the data format from the fields {', '.join(found) or '(none)'}",
                                     where=where,
                                     hint=f"{_did_you_mean(found)}expected one of [{expected_fields()}]; rename the "
-                                         "fields, map columns (data.columns / the column mapping), or choose the format")
+                                         "fields, map columns (data.columns / the column mapping), or choose the "
+                                         "format")
             converter = FORMATS.get(fmt).convert
         if len(preview) < 20:
             preview.append(record)
@@ -84,7 +86,8 @@ def load_examples(path: str | Path, fmt: str = "auto", columns: dict | None = No
             found = [str(k) for k in record]
             hint = err.hint or ""
             if err.message == "missing":
-                hint = (hint + "; " if hint else "") + f"{_did_you_mean(found)}fields found: {', '.join(found) or 'none'}"
+                fields = f"{_did_you_mean(found)}fields found: {', '.join(found) or 'none'}"
+                hint = (hint + "; " if hint else "") + fields
             error = DataError(name, err.message, where=where, field=err.field,
                               hint=(hint + "; " if hint else "") + "or turn on 'skip bad rows'")
             if not skip_bad_rows:

@@ -10,8 +10,8 @@ All later steps (masking, preview, training) see only this normalised form.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from engine.core.registry import FORMATS
 from engine.data.errors import FieldError
@@ -114,7 +114,8 @@ def _turns(record: dict, field: str, role_key: str, content_key: str, roles: dic
     for index, turn in enumerate(turns):
         where = f"{field}[{index}]"
         if not isinstance(turn, dict):
-            raise FieldError(where, f"expected an object with '{role_key}' and '{content_key}', got {type(turn).__name__}")
+            raise FieldError(where, f"expected an object with '{role_key}' and '{content_key}', "
+                                    f"got {type(turn).__name__}")
         for key in (role_key, content_key):
             if key not in turn:
                 raise FieldError(f"{where}.{key}", f"missing (found: {', '.join(turn) or 'nothing'})")

@@ -149,7 +149,8 @@ def prepare_preference(data, tokenizer, max_seq_len: int, seed: int = 0, objecti
         raise ValueError(f"{loaded.file}: every example was dropped ({dict(dropped)}); raise max_seq_len or shorten "
                          "the prompts")
     held = validation_indices(len(kept), data.validation_split, seed)
-    return Prepared(loaded, [e for i, e in enumerate(kept) if i not in held], [e for i, e in enumerate(kept) if i in held],
+    return Prepared(loaded, [e for i, e in enumerate(kept) if i not in held],
+                    [e for i, e in enumerate(kept) if i in held],
                     dropped, rows)
 
 

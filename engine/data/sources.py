@@ -11,8 +11,8 @@ Both are read with the `datasets` library and come out as (where, record) pairs 
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from engine.data.errors import DataError
 

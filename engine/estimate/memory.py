@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 
 from engine.core import optimizers
 from engine.core import structure as st
-from engine.core.structure import Structure
 from engine.core.precision import compute_dtype, is_pure
+from engine.core.structure import Structure
 from engine.estimate import components as c
 from engine.estimate.components import DTYPE_BYTES, SHARDING, Setup
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 from engine.core.jobs import engine_command, engine_env
 from engine.core.workspace import PROJECT_ROOT, subdir

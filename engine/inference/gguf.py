@@ -48,7 +48,8 @@ def convert(model_dir: Path, out_file: Path, outtype: str, log=print) -> Path:
     if outtype not in GGUF_TYPES:
         raise UserError(f"GGUF type {outtype!r}: choose from {', '.join(GGUF_TYPES)}")
     script = converter_script()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(script.parent), os.environ.get("PYTHONPATH")])),
+    path = os.pathsep.join(filter(None, [str(script.parent), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path,
            "NO_LOCAL_GGUF": "1"}
     command = [sys.executable, str(script), "--outtype", outtype, "--outfile", str(out_file), str(model_dir)]
     log(f"converting to GGUF {outtype}: {' '.join(command[1:])}")

@@ -7,8 +7,9 @@ assumed module names.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from engine.core.precision import PURE
 from engine.core.registry import METHODS, Param  # noqa: F401  (METHODS: re-exported for the method modules)

@@ -74,7 +74,8 @@ def trained(structure: Structure, params: dict) -> list[str]:
 
 def count_trainable(structure: Structure, params: dict) -> int:
     sizes = structure.param_sizes()
-    return sum(sizes[n] for n in existing(structure, params["biases"])) + sum(added(structure, params["biases"]).values())
+    biases = params["biases"]
+    return sum(sizes[n] for n in existing(structure, biases)) + sum(added(structure, biases).values())
 
 
 def unavailable(structure: Structure) -> str | None:

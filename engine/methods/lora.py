@@ -20,7 +20,9 @@ EXPERTS_WHY = ("peft adapts fused expert tensors only with dropout 0, without Do
 
 def _check_savable(spec: str) -> list[str]:
     unknown = [n for n in weights.names_list(spec) if n not in SAVABLE]
-    return [f"unknown module(s) {', '.join(unknown)}; choose from {', '.join(SAVABLE)} or leave empty"] if unknown else []
+    if not unknown:
+        return []
+    return [f"unknown module(s) {', '.join(unknown)}; choose from {', '.join(SAVABLE)} or leave empty"]
 
 
 def lora_params(inits: tuple[str, ...] = INITS) -> tuple[Param, ...]:
@@ -31,7 +33,8 @@ def lora_params(inits: tuple[str, ...] = INITS) -> tuple[Param, ...]:
               min=0.0, max=0.9),
         Param("target_modules", str, "all-linear", targets.SPEC_HELP, check=targets.syntax_problems),
         Param("bias", str, "none", "Also train biases: none, all (every bias in the model) or lora_only "
-              "(biases of the adapted layers). Llama-style models have no biases.", choices=("none", "all", "lora_only")),
+              "(biases of the adapted layers). Llama-style models have no biases.",
+              choices=("none", "all", "lora_only")),
         Param("modules_to_save", str, "", "Whole modules trained (and saved) beside the adapter: embed_tokens, "
               "lm_head (e.g. for new tokens). Costs vocabulary x hidden parameters each.", check=_check_savable),
         Param("use_rslora", bool, False, "rsLoRA: scale by alpha/sqrt(r) instead of alpha/r; steadier at high ranks."),

@@ -8,7 +8,7 @@ parameter groups use (LoRA+, layerwise unfreezing).
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from engine.core.structure import Structure
 

@@ -86,17 +86,23 @@ def oom_advice(cfg, device: str) -> tuple[list[str], dict | None]:
 
 
 def explain(err: BaseException, cfg=None, step: int | None = None, run_dir=None, device: str = "cpu") -> dict:
-    """The status.json fields for a failed run: {'error': sentence, 'failure': {...}}."""
+    """The status.json fields for a failed run: {'error': sentence, 'failure': {...}}. `device`: the one
+    the run trained on (cpu | cuda); the advice and its estimate are for it and the precision it resolved."""
     at = f" at step {step}" if step else ""
     if is_oom(err):
         advice, estimate = oom_advice(cfg, device) if cfg is not None else (list(GENERIC_OOM_ADVICE), None)
-        settings = ""
+        settings, facts = "", {}
         if cfg is not None:
+            from engine.estimate.components import precision_for
+
             t = cfg.train
-            settings = (f" with batch_size {t.batch_size}, max_seq_len {t.max_seq_len}, precision {t.precision}, "
+            precision = precision_for(cfg, device)  # what `auto` became on this device (engine/core/precision.py)
+            named = t.precision if precision == t.precision else f"{t.precision} ({precision})"
+            settings = (f" on {device} with batch_size {t.batch_size}, max_seq_len {t.max_seq_len}, precision {named}, "
                         f"gradient_checkpointing {'on' if t.gradient_checkpointing else 'off'}")
+            facts = {"device": device, "precision": precision}
         return {"error": f"Out of memory{at}{settings}. Try: {advice[0]}. ({type(err).__name__}: {err})",
-                "failure": {"kind": "out_of_memory", "advice": advice, "estimate": estimate}}
+                "failure": {"kind": "out_of_memory", "advice": advice, "estimate": estimate, **facts}}
     if is_disk_full(err):
         where = f" holding {run_dir}" if run_dir else ""
         return {"error": f"The disk{where} is full (writing a checkpoint or log{at} failed: {err}). Free some space "

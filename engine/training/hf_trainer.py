@@ -28,7 +28,8 @@ def build_trainer(cfg, method, model, tokenizer, data, args, callbacks, optimize
                 # with a KV cache object transformers stops deriving block-diagonal masks from positions
                 inputs = {**inputs, "use_cache": False}
             if objective and model.training and not return_outputs:
-                # distillation and/or the EWC penalty (engine/training/objective.py); distillation needs logits: no fused loss
+                # distillation and/or the EWC penalty (engine/training/objective.py);
+                # distillation needs logits: no fused loss
                 return objective.loss(self, model, inputs, num_items_in_batch,
                                       lambda m, i, n: self._task_loss(m, i, False, n))
             return self._task_loss(model, inputs, return_outputs, num_items_in_batch)

@@ -131,7 +131,8 @@ def disk_problems(cfg: RunConfig) -> list[str]:
             handle.write(b"x")
             handle.flush()
     except OSError as err:
-        return [f"workspace: cannot write to {getattr(err, 'filename', None) or 'the runs folder'} ({err.strerror or err}); "
+        where = getattr(err, "filename", None) or "the runs folder"
+        return [f"workspace: cannot write to {where} ({err.strerror or err}); "
                 "set TUNELOOM_HOME to a writable folder or fix its permissions"]
     per_checkpoint = checkpoint_bytes(cfg)
     if per_checkpoint is None:

@@ -135,7 +135,8 @@ def build_callback(run_dir: Path, baseline_rss: int, is_main: bool):
             if "loss" not in row and "eval_loss" not in row:
                 return
             row["peak_memory_bytes"] = peak_memory_bytes(baseline_rss)
-            row.update(getattr(self, "estimate", None) or {})  # estimate_bytes made at launch (engine/estimate/memory.py)
+            # estimate_bytes made at launch (engine/estimate/memory.py)
+            row.update(getattr(self, "estimate", None) or {})
             runs.append_metrics(run_dir, row)
             runs.update_status(run_dir, step=state.global_step, max_steps=state.max_steps,
                                elapsed_s=row["elapsed_s"], best_eval_loss=self.best_eval)
@@ -377,8 +378,9 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
     log(f"method {method.key}: {trainable:,} trainable of {total:,} parameters ({100 * trainable / total:.3f}%); "
         f"the estimate counts {counted:,}")
     adapted = st.summarise(method.adapted(structure, cfg.method.params), structure.layers_prefix)
-    log(f"{'trained' if method.trains_base_weights else 'adapted'}: " + ("; ".join(adapted[:24]) or "no module (virtual "
-        "tokens only)") + (f"; ... {len(adapted) - 24} more" if len(adapted) > 24 else ""))
+    listed = "; ".join(adapted[:24]) or "no module (virtual tokens only)"
+    more = f"; ... {len(adapted) - 24} more" if len(adapted) > 24 else ""
+    log(f"{'trained' if method.trains_base_weights else 'adapted'}: {listed}{more}")
     for note in method.notes(structure, cfg.method.params):
         log(f"note: {note}")
     if is_main:
@@ -462,7 +464,8 @@ def resume_point(run_dir: Path, callback, is_main: bool) -> Path:
         callback.best_eval = runs.best_eval_loss(kept)
         runs.update_status(run_dir, step=step, resumed_from=step, final_loss=None, final_eval_loss=None,
                            best_eval_loss=callback.best_eval)
-        log(f"resuming from {checkpoint} (step {step})" + (f"; {dropped} metrics rows after it superseded" if dropped else ""))
+        superseded = f"; {dropped} metrics rows after it superseded" if dropped else ""
+        log(f"resuming from {checkpoint} (step {step}){superseded}")
     return checkpoint
 
 

@@ -2,8 +2,8 @@
 
 - tensorboard: event files in RUN/tensorboard (transformers' TensorBoardCallback, TENSORBOARD_LOGGING_DIR);
 - mlflow: a local file store in RUN/mlruns (transformers' MLflowCallback; experiment "tuneloom", the MLflow run
-  named after the run: TrainingArguments.run_name). MLflow 3 keeps its file store in maintenance mode and refuses it unless
-  MLFLOW_ALLOW_FILE_STORE is set, which is set here: a database store would need SQLAlchemy and a server;
+  named after the run: TrainingArguments.run_name). MLflow 3 keeps its file store in maintenance mode and refuses it
+  unless MLFLOW_ALLOW_FILE_STORE is set, which is set here: a database store would need SQLAlchemy and a server;
 - wandb: where installed, offline into RUN/wandb unless WANDB_MODE says otherwise; off by default.
 
 Import-light: `missing(cfg)` is a pre-run check the launcher makes without importing any tracker.
