@@ -28,6 +28,15 @@ CSS = """
 .tl-progress-text {font-size: .9em;}
 .tl-help {font-size: .88em; color: var(--body-text-color-subdued);}
 #language {max-width: 220px;}
+/* the Train tab's summary bar stays in view (model, method, data, fit, Start/Stop); Gradio's container hides its
+   overflow, which makes it the sticky bar's scroll box: clip instead (clips the same, scrolls nothing) */
+.gradio-container {overflow: clip !important;}
+#train-summary {position: sticky; top: 0; z-index: 50; background: var(--background-fill-primary);
+  border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px 10px; margin-bottom: 8px;
+  box-shadow: 0 2px 6px rgba(0,0,0,.12);}
+.tl-summary {font-size: .92em; line-height: 1.6;}
+.tl-summary .tl-verdict {color: white; border-radius: 4px; padding: 0 6px; font-weight: 600;}
+.tl-bad {color: #ef4444; font-weight: 600;}
 """
 TEXT = {
     "en": {
@@ -190,6 +199,7 @@ def build_ui() -> gr.Blocks:
         prepare_button.click(prepare, [model, lang], [note, prepare_button], **private)
         demo.load(prepare_on_load, [model, remembered], [note, prepare_button], **private)
         demo.load(train_tab.pick_on_load, None, [train.follow, train.runs], **private)
+        data_tab.wire_load(demo, data, model)
         language.wire(demo, lang, remembered)
         api.register()
     return demo

@@ -1,0 +1,121 @@
+"""Small helpers every tab shares: running the engine CLI, finding runs, showing errors.
+
+Anything that needs a tokenizer or a model runs as `python -m engine ...` in a child process
+(an argument list, never a shell), so this process stays free of torch and a crash there is a
+message here.
+"""
+from __future__ import annotations
+
+import html
+import json
+import subprocess
+from pathlib import Path
+
+import gradio as gr
+
+from engine.core import runs
+from engine.core.jobs import engine_command, engine_env
+from engine.core.workspace import PROJECT_ROOT, inside, runs_dir
+
+CLI_TIMEOUT_S = 600
+
+
+def run_engine(*args: str, timeout: float = CLI_TIMEOUT_S, extra_env: dict | None = None) -> subprocess.CompletedProcess:
+    """`extra_env` passes secrets (a Hub token) to the child without putting them in its argument list."""
+    return subprocess.run(engine_command(*args), cwd=str(PROJECT_ROOT), env=engine_env(**(extra_env or {})),
+                          text=True, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+
+
+def start_engine(*args: str) -> subprocess.Popen:
+    """A long CLI job whose output the caller reads line by line (model preparation)."""
+    return subprocess.Popen(engine_command(*args), cwd=str(PROJECT_ROOT), env=engine_env(), text=True,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def last_json_line(text: str) -> dict | None:
+    """The CLI prints one JSON object on stdout; libraries may print before it."""
+    for line in reversed(text.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                return None
+    return None
+
+
+def cli_failure(result: subprocess.CompletedProcess) -> str:
+    """The most useful lines of a failed CLI call (the error line, else the end of stderr)."""
+    lines = [l for l in (result.stderr or "").strip().splitlines() if l.strip()]
+    errors = [l for l in lines if l.startswith("error:") or "Error:" in l]
+    return "\n".join(errors[-3:] or lines[-6:]) or f"exit code {result.returncode}"
+
+
+# ---- messages -------------------------------------------------------------------------------
+def error_box(title: str, lines: list[str] | str = ()) -> str:
+    """A red box (HTML inside Markdown) listing every problem."""
+    items = [lines] if isinstance(lines, str) else list(lines)
+    body = "".join(f"<li>{html.escape(str(item))}</li>" for item in items)
+    return (f"<div class='tl-error'><b>{html.escape(title)}</b>"
+            + (f"<ul>{body}</ul>" if body else "") + "</div>")
+
+
+def note_box(text: str, kind: str = "info") -> str:
+    return f"<div class='tl-{kind}'>{html.escape(text)}</div>"
+
+
+def progress_bar(fraction: float, state: str, text_html: str) -> str:
+    """A progress bar (training, evaluation, export) with its line of text below; `text_html` is escaped by the caller."""
+    return (f"<div class='tl-progress tl-{html.escape(state)}'><div class='tl-bar' style='width:{fraction * 100:.1f}%'>"
+            f"</div></div><div class='tl-progress-text'>{text_html}</div>")
+
+
+# ---- runs -----------------------------------------------------------------------------------
+def run_path(run_id: str) -> Path:
+    """The folder of a run id given by a browser or an API client; never outside runs/."""
+    run_id = (run_id or "").strip()
+    if not run_id:
+        raise ValueError("no run chosen; pick one from the list")
+    path = inside(runs_dir(), run_id)
+    if path.parent != runs_dir().resolve() or not (path / "config.yaml").is_file():
+        raise ValueError(f"no run named {run_id!r} in {runs_dir()}")
+    return path
+
+
+def finished_runs() -> list[dict]:
+    """Runs with a saved result (done, including those stopped early)."""
+    return [r for r in runs.list_runs() if r["state"] == "done"]
+
+
+def run_label(run: dict) -> str:
+    loss = f", loss {run['final_loss']:.3f}" if isinstance(run.get("final_loss"), (int, float)) else ""
+    return f"{run['id']} ({run['state']}{loss})"
+
+
+# ---- controls whose range follows the data ----------------------------------------------------------
+def clamp(value, low, high):
+    """`value` moved into [low, high] (None stays None; an open end does not bound)."""
+    if value is None:
+        return None
+    if low is not None and value < low:
+        return low
+    if high is not None and value > high:
+        return high
+    return value
+
+from gradio.events import Dependency
+
+class ClampedSlider(gr.Slider):
+    """A slider whose range follows the data (an example index). When a smaller file shrinks the range while the
+    browser still holds a value beyond it, the value moves to the nearest end silently, instead of Gradio's toast
+    "Value 4 is greater than maximum value 3". Drawn by the frontend's own slider (a template of gr.Slider)."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        return super().preprocess(clamp(payload, self.minimum, self.maximum))
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
