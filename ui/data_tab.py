@@ -477,7 +477,9 @@ def wire(c: SimpleNamespace, model, max_seq_len, lang, split=None, subset=None) 
     inputs = [c.path, c.format, c.columns, c.mask, c.skip_bad, model, max_seq_len, c.report, lang,
               *(x for x in (split, subset) if x is not None)]
     outputs = [c.message, c.stats, c.table, c.example, c.tokens, c.report, c.rejected]
-    run = dict(fn=inspect, inputs=inputs, outputs=outputs, api_visibility="private", trigger_mode="always_last")
+    # one check at a time, in the order asked: the check made on page load never lands after a file picked meanwhile
+    run = dict(fn=inspect, inputs=inputs, outputs=outputs, api_visibility="private", trigger_mode="always_last",
+               concurrency_id="data-check", concurrency_limit=1)
     forced = {**run, "fn": lambda *values: (yield from inspect(*values, force=True))}
     c.run = run  # the check, also started on page load (wire_load)
     c.sample.input(use_sample, c.sample, [c.path, c.upload, c.file], api_visibility="private").then(**run)
@@ -501,7 +503,8 @@ def wire_load(demo, c: SimpleNamespace, model) -> None:
     private = dict(api_visibility="private")
     demo.load(restore, c.remembered, [c.path, c.file, c.format, c.columns, c.mask, c.skip_bad],
               show_progress="hidden", **private).then(
-        check_on_load, c.run["inputs"], c.run["outputs"], show_progress="hidden", **private)
+        check_on_load, c.run["inputs"], c.run["outputs"], show_progress="hidden", concurrency_id="data-check",
+        concurrency_limit=1, **private)
 
 
 def check_on_load(*values):

@@ -513,7 +513,7 @@ def build(defaults: RunConfig) -> SimpleNamespace:
                                          elem_id="rewards-plot", height=260, visible=False), TEXT, title="rewards")
         c.logps_plot = loc(gr.LinePlot(None, x="step", y="value", color="series", title=en["logps"],
                                        elem_id="logps-plot", height=260, visible=False), TEXT, title="logps")
-    c.numbers = gr.Markdown("")
+    c.numbers = gr.Markdown("", elem_id="run-numbers")
     c.log = loc(gr.Textbox("", label=en["log"], lines=12, max_lines=12, autoscroll=True, interactive=False),
                 TEXT, label="log")
     with gr.Accordion(en["all_runs"], open=True) as c.all_runs:
