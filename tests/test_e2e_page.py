@@ -88,6 +88,12 @@ def test_start_in_view_and_nothing_overflows_in_light_and_dark(tmp_path):
                 tab(page, name)
                 page.wait_for_timeout(400)
                 no_sideways_overflow(page, f"{theme}, {name} tab")
+                if name == "Chat" and theme == "light":  # Unload says what it did beside the button
+                    page.locator("#unload").click()
+                    note = page.locator("#unload-note")
+                    note.get_by_text("Unloaded").wait_for()
+                    button, said = page.locator("#unload").bounding_box(), note.bounding_box()
+                    assert abs(said["y"] - button["y"]) < 40 and said["x"] > button["x"], (button, said)
                 page.screenshot(path=str(SHOTS / f"page-{theme}-{name.lower()}.png"))
                 if name == "Train":
                     page.locator("#summary-data").get_by_text("wide table.csv").wait_for()

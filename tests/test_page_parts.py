@@ -118,3 +118,114 @@ def test_override_values_survive_yaml_as_strings(value):
     raw = RunConfig().to_dict()
     apply_overrides(raw, overrides_between(base, page))
     assert RunConfig.from_dict(raw).name == value
+
+
+def test_the_preview_command_trains_exactly_the_page_settings(workspace):
+    """What "Preview command" shows, read back as the CLI reads it, is the config Start would run."""
+    import shlex
+
+    from ui.train_tab import PRESET, preview_command
+
+    page = RunConfig.from_dict({"model": "smollm2-135m-instruct", "name": "mine", "method": {"name": "qlora", "r": 4},
+                                "data": {"train": "presets/data/chat_multiturn.jsonl", "mask": "last_assistant"},
+                                "train": {"max_steps": 5, "batch_size": 2, "packing": False}})
+    text = preview_command(page)
+    assert "RUN_DIR" not in text and "presets/quickstart.yaml" in text
+    words = shlex.split(text.replace("\\\n", " "))
+    assert words[1:4] == ["-m", "engine", "train"] and words[4] == str(PRESET.relative_to(PRESET.parents[1]))
+    sets = [words[i + 1] for i, w in enumerate(words) if w == "--set"]
+    raw = RunConfig.load(PRESET).to_dict()
+    apply_overrides(raw, sets)
+    assert RunConfig.from_dict(raw).to_dict() == page.to_dict()
+
+
+# ---- data-dependent controls, the data as the user knows it ------------------------------------------
+def test_a_slider_value_beyond_a_shrunk_range_is_clamped_not_refused():
+    import gradio as gr
+
+    from ui.common import ClampedSlider, clamp
+
+    assert clamp(5, 1, 3) == 3 and clamp(0, 1, 3) == 1 and clamp(2, 1, 3) == 2 and clamp(None, 1, 3) is None
+    slider = ClampedSlider(1, 3, value=1, step=1)
+    assert slider.preprocess(5) == 3 and slider.preprocess(0) == 1  # gr.Slider raises "greater than maximum"
+    with pytest.raises(gr.Error):
+        gr.Slider(1, 3, value=1, step=1).preprocess(5)
+    assert slider.get_block_name() == "slider"  # drawn by the frontend's own slider
+
+
+def test_uploads_are_named_as_uploaded_and_a_remembered_choice_is_checked(workspace, tmp_path):
+    from engine.core.workspace import data_display_name
+    from ui import data_tab
+
+    source = tmp_path / "My data (v2).jsonl"
+    source.write_text('{"instruction": "a", "output": "b"}\n')
+    stored = data_tab.store_upload(str(source))
+    assert stored.endswith("My-data-v2.jsonl") and data_display_name(stored) == "My data (v2).jsonl"
+    assert [p.name for p in data_tab.uploaded_files()] == ["My-data-v2.jsonl"]  # the name note is not a data file
+    assert data_display_name("presets/data/identity.jsonl") == "identity.jsonl"
+    saved = {"path": stored, "name": "My data (v2).jsonl", "format": "alpaca", "columns": "", "mask": "assistant",
+             "skip_bad": False}
+    assert data_tab.restorable(saved)["path"] == stored
+    assert data_tab.restorable({**saved, "format": "nonsense"})["format"] == "auto"
+    assert data_tab.restorable({**saved, "path": str(tmp_path / "gone.jsonl")}) is None  # deleted since
+    assert data_tab.restorable({**saved, "path": "/etc/passwd"}) is None  # outside what the server may read
+    assert data_tab.restorable("junk") is None and data_tab.restorable({}) is None
+
+
+def test_start_and_the_data_tab_refuse_the_same_data_with_the_same_words():
+    from ui import data_tab
+
+    bad = {"inputs": [], "name": "x.jsonl", "error": {"file": "x.jsonl", "where": "line 2", "field": "output",
+                                                       "message": "missing", "hint": "add it"}}
+    box = data_tab.report_problem(bad)
+    assert "line 2" in box and "field &#x27;output&#x27;" in box and data_tab.refuses_start(bad)
+    dropped = {"inputs": [], "name": "x.jsonl", "stats": {"examples": 0, "dropped": {"too long": 3}}}
+    assert "every example was dropped" in data_tab.report_problem(dropped) and data_tab.refuses_start(dropped)
+    could_not_run = {"inputs": [], "name": "x.jsonl", "failure": "timeout"}
+    assert data_tab.report_problem(could_not_run) and not data_tab.refuses_start(could_not_run)
+    fine = {"inputs": [], "name": "x.jsonl", "stats": {"examples": 3}}
+    assert data_tab.report_problem(fine) == "" and not data_tab.refuses_start(fine)
+    key = data_tab.data_key("a.jsonl", "auto", "", "assistant", False, "m", 256)
+    assert data_tab.same_data({"inputs": data_tab.data_key("a.jsonl", "auto", "", "assistant", False, "m", 512)}, key)
+    assert not data_tab.same_data({"inputs": data_tab.data_key("b.jsonl", "auto", "", "assistant", False, "m", 256)},
+                                  key)
+
+
+# ---- what the panel and the run view say -----------------------------------------------------------
+def test_panel_words_for_the_length_basis_the_device_and_a_costly_4bit_base():
+    from ui import estimate_panel as panel
+
+    padded = {"length_basis": "data", "batch_rows": 4, "row_tokens": 200, "max_seq_len": 1024, "sequences": 1,
+              "packing": False, "tokens_per_micro_batch": 800}
+    assert "4 rows × 200 tokens" in panel.basis_line(padded, "en")
+    packed = {**padded, "packing": True, "tokens_per_micro_batch": 630}
+    assert "630 tokens" in panel.basis_line(packed, "en")
+    assert "Worst case" in panel.basis_line({**padded, "length_basis": "max_seq_len"}, "en")
+    assert "CUDA" not in panel.label("framework", {"kind": "cpu"}, "en")
+    assert "CUDA" in panel.label("framework", {"kind": "cuda"}, "en")
+    above = {"quantized_above": {"bytes": 3 * 2**30, "unquantised_bytes": 2**30, "phase": "loading"}}
+    assert "1.00 GiB" in panel.quantized_note(above, "en") and "loads" in panel.quantized_note(above, "en")
+    assert panel.quantized_note({}, "en") == ""
+
+
+def test_run_view_shows_estimate_and_peak_in_one_unit():
+    from ui.follow import memory_cell, numbers_markdown
+
+    rows = [{"step": 1, "loss": 2.0, "peak_memory_bytes": 1.58 * 2**30}]
+    status = {"estimate_bytes": int(2.9 * 2**30), "estimate_peak_bytes": int(2.86 * 2**30)}
+    assert memory_cell(rows, status) == "2.86 / 1.58 GiB"
+    assert memory_cell([], {}) == "– / – GiB"
+    assert "2.86 / 1.58 GiB" in numbers_markdown(rows, status)
+
+
+def test_compare_colours_every_run_and_lists_them_all():
+    import pandas as pd
+
+    from ui.compare_tab import legend_html, series_colors
+
+    frame = pd.DataFrame([(1, 2.0, "r1 train"), (1, 2.1, "r1 eval"), (1, 1.9, "r2 train")],
+                         columns=["x", "loss", "series"])
+    colors = series_colors(["r1", "r2"], frame)
+    assert set(colors) == {"r1 train", "r1 eval", "r2 train"} and len(set(colors.values())) == 3
+    assert all(name in legend_html(colors) for name in colors)
+    assert series_colors(["r1"], None) == {} and legend_html({}) == ""

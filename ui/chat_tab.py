@@ -394,7 +394,7 @@ def build() -> SimpleNamespace:
                                                    show_label=False, scale=5, lines=1, max_lines=4),
                                         TEXT, placeholder="placeholder")
                         c.send = loc(gr.Button(en["send"], variant="primary", scale=1), TEXT, value="send")
-                    with gr.Row(equal_height=True):
+                    with gr.Row(equal_height=False):
                         c.clear = loc(gr.Button(en["clear"], size="sm", scale=1), TEXT, value="clear")
                         c.unload = loc(gr.Button(en["unload"], size="sm", scale=1, elem_id="unload"), TEXT,
                                        value="unload")
