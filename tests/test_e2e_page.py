@@ -81,7 +81,7 @@ def test_start_in_view_and_nothing_overflows_in_light_and_dark(tmp_path):
     with running_app(tmp_path / "home") as url, playwright_api.sync_playwright() as pw:
         browser, page = open_page(pw, url)
         page.locator("#upload input[type=file]").set_input_files(str(wide_csv(tmp_path)))
-        page.locator("#data-message").get_by_text("ready to train").wait_for(timeout=90_000)
+        page.locator("#data-message").get_by_text("Read wide table.csv: ready to train").wait_for(timeout=90_000)
         for theme in ("light", "dark"):
             set_theme(page, theme)
             for name in TABS:
