@@ -86,7 +86,7 @@ def test_start_in_view_and_nothing_overflows_in_light_and_dark(tmp_path):
             set_theme(page, theme)
             for name in TABS:
                 tab(page, name)
-                page.wait_for_timeout(400)
+                page.wait_for_timeout(250)
                 no_sideways_overflow(page, f"{theme}, {name} tab")
                 if name == "Chat" and theme == "light":  # Unload says what it did beside the button
                     page.locator("#unload").click()
@@ -188,7 +188,7 @@ def train_by_cli(home: Path, model: str, name: str, lr: str) -> None:
     """A finished tiny run in `home` (the CLI, as a script would)."""
     env = {**os.environ, "TUNELOOM_HOME": str(home)}
     subprocess.run([sys.executable, "-m", "engine", "train", "presets/quickstart.yaml", "--set", f"model={model}",
-                    "--set", "train.max_steps=4", "--set", "train.batch_size=2", "--set", "train.max_seq_len=64",
+                    "--set", "train.max_steps=3", "--set", "train.batch_size=2", "--set", "train.max_seq_len=64",
                     "--set", "train.logging_steps=1", "--set", f"train.learning_rate={lr}", "--set", f"name={name}"],
                    cwd=str(ROOT), env=env, check=True, capture_output=True, timeout=300)
 
@@ -235,5 +235,5 @@ def test_estimate_beside_the_peak_the_real_command_and_compare(tiny_model, tmp_p
         strokes = page.evaluate("""() => Array.from(document.querySelectorAll('#compare-plot g.mark-line path'))
             .map(p => p.getAttribute('stroke'))""")
         assert len(strokes) == 4 and all(strokes) and len(set(strokes)) == 4, strokes
-        page.screenshot(path=str(SHOTS / "page-compare.png"), full_page=True)
+        page.screenshot(path=str(SHOTS / "page-compare.png"))
         browser.close()

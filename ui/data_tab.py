@@ -182,7 +182,8 @@ def rows_table(rows: list[dict]) -> dict:
 def stats_markdown(report: dict) -> str:
     s = report["stats"]
     share = f" ({s['trained_tokens'] / s['tokens']:.0%} of all)" if s.get("tokens") else ""
-    lines = [f"**{report.get('name') or report['file']}** · format **{report['format']}** · fields: {', '.join(report['fields'])}",
+    name = report.get("name") or report["file"]  # as the user knows it (an upload: as uploaded)
+    lines = [f"**{name}** · format **{report['format']}** · fields: {', '.join(report['fields'])}",
              f"**{s['examples']:,}** examples · **{s['tokens']:,}** tokens · **{s['trained_tokens']:,}** "
              f"trained tokens{share} · longest {s['max_tokens']:,} tokens"]
     dropped = sum(s.get("dropped", {}).values())

@@ -560,7 +560,8 @@ def wire(c: SimpleNamespace, model, data, lang) -> None:
     # ... and the data: its real lengths size the batch once the Data tab has checked it
     gr.on([x.change for x in (model, c.method, lang, data.path, data.report, *c.train_inputs,
                               *c.method_controls.inputs)] + [panel.timer.tick],
-          lambda *values: on_estimate(c, *values), [data.report, *settings], [*estimate_panel.outputs(panel), c.summary],
+          lambda *values: on_estimate(c, *values), [data.report, *settings],
+          [*estimate_panel.outputs(panel), c.summary],
           show_progress="hidden", trigger_mode="always_last", **private)
     for index, button in enumerate(panel.buttons):
         button.click(lambda options, i=index: apply_option(c, options, i), panel.options,
