@@ -462,6 +462,7 @@ def cmd_estimate(args) -> int:
     from engine.core.config import ConfigError, RunConfig
     from engine.core.device import detect
     from engine.estimate import COMPONENTS, estimate_for_config, verdict
+    from engine.estimate.memory import label
     from engine.training.preflight import method_problems
 
     cfg = RunConfig.load(args.config, args.overrides)
@@ -478,9 +479,9 @@ def cmd_estimate(args) -> int:
         print(json.dumps({**est.to_dict(), "verdict": fit, "available_bytes": device.get("available_bytes")}))
         return 0
     print(f"{cfg.model} / {cfg.method.name}: {est.trainable_params:,} trainable of {est.total_params:,} parameters")
-    for key, label in COMPONENTS:
+    for key, _ in COMPONENTS:
         if est.components[key]:
-            print(f"  {label:42s} {est.components[key] / 2**20:12,.1f} MiB")
+            print(f"  {label(key, est.device):42s} {est.components[key] / 2**20:12,.1f} MiB")
     print(f"  {'total (peak: ' + est.phase + ')':42s} {est.total_bytes / 2**20:12,.1f} MiB")
     if device.get("available_bytes"):
         print(f"{device['name']}: {device['available_bytes'] / 2**20:,.0f} MiB available -> {fit}")

@@ -31,7 +31,7 @@ def test_preference_training_and_export_from_the_browser(tiny_model, tmp_path):
         page.locator("#model input, #model textarea").first.fill(tiny_model)
         page.locator("#model input, #model textarea").first.press("Enter")
         pick(page, "sample", "preference pairs")
-        page.locator("#data-message").get_by_text("ready to train").wait_for(timeout=90_000)
+        page.locator("#data-message").get_by_text("Read polite_pairs.jsonl: ready to train").wait_for(timeout=90_000)
         stats = page.locator("#data-stats").inner_text()
         assert "pairwise" in stats and "preference objective" in stats
         page.locator("#tokens").get_by_text("Happy").first.wait_for()

@@ -66,7 +66,8 @@ def test_preview_command_shows_the_accelerate_launch_for_two_processes(workspace
     code, message = preview(num_processes=2)
     assert message == "" and code["visible"]
     assert "accelerate" in code["value"] and "--num_processes 2" in code["value"]
-    assert code["value"].endswith("-m engine train RUN_DIR/config.yaml")
+    assert "-m engine train presets/quickstart.yaml" in code["value"] and "RUN_DIR" not in code["value"]
+    assert "--set train.num_processes=2" in code["value"]
     code, _ = preview()
     assert "accelerate" not in code["value"] and "-m engine train" in code["value"]
     code, message = preview(batch_size=0, learning_rate=-1.0)

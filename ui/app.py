@@ -22,13 +22,23 @@ CSS = """
 .tl-error ul {margin: 4px 0 0 0;}
 .tl-info {border-left: 4px solid #3b82f6; padding: 4px 10px; background: rgba(59,130,246,.06); border-radius: 4px;}
 .tl-ok {border-left: 4px solid #22c55e; padding: 4px 10px; background: rgba(34,197,94,.07); border-radius: 4px;}
-.tl-progress {height: 14px; background: var(--neutral-200, #e5e7eb); border-radius: 7px; overflow: hidden;
-              margin: 8px 0 4px;}
-.tl-bar {height: 100%; background: linear-gradient(90deg, #3b82f6, #22c55e); transition: width .6s;}
+.tl-progress {height: 16px; background: var(--background-fill-secondary); border: 1px solid var(--border-color-primary);
+  border-radius: 8px; overflow: hidden; margin: 8px 0 4px;}
+.tl-bar {height: 100%; min-width: 2px; background: linear-gradient(90deg, #2563eb, #16a34a); transition: width .6s;}
 .tl-failed .tl-bar {background: #ef4444;}
 .tl-progress-text {font-size: .9em;}
 .tl-help {font-size: .88em; color: var(--body-text-color-subdued);}
 #language {max-width: 220px;}
+#theme {max-width: 170px;}
+/* the Train tab's summary bar stays in view (model, method, data, fit, Start/Stop); Gradio's container hides its
+   overflow, which makes it the sticky bar's scroll box: clip instead (clips the same, scrolls nothing) */
+.gradio-container {overflow: clip !important;}
+#train-summary {position: sticky; top: 0; z-index: 50; background: var(--background-fill-primary);
+  border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px 10px; margin-bottom: 8px;
+  box-shadow: 0 2px 6px rgba(0,0,0,.12);}
+.tl-summary {font-size: .92em; line-height: 1.6;}
+.tl-summary .tl-verdict {color: white; border-radius: 4px; padding: 0 6px; font-weight: 600;}
+.tl-bad {color: #ef4444; font-weight: 600;}
 """
 TEXT = {
     "en": {
@@ -49,6 +59,7 @@ TEXT = {
         "hub": "{model}: a Hugging Face Hub id, downloaded by the trainer on first use.",
         "preparing": "Preparing {model}… {seconds} s (one time only)",
         "prepare_failed": "Preparing {model} failed",
+        "light": "☀ Light", "dark": "☾ Dark",
     },
     "zh": {
         "header": "# Tuneloom\n无需写代码即可微调语言模型：检查数据、训练、与结果对话、评估和对比训练、导出。",
@@ -67,9 +78,16 @@ TEXT = {
         "hub": "{model}：Hugging Face Hub 上的模型 ID，训练时首次使用会下载。",
         "preparing": "正在准备 {model}… {seconds} 秒（只需一次）",
         "prepare_failed": "准备 {model} 失败",
+        "light": "☀ 浅色", "dark": "☾ 深色",
     },
 }
 THEME = gr.themes.Soft(primary_hue="blue", neutral_hue="slate")
+# Light or dark: Gradio draws dark mode under `body.dark` (from the system or ?__theme=dark); the switch sets that
+# class in the browser and keeps the choice there (gr.BrowserState); before any choice, the system's is shown.
+APPLY_THEME_JS = "(theme) => { document.body.classList.toggle('dark', theme === 'dark'); return theme; }"
+LOAD_THEME_JS = ("(saved) => { const theme = saved === 'dark' || saved === 'light' ? saved : "
+                 "(document.body.classList.contains('dark') ? 'dark' : 'light'); "
+                 "document.body.classList.toggle('dark', theme === 'dark'); return theme; }")
 _PREPARING: dict[str, subprocess.Popen] = {}  # one preparation per model, whichever page asked
 _PREPARING_LOCK = threading.Lock()
 
@@ -141,6 +159,11 @@ def prepare_on_load(model: str, lang: str = "en"):
 
 
 # ---- the page --------------------------------------------------------------------------------
+def theme_choices(lang: str) -> list[tuple[str, str]]:
+    return [(tr(TEXT, lang, "light"), "light"), (tr(TEXT, lang, "dark"), "dark")]
+
+
+
 def build_ui() -> gr.Blocks:
     defaults = train_tab.preset_defaults()
     private = dict(api_visibility="private")
@@ -150,6 +173,10 @@ def build_ui() -> gr.Blocks:
         with gr.Row(equal_height=True, elem_id="language-row"):
             loc(gr.Markdown(en["header"], elem_classes="tl-header"), TEXT, value="header")
             lang, remembered = language.build()
+            theme = gr.Radio(theme_choices("en"), value="light", show_label=False, container=False, elem_id="theme",
+                             min_width=150, scale=0)
+            loc(theme, TEXT, choices=theme_choices)
+            theme_saved = gr.BrowserState("", storage_key="tuneloom-theme")
         with gr.Row(equal_height=True):
             model = loc(gr.Textbox(defaults.model, label=en["model"], scale=5, elem_id="model", info=en["model_info"]),
                         TEXT, label="model", info="model_info")
@@ -191,6 +218,9 @@ def build_ui() -> gr.Blocks:
         prepare_button.click(prepare, [model, lang], [note, prepare_button], **private)
         demo.load(prepare_on_load, [model, remembered], [note, prepare_button], **private)
         demo.load(train_tab.pick_on_load, None, [train.follow, train.runs], **private)
+        data_tab.wire_load(demo, data, model)
         language.wire(demo, lang, remembered)
+        theme.input(None, theme, theme_saved, js=APPLY_THEME_JS, **private)
+        demo.load(None, theme_saved, theme, js=LOAD_THEME_JS, show_progress="hidden", **private)
         api.register()
     return demo

@@ -395,9 +395,11 @@ def build() -> SimpleNamespace:
                                                    show_label=False, scale=5, lines=1, max_lines=4),
                                         TEXT, placeholder="placeholder")
                         c.send = loc(gr.Button(en["send"], variant="primary", scale=1), TEXT, value="send")
-                    with gr.Row():
-                        c.clear = loc(gr.Button(en["clear"], size="sm"), TEXT, value="clear")
-                        c.unload = loc(gr.Button(en["unload"], size="sm"), TEXT, value="unload")
+                    with gr.Row(equal_height=False):
+                        c.clear = loc(gr.Button(en["clear"], size="sm", scale=1), TEXT, value="clear")
+                        c.unload = loc(gr.Button(en["unload"], size="sm", scale=1, elem_id="unload"), TEXT,
+                                       value="unload")
+                        c.unload_note = gr.Markdown("", elem_id="unload-note")  # what Unload did, beside it
                 with gr.Tab(en["side"], elem_id="chat-side") as c.side_tab:
                     loc(c.side_tab, TEXT, label="side")
                     loc(gr.Markdown(en["side_help"], elem_classes="tl-help"), TEXT, value="side_help")
@@ -474,7 +476,10 @@ def wire(c: SimpleNamespace, model, lang) -> None:
     c.side_send.click(**side)
     c.side_prompt.submit(**side)
     c.clear.click(lambda: [], None, c.chatbot, **private)
-    c.unload.click(on_unload, lang, c.note, concurrency_id=CHAT_QUEUE, concurrency_limit=1, **private)
+    c.unload.click(lambda lang: (on_unload(lang), note_box(tr(TEXT, lang, "loads_first"))), lang,
+                   [c.unload_note, c.note], concurrency_id=CHAT_QUEUE, concurrency_limit=1, **private)
+    # the Unload note is about that moment: gone once a message loads a model again
+    gr.on([c.send.click, c.message.submit], lambda: "", None, c.unload_note, show_progress="hidden", **private)
     c.target.input(on_target_change, [c.target, lang], [c.chatbot, c.note], **private)
     c.refresh.click(refresh_all, [c.target, c.left, c.right, lang], [c.target, c.left, c.right], **private)
     c.preset.input(apply_preset, c.preset, c.gen, **private)

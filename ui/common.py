@@ -11,6 +11,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import gradio as gr
+
 from engine.core import runs
 from engine.core.jobs import engine_command, engine_env
 from engine.core.workspace import PROJECT_ROOT, inside, runs_dir
@@ -95,3 +97,26 @@ def finished_runs() -> list[dict]:
 def run_label(run: dict) -> str:
     loss = f", loss {run['final_loss']:.3f}" if isinstance(run.get("final_loss"), (int, float)) else ""
     return f"{run['id']} ({run['state']}{loss})"
+
+
+# ---- controls whose range follows the data ----------------------------------------------------------
+def clamp(value, low, high):
+    """`value` moved into [low, high] (None stays None; an open end does not bound)."""
+    if value is None:
+        return None
+    if low is not None and value < low:
+        return low
+    if high is not None and value > high:
+        return high
+    return value
+
+
+class ClampedSlider(gr.Slider):
+    """A slider whose range follows the data (an example index). When a smaller file shrinks the range while the
+    browser still holds a value beyond it, the value moves to the nearest end silently, instead of Gradio's toast
+    "Value 4 is greater than maximum value 3". Drawn by the frontend's own slider (a template of gr.Slider)."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        return super().preprocess(clamp(payload, self.minimum, self.maximum))

@@ -4,6 +4,7 @@ All of it comes from the run folders through engine/evaluation/compare.py (pure,
 """
 from __future__ import annotations
 
+import html
 from types import SimpleNamespace
 
 import gradio as gr
@@ -71,11 +72,46 @@ def build_view(run_ids, x="step", lang="en"):
 def on_compare(run_ids, x, lang="en"):
     """Both plots get their data (by step and by tokens); the X axis choice shows one of them.
 
-    (One plot whose x values change in place kept its old x domain in Gradio 6.31.)"""
+    (One plot whose x values change in place kept its old x domain in Gradio 6.31.) Gradio 6.31's plot keeps the
+    series it was first drawn with when only its data changes: a run added to the choice was drawn late or not at
+    all. So the plots are emptied first, then drawn anew with every chosen run, each series with its colour
+    (`series_colors`); the legend is ours, below the plot, wrapping to fit (`legend_html`; the plot's own cut long
+    run names off)."""
     by_step, _, settings, numbers, note = build_view(run_ids, "step", lang)
     by_tokens = build_view(run_ids, "tokens", lang)[0]
-    return gr.update(value=by_step, visible=x != "tokens"), gr.update(value=by_tokens, visible=x == "tokens"), \
-        settings, numbers, note
+    colors = series_colors([r for r in (run_ids or []) if r], by_step)
+    yield gr.update(value=None), gr.update(value=None), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    yield gr.update(value=by_step, visible=x != "tokens", color_map=colors), \
+        gr.update(value=by_tokens, visible=x == "tokens", color_map=colors), settings, numbers, note, \
+        legend_html(colors)
+
+
+PALETTE = ("#2563eb", "#ea580c", "#16a34a", "#dc2626", "#9333ea", "#0891b2", "#ca8a04", "#db2777")
+
+
+def _lighter(color: str, amount: float = 0.45) -> str:
+    """The colour mixed with white (a run's eval loss beside its train loss)."""
+    rgb = [int(color[i:i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(c + (255 - c) * amount):02x}" for c in rgb)
+
+
+def series_colors(run_ids: list[str], frame) -> dict:
+    """{series: colour} for the plotted series: one colour per run, its eval loss a lighter shade of it."""
+    if frame is None:
+        return {}
+    colors = {}
+    for name in dict.fromkeys(frame["series"]):
+        index = next((i for i, run in enumerate(run_ids) if name.startswith(run + " ")), len(colors))
+        base = PALETTE[index % len(PALETTE)]
+        colors[name] = _lighter(base) if name.endswith(" eval") else base
+    return colors
+
+
+def legend_html(colors: dict) -> str:
+    """Every series with its colour, wrapping within the page's width (never cut off)."""
+    items = "".join(f"<span><i style='background:{color}'></i>{html.escape(name)}</span>"
+                    for name, color in colors.items())
+    return f"<div class='tl-legend' id='compare-legend'>{items}</div>" if items else ""
 
 
 def refresh(current):
@@ -93,11 +129,14 @@ def build() -> SimpleNamespace:
                            elem_id="compare-x", scale=2), TEXT, label="x", info="x_info")
         c.refresh = loc(gr.Button(en["refresh"], scale=0, size="sm"), TEXT, value="refresh")
     c.note = gr.Markdown("", elem_id="compare-note")
+    # colors_in_legend=[]: no legend inside the plot (it cut long run names off); `c.legend` lists them all
     c.plot = loc(gr.LinePlot(None, x="x", y="loss", color="series", title=en["plot"], x_title=en["by_step"],
-                             elem_id="compare-plot", height=320), TEXT, title="plot", x_title="by_step")
+                             elem_id="compare-plot", height=320, colors_in_legend=[]), TEXT, title="plot",
+                 x_title="by_step")
     c.plot_tokens = loc(gr.LinePlot(None, x="x", y="loss", color="series", title=en["plot"], x_title=en["by_tokens"],
-                                    elem_id="compare-plot-tokens", height=320, visible=False), TEXT, title="plot",
-                        x_title="by_tokens")
+                                    elem_id="compare-plot-tokens", height=320, visible=False, colors_in_legend=[]),
+                        TEXT, title="plot", x_title="by_tokens")
+    c.legend = gr.HTML("", elem_id="compare-legend-box")
     c.numbers = loc(gr.Dataframe(EMPTY, label=en["numbers"], interactive=False, wrap=True, elem_id="compare-numbers"),
                     TEXT, label="numbers")
     c.settings = loc(gr.Dataframe(EMPTY, label=en["settings"], interactive=False, wrap=True,
@@ -108,7 +147,7 @@ def build() -> SimpleNamespace:
 def wire(c: SimpleNamespace, lang) -> None:
     private = dict(api_visibility="private")
     show = dict(fn=on_compare, inputs=[c.runs, c.x, lang],
-                outputs=[c.plot, c.plot_tokens, c.settings, c.numbers, c.note], **private)
+                outputs=[c.plot, c.plot_tokens, c.settings, c.numbers, c.note, c.legend], **private)
     c.runs.change(**show)
     c.x.change(**show)
     c.refresh.click(refresh, c.runs, c.runs, **private).then(**show)

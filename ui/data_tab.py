@@ -16,8 +16,17 @@ import gradio as gr
 
 from engine.core.config import schema_param
 from engine.core.security import web_path_problem
-from engine.core.workspace import PROJECT_ROOT, safe_name, subdir
-from ui.common import cli_failure, error_box, last_json_line, note_box, run_engine
+from engine.core.workspace import (
+    ALIASES,
+    PROJECT_ROOT,
+    UPLOAD_NOTE,
+    data_display_name,
+    is_prepared,
+    resolve_model,
+    safe_name,
+    subdir,
+)
+from ui.common import ClampedSlider, cli_failure, error_box, last_json_line, note_box, run_engine
 from ui.lang import loc, tr
 
 SAMPLES_DIR = PROJECT_ROOT / "presets" / "data"
@@ -67,6 +76,8 @@ TEXT = {
         "cannot_check": "Could not check the data",
         "unusable": "This data cannot be used as it is",
         "ready": "Read {file}: ready to train.",
+        "all_dropped": "{file}: every example was dropped ({reasons}); raise max_seq_len (Train tab) or shorten "
+                       "the prompts.",
     },
     "zh": {
         "sample": "示例数据集", "sample_info": "自带的示例，可以直接开始。",
@@ -100,6 +111,7 @@ TEXT = {
         "cannot_check": "无法检查数据",
         "unusable": "这份数据无法直接使用",
         "ready": "已读取 {file}：可以开始训练。",
+        "all_dropped": "{file}：所有样例都被丢弃了（{reasons}）；请调大最大序列长度（训练页）或缩短提示。",
     },
 }
 
@@ -147,6 +159,7 @@ def store_upload(temp_path: str | None) -> str:
     folder.mkdir(parents=True)
     target = folder / f"{safe_name(source.stem, fallback='data')}{source.suffix.lower()}"
     shutil.copyfile(source, target)
+    (folder / UPLOAD_NOTE).write_text(source.name, encoding="utf-8")  # shown wherever the data is named
     return str(target)
 
 
@@ -172,7 +185,8 @@ def rows_table(rows: list[dict]) -> dict:
 def stats_markdown(report: dict) -> str:
     s = report["stats"]
     share = f" ({s['trained_tokens'] / s['tokens']:.0%} of all)" if s.get("tokens") else ""
-    lines = [f"**{report['file']}** · format **{report['format']}** · fields: {', '.join(report['fields'])}",
+    name = report.get("name") or report["file"]  # as the user knows it (an upload: as uploaded)
+    lines = [f"**{name}** · format **{report['format']}** · fields: {', '.join(report['fields'])}",
              f"**{s['examples']:,}** examples · **{s['tokens']:,}** tokens · **{s['trained_tokens']:,}** "
              f"trained tokens{share} · longest {s['max_tokens']:,} tokens"]
     dropped = sum(s.get("dropped", {}).values())
@@ -233,6 +247,72 @@ def preference_note(report: dict, lang="en") -> str:
 
 
 # ---- handlers --------------------------------------------------------------------------------
+def data_key(path, fmt, columns_text, mask, skip_bad, model, max_seq_len, split="train", subset="") -> list:
+    """What a data check depends on: the same inputs give the same report."""
+    return [path, fmt, columns_text, mask, bool(skip_bad), model, int(max_seq_len or 512), split or "train",
+            subset or ""]
+
+
+def same_data(report: dict | None, key: list) -> bool:
+    """The report was made for this data, read this way, with this tokenizer (max_seq_len aside: it truncates)."""
+    inputs = (report or {}).get("inputs") or []
+    return len(inputs) == len(key) and inputs[:6] == key[:6] and inputs[7:] == key[7:]
+
+
+def check_data(key: list) -> dict:
+    """`python -m engine data inspect` for a `data_key`: the report (its "inputs" are the key; "name" is the data's
+    name as the user knows it), with "error" for data that cannot be used, "columns_error" for a mapping that
+    cannot be read, or "failure" when the check itself could not run. The Data tab and Start both use it."""
+    path, fmt, columns_text, mask, skip_bad, model, max_seq_len, split, subset = key
+    base = {"inputs": key, "name": data_display_name(path)}
+    try:
+        columns = parse_columns(columns_text)
+    except ValueError as err:
+        return {**base, "columns_error": str(err)}
+    args = ["data", "inspect", path, "--format", fmt, "--mask", mask, "--max-seq-len", max_seq_len,
+            "--model", model, "--limit", PREVIEW_LIMIT]
+    for source, field in columns.items():
+        args += ["--column", f"{source}={field}"]
+    if skip_bad:
+        args.append("--skip-bad-rows")
+    args += ["--split", split.strip() or "train", "--subset", subset.strip()]
+    try:
+        result = run_engine(*args)
+    except Exception as err:  # timeout, no Python: a message, never a dead tab
+        return {**base, "failure": str(err)}
+    report = last_json_line(result.stdout)
+    if report is None:
+        return {**base, "failure": cli_failure(result)}
+    return {**report, **base}
+
+
+def report_problem(report: dict | None, lang="en") -> str:
+    """The red box for a data check that found the data unusable (or could not run); "" when the data can train.
+    One function for the Data tab and for Start, so both refuse the same data with the same words."""
+    report = report or {}
+    if report.get("columns_error"):
+        return error_box(tr(TEXT, lang, "column_mapping"), report["columns_error"])
+    if report.get("failure"):
+        return error_box(tr(TEXT, lang, "cannot_check"), report["failure"])
+    err = report.get("error")
+    if err:
+        where = ", ".join(p for p in (err.get("file"), err.get("where"), err.get("field") and f"field '{err['field']}'")
+                          if p)
+        lines = [f"{where}: {err['message']}"] + ([f"What to do: {err['hint']}"] if err.get("hint") else [])
+        return error_box(tr(TEXT, lang, "unusable"), lines)
+    stats = report.get("stats")
+    if stats is not None and not stats.get("examples"):  # the trainer would stop: nothing left to learn
+        reasons = "; ".join(f"{n} × {why}" for why, n in (stats.get("dropped") or {}).items())
+        return error_box(tr(TEXT, lang, "unusable"), tr(TEXT, lang, "all_dropped", file=report.get("name", ""),
+                                                         reasons=reasons or "-"))
+    return ""
+
+
+def refuses_start(report: dict | None) -> bool:
+    """Data that cannot train (a check that could not run is no verdict: the trainer then says what it finds)."""
+    return bool(report_problem(report)) and not (report or {}).get("failure")
+
+
 def inspect(path, fmt, columns_text, mask, skip_bad, model, max_seq_len, report=None, lang="en", split="train",
             subset="", force=False):
     """Generator: a 'checking' note first (the tokenizer takes seconds to load), then the report.
@@ -241,48 +321,24 @@ def inspect(path, fmt, columns_text, mask, skip_bad, model, max_seq_len, report=
     unless `force` (the Check data button).
     """
     empty = (gr.skip(),) * 6
-    key = [path, fmt, columns_text, mask, bool(skip_bad), model, int(max_seq_len or 512), split, subset]
+    key = data_key(path, fmt, columns_text, mask, skip_bad, model, max_seq_len, split, subset)
     if not force and (report or {}).get("inputs") == key:
         yield (gr.skip(), *empty)
         return
     if not path:
         yield (note_box(tr(TEXT, lang, "pick")), "", NO_ROWS, gr.skip(), [], {}, gr.update(visible=False))
         return
-    try:
-        columns = parse_columns(columns_text)
-    except ValueError as err:
-        yield (error_box(tr(TEXT, lang, "column_mapping"), str(err)), *empty)
+    yield (note_box(tr(TEXT, lang, "checking", file=data_display_name(path), model=model)), *empty)
+    report = check_data(key)
+    problem = report_problem(report, lang)
+    if "stats" not in report:  # nothing could be read
+        yield (problem, "", NO_ROWS, gr.skip(), [], report, gr.update(visible=False))
         return
-    yield (note_box(tr(TEXT, lang, "checking", file=Path(path).name, model=model)), *empty)
-    args = ["data", "inspect", path, "--format", fmt, "--mask", mask, "--max-seq-len", int(max_seq_len or 512),
-            "--model", model, "--limit", PREVIEW_LIMIT]
-    for source, field in columns.items():
-        args += ["--column", f"{source}={field}"]
-    if skip_bad:
-        args.append("--skip-bad-rows")
-    args += ["--split", (split or "train").strip() or "train", "--subset", (subset or "").strip()]
-    try:
-        result = run_engine(*args)
-    except Exception as err:  # timeout, no Python: a message, never a dead tab
-        yield (error_box(tr(TEXT, lang, "cannot_check"), str(err)), *empty)
-        return
-    report = last_json_line(result.stdout)
-    if report is None:
-        yield (error_box(tr(TEXT, lang, "cannot_check"), cli_failure(result)), *empty)
-        return
-    if "error" in report:
-        err = report["error"]
-        field = err.get("field") and f"field '{err['field']}'"
-        where = ", ".join(p for p in (err.get("file"), err.get("where"), field) if p)
-        lines = [f"{where}: {err['message']}"] + ([f"What to do: {err['hint']}"] if err.get("hint") else [])
-        yield (error_box(tr(TEXT, lang, "unusable"), lines), "", NO_ROWS, gr.skip(), [], {}, gr.update(visible=False))
-        return
-    report["inputs"] = key
     count = max(1, len(report["previews"]))
     first = report["previews"][0] if report["previews"] else None
     note = preference_note(report, lang)
     stats = stats_markdown(report) + (f"\n\n{note}" if note else "")
-    yield (note_box(tr(TEXT, lang, "ready", file=report['file']), "ok"), stats,
+    yield (problem or note_box(tr(TEXT, lang, "ready", file=report["name"]), "ok"), stats,
            rows_table(report["rows"]),
            gr.update(minimum=1, maximum=max(count, 2), value=1, step=1, interactive=count > 1,
                      label=f"Example to preview (first {count} of {report['stats']['examples']:,})"),
@@ -300,29 +356,76 @@ def show_example(index, report, lang="en"):
 
 def use_sample(path):
     """A sample replaces any uploaded file (the upload box is cleared so the page shows one choice)."""
-    return (path, None) if path else (gr.skip(), gr.skip())
+    return (path, None, data_display_name(path)) if path else (gr.skip(), gr.skip(), gr.skip())
 
 
 def use_source(value):
     """A datasets folder (confined to the folders the server may read) or hub:owner/name becomes the data."""
     value = (value or "").strip()
     if not value:
-        return gr.skip()
+        return gr.skip(), gr.skip()
     problem = None if value.startswith("hub:") else web_path_problem(value, "data", "data.train")
     if problem is None and not value.startswith("hub:") and not Path(value).expanduser().is_dir() \
             and not (PROJECT_ROOT / value).is_dir():
         problem = f"{value}: no such folder (give a datasets folder, or hub:owner/name for a Hub dataset)"
     if problem:
         raise gr.Error(problem)
-    return value
+    return value, data_display_name(value)
 
 
 def use_upload(temp_path):
     """Raising gr.Error shows the reason and stops the chain (the old file stays chosen)."""
     try:
-        return store_upload(temp_path)
+        stored = store_upload(temp_path)
     except (ValueError, OSError) as err:
         raise gr.Error(f"Upload refused: {err}") from None
+    return stored, data_display_name(stored)
+
+
+# ---- the choice survives a reload ----------------------------------------------------------------
+def remembered_choice(report: dict | None):
+    """What the browser keeps of the data choice (gr.BrowserState): the settings of the last check."""
+    inputs = (report or {}).get("inputs")
+    if not inputs:
+        return gr.skip()
+    path, fmt, columns, mask, skip_bad = inputs[:5]
+    return {"path": path, "name": data_display_name(path), "format": fmt, "columns": columns, "mask": mask,
+            "skip_bad": bool(skip_bad)}
+
+
+def restorable(saved) -> dict | None:
+    """A remembered choice that can still be used: its file is still there and this server may read it."""
+    if not isinstance(saved, dict) or not isinstance(saved.get("path"), str) or not saved["path"].strip():
+        return None
+    path = saved["path"].strip()
+    if not path.startswith("hub:"):
+        if web_path_problem(path, "data", "data.train"):
+            return None
+        found = Path(path).expanduser() if Path(path).expanduser().is_absolute() else PROJECT_ROOT / path
+        if not found.exists():
+            return None
+    fmt, mask = saved.get("format"), saved.get("mask")
+    return {"path": path, "format": fmt if fmt in schema_param("data", "format").choices else "auto",
+            "columns": saved.get("columns") if isinstance(saved.get("columns"), str) else "",
+            "mask": mask if mask in schema_param("data", "mask").choices else "assistant",
+            "skip_bad": bool(saved.get("skip_bad"))}
+
+
+def restore(saved):
+    """On page load: the data chosen before the reload (path, its name, how it is read), else nothing changes."""
+    choice = restorable(saved)
+    if choice is None:
+        return (gr.skip(),) * 6
+    return (choice["path"], data_display_name(choice["path"]), choice["format"], choice["columns"], choice["mask"],
+            choice["skip_bad"])
+
+
+def model_ready(model) -> bool:
+    """The data check loads the model's tokenizer: only once the model is there (prepared, or a local folder)."""
+    model = (model or "").strip()
+    if model in ALIASES:
+        return is_prepared(model)
+    return (Path(resolve_model(model)) / "config.json").is_file() if model else False
 
 
 # ---- layout ----------------------------------------------------------------------------------
@@ -343,8 +446,11 @@ def build(defaults) -> SimpleNamespace:
             c.source = loc(gr.Textbox("", label=en["source"], placeholder="hub:owner/name or a folder",
                                       info=en["source_info"], elem_id="data-source"), TEXT, label="source",
                            info="source_info")
-            c.path = loc(gr.Textbox(defaults.data.train, label=en["path"], interactive=False, info=en["path_info"]),
-                         TEXT, label="path", info="path_info")
+            # the path the run uses (hidden: a stored upload's path means nothing to the user) and its name as
+            # the user knows it (engine/core/workspace.data_display_name)
+            c.path = gr.Textbox(defaults.data.train, visible=False, elem_id="data-path")
+            c.file = loc(gr.Textbox(data_display_name(defaults.data.train), label=en["path"], interactive=False,
+                                    info=en["path_info"], elem_id="data-file"), TEXT, label="path", info="path_info")
             c.format = loc(gr.Dropdown(list(schema_param("data", "format").choices), value=defaults.data.format,
                                        label=en["format"], info=en["format_info"]), TEXT, label="format",
                            info="format_info")
@@ -360,7 +466,8 @@ def build(defaults) -> SimpleNamespace:
             c.stats = gr.Markdown("", elem_id="data-stats")
             c.table = loc(gr.Dataframe(NO_ROWS, label=en["first_rows"], elem_id="data-table", interactive=False,
                                        wrap=True, max_height=280, max_chars=160), TEXT, label="first_rows")
-            c.example = gr.Slider(1, 2, value=1, step=1, label=en["example"], interactive=False)
+            c.example = ClampedSlider(1, 2, value=1, step=1, label=en["example"], interactive=False,
+                                      elem_id="example")
             c.tokens = loc(gr.HighlightedText(elem_id="tokens", label=en["tokens"], color_map={"trained": "#22c55e"},
                                               combine_adjacent=True, show_legend=True), TEXT, label="tokens")
             c.rejected = gr.HighlightedText(elem_id="rejected-tokens", label=en["rejected_tokens"],
@@ -368,6 +475,7 @@ def build(defaults) -> SimpleNamespace:
                                             show_legend=True, visible=False)  # pairwise data only
             c.caption = gr.Markdown("", elem_classes="tl-help")
     c.report = gr.State({})
+    c.remembered = gr.BrowserState({}, storage_key="tuneloom-data")  # the choice, kept across reloads
     return c
 
 
@@ -375,11 +483,14 @@ def wire(c: SimpleNamespace, model, max_seq_len, lang, split=None, subset=None) 
     inputs = [c.path, c.format, c.columns, c.mask, c.skip_bad, model, max_seq_len, c.report, lang,
               *(x for x in (split, subset) if x is not None)]
     outputs = [c.message, c.stats, c.table, c.example, c.tokens, c.report, c.rejected]
-    run = dict(fn=inspect, inputs=inputs, outputs=outputs, api_visibility="private", trigger_mode="always_last")
+    # one check at a time, in the order asked: the check made on page load never lands after a file picked meanwhile
+    run = dict(fn=inspect, inputs=inputs, outputs=outputs, api_visibility="private", trigger_mode="always_last",
+               concurrency_id="data-check", concurrency_limit=1)
     forced = {**run, "fn": lambda *values: (yield from inspect(*values, force=True))}
-    c.sample.input(use_sample, c.sample, [c.path, c.upload], api_visibility="private").then(**run)
-    c.upload.upload(use_upload, c.upload, c.path, api_visibility="private").success(**run)
-    c.source.submit(use_source, c.source, c.path, api_visibility="private").success(**run)
+    c.run = run  # the check, also started on page load (wire_load)
+    c.sample.input(use_sample, c.sample, [c.path, c.upload, c.file], api_visibility="private").then(**run)
+    c.upload.upload(use_upload, c.upload, [c.path, c.file], api_visibility="private").success(**run)
+    c.source.submit(use_source, c.source, [c.path, c.file], api_visibility="private").success(**run)
     c.check.click(**forced)
     c.format.input(**run)
     c.mask.input(**run)
@@ -389,3 +500,22 @@ def wire(c: SimpleNamespace, model, max_seq_len, lang, split=None, subset=None) 
                      api_visibility="private", show_progress="hidden")
     c.report.change(show_example, [c.example, c.report, lang], [c.tokens, c.caption, c.rejected],
                     api_visibility="private", show_progress="hidden")
+    c.report.change(remembered_choice, c.report, c.remembered, api_visibility="private", show_progress="hidden")
+
+
+def wire_load(demo, c: SimpleNamespace, model) -> None:
+    """On page load: the data chosen before the reload comes back, and the data is checked, so the Train tab
+    shows what the run will use (name, format, rows, trained tokens) and the estimate uses its lengths."""
+    private = dict(api_visibility="private")
+    demo.load(restore, c.remembered, [c.path, c.file, c.format, c.columns, c.mask, c.skip_bad],
+              show_progress="hidden", **private).then(
+        check_on_load, c.run["inputs"], c.run["outputs"], show_progress="hidden", concurrency_id="data-check",
+        concurrency_limit=1, **private)
+
+
+def check_on_load(*values):
+    """The load-time check; not while the model is still missing (its note at the top says so)."""
+    if model_ready(values[5]):
+        yield from inspect(*values)
+    else:
+        yield (gr.skip(),) * 7

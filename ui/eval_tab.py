@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from engine.core.workspace import PROJECT_ROOT
+from engine.core.workspace import PROJECT_ROOT, data_display_name
 from engine.evaluation import records
 from ui import follow
 from ui.common import error_box, finished_runs, note_box, progress_bar, run_label, run_path
@@ -83,7 +83,7 @@ def data_choices(lang="en") -> list[tuple[str, str]]:
     choices = [(tr(TEXT, lang, "split"), "")]
     for path in uploaded_files():
         date = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
-        choices.append((tr(TEXT, lang, "uploaded", name=path.name, date=date), str(path)))
+        choices.append((tr(TEXT, lang, "uploaded", name=data_display_name(path), date=date), str(path)))
     for path in sorted(p for p in SAMPLES_DIR.iterdir() if p.suffix in UPLOAD_TYPES):
         choices.append((tr(TEXT, lang, "sample", name=path.name), str(path.relative_to(PROJECT_ROOT))))
     return choices

@@ -24,14 +24,14 @@ TEXT = {
            "try": "Try: {advice}", "queued": "queued", "starting": "starting", "running": "running",
            "stopping": "stopping", "done": "done", "failed": "failed", "stopped": "stopped", "unknown": "unknown",
            "loading": "loading", "loading model": "loading model", "eval loss": "eval loss",
-           "generating": "generating"},
+           "generating": "generating", "memory": "memory: estimated / measured peak"},
     "zh": {"step": "步", "elapsed": "已用", "eta": "预计剩余", "stopped_early": "已提前停止（结果已保存）",
            "train_loss": "训练损失", "eval_loss": "验证损失", "learning_rate": "学习率",
            "tokens_per_second": "词元/秒", "peak_memory": "峰值内存", "trainable": "可训练参数",
            "try": "建议：{advice}", "queued": "排队中", "starting": "启动中", "running": "运行中",
            "stopping": "停止中", "done": "已完成", "failed": "失败", "stopped": "已停止", "unknown": "未知",
            "loading": "加载中", "loading model": "加载模型", "eval loss": "计算验证损失",
-           "generating": "生成回答"},
+           "generating": "生成回答", "memory": "内存：估算 / 实测峰值"},
 }
 
 
@@ -131,19 +131,29 @@ def numbers_markdown(rows: list[dict], status: dict, lang="en") -> str:
     train = [r for r in rows if r.get("loss") is not None]
     evals = [r for r in rows if r.get("eval_loss") is not None]
     last = train[-1] if train else {}
-    peak = max((r.get("peak_memory_bytes") or 0 for r in rows), default=0)
     cells = [
         ("train_loss", f"{last['loss']:.4f}" if train else "–"),
         ("eval_loss", f"{evals[-1]['eval_loss']:.4f}" if evals else "–"),
         ("learning_rate", f"{last['learning_rate']:.2e}" if last.get("learning_rate") is not None else "–"),
         ("tokens_per_second",
          f"{last['tokens_per_second']:,.0f}" if last.get("tokens_per_second") is not None else "–"),
-        ("peak_memory", f"{peak / 2**20:,.0f} MB" if peak else "–"),
+        ("memory", memory_cell(rows, status)),
     ]
     if status.get("trainable_params"):
         cells.append(("trainable", f"{status['trainable_params']:,}"))
     return "| " + " | ".join(tr(TEXT, lang, k) for k, _ in cells) + " |\n|" + "---|" * len(cells) + "\n| " + \
         " | ".join(v for _, v in cells) + " |"
+
+
+def memory_cell(rows: list[dict], status: dict) -> str:
+    """The estimate made at launch beside the measured peak, both in GiB. The estimate compared is the peak the
+    trainer's measurement should read (engine/estimate: peak_bytes; on a GPU without the allocator's reserve)."""
+    peak = max((r.get("peak_memory_bytes") or 0 for r in rows), default=0)
+    last = rows[-1] if rows else {}
+    estimate = status.get("estimate_peak_bytes") or last.get("estimate_peak_bytes") or status.get("estimate_bytes") \
+        or last.get("estimate_bytes")
+    cells = [f"{estimate / 2**30:.2f}" if estimate else "–", f"{peak / 2**30:.2f}" if peak else "–"]
+    return " / ".join(cells) + " GiB"
 
 
 def failure_lines(status: dict, lang="en") -> list[str]:

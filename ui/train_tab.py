@@ -6,18 +6,19 @@ run is followed only through its folder, so a page reload or a UI restart loses 
 """
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
 
 from engine.core import runs
-from engine.core.config import ConfigError, RunConfig, schema_param, switch_method
+from engine.core.config import ConfigError, RunConfig, overrides_between, schema_param, switch_method
 from engine.core.security import web_config_problems
-from engine.core.workspace import PROJECT_ROOT
-from engine.estimate import ui_summary
+from engine.core.workspace import PROJECT_ROOT, data_display_name
+from engine.estimate import DataLengths, ui_summary
 from engine.training import launcher
-from ui import chat_tab, estimate_panel, follow, params
+from ui import chat_tab, data_tab, estimate_panel, follow, params
 from ui.common import error_box, note_box, run_path
 from ui.data_tab import parse_columns
 from ui.lang import loc, tr
@@ -76,6 +77,11 @@ TEXT = {
         "method_switched": "Switched to {method}: {changes} (the method's starting values; settings you changed "
                            "stay).",
         "changed_setting": "{setting} {before} → {after}",
+        "summary_model": "Model", "summary_method": "Method", "summary_data": "Data", "summary_memory": "Memory",
+        "data_line": "{name} · {format} · {rows} rows · {trained} trained tokens",
+        "data_unchecked": "{name} · not checked yet (Data tab)",
+        "data_unusable": "{name} · cannot be used as it is (see the Data tab)",
+        "checking_data": "Checking the data before the run starts…",
     },
     "zh": {
         "method": "方法", "method_info": "训练哪些参数。每种方法在下方显示自己的设置。",
@@ -101,6 +107,11 @@ TEXT = {
         "deleted": "已删除 {run}。", "cannot_delete": "无法删除训练",
         "method_switched": "已切换到 {method}：{changes}（该方法的起始值；你改过的设置保持不变）。",
         "changed_setting": "{setting} {before} → {after}",
+        "summary_model": "模型", "summary_method": "方法", "summary_data": "数据", "summary_memory": "内存",
+        "data_line": "{name} · {format} · {rows} 行 · {trained} 个参与训练的词元",
+        "data_unchecked": "{name} · 尚未检查（数据页）",
+        "data_unusable": "{name} · 无法直接使用（见数据页）",
+        "checking_data": "开始训练前正在检查数据…",
     },
 }
 # Chinese label and help of the TRAIN_PARAMS declarations (English comes from the Param itself)
@@ -251,7 +262,8 @@ def on_method_change(c: SimpleNamespace, previous: str, method: str, lang: str, 
 
 
 def on_preview(controls, model, data_path, fmt, columns_text, mask, skip_bad, name, method, lang, *values):
-    """The exact command a Start would run, for the settings on the page (nothing is started)."""
+    """The command that trains the settings on the page (nothing is started): the preset the page starts from,
+    plus a `--set` for every value that differs from it."""
     raw, problems = page_config(controls, model, data_path, fmt, columns_text, mask, skip_bad, name, method, values)
     try:
         cfg = RunConfig.from_dict(raw, "settings")
@@ -259,22 +271,43 @@ def on_preview(controls, model, data_path, fmt, columns_text, mask, skip_bad, na
         problems += err.problems
     if problems:
         return gr.update(visible=False), error_box(tr(TEXT, lang, "need_attention", n=len(problems)), problems)
-    return gr.update(value=launcher.command_preview(cfg, "RUN_DIR/config.yaml"), visible=True), ""
+    return gr.update(value=preview_command(cfg), visible=True), ""
 
 
-def on_start(controls, model, data_path, fmt, columns_text, mask, skip_bad, name, method, lang, *values):
+def preview_command(cfg: RunConfig) -> str:
+    """`python -m engine train presets/quickstart.yaml --set ...` for `cfg`, one `--set` per line."""
+    overrides = overrides_between(preset_defaults().to_dict(), cfg.to_dict())
+    return launcher.command_preview(cfg, PRESET.relative_to(PROJECT_ROOT), overrides=overrides)
+
+
+def on_start(controls, report, model, data_path, fmt, columns_text, mask, skip_bad, name, method, lang, *values):
+    """Start a run; data the Data tab would refuse is refused here with the Data tab's own message (one check:
+    ui.data_tab.check_data / report_problem). Returns (message, run picker, the data report)."""
     raw, problems = page_config(controls, model, data_path, fmt, columns_text, mask, skip_bad, name, method, values)
+    if data_path:
+        key = data_key_for(raw, fmt, columns_text, mask, skip_bad)
+        if (report or {}).get("inputs") != key:  # not checked as it will train (another max_seq_len): check now
+            report = data_tab.check_data(key)
+        if data_tab.refuses_start(report):
+            return data_tab.report_problem(report, lang), gr.skip(), report
     try:
         run_dir = start_config(raw, problems)
     except ConfigError as err:
-        return error_box(tr(TEXT, lang, "need_attention", n=len(err.problems)), err.problems), gr.skip()
+        return error_box(tr(TEXT, lang, "need_attention", n=len(err.problems)), err.problems), gr.skip(), report
     except Exception as err:
-        return error_box(tr(TEXT, lang, "cannot_start"), f"{type(err).__name__}: {err}"), gr.skip()
+        return error_box(tr(TEXT, lang, "cannot_start"), f"{type(err).__name__}: {err}"), gr.skip(), report
     ids = [r["id"] for r in runs.list_runs()]
     started = tr(TEXT, lang, "started", run=run_dir.name)
     if chat_tab.make_room_for_training(ui_summary(raw).get("total_bytes")):
         started += " " + tr(TEXT, lang, "chat_unloaded")
-    return note_box(started, "ok"), gr.update(choices=ids, value=run_dir.name)
+    return note_box(started, "ok"), gr.update(choices=ids, value=run_dir.name), report
+
+
+def data_key_for(raw: dict, fmt, columns_text, mask, skip_bad) -> list:
+    """The Data tab's key (ui.data_tab.data_key) for the data of a page config."""
+    data, train = raw.get("data") or {}, raw.get("train") or {}
+    return data_tab.data_key(data.get("train"), fmt, columns_text, mask, skip_bad, raw.get("model"),
+                             train.get("max_seq_len"), data.get("split"), data.get("subset"))
 
 
 def stop_run(run_id: str) -> None:
@@ -424,6 +457,17 @@ def on_table_select(evt: gr.SelectData):
 def build(defaults: RunConfig) -> SimpleNamespace:
     en = TEXT["en"]
     c = SimpleNamespace()
+    # in view wherever the tab is scrolled (CSS position: sticky): what will train, whether it fits, Start/Stop
+    with gr.Column(elem_id="train-summary", elem_classes="tl-sticky"):
+        with gr.Row(equal_height=True):
+            first = ui_summary(defaults.to_dict(), estimate_panel.detect())  # pure: the panel's own first estimate
+            c.summary = gr.HTML(summary_html(defaults.to_dict(), {}, first, "en"), elem_id="run-summary", scale=1,
+                                min_width=400)
+            c.start = loc(gr.Button(en["start"], variant="primary", scale=0, min_width=180, elem_id="start"), TEXT,
+                          value="start")
+            c.stop = loc(gr.Button(en["stop"], variant="stop", interactive=False, scale=0, min_width=240,
+                                   elem_id="stop"), TEXT, value="stop")
+        c.message = gr.Markdown("", elem_id="train-message")
     with gr.Row():
         c.method = loc(gr.Dropdown(params.method_choices(), value=defaults.method.name, label=en["method"], scale=3,
                                    info=en["method_info"]), TEXT, label="method", info="method_info",
@@ -454,14 +498,10 @@ def build(defaults: RunConfig) -> SimpleNamespace:
             loc(c.advanced, TEXT, label="advanced")
     c.estimate = estimate_panel.build(defaults.to_dict())
     with gr.Row():
-        c.start = loc(gr.Button(en["start"], variant="primary", scale=2, elem_id="start"), TEXT, value="start")
-        c.stop = loc(gr.Button(en["stop"], variant="stop", interactive=False, scale=1, elem_id="stop"), TEXT,
-                     value="stop")
         c.resume = loc(gr.Button(en["resume"], interactive=False, scale=1, elem_id="resume"), TEXT, value="resume")
         c.preview = loc(gr.Button(en["preview"], scale=1, elem_id="preview-command"), TEXT, value="preview")
-    c.command = loc(gr.Code("", language="shell", label=en["preview_label"], visible=False, elem_id="command"),
-                    TEXT, label="preview_label")
-    c.message = gr.Markdown("", elem_id="train-message")
+    c.command = loc(gr.Code("", language="shell", label=en["preview_label"], visible=False, elem_id="command",
+                            wrap_lines=True), TEXT, label="preview_label")
     with gr.Group():
         c.follow = loc(gr.Dropdown([], value=None, label=en["run"], info=en["run_info"], allow_custom_value=False),
                        TEXT, label="run", info="run_info")
@@ -479,7 +519,7 @@ def build(defaults: RunConfig) -> SimpleNamespace:
                                          elem_id="rewards-plot", height=260, visible=False), TEXT, title="rewards")
         c.logps_plot = loc(gr.LinePlot(None, x="step", y="value", color="series", title=en["logps"],
                                        elem_id="logps-plot", height=260, visible=False), TEXT, title="logps")
-    c.numbers = gr.Markdown("")
+    c.numbers = gr.Markdown("", elem_id="run-numbers")
     c.log = loc(gr.Textbox("", label=en["log"], lines=12, max_lines=12, autoscroll=True, interactive=False),
                 TEXT, label="log")
     with gr.Accordion(en["all_runs"], open=True) as c.all_runs:
@@ -505,8 +545,8 @@ def wire(c: SimpleNamespace, model, data, lang) -> None:
                     [*c.method_controls.groups.values(), *c.train_inputs, c.current_method, c.message],
                     show_progress="hidden", **private)
     c.start.click(lambda *values: on_start(c.method_controls, *values),
-                  [model, data.path, data.format, data.columns, data.mask, data.skip_bad, c.name,
-                   c.method, lang, *c.train_inputs, *c.method_controls.inputs], [c.message, c.follow],
+                  [data.report, model, data.path, data.format, data.columns, data.mask, data.skip_bad, c.name,
+                   c.method, lang, *c.train_inputs, *c.method_controls.inputs], [c.message, c.follow, data.report],
                   concurrency_limit=1, **private)
     c.preview.click(lambda *values: on_preview(c.method_controls, *values),
                     [model, data.path, data.format, data.columns, data.mask, data.skip_bad, c.name, c.method, lang,
@@ -523,9 +563,12 @@ def wire(c: SimpleNamespace, model, data, lang) -> None:
                 *c.train_inputs, *c.method_controls.inputs]
     panel = c.estimate
     # the timer ticks only while the model's structure is being read (estimate_panel)
-    gr.on([x.change for x in (model, c.method, lang, *c.train_inputs, *c.method_controls.inputs)] + [panel.timer.tick],
-          lambda *values: on_estimate(c, *values), settings, estimate_panel.outputs(panel), show_progress="hidden",
-          trigger_mode="always_last", **private)
+    # ... and the data: its real lengths size the batch once the Data tab has checked it
+    gr.on([x.change for x in (model, c.method, lang, data.path, data.report, *c.train_inputs,
+                              *c.method_controls.inputs)] + [panel.timer.tick],
+          lambda *values: on_estimate(c, *values), [data.report, *settings],
+          [*estimate_panel.outputs(panel), c.summary],
+          show_progress="hidden", trigger_mode="always_last", **private)
     for index, button in enumerate(panel.buttons):
         button.click(lambda options, i=index: apply_option(c, options, i), panel.options,
                      [*c.train_inputs, c.method, *c.method_controls.inputs], **private)
@@ -535,11 +578,39 @@ def wire(c: SimpleNamespace, model, data, lang) -> None:
                  **private)
 
 
-def on_estimate(c: SimpleNamespace, model, data_path, fmt, columns_text, mask, skip_bad, name, method, lang,
+def on_estimate(c: SimpleNamespace, report, model, data_path, fmt, columns_text, mask, skip_bad, name, method, lang,
                 *values) -> list:
-    """Re-estimate memory for the settings on the page (pure arithmetic on the model's structure)."""
+    """Re-estimate memory for the settings on the page (pure arithmetic on the model's structure) and the data's
+    longest batch when the Data tab has checked this data; then the summary bar."""
     raw, _ = page_config(c.method_controls, model, data_path, fmt, columns_text, mask, skip_bad, name, method, values)
-    return estimate_panel.update(c.estimate, raw, lang)
+    report = report if data_tab.same_data(report, data_key_for(raw, fmt, columns_text, mask, skip_bad)) else {}
+    lengths = DataLengths.from_stats(report.get("stats"), report["inputs"][6]) if report.get("stats") else None
+    summary = estimate_panel.compute(c.estimate, raw, lengths)
+    return [*estimate_panel.update(c.estimate, raw, lang, summary), summary_html(raw, report, summary, lang)]
+
+
+def data_line(raw: dict, report: dict, lang="en") -> str:
+    """The data the run will use, as the user knows it: name, format, rows, trained tokens (from the Data tab's
+    check of this very data, else its name and that it is not checked yet)."""
+    name = html.escape(data_display_name((raw.get("data") or {}).get("train") or ""))
+    if data_tab.refuses_start(report):
+        return f"<span class='tl-bad'>{tr(TEXT, lang, 'data_unusable', name=name)}</span>"
+    stats = report.get("stats")
+    if not stats:
+        return tr(TEXT, lang, "data_unchecked", name=name)
+    return tr(TEXT, lang, "data_line", name=name, format=html.escape(str(report.get("format") or "?")),
+              rows=f"{stats.get('rows', stats.get('examples', 0)):,}", trained=f"{stats.get('trained_tokens', 0):,}")
+
+
+def summary_html(raw: dict, report: dict, summary: dict, lang="en") -> str:
+    """The summary bar: model, method, memory verdict; the data below."""
+    method = (raw.get("method") or {}).get("name") or ""
+    cells = [("summary_model", html.escape(str(raw.get("model") or ""))),
+             ("summary_method", html.escape(params.method_text(method, lang)[0] if method else "")),
+             ("summary_memory", estimate_panel.fit_badge(summary, lang))]
+    head = " · ".join(f"<span><b>{tr(TEXT, lang, key)}</b> {value}</span>" for key, value in cells)
+    return (f"<div class='tl-summary'><div>{head}</div><div id='summary-data'><b>{tr(TEXT, lang, 'summary_data')}"
+            f"</b> {data_line(raw, report, lang)}</div></div>")
 
 
 def apply_option(c: SimpleNamespace, options: list, index: int) -> list:

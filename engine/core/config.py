@@ -11,6 +11,7 @@ differently (engine/methods: its parameters, `Method.train_defaults` such as its
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 from dataclasses import dataclass, field
@@ -401,6 +402,34 @@ def _method(raw: Any, problems: list[str]) -> MethodConfig:
     params, found = check_params(METHODS.get(name).params, raw, "method")
     problems += found
     return MethodConfig(name=name, params=params)
+
+
+def overrides_between(base: dict, target: dict) -> list[str]:
+    """`--set` overrides that turn the config dict `base` into `target` (apply_overrides(base, them) makes
+    target): the method switch first, by its rule (`switch_method`), then every value that differs.
+    The Train tab's preview command is the base preset plus these."""
+    raw = copy.deepcopy(base)
+    sets = []
+    old, new = (str((section or {}).get("name") or DEFAULT_METHOD) if isinstance(section, dict) else str(section)
+                for section in (raw.get("method"), target.get("method")))
+    if old != new:
+        switch_method(raw, new)
+        sets.append(f"method.name={_yaml_text(new)}")
+    for key, value in target.items():
+        if isinstance(value, dict):
+            current = raw.get(key) if isinstance(raw.get(key), dict) else {}
+            sets += [f"{key}.{name}={_yaml_text(v)}" for name, v in value.items()
+                     if not (key == "method" and name == "name") and (name not in current or current[name] != v)]
+        elif raw.get(key) != value:
+            sets.append(f"{key}={_yaml_text(value)}")
+    return sets
+
+
+def _yaml_text(value) -> str:
+    """A value as `--set` reads it back (a YAML scalar or flow collection): strings that look like numbers,
+    booleans or lists stay strings."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=2**31, allow_unicode=True)
+    return text[:-len("...\n")].strip() if text.endswith("\n...\n") else text.strip()
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> list[str]:

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.core.workspace import runs_dir, safe_name
+from engine.core.workspace import data_display_name, runs_dir, safe_name
 
 ACTIVE = ("queued", "running", "stopping")
 STOP_FILE = "STOP"
@@ -194,7 +194,7 @@ def best_eval_loss(rows: list[dict]) -> float | None:
 
 def run_facts(cfg) -> dict:
     """What the run list shows about a run's config, recorded in its status when the run is created."""
-    return {"method": cfg.method.name, "data_file": Path(cfg.data.train).name, "model": cfg.model}
+    return {"method": cfg.method.name, "data_file": data_display_name(cfg.data.train), "model": cfg.model}
 
 
 def _facts_from_config(path: Path) -> dict:
@@ -206,7 +206,7 @@ def _facts_from_config(path: Path) -> dict:
     except (OSError, ValueError):
         return {}
     method, data = raw.get("method") or {}, raw.get("data") or {}
-    return {"method": method.get("name"), "data_file": Path(str(data.get("train") or "")).name,
+    return {"method": method.get("name"), "data_file": data_display_name(str(data.get("train") or "")),
             "model": raw.get("model")}
 
 

@@ -29,6 +29,23 @@ def subdir(name: str) -> Path:
     return path
 
 
+UPLOAD_NOTE = "uploaded-as.txt"  # beside an uploaded file: the name it had on the user's machine (never a data type)
+
+
+def data_display_name(path: str | Path) -> str:
+    """The name a user knows their data by: an upload's name as uploaded (its stored name is made file-safe),
+    else the file's or folder's own name (a Hub dataset: as written)."""
+    text = str(path or "").strip()
+    if not text or text.startswith("hub:"):
+        return text
+    path = Path(text)
+    try:
+        name = (path.parent / UPLOAD_NOTE).read_text(encoding="utf-8").strip()
+    except (OSError, ValueError):
+        name = ""
+    return name or path.name
+
+
 def models_dir() -> Path:
     """Prepared models; TUNELOOM_MODELS lets several workspaces (tests, users) share one copy."""
     path = Path(os.environ.get("TUNELOOM_MODELS") or home() / "models").expanduser().resolve()

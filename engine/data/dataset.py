@@ -14,6 +14,15 @@ from engine.core.runs import earlier_run, resolve_run
 from engine.data import Example, LoadedData, load_examples
 from engine.data.masking import Dropped, Encoded, encode
 
+LENGTHS_KEPT = 256  # longest lengths the statistics keep: more than any batch size trained on one device
+
+
+def row_length(example) -> int:
+    """Tokens one example puts in a row of a training step: its own, or for a preference example the prompt with
+    its longer answer (each answer is forwarded as its own row, padded to the longest)."""
+    sequences = getattr(example, "sequences", None)
+    return max(len(s.input_ids) for s in sequences()) if sequences else len(example.input_ids)
+
 
 @dataclass
 class Prepared:
@@ -34,6 +43,8 @@ class Prepared:
             "tokens": sum(len(e.input_ids) for e in encoded),
             "trained_tokens": sum(e.trained_tokens for e in encoded),
             "max_tokens": max((len(e.input_ids) for e in encoded), default=0),
+            # the longest rows a step forwards, longest first: the estimate's longest batch (engine/estimate/lengths.py)
+            "longest_lengths": sorted((row_length(e) for e in encoded), reverse=True)[:LENGTHS_KEPT],
             "dropped": dict(self.dropped), "dropped_rows": self.dropped_rows[:20],
             "skipped_bad_rows": [str(e) for e in self.loaded.skipped[:20]],
             "skipped_bad_rows_count": self.loaded.skipped_count,

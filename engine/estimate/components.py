@@ -16,6 +16,7 @@ from engine.core.device import cpu_native_half
 from engine.core.precision import resolve
 from engine.core.runs import is_run_folder
 from engine.core.structure import MLP, NotReadYet, Structure, obtain
+from engine.estimate.lengths import DataLengths
 
 MiB = 2**20
 GiB = 2**30
@@ -65,6 +66,7 @@ class Setup:
     trainable: int
     deepspeed: bool
     pure: bool = False  # pure half precision (bf16_pure): trained weights, gradients and states in half precision
+    data: DataLengths | None = None  # the data's token lengths; None: every row is max_seq_len long
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -99,20 +101,33 @@ class Setup:
         return self.train.packing and self.virtual == 0 and not self.objective.preference  # TRL pads
 
     @property
+    def rows(self) -> int:
+        """Examples in the fullest micro-batch."""
+        return self.data.rows(self.train.batch_size) if self.data else self.train.batch_size
+
+    @property
+    def row(self) -> int:
+        """Data tokens of a padded row: the data's longest example, else (worst case) max_seq_len."""
+        return self.data.padded_row(self.train.max_seq_len) if self.data else self.train.max_seq_len
+
+    @property
     def seq(self) -> int:
         """Positions every row runs through the layers: the virtual tokens of prompt tuning and P-tuning
         are prepended input embeddings; prefix methods add keys/values only (key_seq)."""
-        return self.train.max_seq_len + (0 if self.method.virtual_keys_only else self.virtual)
+        return self.row + (0 if self.method.virtual_keys_only else self.virtual)
 
     @property
     def key_seq(self) -> int:
         """Positions each query attends over: the row plus every virtual token."""
-        return self.train.max_seq_len + self.virtual
+        return self.row + self.virtual
 
     @property
     def tokens(self) -> int:
-        # worst case: every example fills max_seq_len; a preference step forwards each answer (chosen + rejected)
-        return self.train.batch_size * self.seq * self.objective.sequences
+        """Tokens of the longest micro-batch (engine/estimate/lengths.py): packed, the longest examples end to
+        end; padded, every row as long as the longest; a preference step forwards each answer (chosen + rejected)."""
+        if self.packing and self.data:
+            return self.data.packed_tokens(self.train.batch_size, self.train.max_seq_len)
+        return self.rows * self.seq * self.objective.sequences
 
     @property
     def fused(self) -> bool:
@@ -228,7 +243,7 @@ def layer_bytes_per_token(s: Setup, adapted: set[str]) -> float:
     h = structure.hidden
     q = structure.heads * structure.head_dim
     kv = structure.kv_heads * structure.head_dim
-    masked = s.packing or s.train.batch_size > 1  # SDPA then gets an explicit mask (and expands GQA heads)
+    masked = s.packing or s.rows > 1  # SDPA then gets an explicit mask (and expands GQA heads)
     kv_saved = q if masked or s.attention == "eager" else kv  # repeat_kv when a mask is given
     r = s.wb  # residual stream and norms run in the weights' dtype (fp32 under autocast)
     base_trainable = s.method.trains_base_weights
@@ -304,8 +319,8 @@ def attention_mask(s: Setup) -> float:
     if s.packing:
         mask = s.tokens * s.tokens if s.attention == "eager" else 0
     else:
-        masked = s.train.batch_size > 1
-        mask = s.train.batch_size * s.seq * s.key_seq if masked else 0
+        masked = s.rows > 1
+        mask = s.rows * s.seq * s.key_seq if masked else 0
     return mask * (8 if s.device == "cpu" else 1)
 
 

@@ -21,7 +21,7 @@ the modules it adapts). Import-light: the UI imports this module.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from engine.core import optimizers
 from engine.core import structure as st
@@ -29,6 +29,7 @@ from engine.core.precision import compute_dtype, is_pure
 from engine.core.structure import Structure
 from engine.estimate import components as c
 from engine.estimate.components import DTYPE_BYTES, SHARDING, Setup
+from engine.estimate.lengths import DataLengths
 
 # Components in the order the UI stacks them, with the labels it shows.
 COMPONENTS: tuple[tuple[str, str], ...] = (
@@ -47,6 +48,13 @@ COMPONENTS: tuple[tuple[str, str], ...] = (
     ("fragmentation", "Allocator allowance"),
 )
 LABELS = dict(COMPONENTS)
+# a CPU run has no CUDA context: its fixed cost is the Python process with torch and the libraries
+CPU_LABELS = {"framework": "Framework (Python, torch, libraries)"}
+
+
+def label(key: str, device: str) -> str:
+    """A component's label for the device the run trains on."""
+    return (LABELS if device == "cuda" else {**LABELS, **CPU_LABELS})[key]
 
 
 @dataclass
@@ -67,7 +75,7 @@ class Estimate:
         return {
             "total_bytes": self.total_bytes, "peak_bytes": self.peak_bytes,
             "components": dict(self.components),
-            "labels": {k: LABELS[k] for k in self.components},
+            "labels": {k: label(k, self.device) for k in self.components},
             "trainable_params": self.trainable_params, "total_params": self.total_params,
             "phase": self.phase, "device": self.device, "world_size": self.world_size,
             "sharding": self.sharding, "notes": list(self.notes), "details": dict(self.details),
@@ -108,7 +116,7 @@ def setup(structure: Structure, cfg, device: str, world_size: int, sharding: str
 
 def estimate(structure, cfg=None, device: str = "cuda", world_size: int = 1, sharding: str = "none",
              attention: str = "sdpa", weight_dtype: str | None = None, framework_bytes: int | None = None,
-             cpu_allocator: str | None = None) -> Estimate:
+             cpu_allocator: str | None = None, data: DataLengths | None = None) -> Estimate:
     """Peak memory per device for training `cfg` on the model `structure` describes.
 
     `structure` may also be a RunConfig (then the model's cached structure is read): estimate(cfg) works.
@@ -117,12 +125,32 @@ def estimate(structure, cfg=None, device: str = "cuda", world_size: int = 1, sha
     attention: sdpa (default; flash/memory-efficient kernels, no score matrix), flash, or eager.
     cpu_allocator: the malloc a CPU trainer runs on (engine/core/allocator.py); by default the one a trainer
     started now would get.
+    data: the data's token lengths (engine/estimate/lengths.py): the longest batch it really makes; without
+    them every row is max_seq_len long (details["length_basis"] says which).
     """
     if cfg is None:
         cfg, structure = structure, structure_for_config(structure)
     if structure.unmappable:
         raise ValueError(structure.unmappable)
     s = setup(structure, cfg, device, world_size, sharding, attention, weight_dtype)
+    s.data = data
+    if device == "cpu" and cpu_allocator is None:
+        from engine.core.allocator import planned
+
+        cpu_allocator = planned()[0]
+    est = _add_up(s, framework_bytes, cpu_allocator)
+    if s.quantize:
+        # a quantised base is meant to save memory; where it does not, say why (pure: same sum, base unquantised)
+        plain = _add_up(replace(s, quantize=None, notes=[]), framework_bytes, cpu_allocator)
+        if plain.total_bytes < est.total_bytes:
+            est.details["quantized_above"] = {"bytes": est.total_bytes, "unquantised_bytes": plain.total_bytes,
+                                              "phase": est.phase, "quantize": s.quantize}
+    return est
+
+
+def _add_up(s: Setup, framework_bytes: int | None, cpu_allocator: str | None) -> Estimate:
+    """The components of one resolved setup, summed over the moments a step can peak at."""
+    structure, cfg, device = s.structure, s.cfg, s.device
     w = c.weights(s)
     o = c.optimization(s, w)
     per_layer = c.layer_bytes_per_token(s, c.adapted_modules(s))
@@ -146,10 +174,6 @@ def estimate(structure, cfg=None, device: str = "cuda", world_size: int = 1, sha
         "temporary": dynamic["temporary"], "teacher": c.teacher(s), "reference": c.reference(s, w),
     }
     peak = sum(parts.values())
-    if device == "cpu" and cpu_allocator is None:
-        from engine.core.allocator import planned
-
-        cpu_allocator = planned()[0]
     parts["fragmentation"] = c.allocator_allowance(s, peak, framework, dynamic["activations"], cpu_allocator)
     if device != "cuda":
         peak += parts["fragmentation"]  # resident memory includes what malloc keeps
@@ -178,7 +202,10 @@ def estimate(structure, cfg=None, device: str = "cuda", world_size: int = 1, sha
         details={"precision": s.precision, "pure": s.pure, "weight_dtype": s.weight_dtype, "quantize": s.quantize,
                  "tokens_per_micro_batch": s.tokens, "grad_layers": s.grad_layers, "packing": s.packing,
                  "fused_loss": s.fused, "activation_bytes_per_token_per_layer": per_layer,
-                 "optimizer": optimizers.get(s.train.optimizer).label, "cpu_allocator": cpu_allocator},
+                 "optimizer": optimizers.get(s.train.optimizer).label, "cpu_allocator": cpu_allocator,
+                 # what the batch's length rests on: the data's longest batch, or every row at max_seq_len
+                 "length_basis": "data" if s.data else "max_seq_len", "batch_rows": s.rows, "row_tokens": s.row,
+                 "max_seq_len": cfg.train.max_seq_len, "sequences": s.objective.sequences},
     )
 
 

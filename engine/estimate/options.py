@@ -7,7 +7,8 @@ import json
 
 from engine.core.device import cpu_native_half
 from engine.estimate.components import GiB
-from engine.estimate.memory import COMPONENTS, LABELS, StructurePending, estimate, structure_for_config
+from engine.estimate.memory import COMPONENTS, StructurePending, estimate, structure_for_config
+from engine.estimate.memory import label as component_label
 
 TIGHT_FRACTION = 0.90  # above 90% of what is available: may fit, but little headroom
 
@@ -166,10 +167,11 @@ def ui_summary(cfg_dict: dict, device_info: dict | None = None, **kwargs) -> dic
     options = cheaper_options(structure, cfg, device_info, **kwargs) if v != "fits" else []
     return {
         "ok": True, "error": None, "total_bytes": est.total_bytes, "peak_bytes": est.peak_bytes,
-        "components": [{"key": k, "label": LABELS[k], "bytes": est.components[k]} for k, _ in COMPONENTS],
+        "components": [{"key": k, "label": component_label(k, kind), "bytes": est.components[k]}
+                       for k, _ in COMPONENTS],
         "phase": est.phase, "trainable_params": est.trainable_params, "total_params": est.total_params,
         "device": device_info, "available_bytes": available, "verdict": v, "options": options,
-        "notes": est.notes, "structure": structure.summary(),
+        "notes": est.notes, "structure": structure.summary(), "details": est.details,
         "text": (f"about {est.total_bytes / GiB:.2f} GiB of "
                  f"{(available or 0) / GiB:.1f} GiB available on {device_info.get('name', kind)}: {v}"),
     }

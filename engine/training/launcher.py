@@ -126,14 +126,18 @@ def launch_command(cfg: RunConfig | None, config_path: str | Path, resume: bool 
     return command + train
 
 
-def command_preview(cfg: RunConfig, config_path: str | Path = "config.yaml", resume: bool = False) -> str:
-    """The exact command a user could run by hand for this config (shell-quoted; for the Train tab).
+def command_preview(cfg: RunConfig, config_path: str | Path = "config.yaml", resume: bool = False,
+                    overrides: list[str] | tuple = ()) -> str:
+    """The exact command a user could run by hand for this config (shell-quoted; for the Train tab): the
+    config file, then one `--set KEY=VALUE` per line for each override (engine.core.config.overrides_between).
 
     The app runs the same list, plus a free --main_process_port when more than one process is used.
     """
     import shlex
 
-    return shlex.join(launch_command(cfg, config_path, resume))
+    lines = [shlex.join(launch_command(cfg, config_path, resume))]
+    lines += [shlex.join(["--set", item]) for item in overrides]
+    return " \\\n  ".join(lines)
 
 
 def launch_problems(cfg: RunConfig) -> list[str]:

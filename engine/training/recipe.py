@@ -194,20 +194,23 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def _estimate(cfg: RunConfig, structure: Structure, precision: str):
+def _estimate(cfg: RunConfig, structure: Structure, precision: str, data=None):
+    """`data`: the data's token lengths (engine/estimate/lengths.py): the longest batch it makes, as the Train
+    tab estimates it once the data is checked."""
     from engine.core.allocator import in_use
     from engine.estimate import estimate
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     return estimate(structure, cfg, device="cuda" if _cuda_available() else "cpu", world_size=world,
                     sharding="ddp" if world > 1 else "none",
-                    weight_dtype=METHODS.get(cfg.method.name).load_dtype(precision), cpu_allocator=in_use())
+                    weight_dtype=METHODS.get(cfg.method.name).load_dtype(precision), cpu_allocator=in_use(),
+                    data=data)
 
 
-def launch_estimate(cfg: RunConfig, structure: Structure, precision: str) -> dict:
+def launch_estimate(cfg: RunConfig, structure: Structure, precision: str, data=None) -> dict:
     """The memory estimate for this run (pure, ~1 ms), recorded beside the measured peak for calibration."""
     try:
-        est = _estimate(cfg, structure, precision)
+        est = _estimate(cfg, structure, precision, data)
         recorded = {"estimate_bytes": est.total_bytes, "estimate_peak_bytes": est.peak_bytes}
         if est.device == "cpu":
             recorded["allocator"] = est.details["cpu_allocator"]  # it shapes the CPU peak (engine/core/allocator.py)
@@ -217,7 +220,7 @@ def launch_estimate(cfg: RunConfig, structure: Structure, precision: str) -> dic
         return {}
 
 
-def checkpoint_if_tight(cfg: RunConfig, structure: Structure, precision: str) -> bool:
+def checkpoint_if_tight(cfg: RunConfig, structure: Structure, precision: str, data=None) -> bool:
     """Turn gradient checkpointing on when the estimate says memory is tight (or short) without it.
 
     Checkpointing costs ~30% more compute and saves most activation memory, so it is on exactly
@@ -229,12 +232,12 @@ def checkpoint_if_tight(cfg: RunConfig, structure: Structure, precision: str) ->
         from engine.estimate import verdict
 
         device = detect("cuda" if _cuda_available() else "cpu")
-        without = _estimate(cfg, structure, precision).total_bytes
+        without = _estimate(cfg, structure, precision, data).total_bytes
         state = verdict(without, device)
         if state not in ("tight", "does not fit"):
             return False
         cfg.train.gradient_checkpointing = True
-        with_it = _estimate(cfg, structure, precision).total_bytes
+        with_it = _estimate(cfg, structure, precision, data).total_bytes
     except Exception as err:  # a help, never a reason to fail
         log(f"memory check skipped: {err}")
         return False
@@ -325,13 +328,6 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
     if slow:
         log(slow)
     torch.manual_seed(cfg.train.seed)
-    if checkpoint_if_tight(cfg, structure, precision) and is_main:
-        runs.update_status(run_dir, auto_gradient_checkpointing=True)
-    callback.estimate = launch_estimate(cfg, structure, precision)
-    if is_main and callback.estimate:
-        runs.update_status(run_dir, **callback.estimate)
-        if "allocator" in callback.estimate:
-            log(f"memory allocator: {callback.estimate['allocator']} (engine/core/allocator.py)")
 
     log(f"loading tokenizer and data from {cfg.data.train}")
     tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code, cfg.data.template)
@@ -352,6 +348,17 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
     stats = data.stats()
     log(f"data: {stats['train_examples']} train / {stats['validation_examples']} validation examples, "
         f"{stats['trained_tokens']} trained tokens; dropped {stats['dropped'] or 'none'}")
+    # the estimate of the data's longest batch, as the Train tab makes it once the data is checked
+    from engine.estimate import DataLengths
+
+    lengths = DataLengths.from_stats(stats, cfg.train.max_seq_len)
+    if checkpoint_if_tight(cfg, structure, precision, lengths) and is_main:
+        runs.update_status(run_dir, auto_gradient_checkpointing=True)
+    callback.estimate = launch_estimate(cfg, structure, precision, lengths)
+    if is_main and callback.estimate:
+        runs.update_status(run_dir, **callback.estimate)
+        if "allocator" in callback.estimate:
+            log(f"memory allocator: {callback.estimate['allocator']} (engine/core/allocator.py)")
     if method.needs_steps:  # now the number of steps is exact (training for epochs): check before loading
         from engine.training.preflight import planned_steps
 
