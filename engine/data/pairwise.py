@@ -78,13 +78,13 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
 def encode_preference(tokenizer, example: Example, max_seq_len: int) -> EncodedPreference | Dropped:
     parts = [_split(tokenizer, conversation(example, text)) for text in answer_texts(example)]
     if any(not answer for _, answer in parts):
-        return Dropped("no trainable answer tokens after rendering the chat template")
+        return Dropped("drop.no_answer_tokens")
     sequences = [prompt + answer for prompt, answer in parts]
     # the prompt is what every rendering shares (a token can merge across the boundary, as TRL notes)
     shared = min([len(parts[0][0])] + [_common_prefix(sequences[0], s) for s in sequences[1:]])
     prompt = sequences[0][:shared]
     if len(prompt) >= max_seq_len:
-        return Dropped(f"the prompt alone fills max_seq_len ({max_seq_len} tokens)")
+        return Dropped("drop.prompt_fills", max_seq_len=max_seq_len)
     answers = [s[shared:max_seq_len] for s in sequences]
     if example.kind == "pairwise":
         return EncodedPreference(prompt, answers[0], answers[1])
