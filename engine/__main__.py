@@ -157,7 +157,7 @@ def cmd_train(args) -> int:
             print(f"note: {note}", file=sys.stderr)
     except ConfigError as err:
         if launched:
-            runs.update_status(original, state="failed", error=str(err))  # a UI-started run says why
+            runs.update_status(original, state="failed", **runs.error_fields(err))  # a UI-started run says why
         raise
     if launched:
         run_dir = original

@@ -168,6 +168,8 @@ CATALOGUE = {
                 "the last checkpoint",
     "eval.gone": "the evaluation process (pid {pid}) ended without finishing; start it again",
     "serve.gone": "the server (pid {pid}) ended; see serve.log in the run folder",
+    "run.stopped_queued": "stopped while queued",
+    "config.problems": "{source} has {count} problem(s):\n  - {problems}",
     "run.killed": "did not stop within {seconds:.0f} s; killed",
     "run.active_resume": "{run} is {state}; stop it before resuming",
     "run.nothing_to_resume": "{run} finished all its steps; there is nothing left to resume",
@@ -288,6 +290,23 @@ def as_dict(text) -> dict:
     if isinstance(text, Message):
         return {"code": text.code, "params": {k: _plain(v) for k, v in text.params.items()}, "message": str(text)}
     return {"code": None, "params": {}, "message": "" if text is None else str(text)}
+
+
+def from_dict(data) -> Message | str:
+    """A message back from `as_dict` (after a process boundary); plain text when it has no known code."""
+    if not isinstance(data, dict):
+        return "" if data is None else str(data)
+    if data.get("code") not in CATALOGUE:
+        return str(data.get("message") or "")
+    return Message(data["code"], **{k: _rebuilt(v) for k, v in (data.get("params") or {}).items()})
+
+
+def _rebuilt(value):
+    if isinstance(value, dict) and "code" in value and "message" in value:
+        return from_dict(value)
+    if isinstance(value, list):
+        return [_rebuilt(v) for v in value]
+    return value
 
 
 def _plain(value):

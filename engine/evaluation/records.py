@@ -23,8 +23,7 @@ def eval_dir(run_dir: Path) -> Path:
 
 def read_eval_status(run_dir: Path) -> dict:
     """RUN/eval/status.json; a running evaluation whose process is gone reads as failed."""
-    return runs.job_status(eval_dir(run_dir) / STATUS, "the evaluation process (pid {pid}) ended without "
-                                                        "finishing; start it again")
+    return runs.job_status(eval_dir(run_dir) / STATUS, "eval.gone")
 
 
 def update_eval_status(run_dir: Path, **fields) -> dict:
