@@ -168,6 +168,8 @@ CATALOGUE = {
                 "the last checkpoint",
     "eval.gone": "the evaluation process (pid {pid}) ended without finishing; start it again",
     "serve.gone": "the server (pid {pid}) ended; see serve.log in the run folder",
+    "run.none_chosen": "no run chosen; pick one from the list",
+    "run.not_found": "no run named {run} in {folder}",
     "run.stopped_queued": "stopped while queued",
     "config.problems": "{source} has {count} problem(s):\n  - {problems}",
     "run.killed": "did not stop within {seconds:.0f} s; killed",

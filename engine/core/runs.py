@@ -231,7 +231,8 @@ def list_runs() -> list[dict]:
                       "step": status.get("step"), "max_steps": status.get("max_steps"),
                       "final_loss": status.get("final_loss"), "final_eval_loss": status.get("final_eval_loss"),
                       "best_eval_loss": status.get("best_eval_loss"), "stopped_early": bool(status.get("stopped_early")),
-                      "reproduces": status.get("reproduces"), "error": status.get("error"), **facts})
+                      "reproduces": status.get("reproduces"), "error": status.get("error"),
+                      "error_i18n": status.get("error_i18n"), **facts})
     return sorted(found, key=lambda r: r["created_at"], reverse=True)
 
 

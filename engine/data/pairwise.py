@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from engine.core.messages import as_dict
 from engine.data.formats import FORMATS, Example
 from engine.data.masking import IGNORE_INDEX, Dropped, Encoded, assistant_spans, render, token_preview
 
@@ -161,7 +162,7 @@ def preview_entry(tokenizer, example: Example, max_seq_len: int) -> dict:
     if example.kind == "unpaired":
         entry["label"] = example.label
     if isinstance(encoded, Dropped):
-        entry["dropped"] = str(encoded)
+        entry["dropped"], entry["dropped_i18n"] = str(encoded), as_dict(encoded)
         return entry
     previews = preference_previews(tokenizer, example, encoded)
     entry["tokens"] = previews[0]

@@ -160,8 +160,9 @@ def ui_summary(cfg_dict: dict, device_info: dict | None = None, **kwargs) -> dic
     except StructurePending as err:
         return {"ok": False, "pending": True, "model": cfg.model, "error": str(err), "device": device_info,
                 "components": [], "options": []}
-    except (ConfigError, FileNotFoundError, ValueError, KeyError) as err:
-        return {"ok": False, "error": str(err), "device": device_info, "components": [], "options": []}
+    except (ConfigError, FileNotFoundError, ValueError, KeyError) as err:  # a catalogue message where it has one
+        error = err.args[0] if err.args and isinstance(err.args[0], Message) else str(err)
+        return {"ok": False, "error": error, "device": device_info, "components": [], "options": []}
     available = _available(device_info)
     v = verdict(est.total_bytes, device_info)
     options = cheaper_options(structure, cfg, device_info, **kwargs) if v != "fits" else []
