@@ -225,9 +225,13 @@ ZH = {
     "load.merged": "适配器已合并进基础权重",
     "load.adapter": "此方法以适配器形式加载在基础模型之上",
     "load.base": "基础模型",
+    "chat.no_model": "“模型”一栏是空的",
     "chat.busy": "训练 {runs} 正在这台设备上运行（估算 {training:.2f} GiB），这个对话模型还需要约 {needed:.2f} GiB，"
                  "而设备一共只有 {capacity:.2f} GiB。请等训练结束或先停止它，再加载模型",
     # ---- evaluation
+    "eval.busy": "{run} 的评估已经处于“{state}”状态（{done}/{total}）；请等它完成",
+    "eval.ambiguous_data": "有 {count} 个数据文件名为 {name}；请给出其中一个的路径：{paths}",
+    "eval.unknown_data": "{name} 不是本工作区的数据文件；请在“数据”页上传文件，或选择自带的示例：{files}",
     "eval.no_split": "该训练没有留出验证集：这些是训练样例，所以分数反映的是它学得怎么样，而不是在新数据上的表现",
 }
 UNTRANSLATED = "说明（英文）"  # the prefix of a message that has no Chinese template

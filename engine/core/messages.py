@@ -233,10 +233,15 @@ CATALOGUE = {
     "load.merged": "adapter merged into the base weights",
     "load.adapter": "this method is served as an adapter on the base model",
     "load.base": "base model",
+    "chat.no_model": "the Model field is empty",
     "chat.busy": "run {runs} is training on this device (estimated {training:.2f} GiB) and this chat model needs "
                  "about {needed:.2f} GiB more, but the device has {capacity:.2f} GiB in all. Wait for the run to "
                  "finish or stop it, then load the model again",
     # ---- evaluation (engine/evaluation) --------------------------------------------------------------
+    "eval.busy": "an evaluation of {run} is already {state} ({done}/{total}); wait for it to finish",
+    "eval.ambiguous_data": "{count} data files are named {name}; give one's path: {paths}",
+    "eval.unknown_data": "{name} is not a data file of this workspace; evaluate on a file uploaded in the Data tab or "
+                         "a bundled sample: {files}",
     "eval.no_split": "the run held out no validation split: these are training examples, so the scores show how "
                      "well it learned them, not how it does on new ones",
 }
