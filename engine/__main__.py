@@ -159,7 +159,7 @@ def cmd_train(args) -> int:
             print(f"note: {note}", file=sys.stderr)
     except ConfigError as err:
         if launched:
-            runs.update_status(original, state="failed", error=str(err))  # a UI-started run says why
+            runs.update_status(original, state="failed", **runs.error_fields(err))  # a UI-started run says why
         raise
     if launched:
         run_dir = original
@@ -278,6 +278,7 @@ def _preview(args, loaded) -> int:
 def cmd_data_inspect(args) -> int:
     """Everything the UI's Data tab shows, as one JSON object (the UI process never loads a tokenizer)."""
     from engine.core.config import DEFAULT_MODEL
+    from engine.core.messages import as_dict
     from engine.core.models import load_tokenizer
     from engine.data import DataError, load_examples
     from engine.data.dataset import Prepared, encode_all
@@ -305,6 +306,7 @@ def cmd_data_inspect(args) -> int:
             encoded = encode(tokenizer, example, args.mask, args.max_seq_len)
             dropped_why = str(encoded) if isinstance(encoded, Dropped) else ""
             previews.append({"where": example.where, "dropped": dropped_why,
+                             "dropped_i18n": as_dict(encoded) if dropped_why else None,
                              "tokens": [] if dropped_why else token_preview(tokenizer, example, encoded)})
     stats = Prepared(loaded, kept, [], dropped, rows).stats()  # the trainer's own numbers
     print(json.dumps({"file": loaded.file, "format": loaded.format, "kind": kind, "fields": loaded.fields,

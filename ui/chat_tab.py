@@ -15,10 +15,12 @@ from types import SimpleNamespace
 
 import gradio as gr
 
+from engine.core.messages import Message
 from engine.estimate import sharing
 from engine.inference import generation
 from engine.inference.chat_client import ChatWorker, WorkerError
-from ui.common import error_box, finished_runs, note_box, run_label, run_path
+from ui import messages
+from ui.common import error_box, finished_runs, note_box, reason, run_label, run_path
 from ui.lang import loc, tr
 
 WORKER = ChatWorker()
@@ -85,6 +87,8 @@ TEXT = {
         "alternative": "Alternative {n}",
         "whole": "{why}",
         "empty_model": "the Model field is empty",
+        "precise": "precise", "creative": "creative",
+        "conversation": "Conversation", "message": "Message",
     },
     "zh": {
         "base_choice": "基础模型（页面顶部“模型”一栏）",
@@ -141,6 +145,8 @@ TEXT = {
         "alternative": "备选 {n}",
         "whole": "{why}",
         "empty_model": "“模型”一栏是空的",
+        "precise": "精确", "creative": "创意",
+        "conversation": "对话", "message": "消息",
     },
 }
 
@@ -150,7 +156,11 @@ GEN_KEYS = ("max_new_tokens", "min_new_tokens", "do_sample", "temperature", "top
 
 
 def target_choices(lang: str = "en") -> list[tuple[str, str]]:
-    return [(tr(TEXT, lang, "base_choice"), BASE)] + [(run_label(r), r["id"]) for r in finished_runs()]
+    return [(tr(TEXT, lang, "base_choice"), BASE)] + [(run_label(r, lang), r["id"]) for r in finished_runs()]
+
+
+def preset_choices(lang: str = "en") -> list[tuple[str, str]]:
+    return [(tr(TEXT, lang, name), name) for name in generation.PRESETS]
 
 
 def load(target: str, model: str, worker: ChatWorker = WORKER) -> str:
@@ -160,7 +170,7 @@ def load(target: str, model: str, worker: ChatWorker = WORKER) -> str:
     if not target or target == BASE:
         model = (model or "").strip()
         if not model:
-            raise ValueError("the Model field is empty")
+            raise ValueError(Message("chat.no_model"))
         key, run_dir = f"base:{model}", None
     else:
         run_dir = run_path(target)
@@ -217,9 +227,9 @@ def settings_note(lang, *values) -> str:
     params = settings_params(*values)
     problems = generation.check_generation(params)
     if problems:
-        return error_box(tr(TEXT, lang, "bad_settings"), problems)
+        return error_box(tr(TEXT, lang, "bad_settings"), problems, lang)
     why = generation.stream_note(params)
-    return note_box(why) if why else ""
+    return note_box(messages.say(why, lang)) if why else ""
 
 
 def apply_preset(name):
@@ -259,7 +269,7 @@ def refusal(text: str, params: dict, lang="en") -> tuple | None:
     if not text:
         return gr.skip(), gr.skip(), gr.skip()
     problems = generation.check_generation(params)
-    return (gr.skip(), gr.skip(), error_box(tr(TEXT, lang, "bad_settings"), problems)) if problems else None
+    return (gr.skip(), gr.skip(), error_box(tr(TEXT, lang, "bad_settings"), problems, lang)) if problems else None
 
 
 def on_send(message, history, target, model, system, lang, *gen):
@@ -274,18 +284,20 @@ def on_send(message, history, target, model, system, lang, *gen):
     try:
         note = load(target, model)
         why = generation.stream_note(params)
-        loaded = note_box(tr(TEXT, lang, "loaded", note=note) + (f" · {why}" if why else ""), "ok")
+        loaded = note_box(tr(TEXT, lang, "loaded", note=messages.say(note, lang))
+                          + (f" · {messages.say(why, lang)}" if why else ""), "ok")
         shown = history + [{"role": "assistant", "content": ""}]
         yield shown, gr.skip(), loaded
         for text in reply_stream(system, history, params, lang=lang):
             shown[-1]["content"] = text
             yield shown, gr.skip(), gr.skip()
     except (WorkerError, ValueError) as err:
-        yield history, message, error_box(tr(TEXT, lang, "failed"), str(err))
+        yield history, message, error_box(tr(TEXT, lang, "failed"), reason(err), lang)
 
 
 def side_by_side(prompt, targets: tuple[str, str], model, system, params: dict, lang="en"):
-    """Generator of (left text, right text, left note, right note): both models load and answer at once.
+    """Generator of (left text, right text, left note, right note): both models load and answer at once; a note is
+    ("loaded", how the model is served) or ("error", why), empty until then.
 
     Each side runs in a thread feeding one queue, so the two workers generate concurrently and
     the page shows whichever side has new text.
@@ -300,9 +312,9 @@ def side_by_side(prompt, targets: tuple[str, str], model, system, params: dict, 
                 events.put((index, "event", event))
             events.put((index, "done", None))
         except Exception as err:  # WorkerError, ValueError, a dead worker: shown on that side
-            events.put((index, "error", str(err)))
+            events.put((index, "error", reason(err)))
 
-    texts, notes, running = ["", ""], ["", ""], 2
+    texts, notes, running = ["", ""], [(), ()], 2
     for index, (target, worker) in enumerate(zip(targets, (WORKER, WORKER_B))):
         threading.Thread(target=side, args=(index, target, worker), daemon=True).start()
     while running:
@@ -310,9 +322,9 @@ def side_by_side(prompt, targets: tuple[str, str], model, system, params: dict, 
         if kind == "event":
             texts[index] = shown_text(payload, texts[index], lang)
         elif kind == "loaded":
-            notes[index] = payload
+            notes[index] = ("loaded", payload)
         elif kind == "error":
-            notes[index] = "error: " + payload
+            notes[index] = ("error", payload)
             running -= 1
         else:
             running -= 1
@@ -331,13 +343,14 @@ def on_side(prompt, target_a, target_b, model, system, lang, *gen):
     last_notes = None
     for left, right, note_a, note_b in side_by_side(prompt, (target_a, target_b), model, system, params, lang):
         notes = (note_a, note_b)
-        failed = [n for n in notes if n.startswith("error: ")]
+        failed = [why for kind, why in filter(None, notes) if kind == "error"]
         if failed:
-            message = error_box(tr(TEXT, lang, "failed"), [n[len("error: "):] for n in failed])
+            message = error_box(tr(TEXT, lang, "failed"), failed, lang)
         elif notes != last_notes and all(notes):
             why = generation.stream_note(params)
-            message = note_box(tr(TEXT, lang, "loaded_two", left=note_a, right=note_b) + (f" · {why}" if why else ""),
-                               "ok")
+            message = note_box(tr(TEXT, lang, "loaded_two", left=messages.say(note_a[1], lang),
+                                  right=messages.say(note_b[1], lang))
+                               + (f" · {messages.say(why, lang)}" if why else ""), "ok")
         else:
             message = gr.skip()
         last_notes = notes
@@ -388,12 +401,12 @@ def build() -> SimpleNamespace:
                         c.target = _target("chat-target", "chat_with")
                         c.refresh = loc(gr.Button(en["refresh"], scale=1, size="sm"), TEXT, value="refresh")
                     c.note = gr.Markdown(elem_id="chat-note", value=note_box(en["loads_first"]))
-                    c.chatbot = gr.Chatbot(label="Conversation", show_label=False, elem_id="chatbot", height=380,
-                                           buttons=["copy"])
+                    c.chatbot = loc(gr.Chatbot(label=en["conversation"], show_label=False, elem_id="chatbot",
+                                               height=380, buttons=["copy"]), TEXT, label="conversation")
                     with gr.Row():
                         c.message = loc(gr.Textbox(placeholder=en["placeholder"], elem_id="chat-message",
-                                                   show_label=False, scale=5, lines=1, max_lines=4),
-                                        TEXT, placeholder="placeholder")
+                                                   label=en["message"], show_label=False, scale=5, lines=1,
+                                                   max_lines=4), TEXT, placeholder="placeholder", label="message")
                         c.send = loc(gr.Button(en["send"], variant="primary", scale=1), TEXT, value="send")
                     with gr.Row(equal_height=False):
                         c.clear = loc(gr.Button(en["clear"], size="sm", scale=1), TEXT, value="clear")
@@ -406,24 +419,26 @@ def build() -> SimpleNamespace:
                     with gr.Row(equal_height=False):
                         with gr.Column():
                             c.left = _target("side-left", "left", None)
-                            c.left_chat = gr.Chatbot(show_label=False, elem_id="side-left-chat", height=340,
-                                                     buttons=["copy"])
+                            c.left_chat = loc(gr.Chatbot(label=en["left"], show_label=False, elem_id="side-left-chat",
+                                                         height=340, buttons=["copy"]), TEXT, label="left")
                         with gr.Column():
                             c.right = _target("side-right", "right", None)
-                            c.right_chat = gr.Chatbot(show_label=False, elem_id="side-right-chat", height=340,
-                                                      buttons=["copy"])
+                            c.right_chat = loc(gr.Chatbot(label=en["right"], show_label=False,
+                                                          elem_id="side-right-chat", height=340, buttons=["copy"]),
+                                               TEXT, label="right")
                     c.side_note = gr.Markdown("", elem_id="side-note")
                     with gr.Row():
                         c.side_prompt = loc(gr.Textbox(placeholder=en["side_placeholder"], elem_id="side-prompt",
-                                                       show_label=False, scale=5, lines=1, max_lines=4),
-                                            TEXT, placeholder="side_placeholder")
+                                                       label=en["side_prompt"], show_label=False, scale=5, lines=1,
+                                                       max_lines=4), TEXT, placeholder="side_placeholder",
+                                            label="side_prompt")
                         c.side_send = loc(gr.Button(en["side_send"], variant="primary", scale=1, elem_id="side-send"),
                                           TEXT, value="side_send")
         with gr.Column(scale=2, min_width=300):
             loc(gr.Markdown(en["settings"]), TEXT, value="settings")
-            c.preset = loc(gr.Radio([("precise", "precise"), ("creative", "creative")], value="precise",
-                                    label=en["preset"], info=en["preset_info"], elem_id="gen-preset"),
-                           TEXT, label="preset", info="preset_info")
+            c.preset = loc(gr.Radio(preset_choices("en"), value="precise", label=en["preset"], info=en["preset_info"],
+                                    elem_id="gen-preset"), TEXT, label="preset", info="preset_info",
+                           choices=preset_choices)
             c.system = _control(gr.Textbox("", label=en["system"], lines=2, info=en["system_info"]), "system")
             d = generation.DEFAULTS
             with gr.Row():

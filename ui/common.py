@@ -15,7 +15,10 @@ import gradio as gr
 
 from engine.core import runs
 from engine.core.jobs import engine_command, engine_env
+from engine.core.messages import Message, as_dict
 from engine.core.workspace import PROJECT_ROOT, inside, runs_dir
+from ui import messages
+from ui.lang import norm
 
 CLI_TIMEOUT_S = 600
 
@@ -58,10 +61,34 @@ def cli_failure(result: subprocess.CompletedProcess) -> str:
 
 
 # ---- messages -------------------------------------------------------------------------------
-def error_box(title: str, lines: list[str] | str = ()) -> str:
-    """A red box (HTML inside Markdown) listing every problem."""
+def reason(err: BaseException):
+    """What an exception says, as an engine message: its catalogue message where it carries one, else its text."""
+    return err.args[0] if err.args and isinstance(err.args[0], Message) else english(str(err))
+
+
+def english(text: str) -> dict:
+    """Engine text without a code (a library's error, a CLI's output): shown folded, under a note, in Chinese."""
+    return as_dict(text)
+
+
+def engine(lines):
+    """Lines that come from the engine (problems, a CLI's output): plain text among them marked as English."""
     items = [lines] if isinstance(lines, str) else list(lines)
-    body = "".join(f"<li>{html.escape(str(item))}</li>" for item in items)
+    return [item if isinstance(item, (Message, dict)) else english(str(item)) for item in items if item]
+
+
+def _item(item, lang) -> str:
+    if lang and isinstance(item, (Message, dict)):
+        return messages.say_html(item, lang)
+    return html.escape(str(item.get("message") if isinstance(item, dict) else item))
+
+
+def error_box(title: str, lines: list[str] | str = (), lang: str | None = None) -> str:
+    """A red box (HTML inside Markdown) listing every problem. Engine messages among them (a catalogue Message, or
+    the dict form of one or of English text: `english`) are worded in `lang` (ui/messages.py); plain strings
+    are the page's own text, already in its language."""
+    items = [lines] if isinstance(lines, (str, dict)) else list(lines)
+    body = "".join(f"<li>{_item(item, lang)}</li>" for item in items if item)
     return (f"<div class='tl-error'><b>{html.escape(title)}</b>"
             + (f"<ul>{body}</ul>" if body else "") + "</div>")
 
@@ -82,10 +109,10 @@ def run_path(run_id: str) -> Path:
     """The folder of a run id given by a browser or an API client; never outside runs/."""
     run_id = (run_id or "").strip()
     if not run_id:
-        raise ValueError("no run chosen; pick one from the list")
+        raise ValueError(Message("run.none_chosen"))
     path = inside(runs_dir(), run_id)
     if path.parent != runs_dir().resolve() or not (path / "config.yaml").is_file():
-        raise ValueError(f"no run named {run_id!r} in {runs_dir()}")
+        raise ValueError(Message("run.not_found", run=repr(run_id), folder=str(runs_dir())))
     return path
 
 
@@ -94,9 +121,16 @@ def finished_runs() -> list[dict]:
     return [r for r in runs.list_runs() if r["state"] == "done"]
 
 
-def run_label(run: dict) -> str:
-    loss = f", loss {run['final_loss']:.3f}" if isinstance(run.get("final_loss"), (int, float)) else ""
-    return f"{run['id']} ({run['state']}{loss})"
+RUN_LABEL = {"en": ("{run} ({state}{loss})", ", loss {loss:.3f}"),
+             "zh": ("{run}（{state}{loss}）", "，损失 {loss:.3f}")}
+
+
+def run_label(run: dict, lang: str = "en") -> str:
+    from ui.follow import state_name  # follow imports this module
+
+    label, with_loss = RUN_LABEL[norm(lang)]
+    loss = with_loss.format(loss=run["final_loss"]) if isinstance(run.get("final_loss"), (int, float)) else ""
+    return label.format(run=run["id"], state=state_name(run["state"], lang), loss=loss)
 
 
 # ---- controls whose range follows the data ----------------------------------------------------------

@@ -12,7 +12,8 @@ import pandas as pd
 
 from engine.core import runs
 from engine.evaluation import compare
-from ui.common import run_path
+from ui import follow, messages
+from ui.common import reason, run_path
 from ui.lang import loc, tr
 
 EMPTY = {"headers": ["—"], "data": [[""]]}
@@ -30,6 +31,7 @@ TEXT = {
         "cols": "run|state|steps|final train loss|final eval loss|eval perplexity|ROUGE-L|BLEU|wall time|"
                 "peak memory|tokens seen",
         "setting": "setting",
+        "x_step": "step", "x_tokens": "tokens", "loss": "loss", "series": "series", "train": "train", "eval": "eval",
     },
     "zh": {
         "runs": "要对比的训练", "runs_info": "选择两个或更多训练（已完成或仍在进行）。",
@@ -42,12 +44,23 @@ TEXT = {
         "bad": "无法读取训练",
         "cols": "训练|状态|步数|最终训练损失|最终评估损失|评估困惑度|ROUGE-L|BLEU|用时|峰值内存|已训练词元",
         "setting": "设置项",
+        "x_step": "步数", "x_tokens": "词元数", "loss": "损失", "series": "曲线", "train": "训练", "eval": "验证",
     },
 }
 
 
 def run_choices() -> list[str]:
     return [r["id"] for r in runs.list_runs()]
+
+
+def x_choices(lang: str = "en") -> list[tuple[str, str]]:
+    return [(tr(TEXT, lang, "x_step"), "step"), (tr(TEXT, lang, "x_tokens"), "tokens")]
+
+
+def series_name(series: str, lang="en") -> str:
+    """'<run> train' / '<run> eval' (engine/evaluation/compare.py) in the page's language."""
+    run, _, kind = series.rpartition(" ")
+    return f"{run} {tr(TEXT, lang, kind)}" if run and kind in ("train", "eval") else series
 
 
 def build_view(run_ids, x="step", lang="en"):
@@ -58,12 +71,13 @@ def build_view(run_ids, x="step", lang="en"):
     try:
         view = compare.compare([run_path(r) for r in run_ids], x)
     except ValueError as err:
-        return None, gr.skip(), EMPTY, EMPTY, f"{tr(TEXT, lang, 'bad')}: {err}"
-    points = view["points"]
+        return None, gr.skip(), EMPTY, EMPTY, f"{tr(TEXT, lang, 'bad')}: {messages.say(reason(err), lang)}"
+    points = [(x_value, loss, series_name(series, lang)) for x_value, loss, series in view["points"]]
     frame = pd.DataFrame(points, columns=["x", "loss", "series"]) if points else None
     headers, rows = view["settings"]["headers"], view["settings"]["rows"]
     settings = {"headers": [tr(TEXT, lang, "setting"), *headers[1:]], "data": rows} if rows else EMPTY
     _, table = compare.summary_table(view["summaries"])
+    table = [[cell if i != 1 else follow.state_name(cell, lang) for i, cell in enumerate(row)] for row in table]
     numbers = {"headers": tr(TEXT, lang, "cols").split("|"), "data": table}
     note = tr(TEXT, lang, "same") if len(run_ids) > 1 and not rows else ""
     return frame, tr(TEXT, lang, "by_tokens" if x == "tokens" else "by_step"), settings, numbers, note
@@ -125,17 +139,19 @@ def build() -> SimpleNamespace:
     with gr.Row():
         c.runs = loc(gr.Dropdown(run_choices(), value=[], multiselect=True, label=en["runs"], info=en["runs_info"],
                                  elem_id="compare-runs", scale=4), TEXT, label="runs", info="runs_info")
-        c.x = loc(gr.Radio([("step", "step"), ("tokens", "tokens")], value="step", label=en["x"], info=en["x_info"],
-                           elem_id="compare-x", scale=2), TEXT, label="x", info="x_info")
+        c.x = loc(gr.Radio(x_choices("en"), value="step", label=en["x"], info=en["x_info"],
+                           elem_id="compare-x", scale=2), TEXT, label="x", info="x_info", choices=x_choices)
         c.refresh = loc(gr.Button(en["refresh"], scale=0, size="sm"), TEXT, value="refresh")
     c.note = gr.Markdown("", elem_id="compare-note")
     # colors_in_legend=[]: no legend inside the plot (it cut long run names off); `c.legend` lists them all
+    axes = dict(y_title="loss", color_title="series")  # the y axis and legend titles, in the page's language
     c.plot = loc(gr.LinePlot(None, x="x", y="loss", color="series", title=en["plot"], x_title=en["by_step"],
-                             elem_id="compare-plot", height=320, colors_in_legend=[]), TEXT, title="plot",
-                 x_title="by_step")
+                             y_title=en["loss"], color_title=en["series"], elem_id="compare-plot", height=320,
+                             colors_in_legend=[]), TEXT, title="plot", x_title="by_step", **axes)
     c.plot_tokens = loc(gr.LinePlot(None, x="x", y="loss", color="series", title=en["plot"], x_title=en["by_tokens"],
-                                    elem_id="compare-plot-tokens", height=320, visible=False, colors_in_legend=[]),
-                        TEXT, title="plot", x_title="by_tokens")
+                                    y_title=en["loss"], color_title=en["series"], elem_id="compare-plot-tokens",
+                                    height=320, visible=False, colors_in_legend=[]),
+                        TEXT, title="plot", x_title="by_tokens", **axes)
     c.legend = gr.HTML("", elem_id="compare-legend-box")
     c.numbers = loc(gr.Dataframe(EMPTY, label=en["numbers"], interactive=False, wrap=True, elem_id="compare-numbers"),
                     TEXT, label="numbers")
@@ -150,4 +166,5 @@ def wire(c: SimpleNamespace, lang) -> None:
                 outputs=[c.plot, c.plot_tokens, c.settings, c.numbers, c.note, c.legend], **private)
     c.runs.change(**show)
     c.x.change(**show)
+    lang.change(**show)  # the series names and the state column are worded in the page's language
     c.refresh.click(refresh, c.runs, c.runs, **private).then(**show)

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 from engine.core.config import schema_param
+from engine.core.messages import Message
 from engine.core.security import web_path_problem
 from engine.core.workspace import (
     ALIASES,
@@ -26,18 +27,23 @@ from engine.core.workspace import (
     safe_name,
     subdir,
 )
-from ui.common import ClampedSlider, cli_failure, error_box, last_json_line, note_box, run_engine
-from ui.lang import loc, tr
+from ui import messages
+from ui.common import ClampedSlider, cli_failure, engine, error_box, last_json_line, note_box, run_engine
+from ui.lang import loc, norm, remount, tr
 
 SAMPLES_DIR = PROJECT_ROOT / "presets" / "data"
 SAMPLE_NOTES = {  # a friendlier label for the bundled samples; any other file shows its name
-    "identity.jsonl": "identity: who the assistant is (instruction/output)",
-    "chat_multiturn.jsonl": "multi-turn chat (messages with roles)",
-    "polite_pairs.jsonl": "preference pairs: polite (chosen) vs rude (rejected), for DPO / ORPO / SimPO",
-    "polite_unpaired.jsonl": "answers marked desirable or not (polite / rude), for KTO",
+    "en": {"identity.jsonl": "identity: who the assistant is (instruction/output)",
+           "chat_multiturn.jsonl": "multi-turn chat (messages with roles)",
+           "polite_pairs.jsonl": "preference pairs: polite (chosen) vs rude (rejected), for DPO / ORPO / SimPO",
+           "polite_unpaired.jsonl": "answers marked desirable or not (polite / rude), for KTO"},
+    "zh": {"identity.jsonl": "identity：助手是谁（instruction/output）",
+           "chat_multiturn.jsonl": "多轮对话（带角色的 messages）",
+           "polite_pairs.jsonl": "偏好对：礼貌（chosen）与粗鲁（rejected），用于 DPO / ORPO / SimPO",
+           "polite_unpaired.jsonl": "标记好坏的回答（礼貌 / 粗鲁），用于 KTO"},
 }
 UPLOAD_TYPES = [".json", ".jsonl", ".csv", ".parquet"]
-NO_ROWS = {"headers": ["rows appear here once a file is read"], "data": [[""]]}
+NO_ROWS = {"headers": ["—"], "data": [[""]]}  # the table's label says what appears here
 PREVIEW_LIMIT = 50  # token previews fetched per inspect; the slider moves within them
 MASK_HELP = ("assistant: learn every assistant reply · last_assistant: only the final reply · "
              "none: learn the prompt too (continued pre-training)")
@@ -78,6 +84,24 @@ TEXT = {
         "ready": "Read {file}: ready to train.",
         "all_dropped": "{file}: every example was dropped ({reasons}); raise max_seq_len (Train tab) or shorten "
                        "the prompts.",
+        "example_of": "Example to preview (first {count} of {total})",
+        "hub_placeholder": "hub:owner/name or a folder",
+        "trained": "trained",
+        "file_line": "**{file}** · format **{format}** · fields: {fields}",
+        "counts": "**{examples}** examples · **{tokens}** tokens · **{trained}** trained tokens{share} · longest "
+                  "{longest} tokens",
+        "share": " ({pct} of all)",
+        "dropped": "**{n} example(s) dropped** (never trained): {reasons}",
+        "skipped": "**{n} bad row(s) skipped**:",
+        "none_dropped": "No rows dropped: every example has tokens to learn.",
+        "dropped_one": "{where}: dropped ({why})",
+        "caption": "{where}: {tokens} tokens, {trained} trained (highlighted). Plain tokens are the prompt and "
+                   "template: seen, not learned.",
+        "desirable": "desirable", "undesirable": "undesirable",
+        "no_file": "no file received", "bad_type": "{name}: use one of {types}",
+        "too_big": "{name} is {size} MB; the limit is {limit} MB (set TUNELOOM_MAX_UPLOAD_MB to raise it)",
+        "refused": "Upload refused: {why}",
+        "no_folder": "{value}: no such folder (give a datasets folder, or hub:owner/name for a Hub dataset)",
     },
     "zh": {
         "sample": "示例数据集", "sample_info": "自带的示例，可以直接开始。",
@@ -112,6 +136,24 @@ TEXT = {
         "unusable": "这份数据无法直接使用",
         "ready": "已读取 {file}：可以开始训练。",
         "all_dropped": "{file}：所有样例都被丢弃了（{reasons}）；请调大最大序列长度（训练页）或缩短提示。",
+        "example_of": "预览的样例（共 {total} 个中的前 {count} 个）",
+        "hub_placeholder": "hub:owner/name 或文件夹",
+        "trained": "参与训练",
+        "file_line": "**{file}** · 格式 **{format}** · 字段：{fields}",
+        "counts": "**{examples}** 个样例 · **{tokens}** 个词元 · **{trained}** 个训练词元{share} · "
+                  "最长 {longest} 个词元",
+        "share": "（占全部的 {pct}）",
+        "dropped": "**丢弃了 {n} 个样例**（不会被训练）：{reasons}",
+        "skipped": "**跳过了 {n} 个坏行**：",
+        "none_dropped": "没有丢弃任何行：每个样例都有可学习的词元。",
+        "dropped_one": "{where}：已丢弃（{why}）",
+        "caption": "{where}：{tokens} 个词元，其中 {trained} 个参与训练（高亮）。"
+                   "未高亮的是提示和模板：模型会看到，但不学习。",
+        "desirable": "好的", "undesirable": "不好的",
+        "no_file": "没有收到文件", "bad_type": "{name}：请使用以下类型之一：{types}",
+        "too_big": "{name} 大小为 {size} MB；上限是 {limit} MB（可设置 TUNELOOM_MAX_UPLOAD_MB 提高上限）",
+        "refused": "上传被拒绝：{why}",
+        "no_folder": "{value}：没有这个文件夹（请给出 datasets 文件夹，或用 hub:owner/name 指定 Hub 数据集）",
     },
 }
 
@@ -123,9 +165,10 @@ def max_upload_mb() -> float:
         return 200.0
 
 
-def sample_choices() -> list[tuple[str, str]]:
+def sample_choices(lang: str = "en") -> list[tuple[str, str]]:
     files = sorted(p for p in SAMPLES_DIR.iterdir() if p.suffix in UPLOAD_TYPES)
-    return [(SAMPLE_NOTES.get(p.name, p.name), str(p.relative_to(PROJECT_ROOT))) for p in files]
+    notes = SAMPLE_NOTES[norm(lang)]
+    return [(notes.get(p.name, p.name), str(p.relative_to(PROJECT_ROOT))) for p in files]
 
 
 def parse_columns(text: str) -> dict:
@@ -134,22 +177,22 @@ def parse_columns(text: str) -> dict:
     for item in filter(None, (part.strip() for part in (text or "").replace("\n", ",").split(","))):
         source, sep, target = (s.strip() for s in item.partition("="))
         if not sep or not source or not target:
-            raise ValueError(f"column mapping {item!r}: write it as file_column=field, e.g. question=instruction")
+            raise ValueError(Message("config.column_pair", item=repr(item)))
         mapping[source] = target
     return mapping
 
 
-def store_upload(temp_path: str | None) -> str:
+def store_upload(temp_path: str | None, lang: str = "en") -> str:
     """Copy an upload under TUNELOOM_HOME/uploads with a safe name; refuse files over the limit."""
     if not temp_path:
-        raise ValueError("no file received")
+        raise ValueError(tr(TEXT, lang, "no_file"))
     source = Path(temp_path)
     if source.suffix.lower() not in UPLOAD_TYPES:
-        raise ValueError(f"{source.name}: use one of {', '.join(UPLOAD_TYPES)}")
+        raise ValueError(tr(TEXT, lang, "bad_type", name=source.name, types=", ".join(UPLOAD_TYPES)))
     size_mb = source.stat().st_size / 2**20
     if size_mb > max_upload_mb():
-        raise ValueError(f"{source.name} is {size_mb:,.0f} MB; the limit is {max_upload_mb():,.0f} MB "
-                         "(set TUNELOOM_MAX_UPLOAD_MB to raise it)")
+        raise ValueError(tr(TEXT, lang, "too_big", name=source.name, size=f"{size_mb:,.0f}",
+                            limit=f"{max_upload_mb():,.0f}"))
     # a folder per upload keeps the file's own name (made safe), which runs and the Evaluate tab show
     folder = subdir("uploads") / time.strftime("%Y%m%d-%H%M%S")
     for n in range(2, 1000):
@@ -182,39 +225,59 @@ def rows_table(rows: list[dict]) -> dict:
     return {"headers": headers, "data": [[cell(row.get(h, "")) for h in headers] for row in rows] or [[""]]}
 
 
-def stats_markdown(report: dict) -> str:
+def stats_markdown(report: dict, lang="en") -> str:
     s = report["stats"]
-    share = f" ({s['trained_tokens'] / s['tokens']:.0%} of all)" if s.get("tokens") else ""
+    share = tr(TEXT, lang, "share", pct=f"{s['trained_tokens'] / s['tokens']:.0%}") if s.get("tokens") else ""
     name = report.get("name") or report["file"]  # as the user knows it (an upload: as uploaded)
-    lines = [f"**{name}** · format **{report['format']}** · fields: {', '.join(report['fields'])}",
-             f"**{s['examples']:,}** examples · **{s['tokens']:,}** tokens · **{s['trained_tokens']:,}** "
-             f"trained tokens{share} · longest {s['max_tokens']:,} tokens"]
+    lines = [tr(TEXT, lang, "file_line", file=name, format=report["format"], fields=", ".join(report["fields"])),
+             tr(TEXT, lang, "counts", examples=f"{s['examples']:,}", tokens=f"{s['tokens']:,}",
+                trained=f"{s['trained_tokens']:,}", share=share, longest=f"{s['max_tokens']:,}")]
     dropped = sum(s.get("dropped", {}).values())
     if dropped:
-        reasons = "; ".join(f"{n} × {why}" for why, n in s["dropped"].items())
-        lines.append(f"**{dropped} example(s) dropped** (never trained): {reasons}")
-        lines += [f"- {row}" for row in s.get("dropped_rows", [])[:5]]
+        reasons = "; ".join(f"{n} × {dropped_reason(s, why, lang)}" for why, n in s["dropped"].items())
+        lines.append(tr(TEXT, lang, "dropped", n=dropped, reasons=reasons))
+        lines += [f"- {dropped_row(s, row, lang)}" for row in s.get("dropped_rows", [])[:5]]
     if s.get("skipped_bad_rows_count"):
-        lines.append(f"**{s['skipped_bad_rows_count']} bad row(s) skipped**:")
-        lines += [f"- {row}" for row in s.get("skipped_bad_rows", [])[:5]]
+        lines.append(tr(TEXT, lang, "skipped", n=s["skipped_bad_rows_count"]))
+        rows = s.get("skipped_bad_rows_i18n") or s.get("skipped_bad_rows", [])
+        lines += [f"- {'; '.join(messages.data_error(row, lang)) if isinstance(row, dict) else row}"
+                  for row in rows[:5]]
     if not dropped and not s.get("skipped_bad_rows_count"):
-        lines.append("No rows dropped: every example has tokens to learn.")
+        lines.append(tr(TEXT, lang, "none_dropped"))
     return "\n\n".join(lines)
 
 
-def highlighted(preview: dict | None, key: str = "tokens") -> list[tuple[str, str | None]]:
+def dropped_reason(stats: dict, why: str, lang="en") -> str:
+    """Why examples were dropped, in the page's language (the stats carry each reason's message code)."""
+    return messages.say((stats.get("dropped_i18n") or {}).get(why) or why, lang)
+
+
+def dropped_row(stats: dict, row: str, lang="en") -> str:
+    """ "line 7: <reason>" in the page's language."""
+    place, _, why = row.partition(": ")
+    return f"{messages.where(place, lang)}: {dropped_reason(stats, why, lang)}" if why else row
+
+
+def highlighted(preview: dict | None, key: str = "tokens", lang="en") -> list[tuple[str, str | None]]:
     if not preview:
         return []
     if preview.get("dropped"):
-        return [(f"{preview['where']}: dropped ({preview['dropped']})", None)]
-    return [(t["token"], "trained" if t["trained"] else None) for t in preview.get(key) or []]
+        why = messages.say((preview.get("dropped_i18n") or preview["dropped"]), lang)
+        return [(tr(TEXT, lang, "dropped_one", where=messages.where(preview["where"], lang), why=why), None)]
+    trained = tr(TEXT, lang, "trained")
+    return [(t["token"], trained if t["trained"] else None) for t in preview.get(key) or []]
+
+
+def token_colors(color: str):
+    """The legend of a token view, keyed by the word for "trained" in the page's language."""
+    return lambda lang: {tr(TEXT, lang, "trained"): color}
 
 
 def rejected_update(report: dict | None, preview: dict | None, lang="en"):
     """The rejected answer's tokens: shown for pairwise data only (the chosen answer's are in the main view)."""
     pairwise = (report or {}).get("kind") == "pairwise"
-    return gr.update(value=highlighted(preview, "rejected_tokens") if pairwise else [], visible=pairwise,
-                     label=tr(TEXT, lang, "rejected_tokens"))
+    return gr.update(value=highlighted(preview, "rejected_tokens", lang) if pairwise else [], visible=pairwise,
+                     label=tr(TEXT, lang, "rejected_tokens"), color_map=token_colors("#ef4444")(lang))
 
 
 def tokens_label(report: dict | None, lang="en") -> str:
@@ -230,12 +293,13 @@ def example_caption(report: dict, index: int, lang="en") -> str:
     if preview.get("kind") in ("pairwise", "unpaired") and not preview.get("dropped"):
         prompt = len(preview["tokens"]) - trained
         if preview["kind"] == "pairwise":
-            return tr(TEXT, lang, "pair_caption", where=preview["where"], prompt=prompt, chosen=trained,
+            return tr(TEXT, lang, "pair_caption", where=messages.where(preview["where"], lang), prompt=prompt,
+                      chosen=trained,
                       rejected=sum(t["trained"] for t in preview["rejected_tokens"]))
-        return tr(TEXT, lang, "unpaired_caption", where=preview["where"], prompt=prompt, answer=trained,
-                  label="desirable" if preview.get("label") else "undesirable")
-    return (f"{preview['where']}: {len(preview['tokens'])} tokens, {trained} trained (highlighted). "
-            f"Plain tokens are the prompt and template: seen, not learned.")
+        return tr(TEXT, lang, "unpaired_caption", where=messages.where(preview["where"], lang), prompt=prompt,
+                  answer=trained, label=tr(TEXT, lang, "desirable" if preview.get("label") else "undesirable"))
+    return tr(TEXT, lang, "caption", where=messages.where(preview["where"], lang), tokens=len(preview["tokens"]),
+              trained=trained)
 
 
 def preference_note(report: dict, lang="en") -> str:
@@ -268,7 +332,7 @@ def check_data(key: list) -> dict:
     try:
         columns = parse_columns(columns_text)
     except ValueError as err:
-        return {**base, "columns_error": str(err)}
+        return {**base, "columns_error": err.args[0]}  # a catalogue Message: worded in the page's language
     args = ["data", "inspect", path, "--format", fmt, "--mask", mask, "--max-seq-len", max_seq_len,
             "--model", model, "--limit", PREVIEW_LIMIT]
     for source, field in columns.items():
@@ -291,18 +355,15 @@ def report_problem(report: dict | None, lang="en") -> str:
     One function for the Data tab and for Start, so both refuse the same data with the same words."""
     report = report or {}
     if report.get("columns_error"):
-        return error_box(tr(TEXT, lang, "column_mapping"), report["columns_error"])
+        return error_box(tr(TEXT, lang, "column_mapping"), report["columns_error"], lang)
     if report.get("failure"):
-        return error_box(tr(TEXT, lang, "cannot_check"), report["failure"])
-    err = report.get("error")
-    if err:
-        where = ", ".join(p for p in (err.get("file"), err.get("where"), err.get("field") and f"field '{err['field']}'")
-                          if p)
-        lines = [f"{where}: {err['message']}"] + ([f"What to do: {err['hint']}"] if err.get("hint") else [])
-        return error_box(tr(TEXT, lang, "unusable"), lines)
+        return error_box(tr(TEXT, lang, "cannot_check"), engine(report["failure"]), lang)
+    if report.get("error"):
+        return error_box(tr(TEXT, lang, "unusable"), messages.data_error(report["error"], lang))
     stats = report.get("stats")
     if stats is not None and not stats.get("examples"):  # the trainer would stop: nothing left to learn
-        reasons = "; ".join(f"{n} × {why}" for why, n in (stats.get("dropped") or {}).items())
+        reasons = "; ".join(f"{n} × {dropped_reason(stats, why, lang)}"
+                            for why, n in (stats.get("dropped") or {}).items())
         return error_box(tr(TEXT, lang, "unusable"), tr(TEXT, lang, "all_dropped", file=report.get("name", ""),
                                                          reasons=reasons or "-"))
     return ""
@@ -330,20 +391,44 @@ def inspect(path, fmt, columns_text, mask, skip_bad, model, max_seq_len, report=
         return
     yield (note_box(tr(TEXT, lang, "checking", file=data_display_name(path), model=model)), *empty)
     report = check_data(key)
-    problem = report_problem(report, lang)
     if "stats" not in report:  # nothing could be read
-        yield (problem, "", NO_ROWS, gr.skip(), [], report, gr.update(visible=False))
+        yield (report_problem(report, lang), "", NO_ROWS, gr.skip(), [], report, gr.update(visible=False))
         return
     count = max(1, len(report["previews"]))
     first = report["previews"][0] if report["previews"] else None
-    note = preference_note(report, lang)
-    stats = stats_markdown(report) + (f"\n\n{note}" if note else "")
-    yield (problem or note_box(tr(TEXT, lang, "ready", file=report["name"]), "ok"), stats,
+    yield (report_message(report, lang), report_stats(report, lang),
            rows_table(report["rows"]),
            gr.update(minimum=1, maximum=max(count, 2), value=1, step=1, interactive=count > 1,
-                     label=f"Example to preview (first {count} of {report['stats']['examples']:,})"),
-           gr.update(value=highlighted(first), label=tokens_label(report, lang)), report,
+                     label=example_label(report, lang)),
+           gr.update(value=highlighted(first, lang=lang), label=tokens_label(report, lang)), report,
            rejected_update(report, first, lang))
+
+
+def report_message(report: dict, lang="en") -> str:
+    """The box above the numbers: what is wrong with the data, or that it is ready."""
+    return report_problem(report, lang) or note_box(tr(TEXT, lang, "ready", file=report.get("name") or report["file"]),
+                                                    "ok")
+
+
+def report_stats(report: dict, lang="en") -> str:
+    note = preference_note(report, lang)
+    return stats_markdown(report, lang) + (f"\n\n{note}" if note else "")
+
+
+def example_label(report: dict, lang="en") -> str:
+    return tr(TEXT, lang, "example_of", count=max(1, len(report.get("previews") or [])),
+              total=f"{report['stats']['examples']:,}")
+
+
+def relabel(index, report, lang="en"):
+    """A language switch: the message, numbers and previews of the data already read, in the new language."""
+    if not report or not report.get("inputs"):  # nothing read yet
+        return note_box(tr(TEXT, lang, "start_note")), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    if "stats" not in report:  # nothing could be read: only the message
+        return report_problem(report, lang), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    tokens, caption, rejected = show_example(index, report, lang)
+    return report_message(report, lang), report_stats(report, lang), gr.update(label=example_label(report, lang)), \
+        gr.update(value=tokens, label=tokens_label(report, lang)), caption, rejected
 
 
 def show_example(index, report, lang="en"):
@@ -351,7 +436,8 @@ def show_example(index, report, lang="en"):
     if not previews:
         return [], "", gr.update(visible=False)
     i = min(max(int(index or 1), 1), len(previews)) - 1
-    return highlighted(previews[i]), example_caption(report, i, lang), rejected_update(report, previews[i], lang)
+    return highlighted(previews[i], lang=lang), example_caption(report, i, lang), \
+        rejected_update(report, previews[i], lang)
 
 
 def use_sample(path):
@@ -359,7 +445,7 @@ def use_sample(path):
     return (path, None, data_display_name(path)) if path else (gr.skip(), gr.skip(), gr.skip())
 
 
-def use_source(value):
+def use_source(value, lang="en"):
     """A datasets folder (confined to the folders the server may read) or hub:owner/name becomes the data."""
     value = (value or "").strip()
     if not value:
@@ -367,18 +453,18 @@ def use_source(value):
     problem = None if value.startswith("hub:") else web_path_problem(value, "data", "data.train")
     if problem is None and not value.startswith("hub:") and not Path(value).expanduser().is_dir() \
             and not (PROJECT_ROOT / value).is_dir():
-        problem = f"{value}: no such folder (give a datasets folder, or hub:owner/name for a Hub dataset)"
+        problem = tr(TEXT, lang, "no_folder", value=value)
     if problem:
-        raise gr.Error(problem)
+        raise gr.Error(messages.say(problem, lang))
     return value, data_display_name(value)
 
 
-def use_upload(temp_path):
+def use_upload(temp_path, lang="en"):
     """Raising gr.Error shows the reason and stops the chain (the old file stays chosen)."""
     try:
-        stored = store_upload(temp_path)
+        stored = store_upload(temp_path, lang)
     except (ValueError, OSError) as err:
-        raise gr.Error(f"Upload refused: {err}") from None
+        raise gr.Error(tr(TEXT, lang, "refused", why=err)) from None
     return stored, data_display_name(stored)
 
 
@@ -440,12 +526,14 @@ def build(defaults) -> SimpleNamespace:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
             c.sample = loc(gr.Dropdown(sample_choices(), value=None, label=en["sample"], elem_id="sample",
-                                       info=en["sample_info"]), TEXT, label="sample", info="sample_info")
+                                       info=en["sample_info"]), TEXT, label="sample", info="sample_info",
+                           choices=sample_choices)
             c.upload = loc(gr.File(label=upload_label("en"), file_types=UPLOAD_TYPES, type="filepath", height=120,
                                    elem_id="upload"), TEXT, label=upload_label)
-            c.source = loc(gr.Textbox("", label=en["source"], placeholder="hub:owner/name or a folder",
+            remount(c.upload)  # its drop-zone words come from Gradio's own translations
+            c.source = loc(gr.Textbox("", label=en["source"], placeholder=en["hub_placeholder"],
                                       info=en["source_info"], elem_id="data-source"), TEXT, label="source",
-                           info="source_info")
+                           info="source_info", placeholder="hub_placeholder")
             # the path the run uses (hidden: a stored upload's path means nothing to the user) and its name as
             # the user knows it (engine/core/workspace.data_display_name)
             c.path = gr.Textbox(defaults.data.train, visible=False, elem_id="data-path")
@@ -466,12 +554,14 @@ def build(defaults) -> SimpleNamespace:
             c.stats = gr.Markdown("", elem_id="data-stats")
             c.table = loc(gr.Dataframe(NO_ROWS, label=en["first_rows"], elem_id="data-table", interactive=False,
                                        wrap=True, max_height=280, max_chars=160), TEXT, label="first_rows")
-            c.example = ClampedSlider(1, 2, value=1, step=1, label=en["example"], interactive=False,
-                                      elem_id="example")
-            c.tokens = loc(gr.HighlightedText(elem_id="tokens", label=en["tokens"], color_map={"trained": "#22c55e"},
-                                              combine_adjacent=True, show_legend=True), TEXT, label="tokens")
+            c.example = loc(ClampedSlider(1, 2, value=1, step=1, label=en["example"], interactive=False,
+                                          elem_id="example"), TEXT, label="example")
+            c.tokens = loc(gr.HighlightedText(elem_id="tokens", label=en["tokens"],
+                                              color_map=token_colors("#22c55e")("en"), combine_adjacent=True,
+                                              show_legend=True), TEXT, label="tokens",
+                           color_map=token_colors("#22c55e"))
             c.rejected = gr.HighlightedText(elem_id="rejected-tokens", label=en["rejected_tokens"],
-                                            color_map={"trained": "#ef4444"}, combine_adjacent=True,
+                                            color_map=token_colors("#ef4444")("en"), combine_adjacent=True,
                                             show_legend=True, visible=False)  # pairwise data only
             c.caption = gr.Markdown("", elem_classes="tl-help")
     c.report = gr.State({})
@@ -489,8 +579,8 @@ def wire(c: SimpleNamespace, model, max_seq_len, lang, split=None, subset=None) 
     forced = {**run, "fn": lambda *values: (yield from inspect(*values, force=True))}
     c.run = run  # the check, also started on page load (wire_load)
     c.sample.input(use_sample, c.sample, [c.path, c.upload, c.file], api_visibility="private").then(**run)
-    c.upload.upload(use_upload, c.upload, [c.path, c.file], api_visibility="private").success(**run)
-    c.source.submit(use_source, c.source, [c.path, c.file], api_visibility="private").success(**run)
+    c.upload.upload(use_upload, [c.upload, lang], [c.path, c.file], api_visibility="private").success(**run)
+    c.source.submit(use_source, [c.source, lang], [c.path, c.file], api_visibility="private").success(**run)
     c.check.click(**forced)
     c.format.input(**run)
     c.mask.input(**run)
@@ -500,6 +590,8 @@ def wire(c: SimpleNamespace, model, max_seq_len, lang, split=None, subset=None) 
                      api_visibility="private", show_progress="hidden")
     c.report.change(show_example, [c.example, c.report, lang], [c.tokens, c.caption, c.rejected],
                     api_visibility="private", show_progress="hidden")
+    lang.change(relabel, [c.example, c.report, lang], [c.message, c.stats, c.example, c.tokens, c.caption, c.rejected],
+                api_visibility="private", show_progress="hidden")
     c.report.change(remembered_choice, c.report, c.remembered, api_visibility="private", show_progress="hidden")
 
 

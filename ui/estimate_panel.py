@@ -16,6 +16,7 @@ import gradio as gr
 from engine.core.device import detect
 from engine.core.security import web_config_problems
 from engine.estimate import ui_summary
+from ui import messages
 from ui.lang import loc, norm, tr
 
 MAX_OPTIONS = 4
@@ -121,8 +122,8 @@ def render(summary: dict, lang: str) -> str:
     if summary.get("pending"):
         return f"<div class='tl-estimate' id='memory-estimate-pending'>{html.escape(tr(TEXT, lang, 'pending'))}</div>"
     if not summary.get("ok"):
-        message = tr(TEXT, lang, "no_estimate", error=summary.get("error"))
-        return f"<div class='tl-estimate'>{html.escape(message)}</div>"
+        error = messages.say(summary.get("error") or "", lang)
+        return f"<div class='tl-estimate'>{html.escape(tr(TEXT, lang, 'no_estimate', error=error))}</div>"
     total, available = summary["total_bytes"], summary.get("available_bytes") or 0
     scale = max(total, available, 1)
     device = summary.get("device") or {}
@@ -135,15 +136,18 @@ def render(summary: dict, lang: str) -> str:
         f"<span><i style='background:{COLORS.get(c['key'], '#999')}'></i>{html.escape(label(c['key'], device, lang))} "
         f"{gib(c['bytes'])}</span>" for c in summary["components"] if c["bytes"] > 0)
     verdict = summary.get("verdict", "unknown")
-    headline = tr(TEXT, lang, "of", need=gib(total), have=gib(available), device=device.get("name", "?"))
+    headline = tr(TEXT, lang, "of", need=gib(total), have=gib(available),
+                  device=messages.say(device.get("name", "?"), lang))
     params = tr(TEXT, lang, "trainable", trainable=f"{summary['trainable_params']:,}",
                 total=f"{summary['total_params']:,}",
                 pct=f"{100 * summary['trainable_params'] / max(summary['total_params'], 1):.3f}%")
     details = summary.get("details") or {}
     basis = f"<div class='tl-params' id='estimate-basis'>{html.escape(basis_line(details, lang))}</div>"
-    why = quantized_note(details, lang)
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in ([why] if why else []) + (summary.get("notes") or []))
-    structure = tr(TEXT, lang, "structure", structure=summary["structure"]) if summary.get("structure") else ""
+    why = quantized_note(details, lang)  # the page's own text, already in `lang`
+    notes = (f"<li>{html.escape(why)}</li>" if why else "") + \
+        "".join(f"<li>{messages.say_html(n, lang)}</li>" for n in summary.get("notes") or [])
+    structure = tr(TEXT, lang, "structure", structure=messages.say(summary["structure"], lang)) \
+        if summary.get("structure") else ""
     notes_list = f"<ul class='tl-notes'>{notes}</ul>" if notes else ""
     colour = VERDICT_COLORS.get(verdict, "#6b7280")
     return f"""<div class='tl-estimate' id='memory-estimate'>
@@ -199,7 +203,7 @@ def update(c: SimpleNamespace, raw: dict, lang: str, summary: dict | None = None
     summary = compute(c, raw) if summary is None else summary
     options = [o for o in summary.get("options") or [] if o.get("fits")][:MAX_OPTIONS]
     show_options = summary.get("ok") and summary.get("verdict") in ("does not fit", "tight")
-    buttons = [gr.update(value=f"{o['label']}: {gib(o['bytes'])}", visible=bool(show_options))
+    buttons = [gr.update(value=f"{messages.say(o['label'], lang)}: {gib(o['bytes'])}", visible=bool(show_options))
                if i < len(options) else gr.update(visible=False) for i, o in enumerate(
                    options + [None] * (MAX_OPTIONS - len(options)))]
     note = tr(TEXT, lang, "options") if options else tr(TEXT, lang, "none_fit")

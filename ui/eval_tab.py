@@ -11,10 +11,11 @@ from types import SimpleNamespace
 
 import gradio as gr
 
+from engine.core.messages import Message
 from engine.core.workspace import PROJECT_ROOT, data_display_name
 from engine.evaluation import records
-from ui import follow
-from ui.common import error_box, finished_runs, note_box, progress_bar, run_label, run_path
+from ui import follow, messages
+from ui.common import engine, error_box, finished_runs, note_box, progress_bar, reason, run_label, run_path
 from ui.data_tab import SAMPLES_DIR, UPLOAD_TYPES, uploaded_files
 from ui.lang import loc, tr
 
@@ -45,6 +46,8 @@ TEXT = {
         "none": "No evaluation of this run yet.",
         "cols": "file|model|data|eval loss|perplexity|ROUGE-L|BLEU",
         "sample_cols": "example|prompt|reference|generated|ROUGE-L|BLEU",
+        "model_run": "run", "model_base": "base", "kind_validation": "validation", "kind_file": "file",
+        "kind_train": "train", "empty": "(empty)",
     },
     "zh": {
         "run": "训练", "run_info": "已完成的训练；评估结果保存在它的文件夹（eval/）中。",
@@ -68,12 +71,24 @@ TEXT = {
         "none": "该训练还没有评估结果。",
         "cols": "文件|模型|数据|评估损失|困惑度|ROUGE-L|BLEU",
         "sample_cols": "样例|提示|参考答案|生成的回答|ROUGE-L|BLEU",
+        "model_run": "训练结果", "model_base": "基础模型", "kind_validation": "验证集", "kind_file": "文件",
+        "kind_train": "训练集", "empty": "（空）",
     },
 }
 
 
-def run_choices() -> list[tuple[str, str]]:
-    return [(run_label(r), r["id"]) for r in finished_runs()]
+def run_choices(lang: str = "en") -> list[tuple[str, str]]:
+    return [(run_label(r, lang), r["id"]) for r in finished_runs()]
+
+
+def which_choices(lang: str = "en") -> list[tuple[str, str]]:
+    return [(tr(TEXT, lang, "result"), "run"), (tr(TEXT, lang, "base"), "base")]
+
+
+def _word(lang, prefix: str, value) -> str:
+    """A model ("run"/"base") or data kind ("validation"/"file"/"train") of a result, in the page's language."""
+    key = f"{prefix}_{value}"
+    return tr(TEXT, lang, key) if key in TEXT["en"] else str(value or "")
 
 
 def data_choices(lang="en") -> list[tuple[str, str]]:
@@ -102,9 +117,8 @@ def resolve_data(data: str | None) -> str | None:
     if len(named) == 1:
         return named[0]
     if named:
-        raise ValueError(f"{len(named)} data files are named {data}; give one's path: {', '.join(named)}")
-    raise ValueError(f"{data} is not a data file of this workspace; evaluate on a file uploaded in the Data tab or "
-                     f"a bundled sample: {', '.join(v.rsplit('/', 1)[-1] for v in values)}")
+        raise ValueError(Message("eval.ambiguous_data", count=len(named), name=data, paths=", ".join(named)))
+    raise ValueError(Message("eval.unknown_data", name=data, files=", ".join(v.rsplit("/", 1)[-1] for v in values)))
 
 
 def start_evaluation(run_id, data, samples, base: bool, max_new_tokens) -> None:
@@ -113,7 +127,7 @@ def start_evaluation(run_id, data, samples, base: bool, max_new_tokens) -> None:
         records.spawn(run_path(run_id), resolve_data(data), int(samples or 0), base=bool(base),
                       max_new_tokens=int(max_new_tokens or 64))
     except RuntimeError as err:  # one already running
-        raise ValueError(str(err)) from None
+        raise ValueError(reason(err)) from None
 
 
 def _num(value, places: int = 4) -> str:
@@ -136,8 +150,8 @@ def results_table(results: list[dict], lang="en") -> dict:
     if not results:
         return NO_RESULTS
     headers = tr(TEXT, lang, "cols").split("|")
-    data = [[r["file"], r.get("model", ""),
-             f"{r.get('data', {}).get('kind', '')} ({r.get('data', {}).get('examples', '?')})",
+    data = [[r["file"], _word(lang, "model", r.get("model", "")),
+             f"{_word(lang, 'kind', r.get('data', {}).get('kind', ''))} ({r.get('data', {}).get('examples', '?')})",
              _num(r.get("eval_loss")), _num(r.get("perplexity"), 2), _num(r.get("rouge_l")), _num(r.get("bleu"))]
             for r in results]
     return {"headers": headers, "data": data}
@@ -148,7 +162,8 @@ def samples_table(result: dict | None, lang="en") -> dict:
     if not rows:
         return NO_RESULTS
     return {"headers": tr(TEXT, lang, "sample_cols").split("|"),
-            "data": [[r["where"], r["prompt"], r["reference"], r["generated"] or "(empty)", f"{r['rouge_l']:.3f}",
+            "data": [[messages.where(r["where"], lang), r["prompt"], r["reference"],
+                      r["generated"] or tr(TEXT, lang, "empty"), f"{r['rouge_l']:.3f}",
                       f"{r['bleu']:.3f}"] for r in rows]}
 
 
@@ -156,11 +171,13 @@ def numbers_markdown(result: dict | None, lang="en") -> str:
     if not result:
         return tr(TEXT, lang, "none")
     data = result.get("data", {})
-    text = tr(TEXT, lang, "numbers", model=result.get("model"), kind=data.get("kind"), examples=data.get("examples"),
+    text = tr(TEXT, lang, "numbers", model=_word(lang, "model", result.get("model")),
+              kind=_word(lang, "kind", data.get("kind")), examples=data.get("examples"),
               tokens=result.get("trained_tokens"), loss=_num(result.get("eval_loss")),
               ppl=_num(result.get("perplexity"), 2), rouge=_num(result.get("rouge_l")), bleu=_num(result.get("bleu")),
               seconds=result.get("seconds"))
-    return text + (f"\n\n_{data['note']}_" if data.get("note") else "")
+    note = messages.say(data.get("note_i18n") or data["note"], lang) if data.get("note") else ""
+    return text + (f"\n\n_{note}_" if note else "")
 
 
 def show_run(run_id, lang="en"):
@@ -179,7 +196,7 @@ def on_start(run_id, which, data_file, samples, max_new_tokens, lang="en"):
     try:
         start_evaluation(run_id, data_file, samples, which == "base", max_new_tokens)
     except Exception as err:
-        return error_box(tr(TEXT, lang, "failed_start"), str(err))
+        return error_box(tr(TEXT, lang, "failed_start"), reason(err), lang)
     return note_box(tr(TEXT, lang, "started", run=run_id), "ok")
 
 
@@ -195,7 +212,8 @@ def tick(run_id, seen, lang="en"):
     if key == seen.get("key"):
         return (gr.skip(),) * 5 + (seen,)
     seen["key"] = key
-    failure = error_box(tr(TEXT, lang, "failed"), status.get("error") or "") if status.get("state") == "failed" else ""
+    failure = error_box(tr(TEXT, lang, "failed"), engine([messages.status_error(status)]), lang) \
+        if status.get("state") == "failed" else ""
     return (*show_run(run_id, lang), failure, seen)
 
 
@@ -210,7 +228,7 @@ def select_result(evt: gr.SelectData, run_id, lang="en"):
 
 def refresh(current, data=None, lang="en"):
     """The run and data pickers again (runs finish and files are uploaded while the page is open)."""
-    choices = run_choices()
+    choices = run_choices(lang)
     values = [v for _, v in choices]
     files = data_choices(lang)
     return gr.update(choices=choices, value=current if current in values else (values[0] if values else None)), \
@@ -223,9 +241,10 @@ def build() -> SimpleNamespace:
     choices = run_choices()
     with gr.Row():
         c.run = loc(gr.Dropdown(choices, value=choices[0][1] if choices else None, label=en["run"], info=en["run_info"],
-                                elem_id="eval-run", scale=3), TEXT, label="run", info="run_info")
-        c.which = loc(gr.Radio([(en["result"], "run"), (en["base"], "base")], value="run", label=en["which"],
-                               info=en["which_info"], scale=2), TEXT, label="which", info="which_info")
+                                elem_id="eval-run", scale=3), TEXT, label="run", info="run_info", choices=run_choices)
+        c.which = loc(gr.Radio(which_choices("en"), value="run", label=en["which"],
+                               info=en["which_info"], scale=2), TEXT, label="which", info="which_info",
+                      choices=which_choices)
         c.refresh = loc(gr.Button(en["refresh"], scale=0, size="sm"), TEXT, value="refresh")
     with gr.Row():
         c.data = loc(gr.Dropdown(data_choices(), value="", label=en["data"], info=en["data_info"], scale=3,

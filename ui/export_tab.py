@@ -18,8 +18,8 @@ import gradio as gr
 
 from engine.core.workspace import safe_name, subdir
 from engine.inference import serve_job
-from ui import common
-from ui.common import error_box, note_box, progress_bar, run_label, run_path
+from ui import common, messages
+from ui.common import engine, error_box, note_box, progress_bar, reason, run_label, run_path
 from ui.lang import loc, tr
 
 KINDS = ("adapter", "merged", "gguf")
@@ -66,6 +66,9 @@ TEXT = {
                          "from others, run `python -m engine serve {run} --host 0.0.0.0 --auth user:password`.",
         "serve_stopped": "Not serving.", "serve_failed": "The server failed", "cannot_serve": "Could not serve the run",
         "cannot_unserve": "Could not stop the server", "serve_stopping": "Stopping the server of {run}.",
+        "kind_adapter": "adapter", "kind_merged": "merged model", "kind_gguf": "GGUF files",
+        "gguf_check": "{gguf}: next-token agreement {agreement}, identical greedy replies {same}/{prompts}, max |logit "
+                      "diff| {diff}",
     },
     "zh": {
         "run": "要导出的训练", "run_info": "已完成的训练（包括提前停止的）。", "refresh": "↻ 刷新",
@@ -95,6 +98,8 @@ TEXT = {
                          "`python -m engine serve {run} --host 0.0.0.0 --auth 用户名:密码`。",
         "serve_stopped": "未在服务。", "serve_failed": "服务失败", "cannot_serve": "无法启动服务",
         "cannot_unserve": "无法停止服务", "serve_stopping": "正在停止 {run} 的服务。",
+        "kind_adapter": "适配器", "kind_merged": "合并模型", "kind_gguf": "GGUF 文件",
+        "gguf_check": "{gguf}：下一个词元一致率 {agreement}，贪心回答完全相同 {same}/{prompts}，logit 最大差值 {diff}",
     },
 }
 
@@ -149,24 +154,28 @@ def on_export(run_id, kind, dtype="auto", lang="en"):
                        f"{event[1]:.0%} · {time.time() - started:.0f} s"
                 yield gr.skip(), progress_bar(event[1], "running", text), gr.skip()
             elif event[0] == "failed":
-                yield error_box(tr(TEXT, lang, "cannot", kind=kind), event[1]), "", None
+                yield error_box(tr(TEXT, lang, "cannot", kind=kind_name(kind, lang)), engine(event[1]), lang), "", None
             else:
                 archive = event[1]
                 note = tr(TEXT, lang, "exported", name=archive.name, mb=f"{archive.stat().st_size / 2**20:,.1f}",
                           folder=archive.parent)
-                checks = gguf_check_lines(archive) if kind == "gguf" else []
+                checks = gguf_check_lines(archive, lang) if kind == "gguf" else []
                 yield note_box(note + (" " + "; ".join(checks) + "." if checks else ""), "ok"), "", str(archive)
     except Exception as err:  # e.g. no run chosen: a message, not a crash
-        yield error_box(tr(TEXT, lang, "cannot", kind=kind), str(err)), "", None
+        yield error_box(tr(TEXT, lang, "cannot", kind=kind_name(kind, lang)), reason(err), lang), "", None
 
 
-def gguf_check_lines(archive: Path) -> list[str]:
+def kind_name(kind: str, lang="en") -> str:
+    return tr(TEXT, lang, f"kind_{kind}") if f"kind_{kind}" in TEXT["en"] else kind
+
+
+def gguf_check_lines(archive: Path, lang="en") -> list[str]:
     """The agreement of each GGUF with the merged model (gguf_check.json next to the files)."""
     check = archive.with_suffix("") / "gguf_check.json"
     if not check.is_file():
         return []
-    return [f"{c['gguf']}: next-token agreement {c['top1_agreement']:.1%}, identical greedy replies "
-            f"{c['identical_greedy_replies']}/{c['prompts']}, max |logit diff| {c['max_abs_logit_diff']}"
+    return [tr(TEXT, lang, "gguf_check", gguf=c["gguf"], agreement=f"{c['top1_agreement']:.1%}",
+               same=c["identical_greedy_replies"], prompts=c["prompts"], diff=c["max_abs_logit_diff"])
             for c in json.loads(check.read_text())]
 
 
@@ -188,9 +197,9 @@ def on_push(run_id, repo, kind, private, token, lang="en"):
         result = common.run_engine(*(args + (["--private"] if private else [])),
                                    extra_env={"HF_TOKEN": token.strip()} if (token or "").strip() else None)
         if result.returncode != 0:
-            raise ValueError(common.cli_failure(result))
+            raise ValueError(common.cli_failure(result))  # the CLI's English words
     except Exception as err:
-        return error_box(tr(TEXT, lang, "cannot_push"), str(err))
+        return error_box(tr(TEXT, lang, "cannot_push"), reason(err), lang)
     url = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else repo
     return note_box(tr(TEXT, lang, "pushed", url=url), "ok")
 
@@ -205,11 +214,12 @@ def serve_text(run_id, lang="en") -> str:
     state = status.get("state")
     if state == "running":
         return tr(TEXT, lang, "serve_running", run=run_id, url=status["url"], model=status["model"],
-                  note=status.get("note", "")) + "\n\n" + client_snippet(status)
+                  note=messages.say(status.get("note_i18n") or status.get("note", ""), lang)) + "\n\n" + \
+            client_snippet(status)
     if state == "starting":
         return tr(TEXT, lang, "serve_starting", run=run_id, seconds=f"{time.time() - status.get('started_at', 0):.0f}")
     if state == "failed":
-        return error_box(tr(TEXT, lang, "serve_failed"), status.get("error") or "")
+        return error_box(tr(TEXT, lang, "serve_failed"), engine([messages.status_error(status)]), lang)
     return tr(TEXT, lang, "serve_stopped")
 
 
@@ -226,7 +236,7 @@ def on_serve(run_id, lang="en"):
         run_dir = run_path(run_id)
         serve_job.start(run_dir)
     except Exception as err:
-        yield error_box(tr(TEXT, lang, "cannot_serve"), str(err))
+        yield error_box(tr(TEXT, lang, "cannot_serve"), reason(err), lang)
         return
     deadline = time.time() + SERVE_WAIT_S
     while serve_job.read(run_dir).get("state") == "starting" and time.time() < deadline:
@@ -240,7 +250,7 @@ def on_unserve(run_id, lang="en"):
         run_dir = run_path(run_id)
         serve_job.stop(run_dir)
     except Exception as err:
-        yield error_box(tr(TEXT, lang, "cannot_unserve"), str(err))
+        yield error_box(tr(TEXT, lang, "cannot_unserve"), reason(err), lang)
         return
     yield note_box(tr(TEXT, lang, "serve_stopping", run=run_id))
     deadline = time.time() + 15
@@ -250,13 +260,17 @@ def on_unserve(run_id, lang="en"):
 
 
 # ---- the tab -----------------------------------------------------------------------------------
-def run_choices() -> list[tuple[str, str]]:
-    return [(run_label(r), r["id"]) for r in common.finished_runs()]
+def run_choices(lang: str = "en") -> list[tuple[str, str]]:
+    return [(run_label(r, lang), r["id"]) for r in common.finished_runs()]
+
+
+def push_choices(lang: str = "en") -> list[tuple[str, str]]:
+    return [(tr(TEXT, lang, f"kind_{kind}"), kind) for kind in ("adapter", "merged")]
 
 
 def refresh(current, lang="en"):
     """The run picker again (runs finish while the page is open), and what the chosen run's server does."""
-    choices = run_choices()
+    choices = run_choices(lang)
     values = [v for _, v in choices]
     chosen = current if current in values else (values[0] if values else None)
     return gr.update(choices=choices, value=chosen), serve_text(chosen, lang) if chosen else ""
@@ -274,7 +288,7 @@ def build() -> SimpleNamespace:
         choices = run_choices()
         c.run = loc(gr.Dropdown(choices, value=choices[0][1] if choices else None, label=TEXT["en"]["run"],
                                 elem_id="export-run", scale=4, info=TEXT["en"]["run_info"]), TEXT, label="run",
-                    info="run_info")
+                    info="run_info", choices=run_choices)
         c.refresh = loc(gr.Button(TEXT["en"]["refresh"], scale=1, size="sm"), TEXT, value="refresh")
     loc(gr.Markdown(TEXT["en"]["help"], elem_classes="tl-help"), TEXT, value="help")
     with gr.Row():
@@ -295,8 +309,8 @@ def build() -> SimpleNamespace:
                                 scale=2), TEXT, label="repo", info="repo_info")
         c.token = loc(gr.Textbox("", label=TEXT["en"]["token"], info=TEXT["en"]["token_info"], type="password",
                                  elem_id="push-token", scale=2), TEXT, label="token", info="token_info")
-        c.push_kind = loc(gr.Radio(["adapter", "merged"], value="adapter", label=TEXT["en"]["push_kind"], scale=1),
-                          TEXT, label="push_kind")
+        c.push_kind = loc(gr.Radio(push_choices("en"), value="adapter", label=TEXT["en"]["push_kind"], scale=1),
+                          TEXT, label="push_kind", choices=push_choices)
         c.private = loc(gr.Checkbox(True, label=TEXT["en"]["private"], scale=1), TEXT, label="private")
     c.push = loc(gr.Button(TEXT["en"]["push"], elem_id="push-hub"), TEXT, value="push")
     c.push_message = gr.Markdown("", elem_id="push-message")

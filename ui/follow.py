@@ -157,6 +157,11 @@ def memory_cell(rows: list[dict], status: dict) -> str:
 
 
 def failure_lines(status: dict, lang="en") -> list[str]:
-    lines = [status["error"]] if status.get("error") else []
-    advice = (status.get("failure") or {}).get("advice") or []
-    return lines + [tr(TEXT, lang, "try", advice=a) for a in advice]
+    """Why a run failed and what to try, in the page's language (status.json keeps the message codes)."""
+    from ui import messages  # it words run states through this module
+
+    error = messages.status_error(status)
+    lines = [messages.say(error, lang)] if error else []
+    failure = status.get("failure") or {}
+    advice = failure.get("advice_i18n") or failure.get("advice") or []
+    return lines + [tr(TEXT, lang, "try", advice=messages.say(a, lang)) for a in advice]

@@ -6,8 +6,14 @@ here with `loc(component, TEXT, label=key, info=key, ...)`; switching the langua
 `gr.update` per registered component. Messages made by handlers use `tr(TEXT, lang, key)`, with
 `lang` (the switch) as one of the handler's inputs. The choice is kept in the browser
 (`gr.BrowserState`, i.e. localStorage), so a reload comes back in the same language.
+
+Gradio's own words (a file drop zone, the footer, toasts' titles) follow Gradio's locale, which the switch
+sets too (LOCALE_JS); components that draw such words only when they mount are registered with `remount`
+and shown again after a switch, so they redraw in the new language.
 """
 from __future__ import annotations
+
+import json
 
 import gradio as gr
 
@@ -21,6 +27,21 @@ TEXT = {
 }
 
 _REGISTRY: list[tuple[object, dict, dict]] = []  # (component, table, {property: key})
+_REMOUNT: list = []  # components hidden and shown again after a switch (see `remount`)
+# Gradio's locale for each of ours. Gradio reads the browser's language when the page starts; its core module
+# exports changeLocale (used by its own settings panel), found here by the module's URL. Where that export is
+# missing (another Gradio version), only Gradio's own words stay in the browser's language.
+GRADIO_LOCALES = {"en": "en", "zh": "zh-CN"}
+LOCALE_JS = """(lang) => {
+  try {
+    const urls = [...document.querySelectorAll('link[href], script[src]')].map(e => e.href || e.src)
+      .concat(performance.getEntriesByType('resource').map(e => e.name));
+    const core = urls.find(u => /\\/assets\\/core-[^/]*\\.js$/.test(u));
+    const locale = LOCALES[lang] || 'en';
+    if (core) import(core).then(m => m.changeLocale && m.changeLocale(locale)).catch(() => {});
+  } catch (e) {}
+  return lang;
+}""".replace("LOCALES", json.dumps(GRADIO_LOCALES))
 
 
 def norm(lang) -> str:
@@ -42,9 +63,16 @@ def loc(component, table: dict, **props):
     return component
 
 
+def remount(component):
+    """Register a component whose built-in words Gradio draws when it mounts (a File's drop zone)."""
+    _REMOUNT.append(component)
+    return component
+
+
 def start() -> None:
     """Forget registrations from an earlier build (build_ui may run more than once in a process)."""
     _REGISTRY.clear()
+    _REMOUNT.clear()
 
 
 def components() -> list:
@@ -60,16 +88,20 @@ def apply(lang) -> list:
 
 def build():
     """The switch (a Radio) and the browser-side memory of the choice."""
-    switch = gr.Radio(CHOICES, value="en", show_label=False, container=False, elem_id="language",
-                      min_width=180, scale=0)
+    switch = gr.Radio(CHOICES, value="en", label=TEXT["en"]["language"], show_label=False, container=False,
+                      elem_id="language", min_width=180, scale=0)
     remembered = gr.BrowserState("en", storage_key=STORAGE_KEY)
     return switch, remembered
 
 
 def wire(demo, switch, remembered) -> None:
     private = dict(api_visibility="private")
-    outputs = components()
-    switch.change(lambda lang: [norm(lang), *apply(lang)], switch, [remembered, *outputs],
-                  show_progress="hidden", **private)
-    # on load: the remembered language (a change event follows only if it is not English)
-    demo.load(lambda saved: norm(saved), remembered, switch, show_progress="hidden", **private)
+    outputs, hidden = components(), [gr.update(visible=False)] * len(_REMOUNT)
+    # LOCALE_JS runs in the browser first (Gradio's locale), then the texts; then the remounted parts come back
+    switch.change(lambda lang: [norm(lang), *apply(lang), *hidden], switch, [remembered, *outputs, *_REMOUNT],
+                  js=LOCALE_JS, show_progress="hidden", **private).then(
+        lambda: [gr.update(visible=True)] * len(_REMOUNT), None, list(_REMOUNT), show_progress="hidden", **private)
+    # on load: the remembered language (a change event follows only if it is not English), and Gradio's locale
+    # set to it (the browser's language may differ)
+    demo.load(lambda saved: norm(saved), remembered, switch, show_progress="hidden", **private).then(
+        None, switch, None, js=LOCALE_JS, **private)

@@ -14,12 +14,13 @@ import gradio as gr
 
 from engine.core import runs
 from engine.core.config import ConfigError, RunConfig, overrides_between, schema_param, switch_method
+from engine.core.messages import Message
 from engine.core.security import web_config_problems
 from engine.core.workspace import PROJECT_ROOT, data_display_name
 from engine.estimate import DataLengths, ui_summary
 from engine.training import launcher
-from ui import chat_tab, data_tab, estimate_panel, follow, params
-from ui.common import error_box, note_box, run_path
+from ui import chat_tab, data_tab, estimate_panel, follow, messages, params
+from ui.common import engine, error_box, note_box, reason, run_path
 from ui.data_tab import parse_columns
 from ui.lang import loc, tr
 
@@ -82,6 +83,7 @@ TEXT = {
         "data_unchecked": "{name} · not checked yet (Data tab)",
         "data_unusable": "{name} · cannot be used as it is (see the Data tab)",
         "checking_data": "Checking the data before the run starts…",
+        "step": "step", "value": "value", "series": "series",
     },
     "zh": {
         "method": "方法", "method_info": "训练哪些参数。每种方法在下方显示自己的设置。",
@@ -112,6 +114,7 @@ TEXT = {
         "data_unchecked": "{name} · 尚未检查（数据页）",
         "data_unusable": "{name} · 无法直接使用（见数据页）",
         "checking_data": "开始训练前正在检查数据…",
+        "step": "步数", "value": "数值", "series": "曲线",
     },
 }
 # Chinese label and help of the TRAIN_PARAMS declarations (English comes from the Param itself)
@@ -198,7 +201,7 @@ def build_raw(model, data_path, fmt, columns_text, mask, skip_bad, name, method,
     try:
         columns = parse_columns(columns_text)
     except ValueError as err:
-        columns, problems = {}, [f"data.columns: {err}"]
+        columns, problems = {}, [Message("config.columns", field="data.columns", reason=err.args[0])]
     raw = {"model": (model or "").strip(), "name": (name or "").strip(),
            "data": {"train": data_path or "", "format": fmt, "mask": mask, "columns": columns,
                     "skip_bad_rows": bool(skip_bad)},
@@ -209,7 +212,7 @@ def build_raw(model, data_path, fmt, columns_text, mask, skip_bad, name, method,
             if param.name in RUN_REFERENCES:
                 value = run_or_path(value)
         elif value is None or value == "":
-            problems.append(f"{section}.{param.name}: empty; enter a value")
+            problems.append(Message("config.empty", field=f"{section}.{param.name}"))
             continue
         raw[section][param.name] = value
     raw["method"] = {k: v for k, v in raw["method"].items() if v is not None}
@@ -270,7 +273,8 @@ def on_preview(controls, model, data_path, fmt, columns_text, mask, skip_bad, na
     except ConfigError as err:
         problems += err.problems
     if problems:
-        return gr.update(visible=False), error_box(tr(TEXT, lang, "need_attention", n=len(problems)), problems)
+        return gr.update(visible=False), error_box(tr(TEXT, lang, "need_attention", n=len(problems)),
+                                                   engine(problems), lang)
     return gr.update(value=preview_command(cfg), visible=True), ""
 
 
@@ -293,9 +297,11 @@ def on_start(controls, report, model, data_path, fmt, columns_text, mask, skip_b
     try:
         run_dir = start_config(raw, problems)
     except ConfigError as err:
-        return error_box(tr(TEXT, lang, "need_attention", n=len(err.problems)), err.problems), gr.skip(), report
+        return error_box(tr(TEXT, lang, "need_attention", n=len(err.problems)), engine(err.problems), lang), \
+            gr.skip(), report
     except Exception as err:
-        return error_box(tr(TEXT, lang, "cannot_start"), f"{type(err).__name__}: {err}"), gr.skip(), report
+        return error_box(tr(TEXT, lang, "cannot_start"), Message("run.error", type=type(err).__name__,
+                                                                  detail=str(err)), lang), gr.skip(), report
     ids = [r["id"] for r in runs.list_runs()]
     started = tr(TEXT, lang, "started", run=run_dir.name)
     if chat_tab.make_room_for_training(ui_summary(raw).get("total_bytes")):
@@ -329,7 +335,7 @@ def on_stop(run_id, lang="en"):
     try:
         stop_run(run_id)
     except Exception as err:
-        return error_box(tr(TEXT, lang, "cannot_stop"), str(err))
+        return error_box(tr(TEXT, lang, "cannot_stop"), reason(err), lang)
     return note_box(tr(TEXT, lang, "stopping", run=run_id))
 
 
@@ -337,7 +343,7 @@ def on_resume(run_id, lang="en"):
     try:
         resume_run(run_id)
     except Exception as err:
-        return error_box(tr(TEXT, lang, "cannot_resume"), str(err))
+        return error_box(tr(TEXT, lang, "cannot_resume"), reason(err), lang)
     return note_box(tr(TEXT, lang, "resuming", run=run_id), "ok")
 
 
@@ -346,9 +352,9 @@ def on_delete_ask(run_id, lang="en"):
     try:
         refusal = runs.delete_refusal(run_path(run_id))
     except ValueError as err:
-        refusal = str(err)
+        refusal = reason(err)
     if refusal:
-        return error_box(tr(TEXT, lang, "cannot_delete"), refusal), gr.update(visible=False)
+        return error_box(tr(TEXT, lang, "cannot_delete"), refusal, lang), gr.update(visible=False)
     return "", gr.update(visible=True)
 
 
@@ -356,7 +362,7 @@ def on_delete_confirm(run_id, lang="en"):
     try:
         delete_run(run_id)
     except Exception as err:
-        return error_box(tr(TEXT, lang, "cannot_delete"), str(err)), gr.update(visible=False), gr.skip()
+        return error_box(tr(TEXT, lang, "cannot_delete"), reason(err), lang), gr.update(visible=False), gr.skip()
     listing = runs.list_runs()
     return note_box(tr(TEXT, lang, "deleted", run=run_id), "ok"), gr.update(visible=False), \
         gr.update(choices=[r["id"] for r in listing], value=listing[0]["id"] if listing else None)
@@ -380,7 +386,7 @@ def runs_table(listing: list[dict], lang="en") -> dict:
     for r in listing:
         notes = [tr(TEXT, lang, "stopped_early")] if r.get("stopped_early") and r["state"] == "done" else []
         notes += [tr(TEXT, lang, "reproduces", run=r["reproduces"])] if r.get("reproduces") else []
-        notes += [(r.get("error") or "")[:120]] if r["state"] == "failed" else []
+        notes += [messages.say(messages.status_error(r), lang)[:120]] if r["state"] == "failed" else []
         data.append([r["id"], r.get("method") or "", r.get("data_file") or "",
                      time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created_at"])) if r.get("created_at") else "",
                      follow.state_name(r["state"], lang), f"{r['step'] or 0}/{r['max_steps'] or '?'}",
@@ -443,7 +449,7 @@ def tick(run_id, seen, lang="en"):
     return (choices, table, follow.progress_html(status, lang),
             follow.loss_frame(rows, lang) if fresh else skip, follow.lr_frame(rows) if fresh else skip,
             follow.numbers_markdown(rows, status, lang),
-            error_box(tr(TEXT, lang, "failed", run=run_id), failure) if failure else "",
+            error_box(tr(TEXT, lang, "failed", run=run_id), failure, lang) if failure else "",
             log, *(follow.objective_updates(rows, lang) if fresh else (skip, skip)), *button_states(run_dir, status),
             seen)
 
@@ -509,16 +515,22 @@ def build(defaults: RunConfig) -> SimpleNamespace:
     c.failure = gr.Markdown("")
     with gr.Row():
         c.loss_plot = loc(gr.LinePlot(follow.EMPTY_LOSS, x="step", y="loss", color="series", title=en["loss"],
-                                      elem_id="loss-plot", height=280,
-                                      color_map=follow.loss_colors("en")),
-                          TEXT, title="loss", color_map=follow.loss_colors)
-        c.lr_plot = loc(gr.LinePlot(follow.EMPTY_LR, x="step", y="learning rate", title=en["lr"], height=280),
-                        TEXT, title="lr")
+                                      elem_id="loss-plot", height=280, x_title=en["step"], y_title=en["loss"],
+                                      color_map=follow.loss_colors("en"), color_title=en["series"]),
+                          TEXT, title="loss", color_map=follow.loss_colors, x_title="step", y_title="loss",
+                          color_title="series")
+        c.lr_plot = loc(gr.LinePlot(follow.EMPTY_LR, x="step", y="learning rate", title=en["lr"], height=280,
+                                    x_title=en["step"], y_title=en["lr"]),
+                        TEXT, title="lr", x_title="step", y_title="lr")
     with gr.Row():  # a preference objective's own metrics (shown for such runs only)
         c.rewards_plot = loc(gr.LinePlot(None, x="step", y="value", color="series", title=en["rewards"],
-                                         elem_id="rewards-plot", height=260, visible=False), TEXT, title="rewards")
+                                         elem_id="rewards-plot", height=260, visible=False, x_title=en["step"],
+                                         y_title=en["value"], color_title=en["series"]),
+                             TEXT, title="rewards", x_title="step", y_title="value", color_title="series")
         c.logps_plot = loc(gr.LinePlot(None, x="step", y="value", color="series", title=en["logps"],
-                                       elem_id="logps-plot", height=260, visible=False), TEXT, title="logps")
+                                       elem_id="logps-plot", height=260, visible=False, x_title=en["step"],
+                                       y_title=en["value"], color_title=en["series"]),
+                           TEXT, title="logps", x_title="step", y_title="value", color_title="series")
     c.numbers = gr.Markdown("", elem_id="run-numbers")
     c.log = loc(gr.Textbox("", label=en["log"], lines=12, max_lines=12, autoscroll=True, interactive=False),
                 TEXT, label="log")

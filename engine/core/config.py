@@ -22,6 +22,7 @@ import yaml
 
 from engine.core import optimizers
 from engine.core.errors import UserError
+from engine.core.messages import Message, joined, prefixed
 from engine.core.registry import FORMATS, METHODS, OBJECTIVES, TEMPLATES, Param, check_params
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -40,7 +41,9 @@ TRUST_REMOTE_CODE = Param("trust_remote_code", bool, False, "Run Python code shi
 class ConfigError(UserError):
     def __init__(self, problems: list[str], source: str = "config"):
         self.problems = problems
-        super().__init__(f"{source} has {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems))
+        # the text is a catalogue message whose problems keep their own codes (the UI words each)
+        super().__init__(Message("config.problems", source=source, count=len(problems),
+                                 problems=joined(problems, "\n  - ")))
 
 
 def setting(default: Any, help: str, *, label: str = "", min: float | None = None, max: float | None = None,
@@ -82,12 +85,11 @@ class DataConfig:
     def problems(self) -> list[str]:
         found = []
         if self.replay_fraction > 0 and not str(self.replay).strip():
-            found.append("data.replay: give an earlier run folder or a data file to replay, "
-                         "or set replay_fraction to 0")
+            found.append(Message("config.replay_missing", field="data.replay"))
         elif str(self.replay).strip() and self.replay_fraction == 0:
-            found.append("data.replay_fraction: 0 replays nothing; choose a fraction above 0 (e.g. 0.25)")
+            found.append(Message("config.replay_zero", field="data.replay_fraction"))
         if not str(self.train).strip():
-            found.append("data.train: no training file given; upload one or pick a sample dataset")
+            found.append(Message("config.no_train_file", field="data.train"))
         if not isinstance(self.columns, dict):
             found.append("data.columns: expected a mapping of file column -> field, e.g. {question: instruction}")
         return found
@@ -169,9 +171,9 @@ class TrainConfig:
     def problems(self) -> list[str]:
         found = []
         if self.max_steps == 0 and self.epochs <= 0:
-            found.append("train.epochs: must be above 0 when max_steps is 0")
+            found.append(Message("config.epochs", field="train.epochs"))
         if not self.learning_rate > 0:
-            found.append(f"train.learning_rate: {self.learning_rate} must be above 0 (typical: 1e-5 to 5e-4)")
+            found.append(Message("config.learning_rate", field="train.learning_rate", value=self.learning_rate))
         if self.precision == "bf16_pure" and self.num_processes > 1 and self.distributed in ("zero2", "zero3"):
             found.append(f"train.precision: bf16_pure is not supported under DeepSpeed ({self.distributed}): its ZeRO "
                          "optimizers keep fp32 master weights of a bf16 model; use precision bf16, or distributed "
@@ -318,7 +320,8 @@ class RunConfig:
         raw = dict(raw or {})
         problems: list[str] = []
         known = {f.name for f in dataclasses.fields(cls) if f.name != "notes"}
-        problems += [f"{k}: unknown key (known: {', '.join(sorted(known))})" for k in raw if k not in known]
+        problems += [Message("config.unknown_key", field=k, known=", ".join(sorted(known)))
+                     for k in raw if k not in known]
 
         method = _method(raw.get("method"), problems)
         # a setting left out takes the method's starting value (Method.train_defaults, else the default)
@@ -335,7 +338,7 @@ class RunConfig:
             data=data, method=method, train=train, distill=distill, preference=preference,
         )
         if not cfg.model.strip():
-            problems.append("model: empty; give an alias, a local folder or a Hub id")
+            problems.append(Message("config.model_empty", field="model"))
         problems += data.problems() + train.problems() + distill.problems()
         if not problems and train.objective in OBJECTIVES:  # what the objective cannot combine with, and why
             problems += OBJECTIVES.get(train.objective).problems(cfg)
@@ -381,13 +384,14 @@ def _section(name: str, raw: Any, problems: list[str], defaults: dict | None = N
     values = {}
     for key, value in raw.items():
         if key not in declared and key not in other:
-            problems.append(f"{name}.{key}: unknown key (known: {', '.join(f.name for f in dataclasses.fields(kind))})")
+            problems.append(Message("config.unknown_key", field=f"{name}.{key}",
+                                    known=", ".join(f.name for f in dataclasses.fields(kind))))
         elif key in other:
             values[key] = value
     for key, param in declared.items():
         value = raw.get(key, (defaults or {}).get(key, param.default))
         found = param.problems(value)
-        problems += [f"{name}.{text}" for text in found]
+        problems += [prefixed(name, text) for text in found]
         if not found:
             values[key] = param.coerce(value)
     return kind(**values)
@@ -397,7 +401,8 @@ def _method(raw: Any, problems: list[str]) -> MethodConfig:
     raw = {"name": raw} if isinstance(raw, str) else dict(raw or {})
     name = str(raw.pop("name", DEFAULT_METHOD))
     if name not in METHODS:
-        problems.append(f"method.name: unknown method {name!r}; choose one of: {', '.join(METHODS)}")
+        problems.append(Message("config.unknown_method", field="method.name", name=repr(name),
+                                known=", ".join(METHODS)))
         return MethodConfig(name=name, params=raw)
     params, found = check_params(METHODS.get(name).params, raw, "method")
     problems += found

@@ -11,6 +11,8 @@ import os
 import shutil
 import subprocess
 
+from engine.core.messages import Message
+
 MiB = 2**20
 
 
@@ -97,8 +99,8 @@ def _detect(kind: str | None) -> dict:
         return {"kind": "cuda", "name": first["name"], "total_bytes": first["total_bytes"],
                 "free_bytes": first["free_bytes"], "available_bytes": first["free_bytes"], "count": len(found)}
     if kind == "cuda":
-        return {"kind": "cuda", "name": "GPU (not found here)", "total_bytes": None, "free_bytes": None,
+        return {"kind": "cuda", "name": Message("device.no_gpu"), "total_bytes": None, "free_bytes": None,
                 "available_bytes": None, "count": 0}
     ram = system_memory()
-    return {"kind": "cpu", "name": "CPU (system RAM)", "total_bytes": ram["total_bytes"],
+    return {"kind": "cpu", "name": Message("device.cpu"), "total_bytes": ram["total_bytes"],
             "free_bytes": ram["free_bytes"], "available_bytes": ram["free_bytes"], "count": 1}

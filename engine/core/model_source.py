@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.core.messages import Message
 from engine.core.workspace import ALIASES, PROJECT_ROOT, resolve_model
 
 
@@ -50,24 +51,20 @@ def model_problems(model: str) -> list[str]:
         try:
             gguf_path()  # it can be prepared
         except RuntimeError as err:
-            return [f"model: {model} is not prepared, and {err}"]
+            return [Message("model.not_prepared", field="model", model=model, why=str(err))]
         return []
     if is_local_path(model):
         path = Path(resolve_model(model))
         if not path.is_dir():
-            return [f"model: {path} is not a folder (not found); give a model folder that holds config.json, "
-                    "a Hub id such as HuggingFaceTB/SmolLM2-360M-Instruct, or smollm2-135m-instruct"]
+            return [Message("model.not_folder", field="model", path=str(path))]
         if not (path / "config.json").is_file():
-            return [f"model: {path} has no config.json, so it is not a model folder (a Hugging Face model "
-                    "folder holds config.json, the tokenizer files and *.safetensors)"]
+            return [Message("model.no_config", field="model", path=str(path))]
         return []
     if model_config_path(model) is not None:
         return []  # in the local Hugging Face cache
     why = hub_unreachable()
     if why:
-        return [f"model: {model} is not a local folder, the Hugging Face Hub is not reachable ({why}), and no "
-                f"cached copy exists in {hub_cache_dir()}; connect to the network, copy the model there, or give "
-                "a local model folder"]
+        return [Message("model.hub_unreachable", field="model", model=model, why=why, cache=hub_cache_dir())]
     return []
 
 

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from engine.core.messages import Message, prefixed
+
 
 @dataclass(frozen=True)
 class Param:
@@ -57,17 +59,20 @@ class Param:
 
     def problems(self, value: Any) -> list[str]:
         """Every reason `value` is not acceptable, in words a user understands."""
+        given = value
         try:
             value = self.coerce(value)
-        except ValueError as err:
-            return [f"{self.name}: {err}"]
+        except ValueError:  # coerce's own words, as a catalogue message
+            code = {bool: "config.bool", int: "config.whole"}.get(self.type, "config.number")
+            return [Message(code, field=self.name, value=repr(given))]
         found = []
         if self.choices is not None and value not in self.choices:
-            found.append(f"{self.name}: {value!r} is not one of {', '.join(map(str, self.choices))}")
+            found.append(Message("config.choice", field=self.name, value=repr(value),
+                                 choices=", ".join(map(str, self.choices))))
         if self.min is not None and value < self.min:
-            found.append(f"{self.name}: {value} is below the minimum {self.min:g}")
+            found.append(Message("config.below_min", field=self.name, value=value, min=self.min))
         if self.max is not None and value > self.max:
-            found.append(f"{self.name}: {value} is above the maximum {self.max:g}")
+            found.append(Message("config.above_max", field=self.name, value=value, max=self.max))
         if self.check is not None:
             found += [f"{self.name}: {text}" for text in self.check(value)]
         return found
@@ -111,14 +116,14 @@ def check_params(declared: tuple[Param, ...], given: dict[str, Any], where: str)
     """Fill defaults, coerce types and collect every problem with `given` against `declared`."""
     by_name = {p.name: p for p in declared}
     problems = [
-        f"{where}.{key}: unknown parameter (known: {', '.join(by_name) or 'none'})"
+        Message("config.unknown_param", field=f"{where}.{key}", known=", ".join(by_name) or "none")
         for key in given if key not in by_name
     ]
     resolved = {}
     for param in declared:
         value = given.get(param.name, param.default)
         found = param.problems(value)
-        problems += [f"{where}.{text}" for text in found]
+        problems += [prefixed(where, text) for text in found]
         resolved[param.name] = value if found else param.coerce(value)
     return resolved, problems
 

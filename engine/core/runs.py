@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.core.messages import Message, as_dict
 from engine.core.workspace import data_display_name, runs_dir, safe_name
 
 ACTIVE = ("queued", "running", "stopping")
@@ -86,19 +87,26 @@ def update_status(run_dir: Path, **fields) -> dict:
     return status
 
 
+def error_fields(error) -> dict:
+    """status.json's `error` (the English text) and `error_i18n` (its catalogue code and parameters, which the
+    page words in its language; it belongs to the error only while its `message` is that text)."""
+    return {"error": str(error), "error_i18n": as_dict(error)}
+
+
 def job_status(path: Path, gone: str) -> dict:
     """A background job's status file (a run's, an evaluation's, a server's), with an active job whose
-    process is gone reported as failed: `gone` (with {pid}) says so, unless the job recorded its own error."""
+    process is gone reported as failed: the catalogue message `gone` (with {pid}) says so, unless the job
+    recorded its own error."""
     status = read_json(path, {}) or {}
     if status.get("state") in ACTIVE + ("starting",) and status.get("pid") and not pid_alive(status["pid"]):
-        status = {**status, "state": "failed", "error": status.get("error") or gone.format(pid=status["pid"])}
+        error = status.get("error") or (Message(gone, pid=status["pid"]) if gone else "")
+        status = {**status, "state": "failed", **(error_fields(error) if error != status.get("error") else {})}
     return status
 
 
 def read_status(run_dir: Path) -> dict:
     """status.json, with an active run whose process is gone reported as failed."""
-    return job_status(Path(run_dir) / "status.json", "the trainer process (pid {pid}) ended without finishing "
-                                                     "(killed or crashed); resume continues from the last checkpoint")
+    return job_status(Path(run_dir) / "status.json", "run.gone")
 
 
 def _row_kind(row: dict) -> str:
@@ -226,7 +234,8 @@ def list_runs() -> list[dict]:
                       "final_loss": status.get("final_loss"), "final_eval_loss": status.get("final_eval_loss"),
                       "best_eval_loss": status.get("best_eval_loss"),
                       "stopped_early": bool(status.get("stopped_early")),
-                      "reproduces": status.get("reproduces"), "error": status.get("error"), **facts})
+                      "reproduces": status.get("reproduces"), "error": status.get("error"),
+                      "error_i18n": status.get("error_i18n"), **facts})
     return sorted(found, key=lambda r: r["created_at"], reverse=True)
 
 
@@ -240,12 +249,11 @@ def resume_refusal(run_dir: Path, status: dict | None = None) -> str | None:
     status = read_status(run_dir) if status is None else status
     state = status.get("state")
     if state in ACTIVE:
-        return f"{Path(run_dir).name} is {state}; stop it before resuming"
+        return Message("run.active_resume", run=Path(run_dir).name, state=state)
     if state == "done" and not status.get("stopped_early"):
-        return f"{Path(run_dir).name} finished all its steps; there is nothing left to resume"
+        return Message("run.nothing_to_resume", run=Path(run_dir).name)
     if last_checkpoint(run_dir) is None:
-        return (f"{Path(run_dir).name} has no checkpoint to resume from (it ended before its first save); "
-                "start it again as a new run")
+        return Message("run.no_checkpoint", run=Path(run_dir).name)
     return None
 
 
@@ -253,11 +261,11 @@ def delete_refusal(run_dir: Path) -> str | None:
     """Why this run's folder may not be deleted now (its trainer, an evaluation or a server still uses it)."""
     status = read_status(run_dir)
     if status.get("state") in ACTIVE:
-        return f"{Path(run_dir).name} is {status['state']}; stop it before deleting it"
-    for job, name in (("eval/status.json", "an evaluation"), ("serve.json", "a server")):
+        return Message("run.active_delete", run=Path(run_dir).name, state=status["state"])
+    for job, code in (("eval/status.json", "run.eval_running"), ("serve.json", "run.server_running")):
         other = job_status(Path(run_dir) / job, "")
         if other.get("state") in ACTIVE + ("starting",):
-            return f"{name} of {Path(run_dir).name} is still running; wait for it or stop it first"
+            return Message(code, run=Path(run_dir).name)
     return None
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.core.messages import Message
+
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
@@ -84,8 +86,7 @@ def web_path_problem(value: str, kind: str, key: str) -> str | None:
             return None
     env = DATA_DIRS_ENV if kind == "data" else MODEL_DIRS_ENV
     allowed = "uploads, runs, presets" if kind == "data" else "runs, prepared models"
-    return (f"{key}: {value} is outside the folders this server may read ({allowed}, and {env}); upload the "
-            f"file, pick a sample or an earlier run, or ask the operator to add its folder to {env}")
+    return Message("config.outside", field=key, value=value, allowed=allowed, env=env)
 
 
 def web_config_problems(raw: dict) -> list[str]:

@@ -14,6 +14,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from engine.core.messages import Message
+
 FORMAT = 1  # bump when the description changes shape: older cached files are then ignored
 
 ATTENTION, MLP = "attention", "mlp"
@@ -160,11 +162,10 @@ class Structure:
         return [n for n in dict.fromkeys(names) if n]
 
     def summary(self) -> str:
-        parts = [f"{self.architecture}: {self.layers} layers, hidden {self.hidden}",
-                 f"linear layers {', '.join(self.linear_names())}"]
-        if self.experts:
-            parts.append(f"{self.experts} experts ({self.experts_per_token} per token)")
-        return "; ".join(parts)
+        experts = Message("structure.experts", experts=self.experts, per_token=self.experts_per_token) \
+            if self.experts else ""
+        return Message("structure.summary", architecture=self.architecture, layers=self.layers, hidden=self.hidden,
+                       linear=", ".join(self.linear_names()), experts=experts)
 
     # ---- JSON ------------------------------------------------------------------------------------
     def to_json(self) -> str:

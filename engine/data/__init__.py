@@ -9,6 +9,8 @@ import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.core.messages import Message as M
+from engine.core.messages import joined
 from engine.data.errors import DataError, FieldError
 from engine.data.formats import FORMATS, Example, detect, expected_fields
 from engine.data.loading import iter_records, read_records
@@ -37,7 +39,7 @@ def _did_you_mean(found: list[str]) -> str:
         match = difflib.get_close_matches(str(name), known, n=1, cutoff=0.75)
         if match and match[0] != name:
             pairs.append(f"'{name}' -> '{match[0]}'")
-    return f"did you mean {', '.join(pairs)}? " if pairs else ""
+    return M("data.did_you_mean", pairs=", ".join(pairs)) if pairs else ""
 
 
 def load_examples(path: str | Path, fmt: str = "auto", columns: dict | None = None,
@@ -72,11 +74,9 @@ def load_examples(path: str | Path, fmt: str = "auto", columns: dict | None = No
                 fmt = detect(record)
                 if fmt is None:
                     found = [str(k) for k in record]
-                    raise DataError(name, f"cannot tell the data format from the fields {', '.join(found) or '(none)'}",
-                                    where=where,
-                                    hint=f"{_did_you_mean(found)}expected one of [{expected_fields()}]; rename the "
-                                         "fields, map columns (data.columns / the column mapping), or choose the "
-                                         "format")
+                    raise DataError(name, M("data.unknown_format", fields=", ".join(found) or "(none)"),
+                                    where=where, hint=M("data.unknown_format_hint", did_you_mean=_did_you_mean(found),
+                                                        expected=expected_fields()))
             converter = FORMATS.get(fmt).convert
         if len(preview) < 20:
             preview.append(record)
@@ -84,12 +84,12 @@ def load_examples(path: str | Path, fmt: str = "auto", columns: dict | None = No
             example = converter(record)
         except FieldError as err:
             found = [str(k) for k in record]
-            hint = err.hint or ""
+            hints = [err.hint]
             if err.message == "missing":
-                fields = f"{_did_you_mean(found)}fields found: {', '.join(found) or 'none'}"
-                hint = (hint + "; " if hint else "") + fields
+                hints.append(M("data.fields_found", did_you_mean=_did_you_mean(found),
+                               fields=", ".join(found) or "none"))
             error = DataError(name, err.message, where=where, field=err.field,
-                              hint=(hint + "; " if hint else "") + "or turn on 'skip bad rows'")
+                              hint=joined([*hints, M("data.or_skip")]))
             if not skip_bad_rows:
                 raise error from None
             skip(error)
@@ -100,7 +100,7 @@ def load_examples(path: str | Path, fmt: str = "auto", columns: dict | None = No
             examples.append(example)
     if not count:
         total = rows + skipped_count - (rows - count)  # rows read + lines that could not be read
-        raise DataError(name, f"none of the {total} rows is usable",
-                        hint=f"the first problem: {skipped[0]}" if skipped else "")
+        raise DataError(name, M("data.none_usable", total=total),
+                        hint=M("data.first_problem", problem=str(skipped[0])) if skipped else "")
     return LoadedData(file=name, format=fmt, examples=examples, fields=[str(k) for k in first],
                       skipped=skipped, preview_rows=preview, count=count, skipped_count=skipped_count)

@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from engine.core.config import DataConfig
+from engine.core.messages import as_dict
 from engine.core.runs import earlier_run, resolve_run
 from engine.data import Example, LoadedData, load_examples
 from engine.data.masking import Dropped, Encoded, encode
@@ -48,6 +49,9 @@ class Prepared:
             "dropped": dict(self.dropped), "dropped_rows": self.dropped_rows[:20],
             "skipped_bad_rows": [str(e) for e in self.loaded.skipped[:20]],
             "skipped_bad_rows_count": self.loaded.skipped_count,
+            # the same reasons and rows with their message codes, for the page to word in its language
+            "dropped_i18n": {str(why): as_dict(why) for why in self.dropped},
+            "skipped_bad_rows_i18n": [e.to_dict() for e in self.loaded.skipped[:20]],
             "replayed_examples": self.replayed,
         }
 

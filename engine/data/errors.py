@@ -1,7 +1,12 @@
-"""Errors about a user's data: each names the file, the line or row, the field, and what to do."""
+"""Errors about a user's data: each names the file, the line or row, the field, and what to do.
+
+The message and the hint are catalogue messages (engine/core/messages.py) where the code gives them, so
+the UI words them in its language; `to_dict` carries both forms.
+"""
 from __future__ import annotations
 
 from engine.core.errors import UserError
+from engine.core.messages import as_dict
 
 
 class DataError(UserError):
@@ -13,7 +18,8 @@ class DataError(UserError):
 
     def to_dict(self) -> dict:
         return {"file": self.file, "where": self.where, "field": self.field,
-                "message": self.message, "hint": self.hint, "text": str(self)}
+                "message": str(self.message), "hint": str(self.hint), "text": str(self),
+                "message_i18n": as_dict(self.message), "hint_i18n": as_dict(self.hint)}
 
 
 class FieldError(ValueError):

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from engine.core.messages import Message as M
 from engine.core.registry import FORMATS
 from engine.data.errors import FieldError
 
@@ -57,29 +58,28 @@ def _text(record: dict, field: str, required: bool = True) -> str:
     value = record.get(field)
     if value is None:
         if required:
-            raise FieldError(field, "missing", f"every example needs '{field}'")
+            raise FieldError(field, M("field.missing"), M("field.needs", field=field))
         return ""
     if not isinstance(value, str):
-        raise FieldError(field, f"expected text, got {type(value).__name__}", "make it a string")
+        raise FieldError(field, M("field.expected_text", got=type(value).__name__), M("field.make_string"))
     return value
 
 
 def check_conversation(messages: list[dict], field: str) -> list[dict]:
     """System first (optional), then user and assistant alternating, ending with assistant."""
     if not messages:
-        raise FieldError(field, "the conversation is empty", "add at least one user and one assistant turn")
+        raise FieldError(field, M("field.empty_conversation"), M("field.add_turns"))
     start = 1 if messages[0]["role"] == "system" else 0
     expected = "user"
     for index, message in enumerate(messages[start:], start=start):
         if message["role"] != expected:
-            raise FieldError(f"{field}[{index}]", f"role '{message['role']}' out of order; expected '{expected}'",
-                             "turns must go system (optional), user, assistant, user, assistant, ...")
+            raise FieldError(f"{field}[{index}]", M("field.role_order", role=message["role"], expected=expected),
+                             M("field.turn_order"))
         expected = "assistant" if expected == "user" else "user"
     if not any(m["role"] == "assistant" for m in messages):
-        raise FieldError(field, "no assistant turn", "add the answer the model should learn")
+        raise FieldError(field, M("field.no_assistant"), M("field.add_answer"))
     if messages[-1]["role"] != "assistant":
-        raise FieldError(f"{field}[{len(messages) - 1}]", "the conversation ends with a user turn",
-                         "end every conversation with the assistant's answer")
+        raise FieldError(f"{field}[{len(messages) - 1}]", M("field.ends_with_user"), M("field.end_with_answer"))
     return messages
 
 
@@ -90,16 +90,16 @@ def _alpaca(record: dict) -> Example:
         messages.append({"role": "system", "content": system})
     history = record.get("history") or []
     if not isinstance(history, list):
-        raise FieldError("history", f"expected a list of [question, answer] pairs, got {type(history).__name__}")
+        raise FieldError("history", M("field.history_type", got=type(history).__name__))
     for index, pair in enumerate(history):
         if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
-            raise FieldError(f"history[{index}]", "expected a [question, answer] pair of strings")
+            raise FieldError(f"history[{index}]", M("field.history_pair"))
         messages += [{"role": "user", "content": pair[0]}, {"role": "assistant", "content": pair[1]}]
     instruction = _text(record, "instruction")
     extra = _text(record, "input", required=False)
     prompt = f"{instruction}\n\n{extra}" if extra.strip() else instruction
     if not prompt.strip():
-        raise FieldError("instruction", "empty", "write the instruction the model should follow")
+        raise FieldError("instruction", M("field.empty"), M("field.write_instruction"))
     messages += [{"role": "user", "content": prompt}, {"role": "assistant", "content": _text(record, "output")}]
     return Example(where="", messages=check_conversation(messages, "instruction"))
 
@@ -107,25 +107,25 @@ def _alpaca(record: dict) -> Example:
 def _turns(record: dict, field: str, role_key: str, content_key: str, roles: dict) -> list[dict]:
     turns = record.get(field)
     if turns is None:
-        raise FieldError(field, "missing")
+        raise FieldError(field, M("field.missing"))
     if not isinstance(turns, list):
-        raise FieldError(field, f"expected a list of turns, got {type(turns).__name__}")
+        raise FieldError(field, M("field.turns_type", got=type(turns).__name__))
     messages = []
     for index, turn in enumerate(turns):
         where = f"{field}[{index}]"
         if not isinstance(turn, dict):
-            raise FieldError(where, f"expected an object with '{role_key}' and '{content_key}', "
-                                    f"got {type(turn).__name__}")
+            raise FieldError(where, M("field.turn_type", role_key=role_key, content_key=content_key,
+                                       got=type(turn).__name__))
         for key in (role_key, content_key):
             if key not in turn:
-                raise FieldError(f"{where}.{key}", f"missing (found: {', '.join(turn) or 'nothing'})")
+                raise FieldError(f"{where}.{key}", M("field.missing_found", found=", ".join(turn) or "nothing"))
         role = turn[role_key]
         if role not in roles:
-            raise FieldError(f"{where}.{role_key}", f"unknown role {role!r}",
-                             f"use one of: {', '.join(sorted(set(roles)))}")
+            raise FieldError(f"{where}.{role_key}", M("field.unknown_role", role=repr(role)),
+                             M("field.use_role", choices=", ".join(sorted(set(roles)))))
         content = turn[content_key]
         if not isinstance(content, str):
-            raise FieldError(f"{where}.{content_key}", f"expected text, got {type(content).__name__}")
+            raise FieldError(f"{where}.{content_key}", M("field.expected_text", got=type(content).__name__))
         messages.append({"role": roles[role], "content": content})
     return messages
 
@@ -146,7 +146,7 @@ def _messages(record: dict) -> Example:
 def _plain_text(record: dict) -> Example:
     text = _text(record, "text")
     if not text.strip():
-        raise FieldError("text", "empty")
+        raise FieldError("text", M("field.empty"))
     return Example(where="", text=text)
 
 
@@ -174,8 +174,7 @@ def _prompt(record: dict) -> list[dict]:
         instruction, extra = _text(record, "instruction"), _text(record, "input", required=False)
         messages = [{"role": "user", "content": f"{instruction}\n\n{extra}" if extra.strip() else instruction}]
     else:
-        raise FieldError("prompt", "missing", "give the prompt as text or as a list of {role, content} messages "
-                         "(or put the whole conversation in chosen and rejected)")
+        raise FieldError("prompt", M("field.missing"), M("field.prompt_missing"))
     system = record.get("system")
     if isinstance(system, str) and system and messages[0]["role"] != "system":
         messages.insert(0, {"role": "system", "content": system})
@@ -185,10 +184,10 @@ def _prompt(record: dict) -> list[dict]:
 def _check_prompt(messages: list[dict], field: str) -> list[dict]:
     """A prompt is a conversation that waits for the assistant: roles in order, ending with a user turn."""
     if not messages or not any(m["content"].strip() for m in messages if m["role"] == "user"):
-        raise FieldError(field, "empty", "write the prompt the answers reply to")
+        raise FieldError(field, M("field.empty"), M("field.write_prompt"))
     if messages[-1]["role"] != "user":
-        raise FieldError(f"{field}[{len(messages) - 1}]", f"the prompt ends with a '{messages[-1]['role']}' turn",
-                         "end the prompt with the user turn that chosen and rejected answer")
+        raise FieldError(f"{field}[{len(messages) - 1}]", M("field.prompt_ends", role=messages[-1]["role"]),
+                         M("field.prompt_end_user"))
     check_conversation(messages + [{"role": "assistant", "content": ""}], field)  # the turn order
     return messages
 
@@ -197,16 +196,16 @@ def _answer(record: dict, field: str) -> str | list[dict]:
     """An answer: text, or messages ending with the assistant's (a one-message list, or a whole conversation)."""
     value = record.get(field)
     if value is None:
-        raise FieldError(field, "missing")
+        raise FieldError(field, M("field.missing"))
     if isinstance(value, str):
         if not value.strip():
-            raise FieldError(field, "empty", "write the answer")
+            raise FieldError(field, M("field.empty"), M("field.write_answer"))
         return value
     if not isinstance(value, list):
-        raise FieldError(field, f"expected text or a list of messages, got {type(value).__name__}")
+        raise FieldError(field, M("field.answer_type", got=type(value).__name__))
     messages = _turns(record, field, "role", "content", {r: r for r in ROLES})
     if not messages or messages[-1]["role"] != "assistant":
-        raise FieldError(field, "the last message is not the assistant's", "end it with the assistant's answer")
+        raise FieldError(field, M("field.last_not_assistant"), M("field.end_it"))
     return messages
 
 
@@ -219,25 +218,22 @@ def _split_answers(record: dict, fields: tuple[str, ...]) -> tuple[list[dict], l
         texts = []
         for field, answer in zip(fields, answers):
             if isinstance(answer, list) and len(answer) != 1:
-                raise FieldError(field, f"{len(answer)} messages beside a prompt field",
-                                 "give only the assistant's answer here (the prompt holds the conversation)")
+                raise FieldError(field, M("field.answer_messages", count=len(answer)), M("field.only_answer"))
             texts.append(answer if isinstance(answer, str) else answer[0]["content"])
         return prompt, texts
     if not all(isinstance(a, list) and len(a) > 1 for a in answers):
-        raise FieldError("prompt", "missing", "give a prompt field, or whole conversations in "
-                         + " and ".join(fields))
+        raise FieldError("prompt", M("field.missing"), M("field.prompt_or_conversations", fields=" and ".join(fields)))
     prompt = answers[0][:-1]
     for field, answer in zip(fields[1:], answers[1:]):
         if answer[:-1] != prompt:
-            raise FieldError(field, f"its conversation differs from {fields[0]}'s before the last answer",
-                             "both must share every turn but the last, or give the prompt separately")
+            raise FieldError(field, M("field.differs", other=fields[0]), M("field.share_turns"))
     return _check_prompt(prompt, fields[0]), [a[-1]["content"] for a in answers]
 
 
 def _pairwise(record: dict) -> Example:
     prompt, (chosen, rejected) = _split_answers(record, ("chosen", "rejected"))
     if chosen == rejected:
-        raise FieldError("rejected", "the same as chosen", "a pair must differ: nothing can be learned from it")
+        raise FieldError("rejected", M("field.same_as_chosen"), M("field.pair_differ"))
     return Example(where="", messages=prompt, chosen=chosen, rejected=rejected)
 
 
@@ -253,8 +249,7 @@ def _unpaired(record: dict) -> Example:
     if isinstance(key, float) and key.is_integer():
         key = int(key)
     if key not in LABELS:
-        raise FieldError("label", f"expected true or false, got {label!r}",
-                         "true: a desirable completion, false: an undesirable one")
+        raise FieldError("label", M("field.label", label=repr(label)), M("field.label_hint"))
     return Example(where="", messages=prompt, completion=completion, label=LABELS[key])
 
 

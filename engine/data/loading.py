@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from engine.core.messages import Message as M
 from engine.data.errors import DataError
 
 SUFFIXES = (".json", ".jsonl", ".csv", ".parquet")
@@ -22,17 +23,16 @@ Record = tuple[str, dict]
 DEFAULT_MAX_MB = 1024.0
 MAX_MB_ENV = "TUNELOOM_MAX_DATA_MB"
 SNIFF_BYTES = 8192
-# Leading bytes of file types people rename or export by mistake.
+# Leading bytes of file types people rename or export by mistake: what the file is, what to do (catalogue codes)
 MAGIC = (
-    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx, a .docx or a zipped dataset)",
-     "unzip it, or export the sheet as CSV"),
-    (b"\x89PNG", "a PNG image", "upload the data file itself"),
-    (b"\xff\xd8\xff", "a JPEG image", "upload the data file itself"),
-    (b"%PDF", "a PDF document", "export the data as JSONL or CSV"),
-    (b"\x1f\x8b", "a gzip-compressed file", "decompress it first (gunzip)"),
-    (b"PAR1", "a Parquet file", "rename it to .parquet"),
-    (b"SQLite format 3", "an SQLite database", "export the table as CSV or JSONL"),
-    (b"\xd0\xcf\x11\xe0", "an old Excel/Word file (.xls/.doc)", "export the sheet as CSV"),
+    (b"PK\x03\x04", "magic.zip", "magic.zip_todo"),
+    (b"\x89PNG", "magic.png", "magic.upload_data"),
+    (b"\xff\xd8\xff", "magic.jpeg", "magic.upload_data"),
+    (b"%PDF", "magic.pdf", "magic.pdf_todo"),
+    (b"\x1f\x8b", "magic.gzip", "magic.gzip_todo"),
+    (b"PAR1", "magic.parquet", "magic.parquet_todo"),
+    (b"SQLite format 3", "magic.sqlite", "magic.sqlite_todo"),
+    (b"\xd0\xcf\x11\xe0", "magic.office", "magic.office_todo"),
 )
 BadRow = Callable[[DataError], None]
 
@@ -54,19 +54,18 @@ def check_file(path: str | Path, max_mb: float | None = None) -> Path:
     path = Path(path)
     name = path.name
     if not path.is_file():
-        raise DataError(name, "file not found" if not path.exists() else "not a file",
-                        hint=f"check the path {path}")
+        raise DataError(name, M("data.file_not_found") if not path.exists() else M("data.not_a_file"),
+                        hint=M("data.check_path", path=str(path)))
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
-        raise DataError(name, f"unsupported file type {suffix or '(none)'}",
-                        hint=f"use one of {', '.join(SUFFIXES)}")
+        raise DataError(name, M("data.unsupported_type", suffix=suffix or "(none)"),
+                        hint=M("data.use_one_of", choices=", ".join(SUFFIXES)))
     size, limit = path.stat().st_size, max_bytes(max_mb)
     if size > limit:
-        raise DataError(name, f"the file is {size / 2**20:,.1f} MB, above the {limit / 2**20:,.0f} MB limit",
-                        hint=f"split it into smaller files, or raise the limit (environment variable "
-                             f"{MAX_MB_ENV}={int(size / 2**20) + 1})")
+        raise DataError(name, M("data.too_large", size_mb=size / 2**20, limit_mb=limit / 2**20),
+                        hint=M("data.too_large_hint", env=MAX_MB_ENV, needed_mb=int(size / 2**20) + 1))
     if size == 0:
-        raise DataError(name, "the file is empty (0 bytes)", hint="add at least one example")
+        raise DataError(name, M("data.empty_file"), hint=M("data.add_example"))
     with open(path, "rb") as handle:
         head = handle.read(SNIFF_BYTES)
     if suffix != ".parquet":
@@ -78,13 +77,11 @@ def _sniff(head: bytes, name: str, suffix: str) -> None:
     kind = suffix[1:].upper()
     for magic, what, todo in MAGIC:
         if head.startswith(magic):
-            raise DataError(name, f"this is {what}, not {kind} text", hint=todo)
+            raise DataError(name, M("data.wrong_kind", what=M(what), kind=kind), hint=M(todo))
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise DataError(name, "the file is UTF-16 encoded", where="line 1",
-                        hint="save it as UTF-8 (most editors offer this under 'Save as' / 'Encoding')")
+        raise DataError(name, M("data.utf16"), where="line 1", hint=M("data.save_utf8"))
     if b"\x00" in head:
-        raise DataError(name, f"this looks like a binary file, not {kind} text",
-                        hint="export the data as UTF-8 text (JSONL, JSON or CSV)")
+        raise DataError(name, M("data.binary", kind=kind), hint=M("data.export_utf8"))
 
 
 def iter_records(path: str | Path, on_bad: BadRow | None = None, max_mb: float | None = None,
@@ -122,7 +119,7 @@ def iter_records(path: str | Path, on_bad: BadRow | None = None, max_mb: float |
         empty = False
         yield record
     if empty and not bad:
-        raise DataError(path.name, "no examples found (the file holds no rows)", hint="add at least one example")
+        raise DataError(path.name, M("data.no_rows"), hint=M("data.add_example"))
 
 
 def read_records(path: str | Path, skip_bad_rows: bool = False, skipped: list | None = None,
@@ -143,10 +140,8 @@ def _decode(name: str, number: int, raw: bytes) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise DataError(name, f"byte 0x{raw[err.start]:02x} at column {err.start + 1} is not valid UTF-8",
-                        where=f"line {number}",
-                        hint="save the file as UTF-8 (most editors offer this under 'Save as' / "
-                             "'Encoding')") from None
+        raise DataError(name, M("data.bad_utf8", byte=raw[err.start], column=err.start + 1),
+                        where=f"line {number}", hint=M("data.save_file_utf8")) from None
 
 
 def _jsonl(path: Path, on_bad: BadRow | None) -> Iterator[Record]:
@@ -171,11 +166,11 @@ def _json_line(name: str, number: int, line: str, on_bad: BadRow | None) -> Reco
     try:
         value = json.loads(line)
         if not isinstance(value, dict):
-            raise DataError(name, f"expected a JSON object, got {_kind(value)}", where=f"line {number}",
-                            hint="each line must be one {...} object")
+            raise DataError(name, M("data.not_object_line", got=_kind(value)), where=f"line {number}",
+                            hint=M("data.one_object_per_line"))
     except json.JSONDecodeError as err:
-        error = DataError(name, f"invalid JSON at column {err.colno}: {err.msg}", where=f"line {number}",
-                          hint="fix this line, or turn on 'skip bad rows' (--skip-bad-rows) to drop it")
+        error = DataError(name, M("data.invalid_json", column=err.colno, detail=err.msg), where=f"line {number}",
+                          hint=M("data.fix_line"))
         if on_bad is None:
             raise error from None
         on_bad(error)
@@ -197,24 +192,21 @@ def _json(path: Path) -> Iterator[Record]:
     name = path.name
     raw = path.read_bytes()  # size already checked against the limit
     if not raw.strip():
-        raise DataError(name, "the file holds only whitespace", hint="add at least one example")
+        raise DataError(name, M("data.only_whitespace"), hint=M("data.add_example"))
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
         column = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
-        raise DataError(name, f"byte 0x{raw[err.start]:02x} at column {column} is not valid UTF-8",
-                        where=f"line {line}",
-                        hint="save the file as UTF-8 (most editors offer this under 'Save as' / 'Encoding')") from None
+        raise DataError(name, M("data.bad_utf8", byte=raw[err.start], column=column), where=f"line {line}",
+                        hint=M("data.save_file_utf8")) from None
     del raw
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
-        hint = "fix the JSON syntax there"
-        if err.lineno > 1 and text.lstrip().startswith("{"):
-            hint += " (if this is one object per line, name the file .jsonl)"
-        raise DataError(name, f"invalid JSON at column {err.colno}: {err.msg}", where=f"line {err.lineno}",
-                        hint=hint) from None
+        one_per_line = err.lineno > 1 and text.lstrip().startswith("{")
+        raise DataError(name, M("data.invalid_json", column=err.colno, detail=err.msg), where=f"line {err.lineno}",
+                        hint=M("data.fix_json_jsonl" if one_per_line else "data.fix_json")) from None
     del text
     if isinstance(value, dict):
         lists = [k for k, v in value.items() if isinstance(v, list)]
@@ -223,12 +215,11 @@ def _json(path: Path) -> Iterator[Record]:
         else:
             value = [value]
     if not isinstance(value, list):
-        raise DataError(name, f"expected a list of examples, got {_kind(value)}",
-                        hint="the file should hold [ {...}, {...} ]")
+        raise DataError(name, M("data.not_list", got=_kind(value)), hint=M("data.list_hint"))
     for index, item in enumerate(value, start=1):
         if not isinstance(item, dict):
-            raise DataError(name, f"expected an object, got {_kind(item)}", where=f"row {index}",
-                            hint="each example must be a {...} object")
+            raise DataError(name, M("data.not_object", got=_kind(item)), where=f"row {index}",
+                            hint=M("data.object_hint"))
         yield f"row {index}", item
 
 
@@ -238,23 +229,23 @@ def _csv(path: Path) -> Iterator[Record]:
     try:
         header = next(reader, None)
         if not header or not any(h.strip() for h in header):
-            raise DataError(name, "no header row", where="line 1", hint="the first line must name the columns")
+            raise DataError(name, M("data.no_header"), where="line 1", hint=M("data.header_hint"))
         header = [h.strip() for h in header]
         duplicates = sorted({h for h in header if header.count(h) > 1})
         if duplicates:
-            raise DataError(name, f"duplicate column name(s): {', '.join(duplicates)}", where="line 1",
-                            hint="give every column its own name")
+            raise DataError(name, M("data.duplicate_columns", columns=", ".join(duplicates)), where="line 1",
+                            hint=M("data.unique_columns"))
         for row in reader:
             if not row or not any(cell.strip() for cell in row):
                 continue
             if len(row) != len(header):
-                raise DataError(name, f"{len(row)} values for {len(header)} columns ({', '.join(header)})",
-                                where=f"line {reader.line_num}",
-                                hint="quote values that contain commas, e.g. \"a, b\"")
+                raise DataError(name, M("data.csv_count", values=len(row), columns=len(header),
+                                        names=", ".join(header)),
+                                where=f"line {reader.line_num}", hint=M("data.csv_quote"))
             yield f"line {reader.line_num}", dict(zip(header, row))
     except csv.Error as err:
-        raise DataError(name, f"not valid CSV: {err}", where=f"line {reader.line_num}",
-                        hint="check the quoting on this line") from None
+        raise DataError(name, M("data.bad_csv", detail=str(err)), where=f"line {reader.line_num}",
+                        hint=M("data.csv_quoting")) from None
 
 
 csv.field_size_limit(64 * 1024 * 1024)  # long answers are normal in training data
@@ -266,7 +257,7 @@ def _parquet(path: Path) -> Iterator[Record]:
     try:
         parquet = pq.ParquetFile(path)
     except Exception as err:  # pyarrow raises several unrelated types for a bad file
-        raise DataError(path.name, f"not a readable Parquet file ({err})", hint="re-export the file") from None
+        raise DataError(path.name, M("data.bad_parquet", detail=str(err)), hint=M("data.reexport")) from None
     index = 0
     for batch in parquet.iter_batches(batch_size=1024):
         for row in batch.to_pylist():

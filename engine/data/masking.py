@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.core.messages import Message
 from engine.data.formats import Example
 
 IGNORE_INDEX = -100  # the label of a position that is not trained (the value transformers and torch use)
@@ -25,8 +26,8 @@ class Encoded:
         return sum(1 for x in self.labels if x != IGNORE_INDEX)
 
 
-class Dropped(str):
-    """Why an example cannot be trained (a str so it can be counted and shown)."""
+class Dropped(Message):
+    """Why an example cannot be trained (a catalogue message, so a str that can be counted and shown)."""
 
 
 def render(tokenizer, messages: list[dict], generation_prompt: bool = False) -> str:
@@ -82,11 +83,11 @@ def encode(tokenizer, example: Example, mask: str, max_seq_len: int) -> Encoded 
         for token, (begin, end_) in zip(ids, offsets)
     ]
     if not any(x != IGNORE_INDEX for x in labels):
-        return Dropped("no trainable answer tokens after rendering the chat template")
+        return Dropped("drop.no_answer_tokens")
     if len(ids) > max_seq_len:
         ids, labels = ids[:max_seq_len], labels[:max_seq_len]
         if not any(x != IGNORE_INDEX for x in labels):
-            return Dropped(f"the answer starts after max_seq_len ({max_seq_len} tokens)")
+            return Dropped("drop.answer_after_limit", max_seq_len=max_seq_len)
     return Encoded(ids, labels)
 
 

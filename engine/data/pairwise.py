@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from engine.core.messages import as_dict
 from engine.data.formats import FORMATS, Example
 from engine.data.masking import IGNORE_INDEX, Dropped, Encoded, assistant_spans, render, token_preview
 
@@ -78,13 +79,13 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
 def encode_preference(tokenizer, example: Example, max_seq_len: int) -> EncodedPreference | Dropped:
     parts = [_split(tokenizer, conversation(example, text)) for text in answer_texts(example)]
     if any(not answer for _, answer in parts):
-        return Dropped("no trainable answer tokens after rendering the chat template")
+        return Dropped("drop.no_answer_tokens")
     sequences = [prompt + answer for prompt, answer in parts]
     # the prompt is what every rendering shares (a token can merge across the boundary, as TRL notes)
     shared = min([len(parts[0][0])] + [_common_prefix(sequences[0], s) for s in sequences[1:]])
     prompt = sequences[0][:shared]
     if len(prompt) >= max_seq_len:
-        return Dropped(f"the prompt alone fills max_seq_len ({max_seq_len} tokens)")
+        return Dropped("drop.prompt_fills", max_seq_len=max_seq_len)
     answers = [s[shared:max_seq_len] for s in sequences]
     if example.kind == "pairwise":
         return EncodedPreference(prompt, answers[0], answers[1])
@@ -162,7 +163,7 @@ def preview_entry(tokenizer, example: Example, max_seq_len: int) -> dict:
     if example.kind == "unpaired":
         entry["label"] = example.label
     if isinstance(encoded, Dropped):
-        entry["dropped"] = str(encoded)
+        entry["dropped"], entry["dropped_i18n"] = str(encoded), as_dict(encoded)
         return entry
     previews = preference_previews(tokenizer, example, encoded)
     entry["tokens"] = previews[0]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from engine.core import optimizers
 from engine.core.device import cpu_native_half
+from engine.core.messages import Message
 from engine.core.precision import resolve
 from engine.core.runs import is_run_folder
 from engine.core.structure import MLP, NotReadYet, Structure, obtain
@@ -230,7 +231,7 @@ def optimization(s: Setup, w: Weights) -> Optimization:
         largest = s.structure.embedding_params if s.method.trains_base_weights else s.structure.largest_linear()
         temp = min(temp, optimizer.step_temp * largest * state_bytes)
     if optimizer.paged:
-        s.notes.append("paged optimizer states live in unified memory and can spill to CPU RAM under pressure")
+        s.notes.append(Message("note.paged"))
     buckets = grads if s.sharding == "ddp" else 0.0
     return Optimization(grads, states, temp, buckets)
 
@@ -393,8 +394,7 @@ def allocator_allowance(s: Setup, peak: float, framework_bytes: float, activatio
     if s.device == "cuda":
         return CUDA_ALLOCATOR_ALLOWANCE * (peak - framework_bytes)
     if cpu_allocator == "system":
-        s.notes.append("the trainer runs on the system malloc, which keeps freed memory resident: a higher "
-                       "peak and a less precise estimate (on Linux: apt-get install libtcmalloc-minimal4)")
+        s.notes.append(Message("note.system_malloc"))
     return CPU_HEAP_RETENTION.get(cpu_allocator, CPU_HEAP_RETENTION["system"]) * activation_bytes
 
 
@@ -426,7 +426,7 @@ def teacher(s: Setup) -> float:
     try:
         return float(teacher_memory_bytes(s.cfg, s.device))
     except (OSError, ValueError, KeyError) as err:
-        s.notes.append(f"the teacher's size is unknown ({err}); it is not included")
+        s.notes.append(Message("note.teacher_unknown", detail=str(err)))
         return 0.0
 
 

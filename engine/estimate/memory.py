@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 
 from engine.core import optimizers
 from engine.core import structure as st
+from engine.core.messages import Message
 from engine.core.precision import compute_dtype, is_pure
 from engine.core.structure import Structure
 from engine.estimate import components as c
@@ -185,13 +186,13 @@ def _add_up(s: Setup, framework_bytes: int | None, cpu_allocator: str | None) ->
             parts.update(framework=framework, frozen_weights=w.frozen,
                          temporary=structure.total_params * structure.checkpoint_dtype_bytes)
             peak, phase = loading, "loading"
-            s.notes.append("the peak is while loading: the full-precision checkpoint is read while it is quantised")
+            s.notes.append(Message("note.loading_peak"))
     parts = {k: int(round(parts[k])) for k, _ in COMPONENTS}
     if s.objective.preference:
-        s.notes.append(f"{s.objective.title}: each step forwards {s.objective.sequences} sequences per example"
-                       + ("; the reference model is counted" if s.objective.reference else ""))
+        s.notes.append(Message("note.sequences_reference" if s.objective.reference else "note.sequences",
+                               objective=s.objective.title, sequences=s.objective.sequences))
     if s.virtual:
-        s.notes.append(f"{s.virtual} virtual tokens are added to every sequence (packing is off for this method)")
+        s.notes.append(Message("note.virtual_tokens", virtual=s.virtual))
     total_params = (structure.total_params + (0 if s.method.trains_base_weights else s.trainable)
                     + s.method.count_added_frozen(structure, s.params) + s.method.count_added_base(structure, s.params))
     s.notes.extend(s.method.notes(structure, s.params))

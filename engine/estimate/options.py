@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from engine.core.device import cpu_native_half
+from engine.core.messages import Message
 from engine.estimate.components import GiB
 from engine.estimate.memory import COMPONENTS, StructurePending, estimate, structure_for_config
 from engine.estimate.memory import label as component_label
@@ -65,32 +66,32 @@ def cheaper_options(structure, cfg=None, device=None, limit: int = 5, **kwargs) 
     # checkpointing is offered only where the method can use it (not the prefix methods)
     can_checkpoint = not t.gradient_checkpointing and not METHODS.get(cfg.method.name).no_checkpointing_reason
     if can_checkpoint:
-        candidates.append(("gradient checkpointing on", {"train.gradient_checkpointing": True}))
+        candidates.append((Message("option.checkpointing"), {"train.gradient_checkpointing": True}))
     b = t.batch_size
     while b > 1:
         b //= 2
         ga_new = max(1, (t.batch_size * t.gradient_accumulation) // b)
-        candidates.append((f"batch {b} x accumulation {ga_new} (same global batch)",
+        candidates.append((Message("option.batch", batch=b, accumulation=ga_new),
                            {"train.batch_size": b, "train.gradient_accumulation": ga_new}))
         if can_checkpoint:
-            candidates.append((f"gradient checkpointing on, batch {b} x accumulation {ga_new}",
+            candidates.append((Message("option.checkpointing_batch", batch=b, accumulation=ga_new),
                                {"train.gradient_checkpointing": True, "train.batch_size": b,
                                 "train.gradient_accumulation": ga_new}))
     seq = t.max_seq_len
     while seq > 128:
         seq //= 2
-        candidates.append((f"max_seq_len {seq} (longer examples are truncated or dropped)",
+        candidates.append((Message("option.seq_len", max_seq_len=seq),
                            {"train.max_seq_len": seq}))
     if t.precision != "bf16_pure" and (kind == "cuda" or cpu_native_half("bf16")):
         # no fp32 master weights, gradients or states: half the memory of full fine-tuning (not offered
         # on CPUs without native bf16, where it is two orders of magnitude slower)
-        candidates.append(("pure bf16 (no fp32 master copy; updates under 1/256 of a weight round away)",
+        candidates.append((Message("option.bf16_pure"),
                            {"train.precision": "bf16_pure"}))
     if kind == "cuda":
         if t.precision == "fp32":
-            candidates.append(("bf16 mixed precision", {"train.precision": "bf16"}))
+            candidates.append((Message("option.bf16"), {"train.precision": "bf16"}))
         if t.optimizer == "adamw":
-            candidates.append(("8-bit AdamW", {"train.optimizer": "adamw_8bit"}))
+            candidates.append((Message("option.adamw_8bit"), {"train.optimizer": "adamw_8bit"}))
         candidates += _quantised_method_options(cfg)
     found = []
     for label, overrides in candidates:
@@ -103,7 +104,7 @@ def cheaper_options(structure, cfg=None, device=None, limit: int = 5, **kwargs) 
             continue
         fits = available is None or est <= TIGHT_FRACTION * available
         found.append({"label": label, "overrides": overrides, "bytes": int(est), "fits": bool(fits),
-                      "summary": f"{label}: about {est / GiB:.2f} GiB"})
+                      "summary": Message("option.summary", label=label, gib=est / GiB)})
     fitting = [o for o in found if o["fits"]]
     pool = fitting or sorted(found, key=lambda o: o["bytes"])[:limit]
     pool.sort(key=lambda o: (len(o["overrides"]), o["bytes"]))
@@ -127,7 +128,7 @@ def _quantised_method_options(cfg) -> list[tuple[str, dict]]:
             continue
         declared = {p.name for p in method.params}
         section = {"name": key, **{k: v for k, v in cfg.method.params.items() if k in declared}}
-        out.append((f"{method.title} (4-bit base) + gradient checkpointing",
+        out.append((Message("option.quantised", method=method.title),
                     {"method": section, "train.gradient_checkpointing": True}))
     return out
 
@@ -160,8 +161,9 @@ def ui_summary(cfg_dict: dict, device_info: dict | None = None, **kwargs) -> dic
     except StructurePending as err:
         return {"ok": False, "pending": True, "model": cfg.model, "error": str(err), "device": device_info,
                 "components": [], "options": []}
-    except (ConfigError, FileNotFoundError, ValueError, KeyError) as err:
-        return {"ok": False, "error": str(err), "device": device_info, "components": [], "options": []}
+    except (ConfigError, FileNotFoundError, ValueError, KeyError) as err:  # a catalogue message where it has one
+        error = err.args[0] if err.args and isinstance(err.args[0], Message) else str(err)
+        return {"ok": False, "error": error, "device": device_info, "components": [], "options": []}
     available = _available(device_info)
     v = verdict(est.total_bytes, device_info)
     options = cheaper_options(structure, cfg, device_info, **kwargs) if v != "fits" else []

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from engine.core import device, runs
+from engine.core.messages import Message
 from engine.core.workspace import resolve_model, stored_dtype
 
 CHAT_ALLOWANCE = 1.2
@@ -67,9 +68,7 @@ def chat_refusal(needed: int | None) -> str | None:
     if training + needed <= capacity:
         return None
     names = ", ".join(run_id for run_id, _ in jobs)
-    return (f"run {names} is training on this device (estimated {training / GiB:.2f} GiB) and this chat model "
-            f"needs about {needed / GiB:.2f} GiB more, but the device has {capacity / GiB:.2f} GiB in all. "
-            "Wait for the run to finish or stop it, then load the model again")
+    return Message("chat.busy", runs=names, training=training / GiB, needed=needed / GiB, capacity=capacity / GiB)
 
 
 def fits_beside_chat(training: int | None, chat_loaded: list[int]) -> bool:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from engine.core import runs
+from engine.core.messages import Message, as_dict
 from engine.evaluation.records import DEFAULT_MAX_NEW_TOKENS, DEFAULT_SAMPLES, eval_dir, update_eval_status
 
 
@@ -67,8 +68,7 @@ def held_out(cfg, tokenizer, data_file: str | None = None) -> tuple[list[tuple],
     held = validation_indices(len(kept), data.validation_split, cfg.train.seed)  # the trainer's own cut
     if not held:
         return pairs, {"kind": "train", "file": data.train, "examples": len(pairs),
-                       "note": "the run held out no validation split: these are training examples, so the "
-                               "scores show how well it learned them, not how it does on new ones"}
+                       "note": str(Message("eval.no_split")), "note_i18n": as_dict(Message("eval.no_split"))}
     pairs = [pair for i, pair in enumerate(pairs) if i in held]
     return pairs, {"kind": "validation", "file": data.train, "examples": len(pairs),
                    "split": data.validation_split, "seed": cfg.train.seed}

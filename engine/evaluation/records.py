@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from engine.core import jobs, runs
+from engine.core.messages import Message
 
 EVAL_DIR = "eval"
 STATUS = "status.json"
@@ -23,8 +24,7 @@ def eval_dir(run_dir: Path) -> Path:
 
 def read_eval_status(run_dir: Path) -> dict:
     """RUN/eval/status.json; a running evaluation whose process is gone reads as failed."""
-    return runs.job_status(eval_dir(run_dir) / STATUS, "the evaluation process (pid {pid}) ended without "
-                                                        "finishing; start it again")
+    return runs.job_status(eval_dir(run_dir) / STATUS, "eval.gone")
 
 
 def update_eval_status(run_dir: Path, **fields) -> dict:
@@ -68,8 +68,8 @@ def spawn(run_dir: Path, data: str | None = None, samples: int = DEFAULT_SAMPLES
     run_dir = Path(run_dir)
     current = read_eval_status(run_dir)
     if current.get("state") in runs.ACTIVE:
-        raise RuntimeError(f"an evaluation of {run_dir.name} is already {current['state']} "
-                           f"({current.get('done', 0)}/{current.get('total') or '?'}); wait for it to finish")
+        raise RuntimeError(Message("eval.busy", run=run_dir.name, state=current["state"],
+                                   done=current.get("done", 0), total=current.get("total") or "?"))
     eval_dir(run_dir).mkdir(parents=True, exist_ok=True)
     runs.write_json(eval_dir(run_dir) / STATUS, {
         "state": "queued", "phase": "starting", "done": 0, "total": 0, "model": "base" if base else "run",

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 
 from engine.core.jobs import engine_command, engine_env
+from engine.core.messages import from_dict
 from engine.core.workspace import PROJECT_ROOT, subdir
 
 
@@ -68,7 +69,8 @@ class ChatWorker:
             self._stop()
             self._start()
             self._send({"op": "load", "run": run, "model": model, "trust_remote_code": trust_remote_code})
-            self.note = self._expect("loaded")["note"]
+            loaded = self._expect("loaded")
+            self.note = from_dict(loaded.get("note_i18n")) or loaded["note"]  # a catalogue message where it has a code
             self.loaded = key
             return self.note
 

@@ -13,6 +13,8 @@ import threading
 import time
 import traceback
 
+from engine.core.messages import as_dict
+
 
 def generation_kwargs(params: dict, eos_token_id=None) -> dict:
     """`model.generate` keyword arguments (engine/inference/generation.py checks them; ValueError says why)."""
@@ -40,7 +42,7 @@ class Session:
         else:
             self.model, self.tokenizer, note = load_base(request["model"], request.get("trust_remote_code", False))
         self.model.eval()
-        self.send(event="loaded", note=note, seconds=round(time.time() - started, 2))
+        self.send(event="loaded", note=note, note_i18n=as_dict(note), seconds=round(time.time() - started, 2))
 
     def generate(self, request: dict):
         import torch

@@ -5,6 +5,8 @@ again before generating, and both read the same rules. Nothing here imports torc
 """
 from __future__ import annotations
 
+from engine.core.messages import Message
+
 # every setting a user can change, with the value a fresh chat starts from
 DEFAULTS = {
     "max_new_tokens": 256, "min_new_tokens": 0, "do_sample": False, "temperature": 0.7, "top_k": 50,
@@ -46,33 +48,27 @@ def check_generation(params: dict | None) -> list[str]:
         try:
             number = float(value)
         except (TypeError, ValueError):
-            problems.append(f"{key}: {value!r} is not a number")
+            problems.append(Message("gen.not_number", field=key, value=repr(value)))
             continue
         if key in INTS and number != int(number):
-            problems.append(f"{key}: must be a whole number, not {value}")
+            problems.append(Message("gen.not_whole", field=key, value=value))
         if not low <= number <= high:
-            problems.append(f"{key}: {value} is outside {low}..{high}")
+            problems.append(Message("gen.outside", field=key, value=value, low=low, high=high))
     if problems:
         return problems
     if p["seed"] not in (None, "") and not str(p["seed"]).lstrip("-").isdigit():
-        problems.append(f"seed: {p['seed']!r} is not a whole number; leave it empty for a random seed")
+        problems.append(Message("gen.seed", value=repr(p["seed"])))
     if int(p["min_new_tokens"]) > int(p["max_new_tokens"]):
-        problems.append(f"min_new_tokens ({p['min_new_tokens']}) is larger than max_new_tokens "
-                        f"({p['max_new_tokens']}); lower it or raise max new tokens")
+        problems.append(Message("gen.min_max", min=p["min_new_tokens"], max=p["max_new_tokens"]))
     beams, sequences = int(p["num_beams"]), int(p["num_return_sequences"])
     if p["do_sample"]:
         if float(p["temperature"]) <= 0:
-            problems.append("temperature 0 with sampling on: sampling needs a temperature above 0 "
-                            "(or turn sampling off for greedy decoding)")
+            problems.append(Message("gen.temperature"))
         if beams > 1 and (int(p["top_k"]) > 0 or float(p["top_p"]) < 1.0):
             # transformers would combine them (beam-sample), which is rarely what anyone means
-            problems.append(f"{beams} beams with sampling limits (top-k {p['top_k']}, top-p {p['top_p']}): "
-                            "beam search keeps the likeliest sequences, top-k/top-p pick tokens at random. "
-                            "Use 1 beam to sample, or turn sampling off to use beams")
+            problems.append(Message("gen.beam_sampling", beams=beams, top_k=p["top_k"], top_p=p["top_p"]))
     elif sequences > beams:
-        problems.append(f"{sequences} returned sequences with {beams} beam(s) and sampling off: greedy or beam "
-                        "search can return at most one sequence per beam. Raise the beams to at least "
-                        f"{sequences} or turn sampling on")
+        problems.append(Message("gen.too_many_sequences", sequences=sequences, beams=beams))
     return problems
 
 
@@ -87,9 +83,9 @@ def stream_note(params: dict | None) -> str:
     if streams(params):
         return ""
     p = resolve(params)
-    why = f"{p['num_beams']} beams" if int(p["num_beams"]) > 1 else f"{p['num_return_sequences']} sequences"
-    return (f"{why}: beam search and several returned sequences cannot stream token by token, so the "
-            "answer appears whole when it is ready")
+    why = Message("gen.beams", n=p["num_beams"]) if int(p["num_beams"]) > 1 else \
+        Message("gen.sequences", n=p["num_return_sequences"])
+    return Message("gen.no_stream", why=why)
 
 
 def to_generate_kwargs(params: dict | None, eos_token_id=None) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.core.config import RunConfig
+from engine.core.messages import Message
 from engine.core.runs import result_base, result_dir
 from engine.methods import METHODS
 
@@ -20,7 +21,8 @@ def load_result(run_dir: Path, merge: bool = True, dtype: str = "fp32", progress
     tokenizer = load_tokenizer(str(folder), cfg.trust_remote_code)
     progress("loading base")
     if folder.name == "model":
-        return load_model(str(folder), dtype=dtype, trust_remote_code=cfg.trust_remote_code), tokenizer, "full weights"
+        full = load_model(str(folder), dtype=dtype, trust_remote_code=cfg.trust_remote_code)
+        return full, tokenizer, Message("load.full")
     # the base this adapter was trained on: the merged earlier run when it started from one
     base = load_model(result_base(run_dir, cfg), dtype=dtype, trust_remote_code=cfg.trust_remote_code)
     progress("loading adapter")
@@ -32,8 +34,8 @@ def load_result(run_dir: Path, merge: bool = True, dtype: str = "fp32", progress
         model = PeftModel.from_pretrained(base, str(folder))
     if merge and method.mergeable:
         progress("merging")
-        return model.merge_and_unload(), tokenizer, "adapter merged into the base weights"
-    reason = method.not_mergeable_reason or "this method is served as an adapter on the base model"
+        return model.merge_and_unload(), tokenizer, Message("load.merged")
+    reason = method.not_mergeable_reason or Message("load.adapter")
     return model, tokenizer, reason
 
 
@@ -41,4 +43,4 @@ def load_base(model: str, trust_remote_code: bool = False, dtype: str = "fp32"):
     from engine.core.models import load_model, load_tokenizer
 
     return load_model(model, dtype=dtype, trust_remote_code=trust_remote_code), \
-        load_tokenizer(model, trust_remote_code), "base model"
+        load_tokenizer(model, trust_remote_code), Message("load.base")

@@ -22,6 +22,7 @@ import threading
 import time
 from pathlib import Path
 
+from engine.core.messages import as_dict
 from engine.core.security import check_launch
 from engine.inference import serve_job
 
@@ -144,5 +145,5 @@ def _announce(server, record, note: str, log, what: str) -> None:
     while not server.started and not server.should_exit:
         time.sleep(0.05)
     if server.started:
-        record(state="running", note=note)
+        record(state="running", note=note, note_i18n=as_dict(note))
         log(f"serving {what} (OpenAI-compatible: /v1/chat/completions, /v1/models)")

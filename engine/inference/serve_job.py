@@ -16,7 +16,7 @@ LIVE = ("starting", "running")
 
 
 def read(run_dir: Path) -> dict:
-    return runs.job_status(Path(run_dir) / STATUS, "the server (pid {pid}) ended; see serve.log in the run folder")
+    return runs.job_status(Path(run_dir) / STATUS, "serve.gone")
 
 
 def record(run_dir: Path, **fields) -> dict:

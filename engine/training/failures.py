@@ -21,14 +21,12 @@ import errno
 import os
 import time
 
+from engine.core import runs
+from engine.core.messages import Message, as_dict
+
 FAULT_ENV = "TUNELOOM_FAULT"
-GENERIC_OOM_ADVICE = [
-    "halve train.batch_size and double train.gradient_accumulation (same effective batch)",
-    "lower train.max_seq_len (long examples dominate activation memory)",
-    "turn on train.gradient_checkpointing (less activation memory, about 30% slower)",
-    "use precision bf16 or fp16 on a GPU instead of fp32",
-    "use a smaller LoRA rank, fewer target modules, or QLoRA (4-bit base weights)",
-]
+GENERIC_OOM_ADVICE = [Message(code) for code in ("advice.halve_batch", "advice.lower_seq_len", "advice.checkpointing",
+                                                  "advice.half_precision", "advice.smaller_adapter")]
 
 
 def faults() -> dict[str, int]:
@@ -86,9 +84,10 @@ def oom_advice(cfg, device: str) -> tuple[list[str], dict | None]:
 
 
 def explain(err: BaseException, cfg=None, step: int | None = None, run_dir=None, device: str = "cpu") -> dict:
-    """The status.json fields for a failed run: {'error': sentence, 'failure': {...}}. `device`: the one
-    the run trained on (cpu | cuda); the advice and its estimate are for it and the precision it resolved."""
-    at = f" at step {step}" if step else ""
+    """The status.json fields for a failed run: {'error': sentence, 'error_i18n': its code, 'failure': {...}}.
+    `device`: the one the run trained on (cpu | cuda); the advice and its estimate are for it and the precision it
+    resolved."""
+    at = Message("run.at_step", step=step) if step else ""
     if is_oom(err):
         advice, estimate = oom_advice(cfg, device) if cfg is not None else (list(GENERIC_OOM_ADVICE), None)
         settings, facts = "", {}
@@ -98,19 +97,24 @@ def explain(err: BaseException, cfg=None, step: int | None = None, run_dir=None,
             t = cfg.train
             precision = precision_for(cfg, device)  # what `auto` became on this device (engine/core/precision.py)
             named = t.precision if precision == t.precision else f"{t.precision} ({precision})"
-            settings = (f" on {device} with batch_size {t.batch_size}, max_seq_len {t.max_seq_len}, precision {named}, "
-                        f"gradient_checkpointing {'on' if t.gradient_checkpointing else 'off'}")
+            settings = Message("run.oom_settings", device=device, batch_size=t.batch_size, max_seq_len=t.max_seq_len,
+                               precision=named, checkpointing="on" if t.gradient_checkpointing else "off")
             facts = {"device": device, "precision": precision}
-        return {"error": f"Out of memory{at}{settings}. Try: {advice[0]}. ({type(err).__name__}: {err})",
-                "failure": {"kind": "out_of_memory", "advice": advice, "estimate": estimate, **facts}}
+        error = Message("run.out_of_memory", at=at, settings=settings, advice=advice[0],
+                        detail=f"{type(err).__name__}: {err}")
+        return {**runs.error_fields(error), "failure": {"kind": "out_of_memory", **_advice(advice),
+                                                        "estimate": estimate, **facts}}
     if is_disk_full(err):
-        where = f" holding {run_dir}" if run_dir else ""
-        return {"error": f"The disk{where} is full (writing a checkpoint or log{at} failed: {err}). Free some space "
-                         "or set TUNELOOM_HOME to a bigger disk, then resume the run from its last checkpoint.",
-                "failure": {"kind": "disk_full",
-                            "advice": ["free disk space (old runs and exports can be deleted)",
-                                       "lower train.save_total_limit to keep fewer checkpoints",
-                                       "resume the run: it continues from the last complete checkpoint"]}}
+        where = Message("run.disk_where", folder=str(run_dir)) if run_dir else ""
+        error = Message("run.disk_full", where=where, at=at, detail=str(err))
+        advice = [Message(code) for code in ("advice.free_disk", "advice.fewer_checkpoints", "advice.resume")]
+        return {**runs.error_fields(error), "failure": {"kind": "disk_full", **_advice(advice)}}
     if isinstance(err, KeyboardInterrupt):
-        return {"error": "interrupted", "failure": {"kind": "interrupted", "advice": []}}
-    return {"error": f"{type(err).__name__}: {err}", "failure": {"kind": "error", "advice": []}}
+        return {**runs.error_fields(Message("run.interrupted")), "failure": {"kind": "interrupted", "advice": []}}
+    return {**runs.error_fields(Message("run.error", type=type(err).__name__, detail=str(err))),
+            "failure": {"kind": "error", "advice": []}}
+
+
+def _advice(advice: list) -> dict:
+    """The advice lines in English, and with their codes for the page's language."""
+    return {"advice": [str(a) for a in advice], "advice_i18n": [as_dict(a) for a in advice]}

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from engine.core import jobs, runs
 from engine.core.config import RunConfig
+from engine.core.messages import Message
 from engine.core.workspace import PROJECT_ROOT
 
 STOP_GRACE_S = 60.0
@@ -207,7 +208,7 @@ def stop(run_dir: Path, grace_s: float = STOP_GRACE_S) -> None:
     runs.update_status(run_dir, state="stopping")
     if status.get("state") == "queued":
         _signal(pid, signal.SIGKILL)  # nothing to save yet
-        runs.update_status(run_dir, state="failed", error="stopped while queued")
+        runs.update_status(run_dir, state="failed", **runs.error_fields(Message("run.stopped_queued")))
         return
     _signal(pid, signal.SIGTERM)
 
@@ -218,7 +219,7 @@ def stop(run_dir: Path, grace_s: float = STOP_GRACE_S) -> None:
                 return
             time.sleep(0.5)
         # the status first: a reader between the kill and a later write would see only "ended without finishing"
-        runs.update_status(run_dir, state="failed", error=f"did not stop within {grace_s:.0f} s; killed")
+        runs.update_status(run_dir, state="failed", **runs.error_fields(Message("run.killed", seconds=grace_s)))
         _signal(pid, signal.SIGKILL)
 
     threading.Thread(target=enforce, daemon=True).start()

@@ -21,6 +21,7 @@ import yaml
 from engine.core import optimizers
 from engine.core import structure as st
 from engine.core.config import DEFAULT_MODEL, ConfigError, RunConfig, apply_overrides
+from engine.core.messages import Message
 from engine.core.model_source import model_config_path, model_problems
 from engine.core.workspace import PROJECT_ROOT, runs_dir
 
@@ -60,13 +61,13 @@ def static_problems(raw: dict) -> list[str]:
         config, path = model_config(model)
         limit = structure.max_positions if structure else _int((config or {}).get("max_position_embeddings"))
         if limit and seq_len > limit:
-            found.append(f"train.max_seq_len: {seq_len} is above this model's limit of {limit} tokens "
-                         f"(its maximum positions, from {path}); use {limit} or less")
+            found.append(Message("config.seq_len_limit", field="train.max_seq_len", value=seq_len, limit=limit,
+                                 path=str(path)))
     train_file = str(data.get("train") or "")
     from engine.data.sources import is_hub
 
     if train_file and not is_hub(train_file) and not data_path(train_file).exists():  # a file or a datasets folder
-        found.append(f"data.train: {train_file} not found; upload the file again or fix the path")
+        found.append(Message("config.data_not_found", field="data.train", path=train_file))
     return found + raw_method_problems(raw, structure)
 
 

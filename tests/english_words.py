@@ -1,0 +1,30 @@
+"""Finding English left in Chinese text (tests/test_ui_language.py, tests/test_e2e_zh.py).
+
+What may stay: names (of models, files, formats, products, settings and their values: code), units, numbers.
+Code-like tokens (paths, dotted keys, snake_case, anything with a digit) are names by their form; the rest are
+listed in ALLOWED. Everything else of two or more Latin letters is English a Chinese reader should not meet.
+"""
+from __future__ import annotations
+
+import re
+
+ALLOWED = {
+    # formats, file types, units and APIs
+    "JSON", "JSONL", "CSV", "Parquet", "Arrow", "UTF", "GiB", "MB", "KB", "GB", "API", "OpenAI", "ID", "URL",
+    "GGUF", "Modelfile", "README", "YAML", "HTTP", "CUDA", "GPU", "CPU", "RAM", "FSDP", "DeepSpeed", "ZeRO",
+    "TensorBoard", "MLflow", "W&B", "ROUGE-L", "BLEU", "EWC", "Fisher", "KL", "NF4", "QR",
+    # products and projects
+    "Tuneloom", "Gradio", "Hub", "Hugging", "Face", "HuggingFaceTB", "SmolLM2", "SmolLM2-135M-Instruct", "PyPI",
+    "Ollama", "LM", "Studio", "llama.cpp", "Llama", "LlamaForCausalLM", "TRL", "Anthropic", "HH", "SLiC", "Excel",
+    # fine-tuning methods, optimizers, objectives and precisions (the names the settings take)
+    "LoRA", "QLoRA", "DoRA", "rsLoRA", "LoRA+", "AdaLoRA", "LoHa", "LoKr", "OFT", "BOFT", "VeRA", "IA3", "BitFit",
+    "PiSSA", "OLoRA", "DPO", "ORPO", "SimPO", "KTO", "SFT", "AdamW", "Adam", "SGD", "Adafactor", "Lion",
+    "bf16", "fp16", "fp32", "top-k", "top-p", "Top-k", "Top-p", "do_sample", "logits", "logit", "alpha", "beta",
+    "gamma", "dropout", "pid", "torch.compile", "accelerate", "re",
+}
+
+
+def english_words(text: str, allowed=frozenset()) -> list[str]:
+    """Latin words of two letters or more in `text` that are neither code-like nor in ALLOWED nor in `allowed`."""
+    words = re.findall(r"[A-Za-z][A-Za-z0-9_.'/+&-]*[A-Za-z0-9+]", text)
+    return [w for w in words if w not in ALLOWED and w not in allowed and not re.search(r"[._/0-9]", w)]
