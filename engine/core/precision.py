@@ -32,7 +32,7 @@ def resolve(precision: str, device: str, bf16_supported: bool = True) -> str:
     matrix products were 150x slower than fp32 (AVX2-only EPYC, bench/results/throughput_cpu_bf16.md).
     With native bf16 but no AMX (Xeon with AVX512-BF16: bench/results/throughput_cpu_avx512bf16_{fp32,bf16}.md)
     bf16 mixed precision was not measurably faster than fp32 at the same loss (Tuneloom +4%, the reference
-    -9%, both under load; an interleaved forward+backward 1.45x slower under autocast), so auto keeps fp32;
+    -9%, both under load), so auto keeps fp32;
     CPU_AUTO_BF16 is where a measurement that shows it faster would flip the choice."""
     if precision != "auto":
         return precision
