@@ -13,6 +13,7 @@ Losses, metrics and the reference forward are TRL's.
 """
 from __future__ import annotations
 
+from engine.data.masking import IGNORE_INDEX
 from engine.training.objectives import TrainingObjective
 
 
@@ -78,7 +79,7 @@ def _legacy_row(feature: dict) -> dict:
         answer = feature[f"{side}_ids"]
         row[f"{side}_input_ids"] = prompt + answer
         row[f"{side}_attention_mask"] = [1] * (len(prompt) + len(answer))
-        row[f"{side}_labels"] = [-100] * len(prompt) + answer
+        row[f"{side}_labels"] = [IGNORE_INDEX] * len(prompt) + answer
     return row
 
 
