@@ -81,7 +81,7 @@ def test_a_data_error_is_worded_in_chinese_with_the_english_kept():
     english = messages.data_error(report, "en")
     chinese = messages.data_error(report, "zh")
     assert english[0] == "missing_field.jsonl, line 2, field 'output': missing" and english[1].startswith("What to do:")
-    assert chinese[0] == "missing_field.jsonl, 第 2 行, 字段 'output'：缺失" and chinese[1].startswith("怎么办：")
+    assert chinese[0] == "missing_field.jsonl，第 2 行，字段 'output'：缺失" and chinese[1].startswith("怎么办：")
     assert not english_words(" ".join(chinese), allowed={"missing_field", "jsonl", "output", "instruction", "input"})
     assert report["text"] == str(err)  # the English detail stays available
 

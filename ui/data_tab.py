@@ -364,8 +364,8 @@ def example_label(report: dict, lang="en") -> str:
 
 def relabel(index, report, lang="en"):
     """A language switch: the message, numbers and previews of the data already read, in the new language."""
-    if not report or not (report.get("error") or report.get("file")):
-        return (gr.skip(),) * 6
+    if not report or not (report.get("error") or report.get("file")):  # nothing read yet
+        return note_box(tr(TEXT, lang, "start_note")), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
     if report.get("error"):
         return report_message(report, lang), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
     tokens, caption, rejected = show_example(index, report, lang)

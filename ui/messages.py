@@ -308,8 +308,9 @@ def status_error(status: dict):
 def data_error(err: dict, lang) -> list[str]:
     """The lines of a data error ({file, where, field, message, hint} + their codes): where, what, what to do."""
     field = err.get("field")
-    place = ", ".join(p for p in (err.get("file"), where(err.get("where", ""), lang),
-                                  field and say(Message("data.where_field", field=field), lang)) if p)
+    place = ("，" if norm(lang) == "zh" else ", ").join(
+        p for p in (err.get("file"), where(err.get("where", ""), lang),
+                    field and say(Message("data.where_field", field=field), lang)) if p)
     message = say(err.get("message_i18n") or err.get("message", ""), lang)
     hint = err.get("hint_i18n") or err.get("hint")
     lines = [f"{place}: {message}" if norm(lang) != "zh" else f"{place}：{message}"]
