@@ -125,13 +125,15 @@ TEXT = {
         "hub_placeholder": "hub:owner/name 或文件夹",
         "trained": "参与训练",
         "file_line": "**{file}** · 格式 **{format}** · 字段：{fields}",
-        "counts": "**{examples}** 个样例 · **{tokens}** 个词元 · **{trained}** 个训练词元{share} · 最长 {longest} 个词元",
+        "counts": "**{examples}** 个样例 · **{tokens}** 个词元 · **{trained}** 个训练词元{share} · "
+                  "最长 {longest} 个词元",
         "share": "（占全部的 {pct}）",
         "dropped": "**丢弃了 {n} 个样例**（不会被训练）：{reasons}",
         "skipped": "**跳过了 {n} 个坏行**：",
         "none_dropped": "没有丢弃任何行：每个样例都有可学习的词元。",
         "dropped_one": "{where}：已丢弃（{why}）",
-        "caption": "{where}：{tokens} 个词元，其中 {trained} 个参与训练（高亮）。未高亮的是提示和模板：模型会看到，但不学习。",
+        "caption": "{where}：{tokens} 个词元，其中 {trained} 个参与训练（高亮）。"
+                   "未高亮的是提示和模板：模型会看到，但不学习。",
         "desirable": "好的", "undesirable": "不好的",
         "no_file": "没有收到文件", "bad_type": "{name}：请使用以下类型之一：{types}",
         "too_big": "{name} 大小为 {size} MB；上限是 {limit} MB（可设置 TUNELOOM_MAX_UPLOAD_MB 提高上限）",
