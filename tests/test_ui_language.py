@@ -165,3 +165,22 @@ def test_live_run_texts_follow_the_language():
         "建议：说明（英文）：batch_size 1"
     table = runs_table([{"id": "r1", "state": "done", "step": 5, "max_steps": 5, "final_loss": 0.5}], "zh")
     assert table["headers"][4] == "状态" and table["data"][0][4] == "已完成"
+
+
+def test_the_memory_estimate_in_chinese_names_its_verdict_notes_and_cheaper_settings():
+    """A run that does not fit an 8 GiB GPU: the panel, its notes and its one-click options, in Chinese."""
+    from types import SimpleNamespace
+
+    from engine.core.messages import Message
+    from ui import estimate_panel
+
+    gpu = {"kind": "cuda", "name": Message("device.no_gpu"), "total_bytes": int(8 * 2**30),
+           "available_bytes": int(8 * 2**30), "count": 1}
+    raw = {"model": "smollm2-135m-instruct", "method": {"name": "lora"},
+           "train": {"batch_size": 16, "max_seq_len": 1024, "precision": "fp32", "optimizer": "paged_adamw_8bit"}}
+    panel, _, *buttons = estimate_panel.update(SimpleNamespace(device=gpu), raw, "zh")[:2 + estimate_panel.MAX_OPTIONS]
+    labels = [b["value"] for b in buttons if b.get("visible")]
+    assert "放不下" in panel and "GPU（本机未找到）" in panel and labels
+    assert "分页优化器状态" in panel  # the paged optimizer's note
+    shown = re.sub(r"<[^>]+>", " ", panel) + " ".join(labels)
+    assert not english_words(shown, allowed={"lora"}), english_words(shown)
