@@ -134,6 +134,7 @@ def test_every_tab_in_chinese(tiny_model, tmp_path):
         # 5. compare: the run's curve and final numbers
         tab(page, "tab-compare")
         pick(page, "compare-runs", "zh")
+        page.keyboard.press("Escape")  # close the list of runs
         page.wait_for_function("document.querySelector('#compare-numbers').innerText.includes('已完成')",
                                timeout=30_000)
         page.locator("#compare-plot").locator("canvas, svg").first.wait_for()
