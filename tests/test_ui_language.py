@@ -100,6 +100,8 @@ def test_config_problems_keep_their_codes_through_prefixes_and_status_files():
     codes = {(p.code, p.params["field"]) for p in problems}
     assert {("config.below_min", "method.r"), ("config.learning_rate", "train.learning_rate")} <= codes
     assert messages.say(problems[0], "en") == str(problems[0])
+    back = engine_messages.from_dict(engine_messages.as_dict(info.value))  # a message read back from a status file
+    assert back == str(info.value) and back.params["problems"].params["parts"][0].code == problems[0].code
     chinese = messages.say(messages.status_error(fields), "zh")
     assert "method.r：0 低于最小值 1" in chinese and "有 2 个问题" in chinese
     assert not english_words(chinese, allowed={"config"})
