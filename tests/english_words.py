@@ -12,9 +12,9 @@ ALLOWED = {
     # formats, file types, units and APIs
     "JSON", "JSONL", "CSV", "Parquet", "Arrow", "UTF", "GiB", "MB", "KB", "GB", "API", "OpenAI", "ID", "URL",
     "GGUF", "Modelfile", "README", "YAML", "HTTP", "CUDA", "GPU", "CPU", "RAM", "FSDP", "DeepSpeed", "ZeRO",
-    "TensorBoard", "MLflow", "W&B", "ROUGE-L", "BLEU", "EWC", "Fisher", "KL", "NF4", "QR",
+    "TensorBoard", "MLflow", "W&B", "ROUGE-L", "BLEU", "EWC", "Fisher", "KL", "NF4", "QR", "datasets", "presets",
     # products and projects
-    "Tuneloom", "Gradio", "Hub", "Hugging", "Face", "HuggingFaceTB", "SmolLM2", "SmolLM2-135M-Instruct", "PyPI",
+    "Language", "English", "Tuneloom", "Gradio", "Hub", "Hugging", "Face", "HuggingFaceTB", "SmolLM2", "PyPI",
     "Ollama", "LM", "Studio", "llama.cpp", "Llama", "LlamaForCausalLM", "TRL", "Anthropic", "HH", "SLiC", "Excel",
     # fine-tuning methods, optimizers, objectives and precisions (the names the settings take)
     "LoRA", "QLoRA", "DoRA", "rsLoRA", "LoRA+", "AdaLoRA", "LoHa", "LoKr", "OFT", "BOFT", "VeRA", "IA3", "BitFit",
@@ -25,6 +25,14 @@ ALLOWED = {
 
 
 def english_words(text: str, allowed=frozenset()) -> list[str]:
-    """Latin words of two letters or more in `text` that are neither code-like nor in ALLOWED nor in `allowed`."""
-    words = re.findall(r"[A-Za-z][A-Za-z0-9_.'/+&-]*[A-Za-z0-9+]", text)
-    return [w for w in words if w not in ALLOWED and w not in allowed and not re.search(r"[._/0-9]", w)]
+    """Latin words of two letters or more in `text` that are neither code-like nor in ALLOWED nor in `allowed`.
+
+    A token is a run of Latin letters, digits and code punctuation; one holding a digit, a dot, an underscore, a
+    slash, a colon, an equals sign or brackets is code (a path, a file, a key, hub:owner/name, a=b)."""
+    found = []
+    for token in re.findall(r"[A-Za-z0-9_.'/+&:=\[\]{}|-]+", text):
+        if re.search(r"[0-9_./:=\[\]{}|]", token):
+            continue
+        found += [w for w in re.findall(r"[A-Za-z][A-Za-z'+&-]*[A-Za-z+]", token)
+                  if w not in ALLOWED and w not in allowed]
+    return found

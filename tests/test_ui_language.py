@@ -81,7 +81,7 @@ def test_a_data_error_is_worded_in_chinese_with_the_english_kept():
     english = messages.data_error(report, "en")
     chinese = messages.data_error(report, "zh")
     assert english[0] == "missing_field.jsonl, line 2, field 'output': missing" and english[1].startswith("What to do:")
-    assert chinese[0] == "missing_field.jsonl, 第 2 行, 字段 'output'：缺失" and chinese[1].startswith("怎么办：")
+    assert chinese[0] == "missing_field.jsonl，第 2 行，字段 'output'：缺失" and chinese[1].startswith("怎么办：")
     assert not english_words(" ".join(chinese), allowed={"missing_field", "jsonl", "output", "instruction", "input"})
     assert report["text"] == str(err)  # the English detail stays available
 
@@ -100,6 +100,8 @@ def test_config_problems_keep_their_codes_through_prefixes_and_status_files():
     codes = {(p.code, p.params["field"]) for p in problems}
     assert {("config.below_min", "method.r"), ("config.learning_rate", "train.learning_rate")} <= codes
     assert messages.say(problems[0], "en") == str(problems[0])
+    back = engine_messages.from_dict(engine_messages.as_dict(info.value))  # a message read back from a status file
+    assert back == str(info.value) and back.params["problems"].params["parts"][0].code == problems[0].code
     chinese = messages.say(messages.status_error(fields), "zh")
     assert "method.r：0 低于最小值 1" in chinese and "有 2 个问题" in chinese
     assert not english_words(chinese, allowed={"config"})
@@ -165,3 +167,22 @@ def test_live_run_texts_follow_the_language():
         "建议：说明（英文）：batch_size 1"
     table = runs_table([{"id": "r1", "state": "done", "step": 5, "max_steps": 5, "final_loss": 0.5}], "zh")
     assert table["headers"][4] == "状态" and table["data"][0][4] == "已完成"
+
+
+def test_the_memory_estimate_in_chinese_names_its_verdict_notes_and_cheaper_settings():
+    """A run that does not fit an 8 GiB GPU: the panel, its notes and its one-click options, in Chinese."""
+    from types import SimpleNamespace
+
+    from engine.core.messages import Message
+    from ui import estimate_panel
+
+    gpu = {"kind": "cuda", "name": Message("device.no_gpu"), "total_bytes": int(8 * 2**30),
+           "available_bytes": int(8 * 2**30), "count": 1}
+    raw = {"model": "smollm2-135m-instruct", "method": {"name": "lora"},
+           "train": {"batch_size": 16, "max_seq_len": 1024, "precision": "fp32", "optimizer": "paged_adamw_8bit"}}
+    panel, _, *buttons = estimate_panel.update(SimpleNamespace(device=gpu), raw, "zh")[:2 + estimate_panel.MAX_OPTIONS]
+    labels = [b["value"] for b in buttons if b.get("visible")]
+    assert "放不下" in panel and "GPU（本机未找到）" in panel and labels
+    assert "分页优化器状态" in panel  # the paged optimizer's note
+    shown = re.sub(r"<[^>]+>", " ", panel) + " ".join(labels)
+    assert not english_words(shown, allowed={"lora"}), english_words(shown)

@@ -97,7 +97,7 @@ _PREPARING_LOCK = threading.Lock()
 def launch_options() -> dict:
     """What `launch()` needs besides host/port/auth: look, upload limit, the exports folder for downloads."""
     return dict(theme=THEME, css=CSS + estimate_panel.CSS, allowed_paths=[str(subdir("exports"))],
-                max_file_size=f"{data_tab.max_upload_mb():.0f}mb")
+                max_file_size=f"{data_tab.max_upload_mb():.0f}mb", i18n=language.gradio_translations())
 
 
 # ---- the model field -------------------------------------------------------------------------
@@ -219,6 +219,7 @@ def build_ui() -> gr.Blocks:
         export_page.select(export_tab.refresh, [export.run, lang], [export.run, export.serve_status], **private)
         model.blur(model_note, [model, lang], [note, prepare_button], **private)
         model.submit(model_note, [model, lang], [note, prepare_button], **private)
+        lang.change(model_note, [model, lang], [note, prepare_button], show_progress="hidden", **private)
         prepare_button.click(prepare, [model, lang], [note, prepare_button], **private)
         demo.load(prepare_on_load, [model, remembered], [note, prepare_button], **private)
         demo.load(train_tab.pick_on_load, None, [train.follow, train.runs], **private)

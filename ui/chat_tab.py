@@ -362,6 +362,14 @@ def on_target_change(target, lang="en"):
     return [], note_box(tr(TEXT, lang, "loads_first"))
 
 
+def current_note(target, model, lang="en"):
+    """The note under the picker, in the page's language: what is loaded, or that the model loads with a message."""
+    key = f"base:{(model or '').strip()}" if not target or target == BASE else f"run:{target}"
+    if WORKER.holds(key):
+        return note_box(tr(TEXT, lang, "loaded", note=messages.say(WORKER.note, lang)), "ok")
+    return note_box(tr(TEXT, lang, "loads_first"))
+
+
 def on_unload(lang="en"):
     WORKER.unload()
     WORKER_B.unload()
@@ -496,6 +504,7 @@ def wire(c: SimpleNamespace, model, lang) -> None:
     # the Unload note is about that moment: gone once a message loads a model again
     gr.on([c.send.click, c.message.submit], lambda: "", None, c.unload_note, show_progress="hidden", **private)
     c.target.input(on_target_change, [c.target, lang], [c.chatbot, c.note], **private)
+    lang.change(current_note, [c.target, model, lang], c.note, show_progress="hidden", **private)
     c.refresh.click(refresh_all, [c.target, c.left, c.right, lang], [c.target, c.left, c.right], **private)
     c.preset.input(apply_preset, c.preset, c.gen, **private)
     for control in c.gen:

@@ -166,5 +166,5 @@ def wire(c: SimpleNamespace, lang) -> None:
                 outputs=[c.plot, c.plot_tokens, c.settings, c.numbers, c.note, c.legend], **private)
     c.runs.change(**show)
     c.x.change(**show)
-    lang.change(**show)  # the series names and the state column are worded in the page's language
+    lang.change(**show, show_progress="hidden")  # the series names and the state column, in the page's language
     c.refresh.click(refresh, c.runs, c.runs, **private).then(**show)

@@ -400,7 +400,8 @@ def inspect(path, fmt, columns_text, mask, skip_bad, model, max_seq_len, report=
            rows_table(report["rows"]),
            gr.update(minimum=1, maximum=max(count, 2), value=1, step=1, interactive=count > 1,
                      label=example_label(report, lang)),
-           gr.update(value=highlighted(first, lang=lang), label=tokens_label(report, lang)), report,
+           gr.update(value=highlighted(first, lang=lang), label=tokens_label(report, lang),
+                     color_map=token_colors("#22c55e")(lang)), report,
            rejected_update(report, first, lang))
 
 
@@ -421,14 +422,17 @@ def example_label(report: dict, lang="en") -> str:
 
 
 def relabel(index, report, lang="en"):
-    """A language switch: the message, numbers and previews of the data already read, in the new language."""
-    if not report or not report.get("inputs"):  # nothing read yet
-        return note_box(tr(TEXT, lang, "start_note")), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-    if "stats" not in report:  # nothing could be read: only the message
-        return report_problem(report, lang), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    """A language switch: the message, numbers and previews of the data already read, in the new language (the
+    example slider's and the tokens' labels are worded here, not by the switch: they depend on the data)."""
+    colors = token_colors("#22c55e")(lang)
+    if not report or not report.get("inputs") or "stats" not in report:  # nothing read, or nothing could be
+        message = report_problem(report, lang) if report and report.get("inputs") else ""
+        return message or note_box(tr(TEXT, lang, "start_note")), gr.skip(), \
+            gr.update(label=tr(TEXT, lang, "example")), gr.update(label=tr(TEXT, lang, "tokens"), color_map=colors), \
+            gr.skip(), gr.skip()
     tokens, caption, rejected = show_example(index, report, lang)
     return report_message(report, lang), report_stats(report, lang), gr.update(label=example_label(report, lang)), \
-        gr.update(value=tokens, label=tokens_label(report, lang)), caption, rejected
+        gr.update(value=tokens, label=tokens_label(report, lang), color_map=colors), caption, rejected
 
 
 def show_example(index, report, lang="en"):
@@ -554,12 +558,11 @@ def build(defaults) -> SimpleNamespace:
             c.stats = gr.Markdown("", elem_id="data-stats")
             c.table = loc(gr.Dataframe(NO_ROWS, label=en["first_rows"], elem_id="data-table", interactive=False,
                                        wrap=True, max_height=280, max_chars=160), TEXT, label="first_rows")
-            c.example = loc(ClampedSlider(1, 2, value=1, step=1, label=en["example"], interactive=False,
-                                          elem_id="example"), TEXT, label="example")
-            c.tokens = loc(gr.HighlightedText(elem_id="tokens", label=en["tokens"],
-                                              color_map=token_colors("#22c55e")("en"), combine_adjacent=True,
-                                              show_legend=True), TEXT, label="tokens",
-                           color_map=token_colors("#22c55e"))
+            c.example = ClampedSlider(1, 2, value=1, step=1, label=en["example"], interactive=False,
+                                      elem_id="example")  # its label follows the language in `relabel`
+            c.tokens = gr.HighlightedText(elem_id="tokens", label=en["tokens"],
+                                          color_map=token_colors("#22c55e")("en"), combine_adjacent=True,
+                                          show_legend=True)  # as c.example
             c.rejected = gr.HighlightedText(elem_id="rejected-tokens", label=en["rejected_tokens"],
                                             color_map=token_colors("#ef4444")("en"), combine_adjacent=True,
                                             show_legend=True, visible=False)  # pairwise data only

@@ -140,8 +140,9 @@ def progress_html(status: dict, lang="en") -> str:
         return ""
     done, total = status.get("done") or 0, status.get("total") or 0
     fraction = min(1.0, done / total) if total else (1.0 if state == "done" else 0.0)
-    phase = html.escape(follow.state_name(status.get("phase") or "", lang))
-    text = " · ".join(p for p in (f"<b>{html.escape(follow.state_name(state, lang))}</b>", phase,
+    phase = status.get("phase") if status.get("phase") != state else ""  # "done · done" says it once
+    text = " · ".join(p for p in (f"<b>{html.escape(follow.state_name(state, lang))}</b>",
+                                  html.escape(follow.state_name(phase or "", lang)),
                                   f"{done}/{total or '?'}", f"{fraction:.0%}") if p)
     return progress_bar(fraction, state, text)
 
@@ -252,8 +253,8 @@ def build() -> SimpleNamespace:
         c.samples = loc(gr.Slider(0, 50, value=5, step=1, label=en["samples"], info=en["samples_info"],
                                   elem_id="eval-samples"), TEXT, label="samples", info="samples_info")
         c.max_new_tokens = loc(gr.Number(64, precision=0, minimum=1, maximum=2048, label=en["max_new_tokens"],
-                                         info=en["max_new_tokens_info"]), TEXT, label="max_new_tokens",
-                               info="max_new_tokens_info")
+                                         info=en["max_new_tokens_info"], elem_id="eval-max-new-tokens"),
+                               TEXT, label="max_new_tokens", info="max_new_tokens_info")
     c.start = loc(gr.Button(en["start"], variant="primary", elem_id="eval-start"), TEXT, value="start")
     c.message = gr.Markdown("", elem_id="eval-message")
     c.progress = gr.HTML("", elem_id="eval-progress")

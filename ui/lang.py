@@ -63,6 +63,11 @@ def loc(component, table: dict, **props):
     return component
 
 
+def gradio_translations() -> gr.I18n:
+    """Words Gradio's own Chinese lacks (it shows the key instead, e.g. the screen-reader status "common.complete")."""
+    return gr.I18n(**{"zh-CN": {"common.complete": "完成"}})
+
+
 def remount(component):
     """Register a component whose built-in words Gradio draws when it mounts (a File's drop zone)."""
     _REMOUNT.append(component)
@@ -96,11 +101,15 @@ def build():
 
 def wire(demo, switch, remembered) -> None:
     private = dict(api_visibility="private")
-    outputs, hidden = components(), [gr.update(visible=False)] * len(_REMOUNT)
+    outputs, remounted = components(), list(_REMOUNT)
     # LOCALE_JS runs in the browser first (Gradio's locale), then the texts; then the remounted parts come back
-    switch.change(lambda lang: [norm(lang), *apply(lang), *hidden], switch, [remembered, *outputs, *_REMOUNT],
-                  js=LOCALE_JS, show_progress="hidden", **private).then(
-        lambda: [gr.update(visible=True)] * len(_REMOUNT), None, list(_REMOUNT), show_progress="hidden", **private)
+    changed = switch.change(lambda lang: [norm(lang), *apply(lang), *[gr.update(visible=False)] * len(remounted)],
+                            switch, [remembered, *outputs, *remounted], js=LOCALE_JS, show_progress="hidden",
+                            **private)
+    if remounted:  # (a handler with one output returns the value itself, not a list of one)
+        shown = [gr.update(visible=True)] * len(remounted)
+        changed.then(lambda: shown if len(shown) > 1 else shown[0], None, remounted, show_progress="hidden",
+                     **private)
     # on load: the remembered language (a change event follows only if it is not English), and Gradio's locale
     # set to it (the browser's language may differ)
     demo.load(lambda saved: norm(saved), remembered, switch, show_progress="hidden", **private).then(

@@ -193,7 +193,7 @@ ZH = {
     "option.bf16_pure": "纯 bf16（没有 fp32 主权重副本；小于权重 1/256 的更新会被舍去）",
     "option.bf16": "bf16 混合精度",
     "option.adamw_8bit": "8 位 AdamW",
-    "option.quantised": "{method}（4 位基座）+ 梯度检查点",
+    "option.quantised": "{method} + 梯度检查点",  # the method's Chinese title says 4 位基座
     "option.summary": "{label}：约 {gib:.2f} GiB",
     "note.paged": "分页优化器状态位于统一内存中，内存紧张时可能溢出到 CPU 内存",
     "note.system_malloc": "训练进程使用系统自带的 malloc，它会把释放的内存留在进程中：峰值更高，估算也不那么准"
@@ -269,6 +269,11 @@ def _param(name: str, value, lang):
         from ui.follow import state_name  # run states are worded there
 
         return state_name(value, lang)
+    if name == "method" and isinstance(value, str):  # a method's title
+        from ui.params import METHODS, method_text
+
+        key = next((key for key, method in METHODS.items() if method.title == value), None)
+        return method_text(key, lang)[0] if key else value
     if name == "checkpointing" and value in ("on", "off"):
         return {"on": "开", "off": "关"}[value] if norm(lang) == "zh" else value
     return value
@@ -308,8 +313,9 @@ def status_error(status: dict):
 def data_error(err: dict, lang) -> list[str]:
     """The lines of a data error ({file, where, field, message, hint} + their codes): where, what, what to do."""
     field = err.get("field")
-    place = ", ".join(p for p in (err.get("file"), where(err.get("where", ""), lang),
-                                  field and say(Message("data.where_field", field=field), lang)) if p)
+    place = ("，" if norm(lang) == "zh" else ", ").join(
+        p for p in (err.get("file"), where(err.get("where", ""), lang),
+                    field and say(Message("data.where_field", field=field), lang)) if p)
     message = say(err.get("message_i18n") or err.get("message", ""), lang)
     hint = err.get("hint_i18n") or err.get("hint")
     lines = [f"{place}: {message}" if norm(lang) != "zh" else f"{place}：{message}"]

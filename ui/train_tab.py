@@ -532,7 +532,8 @@ def build(defaults: RunConfig) -> SimpleNamespace:
                                        y_title=en["value"], color_title=en["series"]),
                            TEXT, title="logps", x_title="step", y_title="value", color_title="series")
     c.numbers = gr.Markdown("", elem_id="run-numbers")
-    c.log = loc(gr.Textbox("", label=en["log"], lines=12, max_lines=12, autoscroll=True, interactive=False),
+    c.log = loc(gr.Textbox("", label=en["log"], lines=12, max_lines=12, autoscroll=True, interactive=False,
+                           elem_id="train-log"),
                 TEXT, label="log")
     with gr.Accordion(en["all_runs"], open=True) as c.all_runs:
         c.runs = gr.Dataframe(runs_table([]), interactive=False, wrap=True, max_height=260, elem_id="runs-table")
