@@ -59,7 +59,7 @@ TEXT = {
         "hub": "{model}: a Hugging Face Hub id, downloaded by the trainer on first use.",
         "preparing": "Preparing {model}… {seconds} s (one time only)",
         "prepare_failed": "Preparing {model} failed",
-        "light": "☀ Light", "dark": "☾ Dark",
+        "light": "☀ Light", "dark": "☾ Dark", "theme": "Light or dark",
     },
     "zh": {
         "header": "# Tuneloom\n无需写代码即可微调语言模型：检查数据、训练、与结果对话、评估和对比训练、导出。",
@@ -78,7 +78,7 @@ TEXT = {
         "hub": "{model}：Hugging Face Hub 上的模型 ID，训练时首次使用会下载。",
         "preparing": "正在准备 {model}… {seconds} 秒（只需一次）",
         "prepare_failed": "准备 {model} 失败",
-        "light": "☀ 浅色", "dark": "☾ 深色",
+        "light": "☀ 浅色", "dark": "☾ 深色", "theme": "浅色或深色",
     },
 }
 # where each alias comes from (engine/core/workspace.py ALIASES words it in English)
@@ -177,9 +177,10 @@ def build_ui() -> gr.Blocks:
         with gr.Row(equal_height=True, elem_id="language-row"):
             loc(gr.Markdown(en["header"], elem_classes="tl-header"), TEXT, value="header")
             lang, remembered = language.build()
-            theme = gr.Radio(theme_choices("en"), value="light", show_label=False, container=False, elem_id="theme",
-                             min_width=150, scale=0)
-            loc(theme, TEXT, choices=theme_choices)
+            # a label even though it is not shown: screen readers (and Gradio's hidden text) read it
+            theme = gr.Radio(theme_choices("en"), value="light", label=en["theme"], show_label=False, container=False,
+                             elem_id="theme", min_width=150, scale=0)
+            loc(theme, TEXT, choices=theme_choices, label="theme")
             theme_saved = gr.BrowserState("", storage_key="tuneloom-theme")
         with gr.Row(equal_height=True):
             model = loc(gr.Textbox(defaults.model, label=en["model"], scale=5, elem_id="model", info=en["model_info"]),
@@ -223,7 +224,7 @@ def build_ui() -> gr.Blocks:
         prepare_button.click(prepare, [model, lang], [note, prepare_button], **private)
         demo.load(prepare_on_load, [model, remembered], [note, prepare_button], **private)
         demo.load(train_tab.pick_on_load, None, [train.follow, train.runs], **private)
-        data_tab.wire_load(demo, data, model)
+        data_tab.wire_load(demo, data, model, remembered)
         language.wire(demo, lang, remembered)
         theme.input(None, theme, theme_saved, js=APPLY_THEME_JS, **private)
         demo.load(None, theme_saved, theme, js=LOAD_THEME_JS, show_progress="hidden", **private)

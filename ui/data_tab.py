@@ -580,7 +580,7 @@ def wire(c: SimpleNamespace, model, max_seq_len, lang, split=None, subset=None) 
     run = dict(fn=inspect, inputs=inputs, outputs=outputs, api_visibility="private", trigger_mode="always_last",
                concurrency_id="data-check", concurrency_limit=1)
     forced = {**run, "fn": lambda *values: (yield from inspect(*values, force=True))}
-    c.run = run  # the check, also started on page load (wire_load)
+    c.run, c.lang = run, lang  # the check, also started on page load (wire_load)
     c.sample.input(use_sample, c.sample, [c.path, c.upload, c.file], api_visibility="private").then(**run)
     c.upload.upload(use_upload, [c.upload, lang], [c.path, c.file], api_visibility="private").success(**run)
     c.source.submit(use_source, [c.source, lang], [c.path, c.file], api_visibility="private").success(**run)
@@ -598,13 +598,17 @@ def wire(c: SimpleNamespace, model, max_seq_len, lang, split=None, subset=None) 
     c.report.change(remembered_choice, c.report, c.remembered, api_visibility="private", show_progress="hidden")
 
 
-def wire_load(demo, c: SimpleNamespace, model) -> None:
+def wire_load(demo, c: SimpleNamespace, model, language_saved) -> None:
     """On page load: the data chosen before the reload comes back, and the data is checked, so the Train tab
-    shows what the run will use (name, format, rows, trained tokens) and the estimate uses its lengths."""
+    shows what the run will use (name, format, rows, trained tokens) and the estimate uses its lengths.
+    The check is worded in the remembered language (`language_saved`, the browser's memory of the switch): the
+    switch itself is still English while the page loads."""
     private = dict(api_visibility="private")
+    inputs = list(c.run["inputs"])
+    inputs[inputs.index(c.lang)] = language_saved
     demo.load(restore, c.remembered, [c.path, c.file, c.format, c.columns, c.mask, c.skip_bad],
               show_progress="hidden", **private).then(
-        check_on_load, c.run["inputs"], c.run["outputs"], show_progress="hidden", concurrency_id="data-check",
+        check_on_load, inputs, c.run["outputs"], show_progress="hidden", concurrency_id="data-check",
         concurrency_limit=1, **private)
 
 
