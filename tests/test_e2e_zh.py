@@ -4,7 +4,7 @@ outside names (models, files, formats, settings' values: code), units and number
 
 What each tab shows is read from the browser (the visible text, the shown values of pickers, placeholders);
 regions that hold the user's own data or machine output (the data rows and tokens, chat replies, the training
-log, a command) are left out. Screenshots go to /tmp/tuneloom-shots/zh-*.png.
+log, a command) are left out. Screenshots go to /tmp/tuneloom-shots/zh-walk-*.png.
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def check_chinese(page, name: str, allowed: set[str]) -> None:
     # Gradio's progress text of an event in flight ("processing | 0.8s") is its own, untranslated: wait it out
     page.wait_for_function("!/processing \\||queue: /.test(document.body.innerText)", timeout=30_000)
     page.wait_for_timeout(300)  # the last update drawn
-    page.screenshot(path=str(SHOTS / f"zh-{name}.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / f"zh-walk-{name}.png"), full_page=True)
     text = page.evaluate(SHOWN_TEXT_JS, NOT_PAGE_TEXT)
     found = sorted(set(english_words(text, allowed)))
     lines = [line for line in text.splitlines() if any(re.search(rf"\b{re.escape(w)}\b", line) for w in found)]
