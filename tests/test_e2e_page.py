@@ -227,8 +227,10 @@ def test_estimate_beside_the_peak_the_real_command_and_compare(tiny_model, tmp_p
             pick(page, "compare-runs", run)
         page.keyboard.press("Escape")
         legend = page.locator("#compare-legend")
-        legend.get_by_text(re.compile(r"-fast train")).wait_for()
-        assert legend.get_by_text(re.compile(r"-slow train")).count() == 1
+        # the legend may first show the comparison of the first pick alone (a loaded machine answers the second
+        # pick later): wait for the one with both runs
+        legend.get_by_text(re.compile(r"-slow train")).wait_for()
+        assert legend.get_by_text(re.compile(r"-fast train")).count() == 1
         # every series of both runs (train and eval each) is drawn with its colour: the plot once left the run added
         # second without a colour (not drawn)
         page.wait_for_timeout(1500)

@@ -59,7 +59,7 @@ TEXT = {
         "hub": "{model}: a Hugging Face Hub id, downloaded by the trainer on first use.",
         "preparing": "Preparing {model}… {seconds} s (one time only)",
         "prepare_failed": "Preparing {model} failed",
-        "light": "☀ Light", "dark": "☾ Dark", "theme": "Light or dark",
+        "light": "☀ Light", "dark": "☾ Dark", "theme": "Colour scheme",
     },
     "zh": {
         "header": "# Tuneloom\n无需写代码即可微调语言模型：检查数据、训练、与结果对话、评估和对比训练、导出。",
@@ -78,7 +78,7 @@ TEXT = {
         "hub": "{model}：Hugging Face Hub 上的模型 ID，训练时首次使用会下载。",
         "preparing": "正在准备 {model}… {seconds} 秒（只需一次）",
         "prepare_failed": "准备 {model} 失败",
-        "light": "☀ 浅色", "dark": "☾ 深色", "theme": "浅色或深色",
+        "light": "☀ 浅色", "dark": "☾ 深色", "theme": "页面配色",
     },
 }
 # where each alias comes from (engine/core/workspace.py ALIASES words it in English)
