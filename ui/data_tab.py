@@ -28,7 +28,7 @@ from engine.core.workspace import (
     subdir,
 )
 from ui import messages
-from ui.common import ClampedSlider, cli_failure, engine, error_box, last_json_line, note_box, run_engine
+from ui.common import ClampedSlider, cli_failure, engine, error_box, last_json_line, note_box, reason, run_engine
 from ui.lang import loc, norm, remount, tr
 
 SAMPLES_DIR = PROJECT_ROOT / "presets" / "data"
@@ -332,7 +332,7 @@ def check_data(key: list) -> dict:
     try:
         columns = parse_columns(columns_text)
     except ValueError as err:
-        return {**base, "columns_error": err.args[0]}  # a catalogue Message: worded in the page's language
+        return {**base, "columns_error": reason(err)}  # worded in the page's language by error_box
     args = ["data", "inspect", path, "--format", fmt, "--mask", mask, "--max-seq-len", max_seq_len,
             "--model", model, "--limit", PREVIEW_LIMIT]
     for source, field in columns.items():
