@@ -33,13 +33,14 @@ def main() -> int:
 
     from engine.core import runs
     from engine.core.config import RunConfig
+    from engine.core.jobs import RunState
     from engine.training import launcher
 
     sets = [f"train.max_steps={args.steps}", "train.save_steps=0", f"train.eval_steps={args.steps // 2}",
             f"train.max_seq_len={args.max_seq_len}"]
 
     def finish(run_dir):
-        while runs.read_status(run_dir).get("state") not in ("done", "failed"):
+        while runs.read_status(run_dir).get("state") not in (RunState.DONE, RunState.FAILED):
             time.sleep(1)
         return runs.read_status(run_dir)
 

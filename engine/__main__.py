@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_train(args) -> int:
     from engine.core import runs
+    from engine.core.jobs import RunState
     from engine.training.launcher import create_run, foreground, is_main_process, launched_into, shared_run_dir
     from engine.training.recipe import run
 
@@ -159,7 +160,7 @@ def cmd_train(args) -> int:
             print(f"note: {note}", file=sys.stderr)
     except ConfigError as err:
         if launched:
-            runs.update_status(original, state="failed", **runs.error_fields(err))  # a UI-started run says why
+            runs.update_status(original, state=RunState.FAILED, **runs.error_fields(err))  # a UI-started run says why
         raise
     if launched:
         run_dir = original
@@ -175,7 +176,7 @@ def cmd_train(args) -> int:
     print(run_dir)
     if not is_main_process():
         return 0  # the main process records the outcome
-    return 0 if runs.read_status(run_dir).get("state") == "done" else 1
+    return 0 if runs.read_status(run_dir).get("state") == RunState.DONE else 1
 
 
 def _load_for_data(args):

@@ -35,6 +35,7 @@ import yaml
 
 from engine.core import runs
 from engine.core.config import DEFAULT_MODEL, ConfigError
+from engine.core.jobs import RunState
 from engine.estimate import ui_summary
 from engine.evaluation import records
 from ui import chat_tab, eval_tab, follow, train_tab
@@ -136,9 +137,9 @@ def evaluate(run_id: str, data: str = "", samples: int = 5, base: bool = False, 
         raise gr.Error(str(err)) from None
     while time.time() - started < EVALUATION_TIMEOUT_S:
         status = records.read_eval_status(run_dir)
-        if status.get("state") == "failed":
+        if status.get("state") == RunState.FAILED:
             raise gr.Error(status.get("error") or "the evaluation failed")
-        if status.get("state") == "done":
+        if status.get("state") == RunState.DONE:
             result = runs.read_json(run_dir / records.EVAL_DIR / status["result"]) if status.get("result") else None
             return result or {}
         time.sleep(0.5)

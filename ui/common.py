@@ -14,7 +14,7 @@ from pathlib import Path
 import gradio as gr
 
 from engine.core import runs
-from engine.core.jobs import engine_command, engine_env
+from engine.core.jobs import RunState, engine_command, engine_env
 from engine.core.messages import Message, as_dict
 from engine.core.workspace import PROJECT_ROOT, inside, runs_dir
 from ui import messages
@@ -118,7 +118,7 @@ def run_path(run_id: str) -> Path:
 
 def finished_runs() -> list[dict]:
     """Runs with a saved result (done, including those stopped early)."""
-    return [r for r in runs.list_runs() if r["state"] == "done"]
+    return [r for r in runs.list_runs() if r["state"] == RunState.DONE]
 
 
 RUN_LABEL = {"en": ("{run} ({state}{loss})", ", loss {loss:.3f}"),

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
+from engine.core.jobs import RunState
 from engine.core.messages import Message
 from engine.core.workspace import PROJECT_ROOT, data_display_name
 from engine.evaluation import records
@@ -139,7 +140,7 @@ def progress_html(status: dict, lang="en") -> str:
     if not state:
         return ""
     done, total = status.get("done") or 0, status.get("total") or 0
-    fraction = min(1.0, done / total) if total else (1.0 if state == "done" else 0.0)
+    fraction = min(1.0, done / total) if total else (1.0 if state == RunState.DONE else 0.0)
     phase = status.get("phase") if status.get("phase") != state else ""  # "done · done" says it once
     text = " · ".join(p for p in (f"<b>{html.escape(follow.state_name(state, lang))}</b>",
                                   html.escape(follow.state_name(phase or "", lang)),
@@ -214,7 +215,7 @@ def tick(run_id, seen, lang="en"):
         return (gr.skip(),) * 5 + (seen,)
     seen["key"] = key
     failure = error_box(tr(TEXT, lang, "failed"), engine([messages.status_error(status)]), lang) \
-        if status.get("state") == "failed" else ""
+        if status.get("state") == RunState.FAILED else ""
     return (*show_run(run_id, lang), failure, seen)
 
 

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
+from engine.core.jobs import RunState
 from engine.core.workspace import safe_name, subdir
 from engine.inference import serve_job
 from ui import common, messages
@@ -212,13 +213,13 @@ def serve_text(run_id, lang="en") -> str:
     except ValueError:
         return ""
     state = status.get("state")
-    if state == "running":
+    if state == RunState.RUNNING:
         return tr(TEXT, lang, "serve_running", run=run_id, url=status["url"], model=status["model"],
                   note=messages.say(status.get("note_i18n") or status.get("note", ""), lang)) + "\n\n" + \
             client_snippet(status)
-    if state == "starting":
+    if state == RunState.STARTING:
         return tr(TEXT, lang, "serve_starting", run=run_id, seconds=f"{time.time() - status.get('started_at', 0):.0f}")
-    if state == "failed":
+    if state == RunState.FAILED:
         return error_box(tr(TEXT, lang, "serve_failed"), engine([messages.status_error(status)]), lang)
     return tr(TEXT, lang, "serve_stopped")
 
@@ -239,7 +240,7 @@ def on_serve(run_id, lang="en"):
         yield error_box(tr(TEXT, lang, "cannot_serve"), reason(err), lang)
         return
     deadline = time.time() + SERVE_WAIT_S
-    while serve_job.read(run_dir).get("state") == "starting" and time.time() < deadline:
+    while serve_job.read(run_dir).get("state") == RunState.STARTING and time.time() < deadline:
         yield serve_text(run_id, lang)
         time.sleep(1)
     yield serve_text(run_id, lang)

@@ -14,6 +14,7 @@ import gradio as gr
 import pandas as pd
 
 from engine.core import runs
+from engine.core.jobs import RunState
 from ui.common import progress_bar
 from ui.lang import tr
 
@@ -116,7 +117,7 @@ def progress_html(status: dict, lang="en") -> str:
     elapsed = status.get("elapsed_s")
     if state in runs.ACTIVE and status.get("started_at") and elapsed is None:
         elapsed = time.time() - status["started_at"]
-    fraction = min(1.0, step / total) if total else (1.0 if state == "done" else 0.0)
+    fraction = min(1.0, step / total) if total else (1.0 if state == RunState.DONE else 0.0)
     eta = elapsed / step * (total - step) if elapsed and step and total and state in runs.ACTIVE else None
     parts = [f"<b>{html.escape(state_name(state, lang))}</b>", f"{tr(TEXT, lang, 'step')} {step}/{total or '?'}",
              f"{fraction:.0%}", f"{tr(TEXT, lang, 'elapsed')} {duration(elapsed)}"]

@@ -14,6 +14,7 @@ import gradio as gr
 
 from engine.core import runs
 from engine.core.config import ConfigError, RunConfig, overrides_between, schema_param, switch_method
+from engine.core.jobs import RunState
 from engine.core.messages import Message
 from engine.core.security import web_config_problems
 from engine.core.workspace import PROJECT_ROOT, data_display_name
@@ -384,9 +385,9 @@ def runs_table(listing: list[dict], lang="en") -> dict:
     headers = tr(TEXT, lang, "runs_cols").split("|")
     data = []
     for r in listing:
-        notes = [tr(TEXT, lang, "stopped_early")] if r.get("stopped_early") and r["state"] == "done" else []
+        notes = [tr(TEXT, lang, "stopped_early")] if r.get("stopped_early") and r["state"] == RunState.DONE else []
         notes += [tr(TEXT, lang, "reproduces", run=r["reproduces"])] if r.get("reproduces") else []
-        notes += [messages.say(messages.status_error(r), lang)[:120]] if r["state"] == "failed" else []
+        notes += [messages.say(messages.status_error(r), lang)[:120]] if r["state"] == RunState.FAILED else []
         data.append([r["id"], r.get("method") or "", r.get("data_file") or "",
                      time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created_at"])) if r.get("created_at") else "",
                      follow.state_name(r["state"], lang), f"{r['step'] or 0}/{r['max_steps'] or '?'}",
@@ -443,7 +444,7 @@ def tick(run_id, seen, lang="en"):
     fresh = run_id != seen.get("run") or len(rows) != seen.get("rows")
     seen.update(run=run_id, key=key, log=log, rows=len(rows))
     state = status.get("state")
-    failure = follow.failure_lines(status, lang) if state == "failed" else []
+    failure = follow.failure_lines(status, lang) if state == RunState.FAILED else []
     fresh = fresh or lang != seen.get("lang")  # the loss series are named in the page's language
     seen["lang"] = lang
     return (choices, table, follow.progress_html(status, lang),

@@ -8,9 +8,34 @@ import os
 import subprocess
 import sys
 import threading
+from enum import Enum
 from pathlib import Path
 
 from engine.core.workspace import PROJECT_ROOT
+
+
+class RunState(str, Enum):
+    """The `state` of every background job's status file (a run's status.json, an evaluation's eval/status.json,
+    a server's serve.json). The only place these words are written: the rest of the code names them from here
+    (tests/test_structure_rules.py checks). A str, so status files stay plain JSON and compare with what they read."""
+    QUEUED = "queued"      # a run written, its trainer not yet at the first step
+    STARTING = "starting"  # a server or evaluation loading its model
+    RUNNING = "running"
+    STOPPING = "stopping"  # asked to stop; saves at the current step
+    DONE = "done"
+    FAILED = "failed"
+    STOPPED = "stopped"    # a server that was shut down
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+ACTIVE = (RunState.QUEUED, RunState.RUNNING, RunState.STOPPING)  # a trainer process owns the run
+STOPPABLE = (RunState.QUEUED, RunState.RUNNING)
+WITH_PROCESS = ACTIVE + (RunState.STARTING,)  # any job whose process should be alive
 
 
 def engine_env(**extra: str) -> dict:

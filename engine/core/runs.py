@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.core.jobs import ACTIVE, STOPPABLE, WITH_PROCESS, RunState
 from engine.core.messages import Message, as_dict
 from engine.core.workspace import data_display_name, runs_dir, safe_name
 
-ACTIVE = ("queued", "running", "stopping")
 STOP_FILE = "STOP"
 START_FILE = "start.json"  # how a run that started from another was loaded (engine/training/continual.py)
 
@@ -98,9 +98,9 @@ def job_status(path: Path, gone: str) -> dict:
     process is gone reported as failed: the catalogue message `gone` (with {pid}) says so, unless the job
     recorded its own error."""
     status = read_json(path, {}) or {}
-    if status.get("state") in ACTIVE + ("starting",) and status.get("pid") and not pid_alive(status["pid"]):
+    if status.get("state") in WITH_PROCESS and status.get("pid") and not pid_alive(status["pid"]):
         error = status.get("error") or (Message(gone, pid=status["pid"]) if gone else "")
-        status = {**status, "state": "failed", **(error_fields(error) if error != status.get("error") else {})}
+        status = {**status, "state": RunState.FAILED, **(error_fields(error) if error != status.get("error") else {})}
     return status
 
 
@@ -241,7 +241,7 @@ def list_runs() -> list[dict]:
 
 # ---- what a user may do with a run now (the page's buttons, the API and the CLI ask the same) -----
 def can_stop(status: dict) -> bool:
-    return status.get("state") in ("queued", "running")
+    return status.get("state") in STOPPABLE
 
 
 def resume_refusal(run_dir: Path, status: dict | None = None) -> str | None:
@@ -250,7 +250,7 @@ def resume_refusal(run_dir: Path, status: dict | None = None) -> str | None:
     state = status.get("state")
     if state in ACTIVE:
         return Message("run.active_resume", run=Path(run_dir).name, state=state)
-    if state == "done" and not status.get("stopped_early"):
+    if state == RunState.DONE and not status.get("stopped_early"):
         return Message("run.nothing_to_resume", run=Path(run_dir).name)
     if last_checkpoint(run_dir) is None:
         return Message("run.no_checkpoint", run=Path(run_dir).name)
@@ -264,7 +264,7 @@ def delete_refusal(run_dir: Path) -> str | None:
         return Message("run.active_delete", run=Path(run_dir).name, state=status["state"])
     for job, code in (("eval/status.json", "run.eval_running"), ("serve.json", "run.server_running")):
         other = job_status(Path(run_dir) / job, "")
-        if other.get("state") in ACTIVE + ("starting",):
+        if other.get("state") in WITH_PROCESS:
             return Message(code, run=Path(run_dir).name)
     return None
 

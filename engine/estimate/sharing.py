@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from engine.core import device, runs
+from engine.core.jobs import RunState
 from engine.core.messages import Message
 from engine.core.workspace import resolve_model, stored_dtype
 
@@ -52,7 +53,7 @@ def training_jobs() -> list[tuple[str, int]]:
     """(run id, estimated bytes) of every run that holds the device now."""
     jobs = []
     for run in runs.list_runs():
-        if run["state"] in ("running", "stopping"):
+        if run["state"] in (RunState.RUNNING, RunState.STOPPING):
             status = runs.read_status(Path(run["path"]))
             jobs.append((run["id"], int(status.get("estimate_bytes") or 0)))
     return jobs

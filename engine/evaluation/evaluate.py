@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from engine.core import runs
+from engine.core.jobs import RunState
 from engine.core.messages import Message, as_dict
 from engine.evaluation.records import DEFAULT_MAX_NEW_TOKENS, DEFAULT_SAMPLES, eval_dir, update_eval_status
 
@@ -138,7 +139,7 @@ def evaluate(run_dir: Path, data_file: str | None = None, samples: int = DEFAULT
 
     run_dir = Path(run_dir).resolve()
     started = time.time()
-    update_eval_status(run_dir, state="running", pid=os.getpid(), phase="loading", done=0, total=0,
+    update_eval_status(run_dir, state=RunState.RUNNING, pid=os.getpid(), phase="loading", done=0, total=0,
                        started_at=started, error=None, model="base" if base else "run")
     cfg = RunConfig.load(run_dir / "config.yaml")
     tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code, cfg.data.template)
@@ -181,7 +182,7 @@ def evaluate(run_dir: Path, data_file: str | None = None, samples: int = DEFAULT
     path = result_path(run_dir)
     runs.write_json(path, result)
     result["file"] = path.name
-    update_eval_status(run_dir, state="done", phase="done", done=total, result=path.name,
+    update_eval_status(run_dir, state=RunState.DONE, phase="done", done=total, result=path.name,
                        finished_at=time.time(), pid=None)
     return result
 
@@ -191,7 +192,7 @@ def main(run_dir: str, data_file: str | None, samples: int, base: bool, max_new_
     try:
         return evaluate(Path(run_dir), data_file, samples, base, max_new_tokens)
     except BaseException as err:
-        update_eval_status(Path(run_dir), state="failed", error=f"{type(err).__name__}: {err}",
+        update_eval_status(Path(run_dir), state=RunState.FAILED, error=f"{type(err).__name__}: {err}",
                            finished_at=time.time(), pid=None)
         raise
 

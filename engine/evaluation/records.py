@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from engine.core import jobs, runs
+from engine.core.jobs import RunState
 from engine.core.messages import Message
 
 EVAL_DIR = "eval"
@@ -72,7 +73,7 @@ def spawn(run_dir: Path, data: str | None = None, samples: int = DEFAULT_SAMPLES
                                    done=current.get("done", 0), total=current.get("total") or "?"))
     eval_dir(run_dir).mkdir(parents=True, exist_ok=True)
     runs.write_json(eval_dir(run_dir) / STATUS, {
-        "state": "queued", "phase": "starting", "done": 0, "total": 0, "model": "base" if base else "run",
+        "state": RunState.QUEUED, "phase": "starting", "done": 0, "total": 0, "model": "base" if base else "run",
         "data": data, "samples": samples, "created_at": time.time(), "updated_at": time.time(), "pid": None})
     process = jobs.spawn(eval_command(run_dir, data, samples, base, max_new_tokens), eval_dir(run_dir) / "eval.log")
     update_eval_status(run_dir, pid=process.pid)

@@ -22,6 +22,7 @@ import threading
 import time
 from pathlib import Path
 
+from engine.core.jobs import RunState
 from engine.core.messages import as_dict
 from engine.core.security import check_launch
 from engine.inference import serve_job
@@ -113,7 +114,7 @@ def serve(run_dir: Path | None, model: str | None, host: str = "127.0.0.1", port
 
     name = served_name(run_dir, model)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/v1"
-    record(state="starting", pid=os.getpid(), url=url, model=name, host=host, error=None, auth=bool(users))
+    record(state=RunState.STARTING, pid=os.getpid(), url=url, model=name, host=host, error=None, auth=bool(users))
     server = None
 
     def on_stop_signal(signum, frame):
@@ -136,14 +137,14 @@ def serve(run_dir: Path | None, model: str | None, host: str = "127.0.0.1", port
     except KeyboardInterrupt:
         pass  # stopped before it listened
     except BaseException as err:
-        record(state="failed", error=f"{type(err).__name__}: {err}")
+        record(state=RunState.FAILED, error=f"{type(err).__name__}: {err}")
         raise
-    record(state="stopped")
+    record(state=RunState.STOPPED)
 
 
 def _announce(server, record, note: str, log, what: str) -> None:
     while not server.started and not server.should_exit:
         time.sleep(0.05)
     if server.started:
-        record(state="running", note=note, note_i18n=as_dict(note))
+        record(state=RunState.RUNNING, note=note, note_i18n=as_dict(note))
         log(f"serving {what} (OpenAI-compatible: /v1/chat/completions, /v1/models)")

@@ -10,9 +10,10 @@ import time
 from pathlib import Path
 
 from engine.core import jobs, runs
+from engine.core.jobs import RunState
 
 STATUS = "serve.json"
-LIVE = ("starting", "running")
+LIVE = (RunState.STARTING, RunState.RUNNING)
 
 
 def read(run_dir: Path) -> dict:
@@ -39,12 +40,12 @@ def start(run_dir: Path, port: int | None = None) -> dict:
     current = read(run_dir)
     if current.get("state") in LIVE:
         raise ValueError(f"{run_dir.name} is already served at {current.get('url')}")
-    if runs.read_status(run_dir).get("state") != "done":
+    if runs.read_status(run_dir).get("state") != RunState.DONE:
         raise ValueError(f"{run_dir.name} has no finished result to serve yet")
     port = port or free_port()
     process = jobs.spawn(jobs.engine_command("serve", run_dir, "--port", port), run_dir / "serve.log")
-    return record(run_dir, state="starting", pid=process.pid, url=f"http://127.0.0.1:{port}/v1", model=run_dir.name,
-                  error=None, started_at=time.time())
+    return record(run_dir, state=RunState.STARTING, pid=process.pid, url=f"http://127.0.0.1:{port}/v1",
+                  model=run_dir.name, error=None, started_at=time.time())
 
 
 def stop(run_dir: Path) -> None:
@@ -56,5 +57,5 @@ def stop(run_dir: Path) -> None:
         os.kill(status["pid"], signal.SIGTERM)
     except ProcessLookupError:
         pass
-    if status["state"] == "starting":
-        record(run_dir, state="stopped")
+    if status["state"] == RunState.STARTING:
+        record(run_dir, state=RunState.STOPPED)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from engine.core import jobs, runs
 from engine.core.config import RunConfig
+from engine.core.jobs import RunState
 from engine.core.messages import Message
 from engine.core.workspace import PROJECT_ROOT
 
@@ -27,7 +28,7 @@ LAUNCH_ENV = "TUNELOOM_LAUNCH"  # the token of the launch a trainer process belo
 def create_run(cfg: RunConfig, name: str | None = None, **fields) -> Path:
     run_dir = runs.new_run_dir(name or cfg.name or cfg.method.name)
     runs.write_atomic(run_dir / "config.yaml", cfg.to_yaml())
-    runs.update_status(run_dir, state="queued", created_at=time.time(), pid=None, error=None,
+    runs.update_status(run_dir, state=RunState.QUEUED, created_at=time.time(), pid=None, error=None,
                        **runs.run_facts(cfg), **fields)
     if "WORLD_SIZE" in os.environ:  # started by hand under accelerate/torchrun: tell the other processes
         runs.write_atomic(_launch_note(), str(run_dir))
@@ -191,7 +192,8 @@ def resume(run_dir: Path) -> Path:
     refusal = runs.resume_refusal(run_dir)
     if refusal:
         raise ValueError(refusal)
-    runs.update_status(run_dir, state="queued", error=None, stopped_early=False)  # no longer true once it resumes
+    # no longer stopped early once it resumes
+    runs.update_status(run_dir, state=RunState.QUEUED, error=None, stopped_early=False)
     spawn(Path(run_dir), resume=True)
     return Path(run_dir)
 
@@ -205,10 +207,10 @@ def stop(run_dir: Path, grace_s: float = STOP_GRACE_S) -> None:
         raise ValueError(f"{run_dir.name} is {status.get('state', 'unknown')}; only a queued or running run can "
                          "be stopped")
     runs.write_atomic(run_dir / runs.STOP_FILE, str(time.time()))
-    runs.update_status(run_dir, state="stopping")
-    if status.get("state") == "queued":
+    runs.update_status(run_dir, state=RunState.STOPPING)
+    if status.get("state") == RunState.QUEUED:
         _signal(pid, signal.SIGKILL)  # nothing to save yet
-        runs.update_status(run_dir, state="failed", **runs.error_fields(Message("run.stopped_queued")))
+        runs.update_status(run_dir, state=RunState.FAILED, **runs.error_fields(Message("run.stopped_queued")))
         return
     _signal(pid, signal.SIGTERM)
 
@@ -219,7 +221,7 @@ def stop(run_dir: Path, grace_s: float = STOP_GRACE_S) -> None:
                 return
             time.sleep(0.5)
         # the status first: a reader between the kill and a later write would see only "ended without finishing"
-        runs.update_status(run_dir, state="failed", **runs.error_fields(Message("run.killed", seconds=grace_s)))
+        runs.update_status(run_dir, state=RunState.FAILED, **runs.error_fields(Message("run.killed", seconds=grace_s)))
         _signal(pid, signal.SIGKILL)
 
     threading.Thread(target=enforce, daemon=True).start()

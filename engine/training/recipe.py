@@ -21,6 +21,7 @@ from engine.core import optimizers, runlog, runs
 from engine.core import structure as st
 from engine.core.config import ConfigError, RunConfig
 from engine.core.device import cpu_native_half
+from engine.core.jobs import RunState
 from engine.core.precision import compute_dtype, cpu_bf16_native, is_pure, on_this_machine
 from engine.core.runlog import log
 from engine.core.structure import Structure
@@ -39,7 +40,7 @@ def device_slot(run_dir: Path):
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            runs.update_status(run_dir, state="queued", pid=os.getpid())
+            runs.update_status(run_dir, state=RunState.QUEUED, pid=os.getpid())
             log("another training job holds the device; queued until it ends")
             fcntl.flock(handle, fcntl.LOCK_EX)
         yield
@@ -101,7 +102,7 @@ def build_callback(run_dir: Path, baseline_rss: int, is_main: bool):
         def on_train_begin(self, args, state, control, **kwargs):
             self.last_tokens = state.num_input_tokens_seen
             if is_main:
-                runs.update_status(run_dir, state="running", max_steps=state.max_steps, step=state.global_step)
+                runs.update_status(run_dir, state=RunState.RUNNING, max_steps=state.max_steps, step=state.global_step)
 
         def on_step_end(self, args, state, control, **kwargs):
             self.step = state.global_step
@@ -279,9 +280,9 @@ def run(config_path: Path, resume: bool = False) -> Path:
     if is_main:
         (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
         # the status says what is true now: a resumed run is no longer stopped early nor finished
-        runs.update_status(run_dir, state="running", pid=os.getpid(), error=None, failure=None, started_at=time.time(),
-                           world_size=int(os.environ.get("WORLD_SIZE", "1")), stopped_early=False,
-                           finished_at=None)
+        runs.update_status(run_dir, state=RunState.RUNNING, pid=os.getpid(), error=None, failure=None,
+                           started_at=time.time(), world_size=int(os.environ.get("WORLD_SIZE", "1")),
+                           stopped_early=False, finished_at=None)
     callback = build_callback(run_dir, baseline_rss, is_main)
     signal.signal(signal.SIGTERM, lambda *_: setattr(callback, "stop_requested", True))
     try:
@@ -290,7 +291,7 @@ def run(config_path: Path, resume: bool = False) -> Path:
     except BaseException as err:  # record every failure in the run folder, then re-raise
         if is_main:
             # out of memory / disk full / other: a readable error plus advice (engine/training/failures.py)
-            runs.update_status(run_dir, state="failed", finished_at=time.time(),
+            runs.update_status(run_dir, state=RunState.FAILED, finished_at=time.time(),
                                **failures.explain(err, cfg, getattr(callback, "step", None), run_dir,
                                                  "cuda" if _cuda_available() else "cpu"))
             # a setting found wrong once the data is known is a config error: its message, not a traceback
@@ -449,7 +450,7 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
     rows = runs.read_metrics(run_dir)
     losses = [r["loss"] for r in rows if "loss" in r]
     evals = [r["eval_loss"] for r in rows if "eval_loss" in r]
-    runs.update_status(run_dir, state="done", stopped_early=stopped, finished_at=time.time(),
+    runs.update_status(run_dir, state=RunState.DONE, stopped_early=stopped, finished_at=time.time(),
                        step=trainer.state.global_step, final_loss=losses[-1] if losses else None,
                        final_eval_loss=evals[-1] if evals else None, best_eval_loss=runs.best_eval_loss(rows),
                        result=str(result))
