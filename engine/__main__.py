@@ -6,6 +6,10 @@ import json
 import sys
 from pathlib import Path
 
+from engine.core.sharding import SHARDING
+from engine.inference.export_options import DTYPES
+from engine.inference.generation import EVALUATION, SHORT_FORM
+
 
 def _overrides_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -60,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="GGUF files (llama.cpp, Ollama) from the merged model, an Ollama Modelfile, and a check "
                            "that they load back and agree with the merged model")
     export.add_argument("--out", required=True)
-    export.add_argument("--dtype", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+    export.add_argument("--dtype", default="auto", choices=tuple(DTYPES),
                         help="merged model's dtype (default auto: the dtype the base model is published in)")
     export.add_argument("--zip", action="store_true", help="also write OUT.zip (what the app downloads)")
     export.add_argument("--progress", action="store_true",
@@ -78,8 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="chat in the terminal with a run's result or a base model")
     chat.add_argument("run_dir", nargs="?")
     chat.add_argument("--model", help="chat with a base model instead of a run")
-    chat.add_argument("--max-new-tokens", type=int, default=256)
-    chat.add_argument("--temperature", type=float, default=0.0)
+    chat.add_argument("--max-new-tokens", type=int, default=SHORT_FORM["max_new_tokens"])
+    chat.add_argument("--temperature", type=float, default=SHORT_FORM["temperature"], help="0 = greedy")
     chat.add_argument("--system", default=None)
 
     serve = sub.add_parser("serve", help="an OpenAI-compatible endpoint (/v1/chat/completions, /v1/models) for a "
@@ -96,8 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--data", default=None,
                           help="a data file to evaluate on (default: the run's validation split)")
-    evaluate.add_argument("--samples", type=int, default=5, help="examples to generate answers for and score")
-    evaluate.add_argument("--max-new-tokens", type=int, default=128)
+    evaluate.add_argument("--samples", type=int, default=EVALUATION["samples"],
+                          help="examples to generate answers for and score")
+    evaluate.add_argument("--max-new-tokens", type=int, default=EVALUATION["max_new_tokens"])
     evaluate.add_argument("--base", action="store_true", help="evaluate the run's base model (before training)")
     evaluate.add_argument("--json", action="store_true")
 
@@ -120,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--json", action="store_true")
     est.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda if a GPU is found")
     est.add_argument("--world-size", type=int, default=1)
-    est.add_argument("--sharding", default="none", choices=("none", "ddp", "zero1", "zero2", "zero3", "fsdp"))
+    est.add_argument("--sharding", default="none", choices=SHARDING)
     est.add_argument("--attention", default="sdpa", choices=("sdpa", "flash", "eager"))
     return parser
 

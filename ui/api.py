@@ -38,6 +38,7 @@ from engine.core.config import DEFAULT_MODEL, ConfigError
 from engine.core.jobs import RunState
 from engine.estimate import ui_summary
 from engine.evaluation import records
+from engine.inference.generation import EVALUATION, SHORT_FORM
 from ui import chat_tab, eval_tab, follow, train_tab
 from ui.common import run_path
 from ui.train_tab import start_config
@@ -126,7 +127,8 @@ def estimate(config: str) -> dict:
     return summary
 
 
-def evaluate(run_id: str, data: str = "", samples: int = 5, base: bool = False, max_new_tokens: int = 64) -> dict:
+def evaluate(run_id: str, data: str = "", samples: int = EVALUATION["samples"], base: bool = False,
+             max_new_tokens: int = EVALUATION["max_new_tokens"]) -> dict:
     """Evaluate a finished run (or its base model) and wait for the result. `data`: "" for the run's
     validation split, or a file from the workspace's uploads or the presets' data (its path or name)."""
     try:
@@ -147,8 +149,10 @@ def evaluate(run_id: str, data: str = "", samples: int = 5, base: bool = False, 
                    "in the background (see the Evaluate tab)")
 
 
-def chat(run_id: str, message: str, system: str = "", max_new_tokens: int = 128, temperature: float = 0.0,
-         top_p: float = 1.0, top_k: int = 50, repetition_penalty: float = 1.0, model: str = DEFAULT_MODEL) -> str:
+def chat(run_id: str, message: str, system: str = "", max_new_tokens: int = SHORT_FORM["max_new_tokens"],
+         temperature: float = SHORT_FORM["temperature"], top_p: float = SHORT_FORM["top_p"],
+         top_k: int = SHORT_FORM["top_k"], repetition_penalty: float = SHORT_FORM["repetition_penalty"],
+         model: str = DEFAULT_MODEL) -> str:
     """One reply from a finished run (or run_id "base": the base model named by `model`)."""
     try:
         chat_tab.load(run_id, model)

@@ -209,9 +209,10 @@ def text_of(content) -> str:
 
 def generation_params(max_new_tokens, temperature, top_p, top_k, repetition_penalty) -> dict:
     """The API's short form (temperature 0 = greedy, above 0 = sampling)."""
-    return {"max_new_tokens": int(max_new_tokens or 128), "temperature": float(temperature or 0.0),
-            "top_p": float(top_p or 1.0), "top_k": int(top_k or 0),
-            "repetition_penalty": float(repetition_penalty or 1.0)}
+    short = generation.SHORT_FORM
+    return {"max_new_tokens": int(max_new_tokens or short["max_new_tokens"]),
+            "temperature": float(temperature or short["temperature"]), "top_p": float(top_p or short["top_p"]),
+            "top_k": int(top_k or 0), "repetition_penalty": float(repetition_penalty or short["repetition_penalty"])}
 
 
 def settings_params(*values) -> dict:

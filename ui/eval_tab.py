@@ -126,7 +126,7 @@ def start_evaluation(run_id, data, samples, base: bool, max_new_tokens) -> None:
     """Start an evaluation in the background (Evaluate and the API's /evaluate); ValueError says why not."""
     try:
         records.spawn(run_path(run_id), resolve_data(data), int(samples or 0), base=bool(base),
-                      max_new_tokens=int(max_new_tokens or 64))
+                      max_new_tokens=int(max_new_tokens or records.DEFAULT_MAX_NEW_TOKENS))
     except RuntimeError as err:  # one already running
         raise ValueError(reason(err)) from None
 
@@ -251,9 +251,11 @@ def build() -> SimpleNamespace:
     with gr.Row():
         c.data = loc(gr.Dropdown(data_choices(), value="", label=en["data"], info=en["data_info"], scale=3,
                                  elem_id="eval-data"), TEXT, label="data", info="data_info", choices=data_choices)
-        c.samples = loc(gr.Slider(0, 50, value=5, step=1, label=en["samples"], info=en["samples_info"],
+        c.samples = loc(gr.Slider(0, 50, value=records.DEFAULT_SAMPLES, step=1, label=en["samples"],
+                                  info=en["samples_info"],
                                   elem_id="eval-samples"), TEXT, label="samples", info="samples_info")
-        c.max_new_tokens = loc(gr.Number(64, precision=0, minimum=1, maximum=2048, label=en["max_new_tokens"],
+        c.max_new_tokens = loc(gr.Number(records.DEFAULT_MAX_NEW_TOKENS, precision=0, minimum=1, maximum=2048,
+                                         label=en["max_new_tokens"],
                                          info=en["max_new_tokens_info"], elem_id="eval-max-new-tokens"),
                                TEXT, label="max_new_tokens", info="max_new_tokens_info")
     c.start = loc(gr.Button(en["start"], variant="primary", elem_id="eval-start"), TEXT, value="start")

@@ -19,12 +19,12 @@ import gradio as gr
 from engine.core.jobs import RunState
 from engine.core.workspace import safe_name, subdir
 from engine.inference import serve_job
+from engine.inference.export_options import DTYPES
 from ui import common, messages
 from ui.common import engine, error_box, note_box, progress_bar, reason, run_label, run_path
 from ui.lang import loc, tr
 
 KINDS = ("adapter", "merged", "gguf")
-DTYPES = ("auto", "bf16", "fp16", "fp32")
 SERVE_WAIT_S = 300
 GGUF_TIMEOUT_S = 3600  # merging, two conversions and loading each file back to compare
 # after an export: click the download link the file component shows (the export and the download are one click)

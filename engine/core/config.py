@@ -24,13 +24,13 @@ from engine.core import optimizers
 from engine.core.errors import UserError
 from engine.core.messages import Message, joined, prefixed
 from engine.core.registry import FORMATS, METHODS, OBJECTIVES, TEMPLATES, Param, check_params
+from engine.core.sharding import DISTRIBUTED
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 DEFAULT_METHOD = "lora"
 MASKS = ("assistant", "last_assistant", "none")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "bf16_pure")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
-DISTRIBUTED = ("ddp", "fsdp", "zero2", "zero3")
 DPO_LOSSES = ("sigmoid", "ipo", "hinge")  # TRL's DPOConfig.loss_type values offered here
 TRACKERS = ("none", "tensorboard", "mlflow", "tensorboard,mlflow", "wandb")  # transformers' report_to
 TYPES = {"int": int, "float": float, "bool": bool, "str": str}

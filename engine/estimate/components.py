@@ -16,6 +16,7 @@ from engine.core.device import cpu_native_half
 from engine.core.messages import Message
 from engine.core.precision import resolve
 from engine.core.runs import is_run_folder
+from engine.core.sharding import shards
 from engine.core.structure import MLP, NotReadYet, Structure, obtain
 from engine.estimate.lengths import DataLengths
 
@@ -23,7 +24,6 @@ MiB = 2**20
 GiB = 2**30
 
 DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
-SHARDING = ("none", "ddp", "zero1", "zero2", "zero3", "fsdp")
 
 # Quantised storage, bytes per parameter (bitsandbytes): NF4/FP4 pack two weights per byte with one
 # absmax per 64-weight block (fp32, or 8-bit + one fp32 per 256 blocks with double quantisation);
@@ -76,15 +76,15 @@ class Setup:
 
     @property
     def shard_params(self) -> bool:
-        return self.sharding in ("zero3", "fsdp")
+        return shards(self.sharding, "weights")
 
     @property
     def shard_states(self) -> bool:
-        return self.sharding in ("zero1", "zero2", "zero3", "fsdp")
+        return shards(self.sharding, "optimizer")
 
     @property
     def shard_grads(self) -> bool:
-        return self.sharding in ("zero2", "zero3", "fsdp")
+        return shards(self.sharding, "gradients")
 
     @property
     def virtual(self) -> int:

@@ -27,9 +27,10 @@ from engine.core import optimizers
 from engine.core import structure as st
 from engine.core.messages import Message
 from engine.core.precision import compute_dtype, is_pure
+from engine.core.sharding import DEEPSPEED, SHARDING
 from engine.core.structure import Structure
 from engine.estimate import components as c
-from engine.estimate.components import DTYPE_BYTES, SHARDING, Setup
+from engine.estimate.components import DTYPE_BYTES, Setup
 from engine.estimate.lengths import DataLengths
 
 # Components in the order the UI stacks them, with the labels it shows.
@@ -105,7 +106,7 @@ def setup(structure: Structure, cfg, device: str, world_size: int, sharding: str
     wb = DTYPE_BYTES.get(weight_dtype, 4)
     autocast = p < wb
     quantize = method.quantize(params)
-    deepspeed = sharding in ("zero1", "zero2", "zero3")
+    deepspeed = sharding in DEEPSPEED
     if deepspeed and precision != "fp32" and not quantize:
         wb = 2  # DeepSpeed keeps half-precision model weights and fp32 master weights
         autocast = False

@@ -11,11 +11,12 @@ from pathlib import Path
 from engine.core import jobs, runs
 from engine.core.jobs import RunState
 from engine.core.messages import Message
+from engine.inference.generation import EVALUATION
 
 EVAL_DIR = "eval"
 STATUS = "status.json"
-DEFAULT_SAMPLES = 5
-DEFAULT_MAX_NEW_TOKENS = 128
+DEFAULT_SAMPLES = EVALUATION["samples"]
+DEFAULT_MAX_NEW_TOKENS = EVALUATION["max_new_tokens"]
 
 
 # ---- the folder side (import-light) ----------------------------------------------------------

@@ -17,10 +17,10 @@ from pathlib import Path
 from engine.core import runs
 from engine.core.config import RunConfig
 from engine.core.workspace import HUB_IDS, PUBLISHED_DTYPES, resolve_model, stored_dtype
+from engine.inference.export_options import DTYPES
 from engine.inference.loading import load_result, result_dir
 from engine.methods import METHODS
 
-DTYPES = {"auto": None, "fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 # where an adapter names its base model: peft's config, and the bottleneck adapter's own (engine/methods/adapter.py)
 BASE_NAME_FIELDS = {"adapter_config.json": "base_model_name_or_path", "bottleneck_adapter.json": "base_model"}
 CONFIG_NAME = "tuneloom_config.yaml"

@@ -20,6 +20,13 @@ PRESETS = {
     "creative": {"do_sample": True, "temperature": 0.9, "top_p": 0.95, "top_k": 50, "num_beams": 1,
                  "num_return_sequences": 1, "repetition_penalty": 1.1},
 }
+# The short form of the CLI's `chat` and the API's `chat`: one temperature, where 0 means greedy, as a fresh
+# chat on the page (DEFAULTS: do_sample off). The same length as the page's.
+SHORT_FORM = {"max_new_tokens": DEFAULTS["max_new_tokens"], "temperature": 0.0, "top_p": DEFAULTS["top_p"],
+              "top_k": DEFAULTS["top_k"], "repetition_penalty": DEFAULTS["repetition_penalty"]}
+# An evaluation's generated answers (Evaluate tab, the API's `evaluate`, `python -m engine evaluate`): greedy,
+# and short, since each sample is scored against its reference and costs a generation on the CPU.
+EVALUATION = {"samples": 5, "max_new_tokens": 64}
 LIMITS = {"max_new_tokens": (1, 8192), "min_new_tokens": (0, 8192), "temperature": (0.0, 100.0),
           "top_k": (0, 100000), "top_p": (0.0, 1.0), "repetition_penalty": (0.01, 100.0), "num_beams": (1, 64),
           "num_return_sequences": (1, 64)}
