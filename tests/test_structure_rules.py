@@ -33,15 +33,21 @@ def _is_state_expression(node: ast.AST) -> bool:
 
 
 def _state_words_in(node: ast.AST) -> list[ast.Constant]:
-    """The state words written as string literals in node: itself, or the items of a tuple/list/set."""
-    items = node.elts if isinstance(node, (ast.Tuple, ast.List, ast.Set)) else [node]
-    return [item for item in items if isinstance(item, ast.Constant) and item.value in STATE_WORDS]
+    """The state words written as string literals in node: itself, the items of a tuple/list/set, either side
+    of `a if c else b` and the operands of `a or b`."""
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return [word for item in node.elts for word in _state_words_in(item)]
+    if isinstance(node, ast.IfExp):
+        return _state_words_in(node.body) + _state_words_in(node.orelse)
+    if isinstance(node, ast.BoolOp):
+        return [word for value in node.values for word in _state_words_in(value)]
+    return [node] if isinstance(node, ast.Constant) and node.value in STATE_WORDS else []
 
 
 def state_literals(source: str) -> list[tuple[int, str]]:
     """(line, word) for every run state written as a literal where a state is meant: `state="done"`,
-    `{"state": "done"}`, `x.get("state") == "done"`, `state in ("queued", "running")`, and any tuple of two
-    or more state words (a set of states)."""
+    `{"state": "done"}`, `status["state"] = "done"`, `x.get("state") == "done"`, `state in ("queued",
+    "running")`, and any tuple of two or more state words (a set of states)."""
     found = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.keyword) and node.arg == "state":
@@ -49,6 +55,10 @@ def state_literals(source: str) -> list[tuple[int, str]]:
         elif isinstance(node, ast.Dict):
             found += [w for key, value in zip(node.keys, node.values)
                       if isinstance(key, ast.Constant) and key.value == "state" for w in _state_words_in(value)]
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(_is_state_expression(target) for target in targets):
+                found += _state_words_in(node.value)
         elif isinstance(node, ast.Compare):
             operands = [node.left, *node.comparators]
             if any(_is_state_expression(op) for op in operands):
@@ -73,9 +83,11 @@ def test_the_state_checker_sees_each_kind_of_violation():
              "    if status['state'] in ('queued', 'running'): pass\n"
              "    record = {'state': 'stopping'}\n"
              "    LIVE = ('starting', 'running')\n"
+             "    update(run, state='queued' if new else 'running')\n"
+             "    status['state'] = 'failed'\n"
              "    send(event='done')\n")  # an event of the chat worker, not a state: not counted
     assert state_literals(probe) == [(2, "done"), (3, "failed"), (4, "queued"), (4, "running"), (5, "stopping"),
-                                     (6, "running"), (6, "starting")]
+                                     (6, "running"), (6, "starting"), (7, "queued"), (7, "running"), (8, "failed")]
 
 
 def test_the_enum_reads_and_writes_as_the_plain_word():

@@ -169,7 +169,7 @@ def _free_port() -> int:
 def spawn(run_dir: Path, resume: bool = False) -> int:
     process = jobs.spawn(trainer_command(run_dir, resume), run_dir / "train.log", TUNELOOM_STDOUT_IS_LOG="1",
                          **launch_env(run_dir))
-    runs.update_status(run_dir, pid=process.pid, state="queued" if not resume else "running")
+    runs.update_status(run_dir, pid=process.pid, state=RunState.RUNNING if resume else RunState.QUEUED)
     return process.pid
 
 
