@@ -506,9 +506,9 @@ def main(argv: list[str] | None = None) -> int:
         from engine.inference.chat_worker import main as worker_main
 
         return worker_main()
-    from engine.core import structure
+    from engine.core import describe
 
-    structure.IN_PROCESS = True  # a CLI process may import torch: it reads model structures itself
+    describe.IN_PROCESS = True  # a CLI process may import torch: it reads model structures itself
     args = build_parser().parse_args(argv)
     if args.command == "train" and argv is None:  # a process of its own (not a call from Python)
         from engine.core.allocator import reexec_with_allocator

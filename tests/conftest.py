@@ -22,9 +22,9 @@ sys.path.insert(0, str(ROOT))
 
 DATA = ROOT / "tests" / "data"
 
-from engine.core import structure  # noqa: E402
+from engine.core import describe  # noqa: E402
 
-structure.IN_PROCESS = True  # the test process imports torch: model structures are read here, not in a child
+describe.IN_PROCESS = True  # the test process imports torch: model structures are read here, not in a child
 PRESETS = ROOT / "presets"
 
 

@@ -190,13 +190,13 @@ def test_estimator_is_pure_and_does_not_import_torch(tmp_path):
     home = {"TUNELOOM_HOME": str(tmp_path / "home"), "TUNELOOM_STRUCTURES": str(tmp_path / "structures")}
     code = BLOCK_TORCH + f"""
 from engine.estimate import estimate_for_config, ui_summary
-from engine.core import structure
+from engine.core import describe
 from engine.core.device import detect
 from engine.core.config import RunConfig
 cfg = RunConfig.from_dict({{'model': {str(model)!r}}})
 first = ui_summary(cfg.to_dict(), detect())
 assert not first['ok'] and first['pending'] and 'total_bytes' not in first, first
-structure.obtain(cfg.model)  # waits for the child process `python -m engine model describe`
+describe.obtain(cfg.model)  # waits for the child process `python -m engine model describe`
 a = estimate_for_config(cfg, device='cuda'); b = estimate_for_config(cfg, device='cuda')
 assert a.to_dict() == b.to_dict()
 s = ui_summary(cfg.to_dict(), detect())

@@ -93,3 +93,76 @@ def test_the_layering_test_sees_a_violation(tmp_path):
     probe = tmp_path / "probe.py"
     probe.write_text("def f():\n    from engine.training.recipe import run\n")
     assert imports(probe) == [(2, "engine.training.recipe")]
+
+
+# ---- no import cycles between modules ----------------------------------------------------------------------
+def import_graph(paths: list[Path]) -> dict[str, set[str]]:
+    """module -> the project's modules it imports (lazy imports too; a name imported from a package counts
+    as the package's module when there is one)."""
+    known = {module_name(path): path for path in paths}
+    graph = {}
+    for name, path in known.items():
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets |= {f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in known else node.module
+                            for alias in node.names}
+        graph[name] = {t for t in targets if t in known and t != name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan's algorithm), each sorted."""
+    index, low, stack, on_stack, found, counter = {}, {}, [], set(), [], [0]
+
+    def visit(node):
+        index[node] = low[node] = counter[0]
+        counter[0] += 1
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(found)
+
+
+def test_no_import_cycles():
+    paths = sorted((ROOT / "engine").rglob("*.py")) + sorted((ROOT / "ui").rglob("*.py"))
+    found = cycles(import_graph(paths))
+    assert not found, "modules that import each other (move the function to the right room):\n" + \
+        "\n".join(" <-> ".join(group) for group in found)
+
+
+def test_the_cycle_test_sees_a_cycle(tmp_path):
+    pkg = tmp_path / "ui"
+    pkg.mkdir()
+    (pkg / "a.py").write_text("def f():\n    from ui import b\n")
+    (pkg / "b.py").write_text("from ui.a import f\n")
+    (pkg / "c.py").write_text("from ui import a\n")
+    global ROOT
+    saved, ROOT = ROOT, tmp_path
+    try:
+        graph = import_graph(sorted(pkg.glob("*.py")))
+    finally:
+        ROOT = saved
+    assert graph == {"ui.a": {"ui.b"}, "ui.b": {"ui.a"}, "ui.c": {"ui.a"}}
+    assert cycles(graph) == [["ui.a", "ui.b"]]

@@ -46,12 +46,12 @@ launch_options()
 # a fresh workspace has not read the default model's structure: the estimate says so (no number) and asks
 # again on a timer; a child process reads it, and then the estimate and the model's own names show
 from types import SimpleNamespace
-from engine.core import structure
+from engine.core import describe
 from engine.core.device import detect
 from ui import estimate_panel
 panel = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "estimate-panel")
 assert "Reading the model" in panel.value and "GiB" not in panel.value, panel.value
-structure.obtain("smollm2-135m-instruct")
+describe.obtain("smollm2-135m-instruct")
 shown = estimate_panel.update(SimpleNamespace(device=detect()), train_tab.preset_defaults().to_dict(), "en")
 assert "GiB" in shown[0] and "LlamaForCausalLM" in shown[0] and "q_proj" in shown[0], shown[0]
 

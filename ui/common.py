@@ -19,6 +19,7 @@ from engine.core.messages import Message, as_dict
 from engine.core.workspace import PROJECT_ROOT, inside, runs_dir
 from ui import messages
 from ui.lang import norm
+from ui.states import state_name
 
 CLI_TIMEOUT_S = 600
 
@@ -126,7 +127,6 @@ RUN_LABEL = {"en": ("{run} ({state}{loss})", ", loss {loss:.3f}"),
 
 
 def run_label(run: dict, lang: str = "en") -> str:
-    from ui.follow import state_name  # follow imports this module
 
     label, with_loss = RUN_LABEL[norm(lang)]
     loss = with_loss.format(loss=run["final_loss"]) if isinstance(run.get("final_loss"), (int, float)) else ""

@@ -15,30 +15,21 @@ import pandas as pd
 
 from engine.core import runs
 from engine.core.jobs import RunState
+from ui import messages
 from ui.common import progress_bar
 from ui.lang import tr
+from ui.states import state_name
 
 TEXT = {
     "en": {"step": "step", "elapsed": "elapsed", "eta": "ETA", "stopped_early": "stopped early (result saved)",
            "train_loss": "train loss", "eval_loss": "eval loss", "learning_rate": "learning rate",
            "tokens_per_second": "tokens/s", "peak_memory": "peak memory", "trainable": "trainable params",
-           "try": "Try: {advice}", "queued": "queued", "starting": "starting", "running": "running",
-           "stopping": "stopping", "done": "done", "failed": "failed", "stopped": "stopped", "unknown": "unknown",
-           "loading": "loading", "loading model": "loading model", "eval loss": "eval loss",
-           "generating": "generating", "memory": "memory: estimated / measured peak"},
+           "try": "Try: {advice}", "memory": "memory: estimated / measured peak"},
     "zh": {"step": "步", "elapsed": "已用", "eta": "预计剩余", "stopped_early": "已提前停止（结果已保存）",
            "train_loss": "训练损失", "eval_loss": "验证损失", "learning_rate": "学习率",
            "tokens_per_second": "词元/秒", "peak_memory": "峰值内存", "trainable": "可训练参数",
-           "try": "建议：{advice}", "queued": "排队中", "starting": "启动中", "running": "运行中",
-           "stopping": "停止中", "done": "已完成", "failed": "失败", "stopped": "已停止", "unknown": "未知",
-           "loading": "加载中", "loading model": "加载模型", "eval loss": "计算验证损失",
-           "generating": "生成回答", "memory": "内存：估算 / 实测峰值"},
+           "try": "建议：{advice}", "memory": "内存：估算 / 实测峰值"},
 }
-
-
-def state_name(state: str, lang="en") -> str:
-    """A run's or evaluation's state (or phase) in the page's language; unknown words pass through."""
-    return tr(TEXT, lang, state) if state in TEXT["en"] else state
 
 _TAILS: dict[str, runs.MetricsTail] = {}
 _LOCK = threading.Lock()
@@ -159,8 +150,6 @@ def memory_cell(rows: list[dict], status: dict) -> str:
 
 def failure_lines(status: dict, lang="en") -> list[str]:
     """Why a run failed and what to try, in the page's language (status.json keeps the message codes)."""
-    from ui import messages  # it words run states through this module
-
     error = messages.status_error(status)
     lines = [messages.say(error, lang)] if error else []
     failure = status.get("failure") or {}

@@ -14,6 +14,7 @@ import re
 
 from engine.core.messages import Message, as_dict
 from ui.lang import norm
+from ui.states import state_name
 
 ZH = {
     "joined": "{text}",
@@ -266,8 +267,6 @@ def _param(name: str, value, lang):
     if isinstance(value, Message):
         return say(value, lang)
     if name == "state" and isinstance(value, str):
-        from ui.follow import state_name  # run states are worded there
-
         return state_name(value, lang)
     if name == "method" and isinstance(value, str):  # a method's title
         from ui.params import METHODS, method_text

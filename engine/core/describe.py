@@ -4,7 +4,7 @@ engine/core/structure.py, cached per config.json.
 
 Heavy (torch, transformers, peft), imported inside the functions: the UI never imports this module's
 dependencies; it runs `python -m engine model describe MODEL` in a child process instead
-(structure.describe_in_background).
+(describe_in_background). `obtain` is what the rest of the engine calls: cached, read here, or read in a child.
 """
 from __future__ import annotations
 
@@ -285,3 +285,68 @@ def _bias_switches(config, kind: LayerKind, trust_remote_code: bool) -> dict[str
         if added:
             switches[key] = added
     return switches
+
+
+# ---- reading it: here when this process may import torch, else in a child process ---------------------
+# The CLI (engine/__main__.py) and the trainer set this: they import torch anyway. The UI process never
+# does (it must not import torch); it reads structures through `python -m engine model describe`.
+IN_PROCESS = False
+
+_children: dict[str, object] = {}  # cache key -> the child process reading it (subprocess.Popen)
+
+
+def obtain(model: str, trust_remote_code: bool = False, wait: bool = True, timeout: float = 300,
+           in_process: bool | None = None) -> Structure | None:
+    """The structure of `model`: cached, read now (in this process, or in a child: IN_PROCESS unless
+    `in_process` says), or None when config.json is missing, or when `wait` is False and a child process
+    is still reading it. Raises ValueError when the child could not read it."""
+    found = st.cached(model)
+    if found is not None or st.config_path(model) is None:
+        return found
+    if IN_PROCESS if in_process is None else in_process:
+        return structure_of(model, trust_remote_code)
+    child = describe_in_background(model, trust_remote_code)
+    if wait:
+        try:
+            child.wait(timeout=timeout)
+        except Exception:  # subprocess.TimeoutExpired: still reading
+            return None
+    if child.poll() is None:
+        return None
+    found = st.cached(model)
+    if found is None:
+        raise ValueError(f"could not read the structure of {model}: {read_error(model)}")
+    return found
+
+
+def describe_in_background(model: str, trust_remote_code: bool = False):
+    """Start (once per config.json content) `python -m engine model describe MODEL`, which caches the
+    structure; its messages go to a log file beside the cache (read back when it fails)."""
+    import subprocess
+    import sys
+
+    from engine.core.workspace import PROJECT_ROOT
+
+    key = st.key_for(model) or model
+    child = _children.get(key)
+    if child is not None:
+        return child  # running, or finished (a failure is not retried for the same config)
+    command = [sys.executable, "-m", "engine", "model", "describe", model] + (
+        ["--trust-remote-code"] if trust_remote_code else [])
+    folder = st.cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{key}.log", "w") as log:
+        child = subprocess.Popen(command, cwd=str(PROJECT_ROOT), stdout=log, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL)
+    _children[key] = child
+    return child
+
+
+def read_error(model: str) -> str:
+    """The last line a failed describe child wrote (its error), for the message."""
+    try:
+        log = st.cache_dir() / f"{st.key_for(model) or model}.log"
+        lines = log.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        lines = []
+    return lines[-1] if lines else "the describe process failed"

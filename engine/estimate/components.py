@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.core import optimizers
+from engine.core.describe import obtain
 from engine.core.device import cpu_native_half
 from engine.core.messages import Message
 from engine.core.precision import resolve
 from engine.core.runs import is_run_folder
 from engine.core.sharding import shards
-from engine.core.structure import MLP, NotReadYet, Structure, obtain
+from engine.core.structure import MLP, NotReadYet, Structure
 from engine.estimate.lengths import DataLengths
 
 MiB = 2**20

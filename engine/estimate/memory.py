@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from engine.core import optimizers
+from engine.core import describe, optimizers
 from engine.core import structure as st
 from engine.core.messages import Message
 from engine.core.precision import compute_dtype, is_pure
@@ -221,7 +221,7 @@ def structure_for_config(cfg) -> Structure:
     if st.config_path(cfg.model) is None:
         raise FileNotFoundError(f"{resolve_model(cfg.model)}/config.json not found: the estimate needs the model's "
                                 "config.json (prepare the model or give a folder that holds config.json)")
-    found = st.obtain(cfg.model, cfg.trust_remote_code, wait=False)
+    found = describe.obtain(cfg.model, cfg.trust_remote_code, wait=False)
     if found is None:
         raise StructurePending(f"reading the structure of {cfg.model}")
     return found

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from engine.core import optimizers
+from engine.core import describe, optimizers
 from engine.core import structure as st
 from engine.core.config import DEFAULT_MODEL, ConfigError, RunConfig, apply_overrides
 from engine.core.messages import Message
@@ -75,7 +75,7 @@ def _readable_structure(model: str, trust_remote_code: bool) -> st.Structure | N
     """The model's structure for the raw-config checks, read in a child process when it is not cached: a
     config with problems is reported without this process importing torch."""
     try:
-        found = st.obtain(model, trust_remote_code, in_process=False)
+        found = describe.obtain(model, trust_remote_code, in_process=False)
     except (OSError, ValueError):  # reported by method_problems
         return None
     return found if found is not None and not found.unmappable else None
@@ -178,7 +178,7 @@ def steps_at_most(cfg: RunConfig) -> int | None:
 def model_structure(cfg: RunConfig) -> tuple[st.Structure | None, list[str]]:
     """The model's structure (None when its config.json is not on disk yet), and a problem if it cannot be read."""
     try:
-        return st.obtain(cfg.model, cfg.trust_remote_code), []
+        return describe.obtain(cfg.model, cfg.trust_remote_code), []
     except (OSError, ValueError) as err:
         return None, [f"model: {err}"]
 

@@ -17,7 +17,7 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-from engine.core import optimizers, runlog, runs
+from engine.core import describe, optimizers, runlog, runs
 from engine.core import structure as st
 from engine.core.config import ConfigError, RunConfig
 from engine.core.device import cpu_native_half
@@ -272,7 +272,7 @@ def run(config_path: Path, resume: bool = False) -> Path:
     config_path = Path(config_path).resolve()
     run_dir = config_path.parent
     cfg = RunConfig.load(config_path)
-    st.IN_PROCESS = True  # the trainer imports torch: it reads model structures itself
+    describe.IN_PROCESS = True  # the trainer imports torch: it reads model structures itself
     is_main = int(os.environ.get("RANK", "0")) == 0
     baseline_rss = rss_bytes()
     if is_main and not os.environ.get("TUNELOOM_STDOUT_IS_LOG"):
@@ -317,7 +317,7 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
         log(f"WARNING: trust_remote_code is on: Python files shipped with {cfg.model} will run in this process. "
             "Only do this for models whose code you have read or trust.")
     prepare_model(cfg.model, log=log)
-    structure = st.obtain(cfg.model, cfg.trust_remote_code)
+    structure = describe.obtain(cfg.model, cfg.trust_remote_code)
     problems = method.check(cfg.method.params, cfg.train, structure)
     if problems:  # the pre-run checks found these already, unless the config was edited since
         raise ConfigError(problems, "config")
