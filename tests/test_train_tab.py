@@ -139,9 +139,8 @@ def test_buttons_follow_the_runs_state_also_after_a_reload(workspace):
         return name
 
     def buttons(run_id):
-        outputs = tick(run_id, {})  # a fresh page: nothing seen yet
-        stop, resume, delete = outputs[-4:-1]
-        return stop["interactive"], resume["interactive"], delete["interactive"]
+        view = tick(run_id, {})  # a fresh page: nothing seen yet
+        return view.stop["interactive"], view.resume["interactive"], view.delete["interactive"]
 
     alive = os.getpid()  # a live process stands in for the trainer
     assert buttons(make("failed-early", state="failed", error="killed")) == (False, False, True)
@@ -153,3 +152,33 @@ def test_buttons_follow_the_runs_state_also_after_a_reload(workspace):
     assert buttons(make("finished", checkpoint=True, state="done", stopped_early=False)) == (False, False, True)
     assert buttons(make("queued", state="queued", pid=alive)) == (True, False, False)
     assert buttons(make("stopping", checkpoint=True, state="stopping", pid=alive)) == (False, False, False)
+
+
+def test_a_tick_names_what_it_changes_and_re_sends_nothing_twice(workspace):
+    """The timer's update is a RunView by field name: the first tick of a run fills its view, the next with
+    nothing new leaves every field gr.skip(), and the fields map one to one onto the tab's components."""
+    from dataclasses import fields
+    from types import SimpleNamespace
+
+    import gradio as gr
+
+    from engine.core import runs
+    from ui.follow import RunView
+    from ui.train_tab import tick
+
+    run = workspace / "runs" / "followed"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump(RunConfig().to_dict()))
+    runs.update_status(run, created_at=1.0, state="done", step=3, max_steps=3)
+    (run / "metrics.jsonl").write_text('{"step": 1, "loss": 2.5, "learning_rate": 0.001}\n')
+
+    first = tick("followed", {})
+    assert "3/3" in first.progress and first.log is not None and first.failure == ""
+    assert first.choices["choices"] == ["followed"] and first.loss_plot is not None
+    again = tick("followed", first.seen)
+    assert [f.name for f in fields(again) if getattr(again, f.name) != gr.skip()] == ["seen"]
+
+    tab = SimpleNamespace(**{name: object() for name in RunView.component_names()})
+    outputs = first.outputs(tab)
+    assert len(outputs) == len(fields(RunView)) and outputs[tab.follow] is first.choices
+    assert outputs[tab.stop] == first.stop and outputs[tab.seen] is first.seen

@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import threading
 import time
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import gradio as gr
@@ -30,6 +31,36 @@ TEXT = {
            "tokens_per_second": "词元/秒", "peak_memory": "峰值内存", "trainable": "可训练参数",
            "try": "建议：{advice}", "memory": "内存：估算 / 实测峰值"},
 }
+
+@dataclass
+class RunView:
+    """One timer tick's changes to the Train tab's view of its runs, by name; a field left alone is gr.skip()
+    (nothing re-sent). `outputs` pairs the fields with the tab's components, as Gradio takes a dict."""
+    choices: object = field(default_factory=gr.skip)  # the run picker's choices
+    runs: object = field(default_factory=gr.skip)  # the runs table
+    progress: object = field(default_factory=gr.skip)
+    loss_plot: object = field(default_factory=gr.skip)
+    lr_plot: object = field(default_factory=gr.skip)
+    numbers: object = field(default_factory=gr.skip)
+    failure: object = field(default_factory=gr.skip)
+    log: object = field(default_factory=gr.skip)
+    rewards_plot: object = field(default_factory=gr.skip)
+    logps_plot: object = field(default_factory=gr.skip)
+    stop: object = field(default_factory=gr.skip)
+    resume: object = field(default_factory=gr.skip)
+    delete: object = field(default_factory=gr.skip)
+    seen: dict = field(default_factory=dict)  # what this browser has been sent (gr.State)
+
+    # the component of the Train tab each field updates (attribute names of its SimpleNamespace)
+    COMPONENTS = {"choices": "follow"}
+
+    @classmethod
+    def component_names(cls) -> list[str]:
+        return [cls.COMPONENTS.get(f.name, f.name) for f in fields(cls)]
+
+    def outputs(self, tab) -> dict:
+        return {getattr(tab, self.COMPONENTS.get(f.name, f.name)): getattr(self, f.name) for f in fields(self)}
+
 
 _TAILS: dict[str, runs.MetricsTail] = {}
 _LOCK = threading.Lock()

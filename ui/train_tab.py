@@ -7,6 +7,7 @@ run is followed only through its folder, so a page reload or a UI restart loses 
 from __future__ import annotations
 
 import html
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -396,14 +397,14 @@ def runs_table(listing: list[dict], lang="en") -> dict:
     return {"headers": headers, "data": data or [[tr(TEXT, lang, "no_runs")] + [""] * (len(headers) - 1)]}
 
 
-def button_states(run_dir: Path | None, status: dict) -> tuple[dict, dict, dict]:
+def button_states(run_dir: Path | None, status: dict) -> dict:
     """Stop only while a run is queued or running; Resume only where a checkpoint exists and the run is not
     active; Delete only when nothing uses the folder. The same rules the API and the CLI apply."""
     if run_dir is None:
-        return (gr.update(interactive=False),) * 3
-    return (gr.update(interactive=runs.can_stop(status)),
-            gr.update(interactive=runs.resume_refusal(run_dir, status) is None),
-            gr.update(interactive=runs.delete_refusal(run_dir) is None))
+        return dict.fromkeys(("stop", "resume", "delete"), gr.update(interactive=False))
+    return {"stop": gr.update(interactive=runs.can_stop(status)),
+            "resume": gr.update(interactive=runs.resume_refusal(run_dir, status) is None),
+            "delete": gr.update(interactive=runs.delete_refusal(run_dir) is None)}
 
 
 def pick_on_load():
@@ -414,45 +415,48 @@ def pick_on_load():
     return gr.update(choices=[r["id"] for r in listing], value=chosen), runs_table(listing)
 
 
-def tick(run_id, seen, lang="en"):
-    """One timer tick: re-send only what changed since this browser's last tick (gr.skip() otherwise)."""
-    seen = dict(seen or {})
-    skip = gr.skip()
+def tick(run_id, seen, lang="en") -> follow.RunView:
+    """One timer tick: re-send only what changed since this browser's last tick (the rest is left as gr.skip())."""
+    view = follow.RunView(seen=dict(seen or {}))
+    seen = view.seen
     listing = runs.list_runs()
     signature = [lang] + [(r["id"], r["state"], r["step"]) for r in listing]
-    table = runs_table(listing, lang) if signature != seen.get("runs") else skip
+    if signature != seen.get("runs"):
+        view.runs = runs_table(listing, lang)
     ids = [r["id"] for r in listing]
-    choices = gr.update(choices=ids) if ids != seen.get("ids") else skip
+    if ids != seen.get("ids"):
+        view.choices = gr.update(choices=ids)
     seen.update(runs=signature, ids=ids)
     try:
         run_dir = run_path(run_id) if run_id else None
     except ValueError:
         run_dir = None
     if run_dir is None:
-        blank = (seen.get("run") is not None)
+        if seen.get("run") is not None:  # the followed run is gone: blank its view once
+            rewards, logps = follow.objective_updates([], lang)
+            view = replace(view, progress="", loss_plot=follow.EMPTY_LOSS, lr_plot=follow.EMPTY_LR, numbers="",
+                           failure="", log="", rewards_plot=rewards, logps_plot=logps, **button_states(None, {}))
         seen["run"] = None
-        outs = ("", follow.EMPTY_LOSS, follow.EMPTY_LR, "", "", "", *follow.objective_updates([], lang),
-                *button_states(None, {})) if blank else (skip,) * 11
-        return (choices, table, *outs, seen)
+        return view
 
     status = runs.read_status(run_dir)
     rows = follow.metrics(run_dir)
     log = runs.log_tail(run_dir, 12)
     key = [run_id, lang, len(rows), status.get("state"), status.get("step"), status.get("updated_at")]
     if key == seen.get("key") and log == seen.get("log"):
-        return (choices, table, *(skip,) * 11, seen)
+        return view
     fresh = run_id != seen.get("run") or len(rows) != seen.get("rows")
     seen.update(run=run_id, key=key, log=log, rows=len(rows))
-    state = status.get("state")
-    failure = follow.failure_lines(status, lang) if state == RunState.FAILED else []
+    failure = follow.failure_lines(status, lang) if status.get("state") == RunState.FAILED else []
     fresh = fresh or lang != seen.get("lang")  # the loss series are named in the page's language
     seen["lang"] = lang
-    return (choices, table, follow.progress_html(status, lang),
-            follow.loss_frame(rows, lang) if fresh else skip, follow.lr_frame(rows) if fresh else skip,
-            follow.numbers_markdown(rows, status, lang),
-            error_box(tr(TEXT, lang, "failed", run=run_id), failure, lang) if failure else "",
-            log, *(follow.objective_updates(rows, lang) if fresh else (skip, skip)), *button_states(run_dir, status),
-            seen)
+    view = replace(view, progress=follow.progress_html(status, lang),
+                   numbers=follow.numbers_markdown(rows, status, lang), log=log, **button_states(run_dir, status),
+                   failure=error_box(tr(TEXT, lang, "failed", run=run_id), failure, lang) if failure else "")
+    if fresh:
+        view.rewards_plot, view.logps_plot = follow.objective_updates(rows, lang)
+        view.loss_plot, view.lr_plot = follow.loss_frame(rows, lang), follow.lr_frame(rows)
+    return view
 
 
 def on_table_select(evt: gr.SelectData):
@@ -586,10 +590,9 @@ def wire(c: SimpleNamespace, model, data, lang) -> None:
     for index, button in enumerate(panel.buttons):
         button.click(lambda options, i=index: apply_option(c, options, i), panel.options,
                      [*c.train_inputs, c.method, *c.method_controls.inputs], **private)
-    c.timer.tick(tick, [c.follow, c.seen, lang],
-                 [c.follow, c.runs, c.progress, c.loss_plot, c.lr_plot, c.numbers, c.failure, c.log, c.rewards_plot,
-                  c.logps_plot, c.stop, c.resume, c.delete, c.seen], show_progress="hidden", concurrency_limit=None,
-                 **private)
+    c.timer.tick(lambda run_id, seen, lang: tick(run_id, seen, lang).outputs(c), [c.follow, c.seen, lang],
+                 [getattr(c, name) for name in follow.RunView.component_names()], show_progress="hidden",
+                 concurrency_limit=None, **private)
 
 
 def on_estimate(c: SimpleNamespace, report, model, data_path, fmt, columns_text, mask, skip_bad, name, method, lang,
