@@ -27,10 +27,11 @@ setup: $(STAMP)
 model: setup
 	$(PY) -m engine model prepare
 
-# chromium for the browser tests, and a CJK font so that their screenshots of the Chinese page show Chinese
+# chromium for the browser tests (without it `make test` fails: the tests would not run), and a CJK font so that
+# their screenshots of the Chinese page show Chinese
 browser:
 	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium) \
-		|| echo "warning: chromium could not be installed; the browser test will be skipped"
+		|| { echo "error: chromium could not be installed; the browser tests need it (install chromium at /usr/bin/chromium)"; exit 1; }
 	@fc-list :lang=zh 2>/dev/null | grep -q . || (apt-get install -y -q fonts-wqy-zenhei \
 		|| (apt-get update -q && apt-get install -y -q fonts-wqy-zenhei)) >/dev/null 2>&1 \
 		|| echo "warning: no CJK font could be installed (fonts-wqy-zenhei); Chinese shows as boxes in screenshots"

@@ -11,7 +11,32 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"  # the system's (`make browser`); the tests never download one
+
+
+def browser_missing(chromium: str = CHROMIUM) -> str | None:
+    """Why the browser tests cannot run here, or None when they can."""
+    if not Path(chromium).exists():
+        return f"{chromium} is missing; install chromium (make browser) to run the browser tests"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (make setup installs it)"
+    return None
+
+
+def require_browser(problem: str | None, ci: bool | None = None) -> None:
+    """A missing browser skips the browser tests on a developer's machine, and fails them under CI=true:
+    CI must not go green without them."""
+    if problem is None:
+        return
+    ci = os.environ.get("CI", "").strip().lower() in ("true", "1", "yes") if ci is None else ci
+    if ci:
+        pytest.fail(f"CI=true: {problem}", pytrace=False)
+    pytest.skip(problem)
 
 
 def free_port() -> int:

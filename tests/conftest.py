@@ -82,3 +82,16 @@ def module_workspace(tmp_path_factory, name: str):
     finally:
         mp.undo()
         torch.set_num_threads(threads)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "browser: drives the real app in Chromium (tests/app_server.require_browser)")
+
+
+@pytest.fixture(autouse=True)
+def _browser_present(request):
+    """Tests marked `browser` need Chromium and Playwright: skipped without them, failed under CI=true."""
+    if request.node.get_closest_marker("browser"):
+        from app_server import browser_missing, require_browser
+
+        require_browser(browser_missing())

@@ -16,8 +16,7 @@ import pytest
 from app_server import ROOT, running_app
 from test_e2e_browser import ARGS, BAD_FILE, CHROMIUM, SHOTS, pick, set_number
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing; install chromium "
-                                "(make browser) to run the browser tests")
+pytestmark = pytest.mark.browser  # skipped without Chromium, failed under CI=true (conftest.py)
 VIEW = {"width": 1280, "height": 800}
 TABS = ("Data", "Train", "Chat", "Evaluate", "Compare", "Export")
 
@@ -76,7 +75,7 @@ def test_start_in_view_and_nothing_overflows_in_light_and_dark(tmp_path):
     """At 1280x800 the Train tab's summary (model, method, data, fit, Start/Stop) stays in view wherever the tab is
     scrolled, no tab makes the page wider than the window (a wide data table included), and the light/dark
     choice is kept across a reload."""
-    playwright_api = pytest.importorskip("playwright.sync_api")
+    from playwright import sync_api as playwright_api
     SHOTS.mkdir(parents=True, exist_ok=True)
     with running_app(tmp_path / "home") as url, playwright_api.sync_playwright() as pw:
         browser, page = open_page(pw, url)
@@ -121,7 +120,7 @@ def test_the_data_is_named_as_uploaded_kept_on_reload_and_checked_by_start(tmp_p
     """Train names the uploaded file as the user named it (not the stored name) with format, rows and trained tokens;
     the choice survives a reload; Start refuses a file the Data tab refuses, with the Data tab's words, and starts
     nothing."""
-    playwright_api = pytest.importorskip("playwright.sync_api")
+    from playwright import sync_api as playwright_api
     SHOTS.mkdir(parents=True, exist_ok=True)
     mine = data_file(tmp_path, "My answers (v2).jsonl", [{"instruction": f"Say {i}", "output": f"{i} it is."}
                                                          for i in range(6)])
@@ -167,7 +166,7 @@ def test_the_data_is_named_as_uploaded_kept_on_reload_and_checked_by_start(tmp_p
 def test_a_smaller_file_moves_the_example_slider_back_silently(tmp_path):
     """Example 5 of the sample, then a file of 3 examples: the slider goes back to 1 without an error toast
     ("Value 5 is greater than maximum value 3")."""
-    playwright_api = pytest.importorskip("playwright.sync_api")
+    from playwright import sync_api as playwright_api
     small = data_file(tmp_path, "three.jsonl", [{"instruction": f"Count {i}", "output": f"{i}"} for i in range(3)])
     with running_app(tmp_path / "home") as url, playwright_api.sync_playwright() as pw:
         browser, page = open_page(pw, url)
@@ -197,7 +196,7 @@ def test_estimate_beside_the_peak_the_real_command_and_compare(tiny_model, tmp_p
     """After a tiny run, the run view shows the estimate and the measured peak in GiB both; the estimate names the
     CPU's fixed cost without CUDA and says it is sized from the data; "Preview command" shows the command that
     trains these settings; Compare draws both chosen runs with a legend naming each."""
-    playwright_api = pytest.importorskip("playwright.sync_api")
+    from playwright import sync_api as playwright_api
     SHOTS.mkdir(parents=True, exist_ok=True)
     home = tmp_path / "home"
     train_by_cli(home, tiny_model, "slow", "1e-4")

@@ -6,18 +6,16 @@ Uses the system Chromium (never downloads one); screenshots go to /tmp/tuneloom-
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from app_server import running_app
 from test_e2e_browser import ARGS, CHROMIUM, SHOTS, pick, set_number
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing; install chromium "
-                                "(make browser) to run the browser test")
+pytestmark = pytest.mark.browser  # skipped without Chromium, failed under CI=true (conftest.py)
 
 
 def test_preference_training_and_export_from_the_browser(tiny_model, tmp_path):
-    playwright_api = pytest.importorskip("playwright.sync_api")
+    from playwright import sync_api as playwright_api
     SHOTS.mkdir(parents=True, exist_ok=True)
     home = tmp_path / "home"
     with running_app(home, env={"HF_HUB_OFFLINE": "1"}) as url, playwright_api.sync_playwright() as pw:

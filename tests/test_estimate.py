@@ -92,17 +92,14 @@ def test_qlora_below_lora_below_full():
     lora = total(arch, cfg("lora", batch_size=1, max_seq_len=512))
     quantised = _method_with(lambda m, p: m.quantize(p) == "4bit")
     full = _method_with(lambda m, p: m.trains_base_weights and m.count_trainable(arch, p) == arch.total_params)
-    if full:
-        assert lora < total(arch, cfg(full, batch_size=1, max_seq_len=512))
-    if quantised:
-        assert total(arch, cfg(quantised, batch_size=1, max_seq_len=512)) < lora
+    assert full and quantised, (full, quantised)  # both are registered (full, qlora)
+    assert lora < total(arch, cfg(full, batch_size=1, max_seq_len=512))
+    assert total(arch, cfg(quantised, batch_size=1, max_seq_len=512)) < lora
     # the quantised weight store alone is ~4x smaller than bf16 and ~8x smaller than fp32
     from engine.estimate.components import base_weight_bytes as _weight_bytes
 
     nf4 = _weight_bytes(arch, "4bit", 4)["linear"]
     assert 0.5 * arch.linear_weights() < nf4 < 0.52 * arch.linear_weights()
-    if not (full and quantised):
-        pytest.skip("full / 4-bit methods not registered yet; weight-store ordering checked only")
 
 
 def test_zero3_per_device_below_ddp():

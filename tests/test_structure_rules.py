@@ -114,3 +114,26 @@ def test_the_size_checker_sees_a_long_file(tmp_path):
     short.write_text("x = 1\n" * MAX_LINES)
     long.write_text("x = 1\n" * (MAX_LINES + 1))
     assert long_files([short, long]) == [(long, MAX_LINES + 1)]
+
+
+# ---- tests that cannot pass by skipping -------------------------------------------------------------------
+def test_a_missing_browser_fails_under_ci_and_skips_elsewhere():
+    import pytest
+    from app_server import browser_missing, require_browser
+
+    problem = browser_missing("/nonexistent/chromium")
+    assert "/nonexistent/chromium is missing" in problem
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        require_browser(problem, ci=True)
+    with pytest.raises(pytest.skip.Exception):
+        require_browser(problem, ci=False)
+    require_browser(None, ci=True)  # nothing missing: the test runs
+
+
+def test_every_browser_test_is_marked_and_none_skips_on_its_own():
+    files = sorted((ROOT / "tests").glob("test_e2e_*.py"))
+    assert len(files) >= 5
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert "pytestmark = pytest.mark.browser" in text, path.name
+        assert "skipif" not in text and "importorskip" not in text, path.name

@@ -38,8 +38,8 @@ VARIABLES = (
     Variable("TUNELOOM_GGUF_CONVERTER", ".venv/gguf-converter",
              "The folder holding llama.cpp's converter package, installed apart by `make setup`."),
     Variable("TUNELOOM_FAULT", "",
-             "oom_at_step:N | disk_full_at_step:N | hang_at_step:N: injects a failure into the trainer, to test "
-             "how the app reports it (the tests use it)."),
+             "oom_at_step:N | disk_full_at_step:N | hang_at_step:N | wait_at_step:N (comma-separated): injects a "
+             "failure or a pause into the trainer, to test how the app reports it (the tests use it)."),
     Variable("TUNELOOM_AUTH", "", "The Docker image's user:password for the app (required: it listens on "
              "0.0.0.0)."),
     Variable("TUNELOOM_LAUNCH", "", "The token of the launch a trainer process belongs to.", internal=True),
