@@ -25,7 +25,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     users = check_launch(args.host, args.share, args.auth)  # raises SystemExit with the reason
     from ui.app import build_ui, launch_options
+    from ui.warm_cli import WARM
 
+    WARM.warm_up_in_background()  # the data checks' engine process does its imports while the page loads
     build_ui().queue(default_concurrency_limit=4).launch(
         server_name=args.host, server_port=args.port, share=args.share, auth=users or None, **launch_options())
 

@@ -5,7 +5,7 @@ pure count; the result reloads). A checker sees any registered choice that no te
 from __future__ import annotations
 
 import pytest
-from families import drive
+from families import build_family, drive
 from test_methods import (  # noqa: F401
     E2E,
     LORA_VARIANTS,
@@ -37,9 +37,11 @@ CHOICE_RUNS = [
     ("lora8bit", {"bias": "all", "init": "gaussian"}),
     ("lora8bit", {"bias": "lora_only"}),
     ("bitfit", {"biases": "attention"}),
-    ("bitfit", {"biases": "mlp"}),
-    ("bitfit", {"biases": "norm"}),
+    ("bitfit", {"biases": "mlp"}),  # on the Llama-style tiny model: zero MLP biases added (its config's switch)
+    ("bitfit", {"biases": "norm"}),  # on a GPT-NeoX-style tiny model: its LayerNorms have biases
 ]
+# the model a choice needs, where the per-method one (tests/test_methods.py model_for) lacks what it trains
+CHOICE_MODELS = {("bitfit", "mlp"): "llama", ("bitfit", "norm"): "gpt_neox"}
 # run by their own tests below
 OWN_TESTS = {("layerwise", "schedule", "epoch"), ("qlora", "compute_dtype", "bf16"),
              ("qlora", "compute_dtype", "fp16"), ("qlora", "compute_dtype", "auto")}
@@ -81,7 +83,10 @@ def test_the_choice_checker_sees_a_choice_nobody_runs():
                          ids=[f"{k}-{'-'.join(map(str, p.values()))}" for k, p in CHOICE_RUNS])
 def test_choice_trains_exactly_its_parameters_and_reloads(key, params, batches, tiny_model, tiny_qwen,  # noqa: F811
                                                           tmp_path):
-    check_method(key, resolved(key, params), model_for(key, tiny_model, tiny_qwen), batches["alpaca"], tmp_path)
+    family = CHOICE_MODELS.get((key, params.get("biases")))
+    model = tiny_model if family == "llama" else str(build_family(family, tiny_model)) if family else \
+        model_for(key, tiny_model, tiny_qwen)
+    check_method(key, resolved(key, params), model, batches["alpaca"], tmp_path)
 
 
 def test_pfeiffer_adapters_sit_after_the_feed_forward_block_only(tiny_model):

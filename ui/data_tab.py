@@ -28,8 +28,9 @@ from engine.core.workspace import (
     subdir,
 )
 from ui import messages
-from ui.common import ClampedSlider, cli_failure, engine, error_box, last_json_line, note_box, reason, run_engine
+from ui.common import CLI_TIMEOUT_S, ClampedSlider, cli_failure, engine, error_box, last_json_line, note_box, reason
 from ui.lang import loc, norm, remount, tr
+from ui.warm_cli import WARM
 
 SAMPLES_DIR = PROJECT_ROOT / "presets" / "data"
 SAMPLE_NOTES = {  # a friendlier label for the bundled samples; any other file shows its name
@@ -341,7 +342,7 @@ def check_data(key: list) -> dict:
         args.append("--skip-bad-rows")
     args += ["--split", split.strip() or "train", "--subset", subset.strip()]
     try:
-        result = run_engine(*args)
+        result = WARM.run(*args, timeout=CLI_TIMEOUT_S)  # a warm process: no imports paid per check
     except Exception as err:  # timeout, no Python: a message, never a dead tab
         return {**base, "failure": str(err)}
     report = last_json_line(result.stdout)
