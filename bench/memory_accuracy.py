@@ -82,10 +82,13 @@ def cell_config(base: dict, method: str, gc: bool, seq: int, batch: int, params:
 
 def score(cell: dict, base: dict, device: str, allocator: str | None) -> None:
     """Set the cell's estimate (this estimator version) and its error against the measured peak."""
+    from engine.core.config import RunConfig
     from engine.estimate import estimate_for_config
 
-    cfg = cell_config(base, cell["method"], cell["gradient_checkpointing"], cell["max_seq_len"], cell["batch_size"],
-                      cell.get("params"))
+    # the settings the cell ran with, as recorded (older records: the base and the cell's own keys only)
+    cfg = RunConfig.from_dict(cell["config"]) if cell.get("config") else \
+        cell_config(base, cell["method"], cell["gradient_checkpointing"], cell["max_seq_len"], cell["batch_size"],
+                    cell.get("params"))
     est = estimate_for_config(cfg, device=device, cpu_allocator=allocator)
     cell["estimate_components"], cell["estimate_peak"] = est.components, est.peak_bytes
     if "measured" in cell:
@@ -93,7 +96,10 @@ def score(cell: dict, base: dict, device: str, allocator: str | None) -> None:
 
 
 def rescore(path: Path) -> int:
+    """The recorded cells' estimates from the current estimator (a pure function of each cell's settings): the
+    record's Markdown then says so, with the date, above the notes written for the estimator that ran."""
     payload = json.loads(path.read_text())
+    payload["rescored"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
     base = payload.get("base") or base_config("x.jsonl", payload["steps"])  # the estimate never reads the data
     device = payload["machine"]["device"]
     for cell in payload["results"]:
@@ -164,6 +170,8 @@ def main() -> int:
                     except subprocess.TimeoutExpired:
                         cell["error"] = f"timed out after {args.timeout}s"
                     cell["estimate_at_launch"] = cell.pop("estimate_peak", None)
+                    # every setting the cell ran with (defaults change): what --rescore estimates later
+                    cell["config"] = cell_config(base, method, gc, seq, batch, params).to_dict()
                     score(cell, base, device, planned()[0] if device == "cpu" else None)  # this estimator version
                     results.append(cell)
                     print(json.dumps({k: v for k, v in cell.items() if k != "estimate_components"}), flush=True)
@@ -227,6 +235,10 @@ def report(payload: dict) -> str:
         within = sum(e <= 10 for e in errors)
         lines += ["", f"{within} of {len(errors)} runs within 10%. Mean absolute error "
                       f"{sum(errors) / len(errors):.1f}%, worst {max(errors):.1f}%."]
+    if payload.get("rescored"):
+        lines += ["", f"Estimates re-scored on {payload['rescored']} with the estimator of that day "
+                      "(`--rescore`); the measured peaks are the record's. Notes below that quote other numbers "
+                      "were written for the estimator that ran with the measurement."]
     if payload.get("reading"):  # the reader's notes, kept in the JSON so --rescore keeps them
         lines += ["", payload["reading"].rstrip()]
     return "\n".join(lines) + "\n"

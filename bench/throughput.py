@@ -126,7 +126,12 @@ def cpu_tag(flags: list[str]) -> str:
 def main() -> None:
     parser = run_arguments(30, "throughput_cpu")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--render", metavar="JSON", help="only write the Markdown of a recorded run (its .json)")
     args = parser.parse_args()
+    if args.render:  # the record's numbers as this script writes them (the test suite checks the result)
+        recorded = Path(args.render)
+        recorded.with_suffix(".md").write_text(_markdown(json.loads(recorded.read_text())))
+        return
     require_data(parser, args)
 
     work = temporary_workspace("tuneloom-bench-")
