@@ -499,7 +499,6 @@ def cmd_estimate(args) -> int:
 
 
 WORKER = "chat-worker"  # the chat worker process (engine/inference/chat_client.py starts it); not a user command
-CLI_WORKER = "cli-worker"  # the UI's warm command line (engine/cli_worker.py); not a user command
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -507,10 +506,6 @@ def main(argv: list[str] | None = None) -> int:
         from engine.inference.chat_worker import main as worker_main
 
         return worker_main()
-    if (sys.argv[1:] if argv is None else argv)[:1] == [CLI_WORKER]:
-        from engine.cli_worker import main as cli_worker_main
-
-        return cli_worker_main()
     from engine.core import describe
 
     describe.IN_PROCESS = True  # a CLI process may import torch: it reads model structures itself

@@ -4,7 +4,7 @@ runs `python -m engine ...` commands one after another, as a new process would, 
 
 Protocol (stdin/stdout, one JSON line each): the UI writes the argument list of a command; the worker answers
 {"returncode", "stdout", "stderr"} of that command. It ends when its stdin closes (the UI process is gone).
-Started by ui/warm_cli.py as `python -m engine cli-worker`.
+Started by ui/warm_cli.py as `python -m engine.cli_worker`.
 """
 from __future__ import annotations
 
@@ -50,3 +50,7 @@ def main() -> int:
         answers.write(json.dumps(run_one(json.loads(line)), ensure_ascii=False) + "\n")
         answers.flush()
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -152,3 +152,59 @@ def test_every_tab_in_chinese(tiny_model, tmp_path):
         page.locator("#eval-numbers").get_by_text("困惑度").wait_for()
         check_chinese(page, "evaluate", allowed)
         browser.close()
+
+
+def test_switching_to_chinese_rewords_what_is_already_on_screen(tiny_model, tmp_path):
+    """In English: a data check, a short run, an evaluation and an export; then the switch to Chinese. What those
+    left on every tab (the check's summary and preview, the model's status, the messages of Train, Evaluate and
+    Export, the progress and numbers) is worded again: no English outside names, units and numbers."""
+    from playwright import sync_api as playwright_api
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    allowed = setting_values() | {"identity", "en2zh"}
+    with running_app(tmp_path / "home") as url, playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.set_default_timeout(60_000)
+        page.goto(url)
+        page.get_by_text("Tuneloom").first.wait_for()
+
+        # English: the data checked, a run of the tiny model to its end, its evaluation and its export
+        page.locator("#model input, #model textarea").first.fill(tiny_model)
+        page.locator("#model input, #model textarea").first.press("Enter")
+        pick(page, "sample", "identity")
+        page.locator("#data-message").get_by_text("ready to train").wait_for(timeout=120_000)
+        tab(page, "tab-train")
+        page.locator("#run-name input, #run-name textarea").first.fill("en2zh")
+        set_number(page, "train-max_steps", 4)
+        set_number(page, "train-batch_size", 2)
+        set_number(page, "train-max_seq_len", 96)
+        page.locator("#start").click()
+        page.locator("#train-message").get_by_text("Started").wait_for()
+        page.locator("#progress").get_by_text(re.compile(r"done · step 4/4")).wait_for(timeout=180_000)
+        enabled(page, "delete-run", True)
+        tab(page, "tab-eval")
+        page.wait_for_function("document.querySelector('#eval-run input').value.includes('done')", timeout=30_000)
+        set_number(page, "eval-samples", 1)
+        set_number(page, "eval-max-new-tokens", 8)
+        page.locator("#eval-start").click()
+        page.locator("#eval-message").get_by_text("started in the background").wait_for()
+        page.locator("#eval-progress").get_by_text("done").wait_for(timeout=180_000)
+        tab(page, "tab-export")
+        page.wait_for_function("document.querySelector('#export-run input').value.includes('done')", timeout=30_000)
+        with page.expect_download(timeout=180_000):
+            page.locator("#export-adapter").click()
+        page.locator("#export-message").get_by_text("Exported").wait_for(timeout=60_000)
+
+        # the switch: every tab, as it was left, now in Chinese
+        page.locator("#language label").filter(has_text="中文").click()
+        page.locator("#tab-data-button").get_by_text("数据").wait_for()
+        page.locator("#export-message").get_by_text("已导出").wait_for()
+        check_chinese(page, "switched-export", allowed)
+        tabs = (("tab-data", ("#data-message", "可以开始训练")), ("tab-train", ("#train-message", "已开始")),
+                ("tab-eval", ("#eval-message", "已在后台开始")), ("tab-chat", None), ("tab-compare", None))
+        for name, waited in tabs:
+            tab(page, name)
+            if waited:
+                page.locator(waited[0]).get_by_text(waited[1]).wait_for()
+            check_chinese(page, f"switched-{name[4:]}", allowed)
+        browser.close()

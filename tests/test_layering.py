@@ -18,7 +18,8 @@ LAYERS = {
     "engine.inference": 3,
     "engine.training": 4,  # continual learning and distillation load earlier results (inference)
     "engine.evaluation": 5,  # token loss (training) and loading results (inference)
-    "engine.__main__": 6, "engine.cli_worker": 6,
+    "engine.__main__": 6,
+    "engine.cli_worker": 7,  # runs the CLI's commands in one warm process
 }
 # packages of one layer that must not import each other
 SIBLINGS_APART = {("engine.data", "engine.methods"), ("engine.methods", "engine.data")}

@@ -15,10 +15,11 @@ from engine.core.jobs import RunState
 from engine.core.messages import Message
 from engine.core.workspace import PROJECT_ROOT, data_display_name
 from engine.evaluation import records
-from ui import follow, messages
-from ui.common import engine, error_box, finished_runs, note_box, progress_bar, reason, run_label, run_path
+from ui import follow, messages, reword
+from ui.common import engine, error_box, finished_runs, progress_bar, reason, run_label, run_path
 from ui.data_tab import SAMPLES_DIR, UPLOAD_TYPES, uploaded_files
 from ui.lang import loc, tr
+from ui.reword import said
 
 TICK_S = 1.0
 NO_RESULTS = {"headers": ["—"], "data": [[""]]}
@@ -198,8 +199,8 @@ def on_start(run_id, which, data_file, samples, max_new_tokens, lang="en"):
     try:
         start_evaluation(run_id, data_file, samples, which == "base", max_new_tokens)
     except Exception as err:
-        return error_box(tr(TEXT, lang, "failed_start"), reason(err), lang)
-    return note_box(tr(TEXT, lang, "started", run=run_id), "ok")
+        return reword.error(lang, said(__name__, "failed_start"), reason(err))
+    return reword.note("ok", lang, said(__name__, "started", run=run_id))
 
 
 def tick(run_id, seen, lang="en"):
@@ -275,6 +276,7 @@ def build() -> SimpleNamespace:
 def wire(c: SimpleNamespace, lang) -> None:
     private = dict(api_visibility="private")
     c.start.click(on_start, [c.run, c.which, c.data, c.samples, c.max_new_tokens, lang], c.message, **private)
+    reword.follow_language(lang, c.message)
     c.refresh.click(refresh, [c.run, c.data, lang], [c.run, c.data], **private)
     c.run.change(show_run, [c.run, lang], [c.progress, c.numbers, c.samples_table, c.saved], **private)
     c.saved.select(select_result, [c.run, lang], [c.numbers, c.samples_table], **private)

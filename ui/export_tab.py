@@ -20,9 +20,10 @@ from engine.core.jobs import RunState
 from engine.core.workspace import safe_name, subdir
 from engine.inference import serve_job
 from engine.inference.export_options import DTYPES
-from ui import common, messages
+from ui import common, messages, reword
 from ui.common import engine, error_box, note_box, progress_bar, reason, run_label, run_path
 from ui.lang import loc, tr
+from ui.reword import said
 
 KINDS = ("adapter", "merged", "gguf")
 SERVE_WAIT_S = 300
@@ -155,15 +156,24 @@ def on_export(run_id, kind, dtype="auto", lang="en"):
                        f"{event[1]:.0%} · {time.time() - started:.0f} s"
                 yield gr.skip(), progress_bar(event[1], "running", text), gr.skip()
             elif event[0] == "failed":
-                yield error_box(tr(TEXT, lang, "cannot", kind=kind_name(kind, lang)), engine(event[1]), lang), "", None
+                yield reword.error(lang, cannot(kind), engine(event[1])), "", None
             else:
                 archive = event[1]
-                note = tr(TEXT, lang, "exported", name=archive.name, mb=f"{archive.stat().st_size / 2**20:,.1f}",
-                          folder=archive.parent)
-                checks = gguf_check_lines(archive, lang) if kind == "gguf" else []
-                yield note_box(note + (" " + "; ".join(checks) + "." if checks else ""), "ok"), "", str(archive)
+                exported = said(__name__, "exported", name=archive.name, mb=f"{archive.stat().st_size / 2**20:,.1f}",
+                                folder=str(archive.parent))
+                checks = reword.worded_by(gguf_check_text, str(archive)) if kind == "gguf" else ""
+                yield reword.note("ok", lang, exported, checks), "", str(archive)
     except Exception as err:  # e.g. no run chosen: a message, not a crash
-        yield error_box(tr(TEXT, lang, "cannot", kind=kind_name(kind, lang)), reason(err), lang), "", None
+        yield reword.error(lang, cannot(kind), reason(err)), "", None
+
+
+def cannot(kind: str) -> dict:
+    return said(__name__, "cannot", kind=reword.worded_by(kind_name, kind))
+
+
+def gguf_check_text(archive: str, lang="en") -> str:
+    checks = gguf_check_lines(Path(archive), lang)
+    return "; ".join(checks) + "." if checks else ""
 
 
 def kind_name(kind: str, lang="en") -> str:
@@ -336,6 +346,7 @@ def wire(c: SimpleNamespace, lang) -> None:
     for button, kind in ((c.adapter, "adapter"), (c.merged, "merged"), (c.gguf, "gguf")):
         button.click(export_handler(kind), [c.run, c.dtype, lang], [c.message, c.progress, c.file], **private).then(
             None, None, None, js=DOWNLOAD_JS, **private)
+    reword.follow_language(lang, c.message)  # the last export's message, in the new language
     c.push.click(on_push, [c.run, c.repo, c.push_kind, c.private, c.token, lang], c.push_message, **private)
     c.serve.click(on_serve, [c.run, lang], c.serve_status, **private)
     c.unserve.click(on_unserve, [c.run, lang], c.serve_status, **private)

@@ -21,10 +21,11 @@ from engine.core.security import web_config_problems
 from engine.core.workspace import PROJECT_ROOT, data_display_name
 from engine.estimate import DataLengths, ui_summary
 from engine.training import launcher
-from ui import chat_tab, data_tab, estimate_panel, follow, messages, params
+from ui import chat_tab, data_tab, estimate_panel, follow, messages, params, reword
 from ui.common import engine, error_box, note_box, reason, run_path
 from ui.data_tab import parse_columns
 from ui.lang import loc, tr
+from ui.reword import said
 
 PRESET = PROJECT_ROOT / "presets" / "quickstart.yaml"
 TICK_S = 1.0
@@ -299,16 +300,16 @@ def on_start(controls, report, model, data_path, fmt, columns_text, mask, skip_b
     try:
         run_dir = start_config(raw, problems)
     except ConfigError as err:
-        return error_box(tr(TEXT, lang, "need_attention", n=len(err.problems)), engine(err.problems), lang), \
+        return reword.error(lang, said(__name__, "need_attention", n=len(err.problems)), engine(err.problems)), \
             gr.skip(), report
     except Exception as err:
-        return error_box(tr(TEXT, lang, "cannot_start"), Message("run.error", type=type(err).__name__,
-                                                                  detail=str(err)), lang), gr.skip(), report
+        return reword.error(lang, said(__name__, "cannot_start"), Message("run.error", type=type(err).__name__,
+                                                                         detail=str(err))), gr.skip(), report
     ids = [r["id"] for r in runs.list_runs()]
-    started = tr(TEXT, lang, "started", run=run_dir.name)
-    if chat_tab.make_room_for_training(ui_summary(raw).get("total_bytes")):
-        started += " " + tr(TEXT, lang, "chat_unloaded")
-    return note_box(started, "ok"), gr.update(choices=ids, value=run_dir.name), report
+    unloaded = chat_tab.make_room_for_training(ui_summary(raw).get("total_bytes"))
+    started = reword.note("ok", lang, said(__name__, "started", run=run_dir.name),
+                          said(__name__, "chat_unloaded") if unloaded else "")
+    return started, gr.update(choices=ids, value=run_dir.name), report
 
 
 def data_key_for(raw: dict, fmt, columns_text, mask, skip_bad) -> list:
@@ -337,16 +338,16 @@ def on_stop(run_id, lang="en"):
     try:
         stop_run(run_id)
     except Exception as err:
-        return error_box(tr(TEXT, lang, "cannot_stop"), reason(err), lang)
-    return note_box(tr(TEXT, lang, "stopping", run=run_id))
+        return reword.error(lang, said(__name__, "cannot_stop"), reason(err))
+    return reword.note("info", lang, said(__name__, "stopping", run=run_id))
 
 
 def on_resume(run_id, lang="en"):
     try:
         resume_run(run_id)
     except Exception as err:
-        return error_box(tr(TEXT, lang, "cannot_resume"), reason(err), lang)
-    return note_box(tr(TEXT, lang, "resuming", run=run_id), "ok")
+        return reword.error(lang, said(__name__, "cannot_resume"), reason(err))
+    return reword.note("ok", lang, said(__name__, "resuming", run=run_id))
 
 
 def on_delete_ask(run_id, lang="en"):
@@ -366,7 +367,7 @@ def on_delete_confirm(run_id, lang="en"):
     except Exception as err:
         return error_box(tr(TEXT, lang, "cannot_delete"), reason(err), lang), gr.update(visible=False), gr.skip()
     listing = runs.list_runs()
-    return note_box(tr(TEXT, lang, "deleted", run=run_id), "ok"), gr.update(visible=False), \
+    return reword.note("ok", lang, said(__name__, "deleted", run=run_id)), gr.update(visible=False), \
         gr.update(choices=[r["id"] for r in listing], value=listing[0]["id"] if listing else None)
 
 
@@ -569,6 +570,7 @@ def wire(c: SimpleNamespace, model, data, lang) -> None:
     c.preview.click(lambda *values: on_preview(c.method_controls, *values),
                     [model, data.path, data.format, data.columns, data.mask, data.skip_bad, c.name, c.method, lang,
                      *c.train_inputs, *c.method_controls.inputs], [c.command, c.message], **private)
+    reword.follow_language(lang, c.message)  # what Start, Stop, Resume and Delete said, in the new language
     c.stop.click(on_stop, [c.follow, lang], c.message, **private)
     c.resume.click(on_resume, [c.follow, lang], c.message, **private)
     c.runs.select(on_table_select, None, c.follow, **private)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import queue
 import subprocess
+import sys
 import threading
 
 from engine.core.jobs import engine_command, engine_env
 from engine.core.workspace import PROJECT_ROOT
 
-CLI_WORKER = "cli-worker"  # engine/__main__.py's name for it
+WORKER_COMMAND = [sys.executable, "-m", "engine.cli_worker"]
 
 
 class WarmCli:
@@ -31,7 +32,7 @@ class WarmCli:
 
     def _start(self) -> None:
         self._lines = queue.Queue()
-        self._process = subprocess.Popen(engine_command(CLI_WORKER), cwd=str(PROJECT_ROOT), env=engine_env(),
+        self._process = subprocess.Popen(WORKER_COMMAND, cwd=str(PROJECT_ROOT), env=engine_env(),
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                          text=True, encoding="utf-8", start_new_session=True)
         threading.Thread(target=self._read, args=(self._process, self._lines), daemon=True).start()
