@@ -92,14 +92,14 @@ class Setup:
 
     @property
     def objective(self):
-        """The training objective's declaration (engine/training/objectives.py, through its registry)."""
+        """The training objective's declaration (engine/core/objectives.py, through its registry)."""
         from engine.core.registry import OBJECTIVES
 
         return OBJECTIVES.get(getattr(self.train, "objective", "sft") or "sft")
 
     @property
     def packing(self) -> bool:
-        return self.train.packing and self.virtual == 0 and not self.objective.preference  # TRL pads
+        return self.train.packing and self.virtual == 0 and self.objective.supervised  # TRL pads
 
     @property
     def rows(self) -> int:
@@ -132,7 +132,7 @@ class Setup:
 
     @property
     def fused(self) -> bool:
-        if self.objective.preference:  # DPO/KTO: TRL's chunked log-probs; ORPO/SimPO: full logits
+        if not self.objective.supervised:  # DPO/KTO: TRL's chunked log-probs; ORPO/SimPO: full logits
             return self.objective.fused_logps and self.virtual == 0
         return self.train.fused_loss and self.virtual == 0
 
