@@ -12,7 +12,9 @@ traits it cannot work with (engine/methods/base.py), each with the reason.
 - orpo: Odds Ratio Preference Optimization, reference-free (TRL ORPOTrainer);
 - simpo: Simple Preference Optimization, reference-free, length-normalised (TRL CPOTrainer, loss "simpo",
   cpo_alpha 0, as TRL documents SimPO);
-- kto: Kahneman-Tversky Optimization on unpaired answers labelled desirable or not (TRL KTOTrainer).
+- kto: Kahneman-Tversky Optimization on unpaired answers labelled desirable or not (TRL KTOTrainer);
+- grpo: Group Relative Policy Optimization on prompts the model answers itself, scored by rewards (TRL
+  GRPOTrainer; engine/training/grpo.py, rewards in engine/rewards).
 Code asks the entry, never compares its key (tests/test_structure_rules.py checks it).
 """
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from engine.core import grpo_settings as grpo
 from engine.core.registry import METHODS, OBJECTIVES
 
 # the metrics TRL's preference trainers log (train; "eval_" + these on evaluation), recorded in metrics.jsonl
@@ -30,6 +33,18 @@ LOGPS = ("logps/chosen", "logps/rejected")
 
 def _no_settings(cfg) -> dict:
     return {}
+
+
+def _nothing(*args) -> list:
+    return []
+
+
+def _never(cfg) -> bool:
+    return False
+
+
+def _no_tokens(cfg) -> int:
+    return 0
 
 
 @dataclass(frozen=True)
@@ -50,17 +65,30 @@ class TrainingObjective:
     reference: bool = False  # needs the frozen starting model beside the trained one
     sequences: int = 1  # sequences forwarded per example (a pair: chosen + rejected; KTO: completion + KL pair)
     metrics: tuple[str, ...] = ()  # logged beside loss / eval_loss
+    metric_prefixes: tuple[str, ...] = ()  # ... and every logged metric whose name starts so (GRPO's per-reward ones)
+    # the reference model is kept for these settings too (GRPO: beta > 0)
+    reference_if: Callable[[Any], bool] = _never
+    # tokens each row gains while training (GRPO: the sampled completion after the prompt; the estimate reads it)
+    completion_tokens: Callable[[Any], int] = _no_tokens
+    # problems of the objective's own settings, with the config (GRPO: its rewards, batch size vs generations)
+    check: Callable[[Any], list] = _nothing
+    # problems of the data's first record for these settings (GRPO: the reference columns its rewards read)
+    check_record: Callable[[Any, dict], list] = _nothing
     # (method trait, why a method that has it cannot train with this objective); traits: engine/methods/base.py
     refuses: tuple[tuple[str, str], ...] = ()
     fused_logps: bool = True  # the trainer computes log-probs in chunks, never the full logits (the estimate reads it)
     # the supervised loss is what trains: packing, the fused loss, EWC, distillation and replay apply
     supervised: bool = False
 
-    def reference_copy(self, method) -> bool:
+    def uses_reference(self, cfg) -> bool:
+        return self.reference or self.reference_if(cfg)
+
+    def reference_copy(self, method, cfg=None) -> bool:
         """True when the reference is a second copy of the model: methods that change the base weights, and
         adapters that are not peft's (ours). For a peft adapter TRL keeps a frozen copy of the adapter alone
         (adapter "ref") on the shared base weights: no second copy of the model."""
-        return self.reference and (method.trains_base_weights or method.load_adapter is not None)
+        reference = self.reference if cfg is None else self.uses_reference(cfg)
+        return reference and (method.trains_base_weights or method.load_adapter is not None)
 
     def refusal(self, method) -> str:
         """Why `method` cannot train with this objective ("" when it can), from the method's traits."""
@@ -84,7 +112,7 @@ class TrainingObjective:
             why = self.refusal(METHODS.get(cfg.method.name))
             if why:
                 found.append(f"method.name: {cfg.method.name} cannot train with {name}: {why}")
-        return found
+        return found + self.check(cfg)
 
 
 # TRL's experimental ORPO/CPO trainers line the logits up with the labels position by position; methods that put
@@ -94,6 +122,9 @@ class TrainingObjective:
 # the same way.
 VIRTUAL_INPUT_TOKENS = ("prepends_input_tokens", "their virtual tokens are prepended to the input, which TRL's "
                         "ORPO/CPO trainers do not account for; use dpo or kto, or a LoRA-family method")
+VIRTUAL_INPUT_TOKENS_GRPO = ("prepends_input_tokens", "their virtual tokens are prepended to the input, which TRL's "
+                             "GRPO trainer does not account for when it reads the completion's log-probabilities; "
+                             "use a LoRA-family method")
 # TRL keeps the reference of a peft model as a second adapter ("ref", a frozen copy of the trained one)
 ONE_ADAPTER = ("single_adapter", "peft's AdaLoRA allows one adapter per model, and TRL keeps the reference as a "
                                  "second, frozen adapter; use lora")
@@ -153,3 +184,10 @@ OBJECTIVES.register("kto", TrainingObjective(
     "relative to the starting model.", "unpaired", trainer=f"{PREFERENCE}:build_kto", trl_config="trl:KTOConfig",
     settings=_kto, reference=True, sequences=2, metrics=PREFERENCE_REWARDS + LOGPS + ("kl",),
     refuses=(ONE_ADAPTER,)))
+OBJECTIVES.register("grpo", TrainingObjective(
+    "grpo", "GRPO", "Group Relative Policy Optimization: samples several answers per prompt, scores them with the "
+    "rewards you pick, and raises the likelihood of the better ones (reinforcement learning; no answers needed).",
+    "prompt", trainer="engine.training.grpo:build_grpo", data="engine.data.prompts:prepare_prompts",
+    trl_config="trl:GRPOConfig", settings=grpo.trl_settings, metrics=grpo.METRICS, metric_prefixes=("rewards/",),
+    reference_if=grpo.keeps_reference, completion_tokens=grpo.completion_tokens, check=grpo.problems,
+    check_record=grpo.record_problems, refuses=(VIRTUAL_INPUT_TOKENS_GRPO,), fused_logps=False))

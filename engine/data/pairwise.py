@@ -123,6 +123,12 @@ def kind_mismatch(kind: str, wanted: str, objective: str, file: str) -> str | No
     """Why this data cannot train with this objective (None when it can)."""
     if kind == wanted or (wanted == "conversation" and kind == "text"):
         return None
+    if kind == "prompt":
+        return (f"{file} holds prompts without answers (a prompt and reference columns); train them with "
+                "train.objective grpo, which samples answers and scores them with rewards")
+    if wanted == "prompt":
+        return (f"{file} holds {kind} data, but {objective} trains on prompts it answers itself: a field prompt (text "
+                "or messages) and reference columns such as answer, without the answers")
     if wanted == "conversation":
         return (f"{file} holds {kind} preference data; train it with a preference objective (train.objective dpo, "
                 "orpo or simpo for pairs, kto for answers marked desirable or not), or pick instruction data")

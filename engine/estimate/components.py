@@ -411,9 +411,9 @@ def reference(s: Setup, w) -> float:
     methods that change its weights (or adapters that are not peft's), else TRL's frozen copy of the adapter
     alone on the shared base weights. Its forward runs without gradients: no activations are kept."""
     objective = s.objective
-    if not objective.reference:
+    if not objective.uses_reference(s.cfg):
         return 0.0
-    if objective.reference_copy(s.method):
+    if objective.reference_copy(s.method, s.cfg):
         return float(w.frozen + w.trainable)
     return float(s.trainable * s.wb)
 

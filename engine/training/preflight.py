@@ -247,6 +247,8 @@ def objective_problems(cfg: RunConfig) -> list[str]:
         why = kind_mismatch(FORMATS.get(fmt).kind, objective.data_kind, objective.key, Path(cfg.data.train).name)
         if why:
             found.append(f"train.objective: {why}")
+        else:
+            found += objective.check_record(cfg, record)  # e.g. the reference columns GRPO's rewards read
     return found
 
 

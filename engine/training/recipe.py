@@ -21,6 +21,7 @@ from pathlib import Path
 from engine.core import optimizers, runlog, runs
 from engine.core import structure as st
 from engine.core.config import ConfigError, RunConfig
+from engine.core.errors import UserError
 from engine.core.device import cpu_native_half
 from engine.core.objectives import for_config
 from engine.core.precision import compute_dtype, cpu_bf16_native, is_pure, on_this_machine
@@ -101,6 +102,7 @@ def build_callback(run_dir: Path, baseline_rss: int, is_main: bool):
             self.step = None  # the last optimizer step ended (a failure's status names it)
             self.estimate = {}  # estimate_bytes made at launch (engine/estimate/memory.py), written on every row
             self.metric_keys = ()  # the objective's own metrics (engine/core/objectives.py), recorded beside loss
+            self.metric_prefixes = ()  # ... and those whose names start so (GRPO's rewards/<name>/mean)
 
         def stop_is_requested(self) -> bool:
             return self.stop_requested or (run_dir / runs.STOP_FILE).exists()
@@ -138,6 +140,8 @@ def build_callback(run_dir: Path, baseline_rss: int, is_main: bool):
             row.update({k: logs[k] for k in PARTS if k in logs})  # task_loss, ewc_penalty, distill_kl
             # the objective's own metrics (rewards/margins, accuracies, logps; engine/core/objectives.py)
             row.update({k: logs[k] for name in self.metric_keys for k in (name, f"eval_{name}") if k in logs})
+            row.update({k: v for k, v in logs.items() if self.metric_prefixes
+                        and k.removeprefix("eval_").startswith(self.metric_prefixes)})
             if "loss" not in row and "eval_loss" not in row:
                 return
             row["peak_memory_bytes"] = peak_memory_bytes(baseline_rss)
@@ -244,8 +248,8 @@ def run(config_path: Path, resume: bool = False) -> Path:
             runs.update_status(run_dir, state="failed", finished_at=time.time(),
                                **failures.explain(err, cfg, callback.step, run_dir,
                                                  "cuda" if _cuda_available() else "cpu"))
-            # a setting found wrong once the data is known is a config error: its message, not a traceback
-            log(f"training failed: {err}" if isinstance(err, ConfigError) else
+            # a setting found wrong once the data is known, a reward that failed: its message, not a traceback
+            log(f"training failed: {err}" if isinstance(err, UserError) else
                 "training failed:\n" + traceback.format_exc())
         raise
     return result
@@ -378,7 +382,7 @@ def build_trainer(setup: TrainingSetup, callback) -> None:
     trl_config = resolve(objective.trl_config) if objective.trl_config else None
     setup.args = training_arguments(cfg, setup.run_dir, setup.precision, bool(setup.data.validation),
                                     cls=trl_config, **objective.settings(cfg))
-    callback.metric_keys = objective.metrics
+    callback.metric_keys, callback.metric_prefixes = objective.metrics, objective.metric_prefixes
     if objective.supervised:
         # EWC anchor (before training: the loaded weights are the earlier run's) and distillation teacher
         setup.loss_terms = LossTerms(continual.ewc_anchor(cfg, model, setup.tokenizer, log, setup.is_main),
