@@ -170,8 +170,9 @@ def _as_if_trained(model, seed=1):
 
 def _trainer(objective_key, tiny_model, tokenizer, tmp_path, **settings):
     from engine.core.config import RunConfig
-    from engine.training.objectives import for_config
-    from engine.training.preference import build_preference_trainer, trl_arguments
+    from engine.core.objectives import for_config
+    from engine.training.preference import trl_arguments
+    from engine.training.setup import TrainingSetup
 
     cfg = RunConfig.from_dict({"model": tiny_model, "train": {"objective": objective_key, "max_seq_len": 128},
                                "preference": settings})
@@ -181,7 +182,9 @@ def _trainer(objective_key, tiny_model, tokenizer, tmp_path, **settings):
     args = config_class(output_dir=str(tmp_path / objective_key), per_device_train_batch_size=2, report_to="none",
                         use_cpu=True, bf16=False, gradient_checkpointing=False, remove_unused_columns=False, **extra)
     data = SimpleNamespace(train=_pairs(tokenizer), validation=[])
-    trainer = build_preference_trainer(objective, method, model, tokenizer, data, args, [], log=lambda *_: None)
+    setup = TrainingSetup(cfg, tmp_path, objective, method, None, "fp32", tokenizer, data, log=lambda *_: None,
+                          model=model, args=args)
+    trainer = setup.build_trainer()  # the builder the objective declares
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(2)])
     _as_if_trained(model)
     model.train()

@@ -23,7 +23,9 @@ import yaml
 from engine.core import optimizers
 from engine.core.errors import UserError
 from engine.core.messages import Message, joined, prefixed
+from engine.core.grpo_settings import GrpoConfig
 from engine.core.registry import FORMATS, METHODS, OBJECTIVES, TEMPLATES, Param, check_params
+from engine.core.settings import setting
 from engine.core.sharding import DISTRIBUTED
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -44,17 +46,6 @@ class ConfigError(UserError):
         # the text is a catalogue message whose problems keep their own codes (the UI words each)
         super().__init__(Message("config.problems", source=source, count=len(problems),
                                  problems=joined(problems, "\n  - ")))
-
-
-def setting(default: Any, help: str, *, label: str = "", min: float | None = None, max: float | None = None,
-            choices: tuple | None = None, registry=None):
-    """A schema field declared once: its default and what the UI, the CLI and the checks need of it.
-
-    `choices` may be a registry (data formats, chat templates): its keys are read when used, so the
-    schema never imports the modules that fill it; `registry` adds the keys of such a table after the
-    literal choices (e.g. format: auto + the registered formats)."""
-    meta = {"help": help, "label": label, "min": min, "max": max, "choices": choices, "registry": registry}
-    return field(default=default, metadata={"setting": meta})
 
 
 @dataclass
@@ -221,7 +212,8 @@ class MethodConfig:
         return {"name": self.name, **self.params}
 
 
-SECTIONS = {"data": DataConfig, "train": TrainConfig, "distill": DistillConfig, "preference": PreferenceConfig}
+SECTIONS = {"data": DataConfig, "train": TrainConfig, "distill": DistillConfig, "preference": PreferenceConfig,
+            "grpo": GrpoConfig}
 
 
 @functools.cache
@@ -312,6 +304,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     preference: PreferenceConfig = field(default_factory=PreferenceConfig)
+    grpo: GrpoConfig = field(default_factory=GrpoConfig)
     notes: list = field(default_factory=list, compare=False)  # what loading changed, one line each (not saved)
 
     # ---- construction -------------------------------------------------------------------
@@ -330,12 +323,13 @@ class RunConfig:
         train = _section("train", raw.get("train"), problems, train_defaults)
         distill = _section("distill", raw.get("distill"), problems)
         preference = _section("preference", raw.get("preference"), problems)
+        grpo = _section("grpo", raw.get("grpo"), problems)
         trust = TRUST_REMOTE_CODE.problems(raw.get("trust_remote_code", False))
         problems += trust
         cfg = cls(
             model=str(raw.get("model", DEFAULT_MODEL) or ""), name=str(raw.get("name", "") or ""),
             trust_remote_code=False if trust else TRUST_REMOTE_CODE.coerce(raw.get("trust_remote_code", False)),
-            data=data, method=method, train=train, distill=distill, preference=preference,
+            data=data, method=method, train=train, distill=distill, preference=preference, grpo=grpo,
         )
         if not cfg.model.strip():
             problems.append(Message("config.model_empty", field="model"))
@@ -366,7 +360,7 @@ class RunConfig:
             "model": self.model, "name": self.name, "trust_remote_code": self.trust_remote_code,
             "data": dataclasses.asdict(self.data), "method": self.method.to_dict(),
             "train": dataclasses.asdict(self.train), "distill": dataclasses.asdict(self.distill),
-            "preference": dataclasses.asdict(self.preference),
+            "preference": dataclasses.asdict(self.preference), "grpo": dataclasses.asdict(self.grpo),
         }
 
     def to_yaml(self) -> str:

@@ -164,6 +164,7 @@ CATALOGUE = {
     "run.disk_where": " holding {folder}",
     "run.interrupted": "interrupted",
     "run.error": "{type}: {detail}",
+    "run.reward_failed": "reward {reward} failed on {where} of {file}: {reason}",
     "run.gone": "the trainer process (pid {pid}) ended without finishing (killed or crashed); resume continues from "
                 "the last checkpoint",
     "eval.gone": "the evaluation process (pid {pid}) ended without finishing; start it again",

@@ -181,4 +181,5 @@ class Registry(Generic[T]):
 METHODS: Registry = Registry("method", plugins="engine.methods")  # engine/methods/<key>.py, one module each
 FORMATS: Registry = Registry("data format", plugins="engine.data.formats")  # record -> example converters
 TEMPLATES: Registry = Registry("chat template", plugins="engine.data.templates")  # for models without their own
-OBJECTIVES: Registry = Registry("training objective", plugins="engine.training.objectives")  # sft, dpo, orpo, ...
+OBJECTIVES: Registry = Registry("training objective", plugins="engine.core.objectives")  # sft, dpo, grpo, ...
+REWARDS: Registry = Registry("reward", plugins="engine.rewards")  # GRPO rewards: engine/rewards/

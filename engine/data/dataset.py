@@ -130,7 +130,9 @@ def validation_indices(count: int, fraction: float, seed: int) -> set[int]:
     return set(order[:max(1, int(round(count * fraction)))])
 
 
-def prepare_dataset(data: DataConfig, tokenizer, max_seq_len: int, seed: int = 0) -> Prepared:
+def prepare_dataset(data: DataConfig, tokenizer, max_seq_len: int, seed: int = 0, objective=None) -> Prepared:
+    """The trainer's instruction data: load, encode with the masking rules, drop and count, split, replay.
+    `objective` (the run's declaration, engine/core/objectives.py) is taken for the shared signature."""
     loaded = load_examples(data.train, data.format, data.columns, data.skip_bad_rows, split=data.split,
                            subset=data.subset)
     kept, dropped, rows = encode_all(loaded, tokenizer, data.mask, max_seq_len)

@@ -269,3 +269,6 @@ def detect(record: dict) -> str | None:
 
 def expected_fields() -> str:
     return "; ".join(f"{key}: {', '.join(fmt.required)}" for key, fmt in FORMATS.items())
+
+
+from engine.data import prompts  # noqa: E402,F401  (prompt-only data for GRPO: registered after every format)

@@ -123,6 +123,12 @@ def kind_mismatch(kind: str, wanted: str, objective: str, file: str) -> str | No
     """Why this data cannot train with this objective (None when it can)."""
     if kind == wanted or (wanted == "conversation" and kind == "text"):
         return None
+    if kind == "prompt":
+        return (f"{file} holds prompts without answers (a prompt and reference columns); train them with "
+                "train.objective grpo, which samples answers and scores them with rewards")
+    if wanted == "prompt":
+        return (f"{file} holds {kind} data, but {objective} trains on prompts it answers itself: a field prompt (text "
+                "or messages) and reference columns such as answer, without the answers")
     if wanted == "conversation":
         return (f"{file} holds {kind} preference data; train it with a preference objective (train.objective dpo, "
                 "orpo or simpo for pairs, kto for answers marked desirable or not), or pick instruction data")
@@ -134,15 +140,16 @@ def kind_mismatch(kind: str, wanted: str, objective: str, file: str) -> str | No
             "completion, label" + ("; for pairs use dpo, orpo or simpo" if kind == "pairwise" else ""))
 
 
-def prepare_preference(data, tokenizer, max_seq_len: int, seed: int = 0, objective: str = "dpo",
-                       wanted: str = "pairwise"):
-    """The trainer's preference data: load, check the kind, encode, drop and count, split (as prepare_dataset)."""
+def prepare_preference(data, tokenizer, max_seq_len: int, seed: int = 0, objective=None):
+    """The trainer's preference data: load, check the kind, encode, drop and count, split (as prepare_dataset).
+    `objective`: its declaration (engine/core/objectives.py) names the kind it trains on; None: dpo's pairs."""
     from engine.data import load_examples
     from engine.data.dataset import Prepared, validation_indices
 
     loaded = load_examples(data.train, data.format, data.columns, data.skip_bad_rows, split=data.split,
                            subset=data.subset)
-    why = kind_mismatch(data_kind(loaded), wanted, objective, loaded.file)
+    wanted, key = (objective.data_kind, objective.key) if objective is not None else ("pairwise", "dpo")
+    why = kind_mismatch(data_kind(loaded), wanted, key, loaded.file)
     if why:
         raise ValueError(why)
     kept, dropped, rows = encode_all_preference(loaded, tokenizer, max_seq_len)

@@ -93,14 +93,14 @@ class Setup:
 
     @property
     def objective(self):
-        """The training objective's declaration (engine/training/objectives.py, through its registry)."""
+        """The training objective's declaration (engine/core/objectives.py, through its registry)."""
         from engine.core.registry import OBJECTIVES
 
         return OBJECTIVES.get(getattr(self.train, "objective", "sft") or "sft")
 
     @property
     def packing(self) -> bool:
-        return self.train.packing and self.virtual == 0 and not self.objective.preference  # TRL pads
+        return self.train.packing and self.virtual == 0 and self.objective.supervised  # TRL pads
 
     @property
     def rows(self) -> int:
@@ -133,7 +133,7 @@ class Setup:
 
     @property
     def fused(self) -> bool:
-        if self.objective.preference:  # DPO/KTO: TRL's chunked log-probs; ORPO/SimPO: full logits
+        if not self.objective.supervised:  # DPO/KTO: TRL's chunked log-probs; ORPO/SimPO: full logits
             return self.objective.fused_logps and self.virtual == 0
         return self.train.fused_loss and self.virtual == 0
 
@@ -412,9 +412,9 @@ def reference(s: Setup, w) -> float:
     methods that change its weights (or adapters that are not peft's), else TRL's frozen copy of the adapter
     alone on the shared base weights. Its forward runs without gradients: no activations are kept."""
     objective = s.objective
-    if not objective.reference:
+    if not objective.uses_reference(s.cfg):
         return 0.0
-    if objective.reference_copy(s.method):
+    if objective.reference_copy(s.method, s.cfg):
         return float(w.frozen + w.trainable)
     return float(s.trainable * s.wb)
 

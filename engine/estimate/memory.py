@@ -189,7 +189,7 @@ def _add_up(s: Setup, framework_bytes: int | None, cpu_allocator: str | None) ->
             peak, phase = loading, "loading"
             s.notes.append(Message("note.loading_peak"))
     parts = {k: int(round(parts[k])) for k, _ in COMPONENTS}
-    if s.objective.preference:
+    if not s.objective.supervised:
         s.notes.append(Message("note.sequences_reference" if s.objective.reference else "note.sequences",
                                objective=s.objective.title, sequences=s.objective.sequences))
     if s.virtual:

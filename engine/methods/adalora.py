@@ -111,7 +111,7 @@ METHODS.register("adalora", Method(
     summary="LoRA that moves its rank budget to the layers that matter most during training; "
             "for a tight parameter budget. Needs a known number of steps.",
     params=PARAMS, apply=apply, count_trainable=count_trainable, mergeable=True, callbacks=callbacks,
-    count_added_frozen=count_added_frozen, problems=problems, needs_steps=True,
+    count_added_frozen=count_added_frozen, problems=problems, needs_steps=True, single_adapter=True,
     adapted=lambda structure, params: chosen(structure, params).module_names(),
     notes=lambda structure, params: targets.skipped_note(chosen(structure, params), structure, NO_EXPERTS),
     train_defaults={"learning_rate": 0.001},

@@ -80,6 +80,12 @@ class Method:
     count_added_frozen: Callable[[Structure, dict], int] = lambda structure, params: 0
     # base-model parameters the method adds and trains (BitFit's zero biases on a bias-free model)
     count_added_base: Callable[[Structure, dict], int] = lambda structure, params: 0
+    # ---- traits a training objective may refuse (engine/core/objectives.py TrainingObjective.refuses) ----
+    # True when the virtual tokens are input embeddings put before every input (prompt tuning, P-tuning): the
+    # logits then no longer line up with the labels position by position
+    prepends_input_tokens: bool = False
+    # True when peft allows one adapter per model (AdaLoRA): no second, frozen adapter can serve as a reference
+    single_adapter: bool = False
     # train settings this method starts from instead of the schema's defaults (engine/core/config.py):
     # the learning rate that suits it on the default model; `switch_method` applies them
     train_defaults: dict = field(default_factory=dict)

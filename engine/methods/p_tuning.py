@@ -42,6 +42,6 @@ METHODS.register("p_tuning", Method(
     summary="Virtual tokens produced by a small MLP/LSTM prompt encoder; steadier to train than prompt "
             "tuning. The encoder is only needed while training.",
     params=PARAMS, apply=apply, count_trainable=count_trainable, problems=pl.position_problems,
-    not_mergeable_reason=pl.NOT_MERGEABLE, virtual_tokens=pl.virtual_tokens,
+    not_mergeable_reason=pl.NOT_MERGEABLE, virtual_tokens=pl.virtual_tokens, prepends_input_tokens=True,
     train_defaults={"learning_rate": 0.01},
 ))

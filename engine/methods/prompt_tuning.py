@@ -41,6 +41,6 @@ METHODS.register("prompt_tuning", Method(
             "parameters); works best on large models, for steering a task or format.",
     params=PARAMS, apply=apply, problems=problems,
     count_trainable=lambda structure, p: p["num_virtual_tokens"] * structure.prompt_width,
-    not_mergeable_reason=pl.NOT_MERGEABLE, virtual_tokens=pl.virtual_tokens,
+    not_mergeable_reason=pl.NOT_MERGEABLE, virtual_tokens=pl.virtual_tokens, prepends_input_tokens=True,
     train_defaults={"learning_rate": 0.03},
 ))

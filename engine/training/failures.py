@@ -22,6 +22,7 @@ import os
 import time
 
 from engine.core import runs
+from engine.core.errors import UserError
 from engine.core.messages import Message, as_dict
 
 FAULT_ENV = "TUNELOOM_FAULT"
@@ -111,6 +112,8 @@ def explain(err: BaseException, cfg=None, step: int | None = None, run_dir=None,
         return {**runs.error_fields(error), "failure": {"kind": "disk_full", **_advice(advice)}}
     if isinstance(err, KeyboardInterrupt):
         return {**runs.error_fields(Message("run.interrupted")), "failure": {"kind": "interrupted", "advice": []}}
+    if isinstance(err, UserError) and err.args and isinstance(err.args[0], Message):  # worded already (a reward's)
+        return {**runs.error_fields(err.args[0]), "failure": {"kind": "error", "advice": []}}
     return {**runs.error_fields(Message("run.error", type=type(err).__name__, detail=str(err))),
             "failure": {"kind": "error", "advice": []}}
 

@@ -28,7 +28,7 @@ def build_trainer(cfg, method, model, tokenizer, data, args, callbacks, optimize
                 # with a KV cache object transformers stops deriving block-diagonal masks from positions
                 inputs = {**inputs, "use_cache": False}
             if objective and model.training and not return_outputs:
-                # distillation and/or the EWC penalty (engine/training/objective.py);
+                # distillation and/or the EWC penalty (engine/training/loss_terms.py);
                 # distillation needs logits: no fused loss
                 return objective.loss(self, model, inputs, num_items_in_batch,
                                       lambda m, i, n: self._task_loss(m, i, False, n))
@@ -60,3 +60,9 @@ def build_trainer(cfg, method, model, tokenizer, data, args, callbacks, optimize
         eval_dataset=to_dataset(data.validation) if data.validation else None,
         data_collator=collator, processing_class=tokenizer, callbacks=callbacks, optimizers=optimizers,
     )
+
+
+def build_supervised(setup):
+    """The sft objective's trainer (engine/core/objectives.py), with the EWC / distillation terms of the run."""
+    return build_trainer(setup.cfg, setup.method, setup.model, setup.tokenizer, setup.data, setup.args,
+                         setup.callbacks, optimizers=setup.optimizers, objective=setup.loss_terms)

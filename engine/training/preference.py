@@ -14,37 +14,16 @@ Losses, metrics and the reference forward are TRL's.
 from __future__ import annotations
 
 from engine.data.masking import IGNORE_INDEX
-from engine.training.objectives import TrainingObjective
 
 
-def trl_arguments(cfg, objective: TrainingObjective) -> tuple[type, dict]:
-    """The TRL config class of the objective and its settings from `cfg.preference`."""
-    p, max_len = cfg.preference, cfg.train.max_seq_len
-    if objective.key == "dpo":
-        from trl import DPOConfig
+def trl_arguments(cfg, objective) -> tuple[type, dict]:
+    """The TRL config class the objective declares, and its settings from the run config."""
+    from engine.training.setup import resolve
 
-        # the reference forward runs beside the policy's (precompute_ref_log_probs would need one more pass)
-        return DPOConfig, dict(beta=p.beta, loss_type=[p.loss_type], max_length=max_len, disable_dropout=True,
-                               precompute_ref_log_probs=False)
-    if objective.key == "kto":
-        from trl import KTOConfig
-
-        return KTOConfig, dict(beta=p.beta, desirable_weight=p.desirable_weight,
-                               undesirable_weight=p.undesirable_weight, max_length=max_len, disable_dropout=True)
-    if objective.key == "orpo":
-        from trl.experimental.orpo import ORPOConfig
-
-        return ORPOConfig, dict(beta=p.beta, max_length=max_len, max_completion_length=max_len,
-                                disable_dropout=True)
-    if objective.key == "simpo":
-        from trl.experimental.cpo import CPOConfig
-
-        return CPOConfig, dict(loss_type="simpo", cpo_alpha=0.0, beta=p.beta, simpo_gamma=p.simpo_gamma,
-                               max_length=max_len, max_completion_length=max_len, disable_dropout=True)
-    raise ValueError(f"{objective.key} is not a preference objective")
+    return resolve(objective.trl_config), objective.settings(cfg)
 
 
-def reference_model(model, method, objective: TrainingObjective, log=print):
+def reference_model(model, method, objective, log=print):
     """The frozen reference, or None where TRL needs none (no reference, or a peft adapter it switches off)."""
     if not objective.reference:
         log(f"{objective.title}: no reference model")
@@ -62,12 +41,14 @@ def reference_model(model, method, objective: TrainingObjective, log=print):
     return reference
 
 
-def _columns(items, objective: TrainingObjective) -> dict:
-    if objective.data_kind == "unpaired":
-        return {"prompt_ids": [e.prompt_ids for e in items], "completion_ids": [e.chosen_ids for e in items],
-                "label": [bool(e.label) for e in items]}
+def _pairs(items) -> dict:
     return {"prompt_ids": [e.prompt_ids for e in items], "chosen_ids": [e.chosen_ids for e in items],
             "rejected_ids": [e.rejected_ids for e in items]}
+
+
+def _unpaired(items) -> dict:
+    return {"prompt_ids": [e.prompt_ids for e in items], "completion_ids": [e.chosen_ids for e in items],
+            "label": [bool(e.label) for e in items]}
 
 
 def _legacy_row(feature: dict) -> dict:
@@ -83,67 +64,73 @@ def _legacy_row(feature: dict) -> dict:
     return row
 
 
-def trainer_class(objective: TrainingObjective):
-    """The TRL trainer of the objective, taking our token ids instead of tokenising text itself."""
-    if objective.key == "dpo":
-        from trl import DPOTrainer
-
-        class TuneloomDPOTrainer(DPOTrainer):
-            def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
-                return dataset  # prompt_ids / chosen_ids / rejected_ids from engine/data/pairwise.py
-
-        return TuneloomDPOTrainer
-    if objective.key == "kto":
-        from trl import KTOTrainer
-
-        class TuneloomKTOTrainer(KTOTrainer):
-            def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
-                if not self.calculate_KL:
-                    return dataset
-
-                # written out because TRL's step is inside its tokenising _prepare_dataset: the KL term is
-                # estimated on mismatched pairs, completions rotated by one within each batch
-                def add_kl_completion_ids(examples):
-                    examples["KL_completion_ids"] = [examples["completion_ids"][-1]] + examples["completion_ids"][:-1]
-                    return examples
-
-                return dataset.map(add_kl_completion_ids, batched=True, batch_size=args.per_device_train_batch_size)
-
-        return TuneloomKTOTrainer
-    if objective.key in ("orpo", "simpo"):
-        if objective.key == "orpo":
-            from trl.experimental.orpo import ORPOTrainer as Base
-        else:
-            from trl.experimental.cpo import CPOTrainer as Base
-
-        class TuneloomLegacyTrainer(Base):
-            def tokenize_row(self, feature, model=None):
-                return _legacy_row(feature)
-
-        return TuneloomLegacyTrainer
-    raise ValueError(f"{objective.key} is not a preference objective")
-
-
-def build_preference_trainer(objective: TrainingObjective, method, model, tokenizer, data, args, callbacks,
-                             optimizers=(None, None), log=print):
-    """A TRL trainer for `objective` on our encoded preference data (engine/data/pairwise.py)."""
+def _build(setup, trainer_class, columns, reference: bool):
+    """A TRL trainer on our encoded preference data (engine/data/pairwise.py)."""
     from datasets import Dataset
 
+    tokenizer, data = setup.tokenizer, setup.data
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    train = Dataset.from_dict(_columns(data.train, objective))
-    evaluation = Dataset.from_dict(_columns(data.validation, objective)) if data.validation else None
-    kwargs = dict(model=model, args=args, train_dataset=train, eval_dataset=evaluation, processing_class=tokenizer,
-                  callbacks=callbacks, optimizers=optimizers)
-    if objective.key in ("dpo", "kto"):
-        kwargs["ref_model"] = reference_model(model, method, objective, log)
-    else:
-        reference_model(model, method, objective, log)  # says there is none
-    return trainer_class(objective)(**kwargs)
+    kwargs = dict(model=setup.model, args=setup.args, train_dataset=Dataset.from_dict(columns(data.train)),
+                  eval_dataset=Dataset.from_dict(columns(data.validation)) if data.validation else None,
+                  processing_class=tokenizer, callbacks=setup.callbacks, optimizers=setup.optimizers)
+    ref = reference_model(setup.model, setup.method, setup.objective, setup.log)  # logs which reference, if any
+    if reference:
+        kwargs["ref_model"] = ref
+    return trainer_class(**kwargs)
+
+
+def build_dpo(setup):
+    from trl import DPOTrainer
+
+    class TuneloomDPOTrainer(DPOTrainer):
+        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+            return dataset  # prompt_ids / chosen_ids / rejected_ids from engine/data/pairwise.py
+
+    return _build(setup, TuneloomDPOTrainer, _pairs, reference=True)
+
+
+def build_kto(setup):
+    from trl import KTOTrainer
+
+    class TuneloomKTOTrainer(KTOTrainer):
+        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+            if not self.calculate_KL:
+                return dataset
+
+            # written out because TRL's step is inside its tokenising _prepare_dataset: the KL term is
+            # estimated on mismatched pairs, completions rotated by one within each batch
+            def add_kl_completion_ids(examples):
+                examples["KL_completion_ids"] = [examples["completion_ids"][-1]] + examples["completion_ids"][:-1]
+                return examples
+
+            return dataset.map(add_kl_completion_ids, batched=True, batch_size=args.per_device_train_batch_size)
+
+    return _build(setup, TuneloomKTOTrainer, _unpaired, reference=True)
+
+
+def _legacy(base):
+    class TuneloomLegacyTrainer(base):
+        def tokenize_row(self, feature, model=None):
+            return _legacy_row(feature)
+
+    return TuneloomLegacyTrainer
+
+
+def build_orpo(setup):
+    from trl.experimental.orpo import ORPOTrainer
+
+    return _build(setup, _legacy(ORPOTrainer), _pairs, reference=False)
+
+
+def build_simpo(setup):
+    from trl.experimental.cpo import CPOTrainer
+
+    return _build(setup, _legacy(CPOTrainer), _pairs, reference=False)
 
 
 def drop_reference_adapter(model) -> None:
     """The result is the trained adapter only: TRL's frozen "ref" copy (kept in checkpoints for resuming) is
-    removed before the run saves it."""
+    removed before the run saves it; a no-op where no objective added one."""
     if "ref" in getattr(model, "peft_config", {}):
         model.delete_adapter("ref")

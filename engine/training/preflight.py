@@ -224,10 +224,10 @@ def earlier_run_problems(cfg: RunConfig) -> list[str]:
 def objective_problems(cfg: RunConfig) -> list[str]:
     """Data of the wrong kind for train.objective (preference pairs for sft, instructions for dpo, ...), read
     from the first record only, and trackers that are not installed."""
+    from engine.core.objectives import for_config
     from engine.data.formats import FORMATS, detect
     from engine.data.pairwise import kind_mismatch
     from engine.training import trackers
-    from engine.training.objectives import for_config
 
     found = trackers.missing(cfg)
     objective = for_config(cfg)
@@ -247,6 +247,8 @@ def objective_problems(cfg: RunConfig) -> list[str]:
         why = kind_mismatch(FORMATS.get(fmt).kind, objective.data_kind, objective.key, Path(cfg.data.train).name)
         if why:
             found.append(f"train.objective: {why}")
+        else:
+            found += objective.check_record(cfg, record)  # e.g. the reference columns GRPO's rewards read
     return found
 
 

@@ -1,8 +1,9 @@
 """The trainer process: `python -m engine train RUN/config.yaml`.
 
-Recipe: wait for the device -> load tokenizer and data -> load model -> apply method ->
-train with transformers.Trainer (checkpoints, resume, accumulation, DDP come from it) ->
-save the result -> record the final status. It talks to the UI only through its run folder.
+Recipe, in named steps (`_train`): set up (check the run, load and encode the data as the objective
+declares, plan memory, load the model and apply the method, build the objective's trainer) -> train (a
+transformers Trainer or TRL's: checkpoints, resume, accumulation, DDP come from it) -> save the result and
+the final status. It talks to the UI only through its run folder.
 """
 from __future__ import annotations
 
@@ -20,16 +21,20 @@ from pathlib import Path
 from engine.core import describe, optimizers, runlog, runs
 from engine.core import structure as st
 from engine.core.config import ConfigError, RunConfig
+from engine.core.errors import UserError
 from engine.core.device import cpu_native_half
 from engine.core.jobs import RunState
+from engine.core.objectives import for_config
 from engine.core.precision import compute_dtype, cpu_bf16_native, is_pure, on_this_machine
 from engine.core.runlog import log
 from engine.core.structure import Structure
 from engine.core.workspace import subdir
 from engine.methods import METHODS
 from engine.training import dtypes, failures, packing
-from engine.training.hf_trainer import build_trainer, uses_packing
-from engine.training.objective import PARTS
+from engine.training.hf_trainer import uses_packing
+from engine.training.loss_terms import PARTS, LossTerms
+from engine.training.memory_plan import checkpoint_if_tight, launch_estimate, plan_memory  # noqa: F401
+from engine.training.setup import TrainingSetup, resolve
 
 
 @contextmanager
@@ -95,6 +100,10 @@ def build_callback(run_dir: Path, baseline_rss: int, is_main: bool):
             self.last_time, self.last_tokens = self.started, None
             self.stop_requested = False
             self.best_eval = None  # the lowest eval loss so far (status.json best_eval_loss)
+            self.step = None  # the last optimizer step ended (a failure's status names it)
+            self.estimate = {}  # estimate_bytes made at launch (engine/estimate/memory.py), written on every row
+            self.metric_keys = ()  # the objective's own metrics (engine/core/objectives.py), recorded beside loss
+            self.metric_prefixes = ()  # ... and those whose names start so (GRPO's rewards/<name>/mean)
 
         def stop_is_requested(self) -> bool:
             return self.stop_requested or (run_dir / runs.STOP_FILE).exists()
@@ -130,14 +139,14 @@ def build_callback(run_dir: Path, baseline_rss: int, is_main: bool):
                 row["eval_loss"] = logs["eval_loss"]
                 self.best_eval = logs["eval_loss"] if self.best_eval is None else min(self.best_eval, logs["eval_loss"])
             row.update({k: logs[k] for k in PARTS if k in logs})  # task_loss, ewc_penalty, distill_kl
-            # a preference objective's own metrics (rewards/margins, accuracies, logps; engine/training/objectives.py)
-            row.update({k: logs[k] for name in getattr(self, "metric_keys", ()) for k in (name, f"eval_{name}")
-                        if k in logs})
+            # the objective's own metrics (rewards/margins, accuracies, logps; engine/core/objectives.py)
+            row.update({k: logs[k] for name in self.metric_keys for k in (name, f"eval_{name}") if k in logs})
+            row.update({k: v for k, v in logs.items() if self.metric_prefixes
+                        and k.removeprefix("eval_").startswith(self.metric_prefixes)})
             if "loss" not in row and "eval_loss" not in row:
                 return
             row["peak_memory_bytes"] = peak_memory_bytes(baseline_rss)
-            # estimate_bytes made at launch (engine/estimate/memory.py)
-            row.update(getattr(self, "estimate", None) or {})
+            row.update(self.estimate)
             runs.append_metrics(run_dir, row)
             runs.update_status(run_dir, step=state.global_step, max_steps=state.max_steps,
                                elapsed_s=row["elapsed_s"], best_eval_loss=self.best_eval)
@@ -195,60 +204,6 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def _estimate(cfg: RunConfig, structure: Structure, precision: str, data=None):
-    """`data`: the data's token lengths (engine/estimate/lengths.py): the longest batch it makes, as the Train
-    tab estimates it once the data is checked."""
-    from engine.core.allocator import in_use
-    from engine.estimate import estimate
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return estimate(structure, cfg, device="cuda" if _cuda_available() else "cpu", world_size=world,
-                    sharding="ddp" if world > 1 else "none",
-                    weight_dtype=METHODS.get(cfg.method.name).load_dtype(precision), cpu_allocator=in_use(),
-                    data=data)
-
-
-def launch_estimate(cfg: RunConfig, structure: Structure, precision: str, data=None) -> dict:
-    """The memory estimate for this run (pure, ~1 ms), recorded beside the measured peak for calibration."""
-    try:
-        est = _estimate(cfg, structure, precision, data)
-        recorded = {"estimate_bytes": est.total_bytes, "estimate_peak_bytes": est.peak_bytes}
-        if est.device == "cpu":
-            recorded["allocator"] = est.details["cpu_allocator"]  # it shapes the CPU peak (engine/core/allocator.py)
-        return recorded
-    except Exception as err:  # the estimate is a help, never a reason for a run to fail
-        log(f"memory estimate unavailable: {err}")
-        return {}
-
-
-def checkpoint_if_tight(cfg: RunConfig, structure: Structure, precision: str, data=None) -> bool:
-    """Turn gradient checkpointing on when the estimate says memory is tight (or short) without it.
-
-    Checkpointing costs ~30% more compute and saves most activation memory, so it is on exactly
-    where memory, not time, is what a run is short of. Returns True when it was turned on."""
-    if cfg.train.gradient_checkpointing or METHODS.get(cfg.method.name).no_checkpointing_reason:
-        return False
-    try:
-        from engine.core.device import detect
-        from engine.estimate import verdict
-
-        device = detect("cuda" if _cuda_available() else "cpu")
-        without = _estimate(cfg, structure, precision, data).total_bytes
-        state = verdict(without, device)
-        if state not in ("tight", "does not fit"):
-            return False
-        cfg.train.gradient_checkpointing = True
-        with_it = _estimate(cfg, structure, precision, data).total_bytes
-    except Exception as err:  # a help, never a reason to fail
-        log(f"memory check skipped: {err}")
-        return False
-    gib = 2 ** 30
-    words = {"tight": "memory is tight", "does not fit": "the run does not fit in memory"}[state]
-    log(f"{words} (estimate {without / gib:.2f} GiB, {device['available_bytes'] / gib:.2f} GiB "
-        f"available): gradient checkpointing turned on ({with_it / gib:.2f} GiB)")
-    return True
-
-
 def save_result(model, tokenizer, run_dir: Path, method=None) -> Path:
     """Adapter methods save their adapter (peft's, or the method's own `save_adapter`);
     full-weight methods save the model."""
@@ -292,10 +247,10 @@ def run(config_path: Path, resume: bool = False) -> Path:
         if is_main:
             # out of memory / disk full / other: a readable error plus advice (engine/training/failures.py)
             runs.update_status(run_dir, state=RunState.FAILED, finished_at=time.time(),
-                               **failures.explain(err, cfg, getattr(callback, "step", None), run_dir,
+                               **failures.explain(err, cfg, callback.step, run_dir,
                                                  "cuda" if _cuda_available() else "cpu"))
-            # a setting found wrong once the data is known is a config error: its message, not a traceback
-            log(f"training failed: {err}" if isinstance(err, ConfigError) else
+            # a setting found wrong once the data is known, a reward that failed: its message, not a traceback
+            log(f"training failed: {err}" if isinstance(err, UserError) else
                 "training failed:\n" + traceback.format_exc())
         raise
     return result
@@ -307,10 +262,29 @@ def _nothing():
 
 
 def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool) -> Path:
+    """setup -> train -> save (torchtune's shape): each step below is one short function."""
+    setup = set_up(cfg, run_dir, callback, is_main)
+    stopped = train(setup, callback, resume)
+    return save(setup, stopped)
+
+
+# ---- setup ------------------------------------------------------------------------------------------------------
+def set_up(cfg: RunConfig, run_dir: Path, callback, is_main: bool) -> TrainingSetup:
+    method, structure, precision = check_run(cfg)
+    setup = load_data(cfg, run_dir, method, structure, precision, is_main)
+    plan_memory(setup, callback)
+    load_weights(setup)
+    report_model(setup)
+    build_trainer(setup, callback)
+    return setup
+
+
+def check_run(cfg: RunConfig):
+    """The method against the model (again: the config may have been edited since the pre-run checks), the
+    warnings the settings deserve, the seed. -> (method, structure, precision)"""
     import torch
 
-    from engine.core.models import cast_parameters, load_model, load_tokenizer, prepare_model
-    from engine.data.dataset import prepare_dataset
+    from engine.core.models import prepare_model
 
     method = METHODS.get(cfg.method.name)
     if cfg.trust_remote_code:
@@ -319,7 +293,7 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
     prepare_model(cfg.model, log=log)
     structure = describe.obtain(cfg.model, cfg.trust_remote_code)
     problems = method.check(cfg.method.params, cfg.train, structure)
-    if problems:  # the pre-run checks found these already, unless the config was edited since
+    if problems:
         raise ConfigError(problems, "config")
     # a 4-bit layer whose gradients would silently be wrong must fail the run instead
     # (engine/core/models.keep_training_layout prevents the cause)
@@ -329,6 +303,13 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
     if slow:
         log(slow)
     torch.manual_seed(cfg.train.seed)
+    return method, structure, precision
+
+
+def load_data(cfg: RunConfig, run_dir: Path, method, structure: Structure, precision: str,
+              is_main: bool) -> TrainingSetup:
+    """The tokenizer and the data, read and encoded as the objective declares (its data kind)."""
+    from engine.core.models import load_tokenizer
 
     log(f"loading tokenizer and data from {cfg.data.train}")
     tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code, cfg.data.template)
@@ -336,50 +317,47 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
         from engine.training.distill import check_tokenizers
 
         check_tokenizers(cfg.model, cfg.distill.teacher, cfg.trust_remote_code)  # before anything big is loaded
-    from engine.training.objectives import for_config
-
     objective = for_config(cfg)
-    if objective.preference:  # pairs / unpaired answers, encoded by engine/data/pairwise.py
-        from engine.data.pairwise import prepare_preference
-
-        data = prepare_preference(cfg.data, tokenizer, cfg.train.max_seq_len, cfg.train.seed, objective.key,
-                                  objective.data_kind)
-    else:
-        data = prepare_dataset(cfg.data, tokenizer, cfg.train.max_seq_len, cfg.train.seed)
+    data = resolve(objective.data)(cfg.data, tokenizer, cfg.train.max_seq_len, cfg.train.seed, objective)
     stats = data.stats()
     log(f"data: {stats['train_examples']} train / {stats['validation_examples']} validation examples, "
         f"{stats['trained_tokens']} trained tokens; dropped {stats['dropped'] or 'none'}")
-    # the estimate of the data's longest batch, as the Train tab makes it once the data is checked
-    from engine.estimate import DataLengths
-
-    lengths = DataLengths.from_stats(stats, cfg.train.max_seq_len)
-    if checkpoint_if_tight(cfg, structure, precision, lengths) and is_main:
-        runs.update_status(run_dir, auto_gradient_checkpointing=True)
-    callback.estimate = launch_estimate(cfg, structure, precision, lengths)
-    if is_main and callback.estimate:
-        runs.update_status(run_dir, **callback.estimate)
-        if "allocator" in callback.estimate:
-            log(f"memory allocator: {callback.estimate['allocator']} (engine/core/allocator.py)")
     if method.needs_steps:  # now the number of steps is exact (training for epochs): check before loading
         from engine.training.preflight import planned_steps
 
         world = int(os.environ.get("WORLD_SIZE", "1"))
-        steps = planned_steps(cfg.train, -(-len(data.train) // world))
-        problems = method.check(cfg.method.params, cfg.train, structure, steps)
+        problems = method.check(cfg.method.params, cfg.train, structure,
+                                planned_steps(cfg.train, -(-len(data.train) // world)))
         if problems:
             raise ConfigError(problems, "config")
+    return TrainingSetup(cfg, run_dir, objective, method, structure, precision, tokenizer, data, is_main, log)
 
+
+def load_weights(setup: TrainingSetup) -> None:
+    """The model (or an earlier run's result, continual learning) with the method applied."""
+    from engine.core.models import cast_parameters, load_model
+
+    cfg, method, precision = setup.cfg, setup.method, setup.precision
     log(f"loading {cfg.model} ({precision})")
     if cfg.train.start_from:
         from engine.training import continual
 
-        model = continual.load_start(cfg, method, precision, structure, run_dir if is_main else None, log)
+        model = continual.load_start(cfg, method, precision, setup.structure,
+                                     setup.run_dir if setup.is_main else None, log)
     else:
         model = load_model(cfg.model, method.quantize(cfg.method.params), method.load_dtype(precision),
                            cfg.trust_remote_code, quant_options=method.quantize_options(cfg.method.params))
-        model = method.apply(model, cfg.method.params, structure)
+        model = method.apply(model, cfg.method.params, setup.structure)
     if is_pure(precision):
         cast_parameters(model, compute_dtype(precision))  # peft creates adapters in fp32; pure means none stay
+    if cfg.train.gradient_checkpointing and hasattr(model, "enable_input_require_grads"):
+        model.enable_input_require_grads()
+    setup.model = model
+
+
+def report_model(setup: TrainingSetup) -> None:
+    """What trains: parameter counts (against the estimate's), the adapted modules, the method's notes."""
+    cfg, method, structure, model = setup.cfg, setup.method, setup.structure, setup.model
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     counted = method.count_trainable(structure, cfg.method.params)
@@ -391,62 +369,69 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
     log(f"{'trained' if method.trains_base_weights else 'adapted'}: {listed}{more}")
     for note in method.notes(structure, cfg.method.params):
         log(f"note: {note}")
-    if is_main:
-        runs.update_status(run_dir, trainable_params=trainable, total_params=total, data=stats,
-                           precision=precision, adapted=adapted)
-    if cfg.train.gradient_checkpointing and hasattr(model, "enable_input_require_grads"):
-        model.enable_input_require_grads()
+    if setup.is_main:
+        runs.update_status(setup.run_dir, trainable_params=trainable, total_params=total, data=setup.data.stats(),
+                           precision=setup.precision, adapted=adapted)
 
+
+def build_trainer(setup: TrainingSetup, callback) -> None:
+    """The objective's trainer (its declared builder, TRL config and settings), with the method's optimizer and
+    callbacks, the run-folder callback and the loss terms (EWC anchor, distillation teacher) where they apply."""
     from engine.training import continual, distill
-    from engine.training.objective import Objective
 
-    # EWC anchor (before training: the loaded weights are the earlier run's) and distillation teacher
-    loss_parts = Objective(continual.ewc_anchor(cfg, model, tokenizer, log, is_main),
-                           distill.build(cfg, precision, log, check=False))
-    if objective.preference:  # TRL's trainer for the objective (engine/training/preference.py)
-        from engine.training.preference import trl_arguments
-
-        trl_config, settings = trl_arguments(cfg, objective)
-        args = training_arguments(cfg, run_dir, precision, bool(data.validation), cls=trl_config, **settings)
-        callback.metric_keys = objective.metrics
+    cfg, objective, method, model = setup.cfg, setup.objective, setup.method, setup.model
+    trl_config = resolve(objective.trl_config) if objective.trl_config else None
+    setup.args = training_arguments(cfg, setup.run_dir, setup.precision, bool(setup.data.validation),
+                                    cls=trl_config, **objective.settings(cfg))
+    callback.metric_keys, callback.metric_prefixes = objective.metrics, objective.metric_prefixes
+    if objective.supervised:
+        # EWC anchor (before training: the loaded weights are the earlier run's) and distillation teacher
+        setup.loss_terms = LossTerms(continual.ewc_anchor(cfg, model, setup.tokenizer, log, setup.is_main),
+                                     distill.build(cfg, setup.precision, log, check=False))
+        log(f"packing {'on' if uses_packing(cfg, method) else 'off'}; fused loss "
+            f"{'on' if cfg.train.fused_loss else 'off'}")
+    else:
         log(f"objective {objective.key}: {objective.title}; packing and the fused loss do not apply "
             "(TRL pads each batch and computes its own loss)")
-    else:
-        args = training_arguments(cfg, run_dir, precision, bool(data.validation))
     # a method's own optimizer (LoRA+ groups, layerwise unfreezing) and callbacks (schedules), when it has them
-    optimizer = method.optimizer(model, cfg.method.params, args, structure) if method.optimizer else None
-    method_callbacks = method.callbacks(model, cfg.method.params, structure) if method.callbacks else []
-    dtype_report = dtypes.build_callback(run_dir, is_main)  # status.json `dtypes`: what really trains in which dtype
-    callbacks = [callback, dtype_report, *method_callbacks]
-    if objective.preference:
-        from engine.training.preference import build_preference_trainer
-
-        trainer = build_preference_trainer(objective, method, model, tokenizer, data, args, callbacks,
-                                           optimizers=(optimizer, None), log=log)
-    else:
-        trainer = build_trainer(cfg, method, model, tokenizer, data, args, callbacks,
-                                optimizers=(optimizer, None), objective=loss_parts)
-    packed = uses_packing(cfg, method) and not objective.preference
-    if not objective.preference:
-        log(f"packing {'on' if packed else 'off'}; fused loss {'on' if cfg.train.fused_loss else 'off'}")
-    if packed:
+    optimizer = method.optimizer(model, cfg.method.params, setup.args, setup.structure) if method.optimizer else None
+    setup.optimizers = (optimizer, None)
+    dtype_report = dtypes.build_callback(setup.run_dir, setup.is_main)  # status.json `dtypes`: what trains in which
+    setup.callbacks = [callback, dtype_report,
+                       *(method.callbacks(model, cfg.method.params, setup.structure) if method.callbacks else [])]
+    setup.build_trainer()
+    if objective.supervised and uses_packing(cfg, method):
         log(packing.enable(model, cfg.train.max_seq_len))
-    checkpoint = resume_point(run_dir, callback, is_main) if resume else None
+
+
+# ---- train ------------------------------------------------------------------------------------------------------
+def train(setup: TrainingSetup, callback, resume: bool) -> bool:
+    """Train (from the last checkpoint when resuming), then the final evaluation. -> True when stopped early."""
+    checkpoint = resume_point(setup.run_dir, callback, setup.is_main) if resume else None
+    trainer = setup.trainer
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     stopped = callback.stop_requested
     # the final eval loss, unless the last step was just evaluated (the same history on every process)
     evaluated = [entry.get("step") for entry in trainer.state.log_history if "eval_loss" in entry]
-    if data.validation and not stopped and trainer.state.global_step not in evaluated[-1:]:
+    if setup.data.validation and not stopped and trainer.state.global_step not in evaluated[-1:]:
         trainer.evaluate()
-    packing.disable(trainer.model)  # what is saved and served uses the stock implementations
-    if objective.preference:
-        from engine.training.preference import drop_reference_adapter
+    return stopped
 
-        drop_reference_adapter(trainer.model)
-    if not is_main:
+
+# ---- save -------------------------------------------------------------------------------------------------------
+def save(setup: TrainingSetup, stopped: bool) -> Path:
+    """The result (adapter or model), the Fisher information where EWC is on, the final status."""
+    from engine.training import continual
+    from engine.training.preference import drop_reference_adapter
+
+    trainer, run_dir = setup.trainer, setup.run_dir
+    packing.disable(trainer.model)  # what is saved and served uses the stock implementations
+    drop_reference_adapter(trainer.model)  # TRL's frozen "ref" adapter, where the objective added one
+    if not setup.is_main:
         return run_dir
-    result = save_result(trainer.model, tokenizer, run_dir, method)
-    continual.finish(cfg, trainer.model, data, run_dir, loss_parts.ewc, log)  # RUN/fisher.safetensors if EWC is on
+    result = save_result(trainer.model, setup.tokenizer, run_dir, setup.method)
+    if setup.loss_terms is not None:  # RUN/fisher.safetensors if EWC is on
+        continual.finish(setup.cfg, trainer.model, setup.data, run_dir, setup.loss_terms.ewc, log)
     rows = runs.read_metrics(run_dir)
     losses = [r["loss"] for r in rows if "loss" in r]
     evals = [r["eval_loss"] for r in rows if "eval_loss" in r]

@@ -1,6 +1,6 @@
-"""The training objective beyond the plain task loss: distillation and the EWC penalty.
+"""The terms added to the supervised loss: distillation and the EWC penalty.
 
-TuneloomTrainer.compute_loss hands each training micro-batch to `Objective.loss`, and its `log`
+TuneloomTrainer.compute_loss hands each training micro-batch to `LossTerms.loss`, and its `log`
 adds the parts (`task_loss`, `ewc_penalty`, `distill_kl`) beside `loss`. The parts are recorded in
 the same units as the Trainer's logged loss (after its gradient-accumulation and multi-process
 scaling), so `loss` = `task_loss` + `ewc_penalty` (without distillation) on every logged row.
@@ -25,7 +25,7 @@ def _world_scale(trainer, num_items) -> int:
     return 1
 
 
-class Objective:
+class LossTerms:
     def __init__(self, ewc=None, distiller=None):
         self.ewc, self.distiller = ewc, distiller
         self.sums: dict = {}
