@@ -118,9 +118,10 @@ class TrainConfig:
                                   min=0.0, label="weight decay")
     max_grad_norm: float = setting(1.0, "Clip the gradient norm to this value (0: no clipping).", min=0.0,
                                    label="max grad norm")
-    precision: str = setting("auto", "auto picks bf16/fp16 on a GPU that supports it, fp32 on CPU. bf16/fp16: "
-                             "mixed precision (fp32 master weights). bf16_pure: every weight, gradient and "
-                             "optimizer state in bf16, half the memory for full fine-tuning; updates below "
+    precision: str = setting("auto", "auto picks bf16/fp16 on a GPU that supports it, bf16 on a CPU with AMX, "
+                             "fp32 on other CPUs. bf16/fp16: mixed precision (fp32 master weights). "
+                             "bf16_pure: every weight, gradient and optimizer state in bf16, half the memory "
+                             "for full fine-tuning; updates below "
                              "1/256 of a weight are lost, so it suits adapters and larger learning rates.",
                              choices=PRECISIONS)
     gradient_checkpointing: bool = setting(False, "Recompute activations in backward: much less memory, about "
