@@ -160,6 +160,16 @@ class TrainConfig:
                                "DeepSpeed ZeRO-2/3 where installed).", choices=DISTRIBUTED)
     accelerate_config: str = setting("", "An `accelerate config` file (e.g. for several machines); empty: "
                                      "settings above.", label="accelerate config file")
+    # several machines (engine/training/launcher.py): the same command on each, with its own machine rank
+    num_machines: int = setting(1, "Machines training together; processes above are per machine. Run the same "
+                                "command on each machine with its own machine rank.", min=1, max=1024,
+                                label="machines")
+    machine_rank: int = setting(0, "This machine's rank: 0 on the main machine, 1 .. machines-1 on the others.",
+                                min=0, max=1023, label="machine rank")
+    main_address: str = setting("", "The main machine's address (IP or host name) the others connect to.",
+                                label="main machine address")
+    main_port: int = setting(29500, "The port the main machine listens on for the others.", min=1, max=65535,
+                             label="main machine port")
     # what is optimised (engine/training/objectives.py): supervised fine-tuning, or a preference objective on
     # pairwise / unpaired data through TRL's trainers
     objective: str = setting("sft", "sft learns the answers; dpo, orpo and simpo learn from preference pairs "
@@ -175,6 +185,11 @@ class TrainConfig:
             found.append(Message("config.epochs", field="train.epochs"))
         if not self.learning_rate > 0:
             found.append(Message("config.learning_rate", field="train.learning_rate", value=self.learning_rate))
+        if self.machine_rank >= self.num_machines:
+            found.append(Message("config.machine_rank", field="train.machine_rank", rank=self.machine_rank,
+                                 machines=self.num_machines))
+        if self.num_machines > 1 and not self.main_address.strip():
+            found.append(Message("config.main_address", field="train.main_address"))
         if self.precision == "bf16_pure" and self.num_processes > 1 and self.distributed in ("zero2", "zero3"):
             found.append(f"train.precision: bf16_pure is not supported under DeepSpeed ({self.distributed}): its ZeRO "
                          "optimizers keep fp32 master weights of a bf16 model; use precision bf16, or distributed "

@@ -26,7 +26,7 @@ from engine.core.runlog import log
 from engine.core.structure import Structure
 from engine.core.workspace import subdir
 from engine.methods import METHODS
-from engine.training import dtypes, failures, packing
+from engine.training import cpu_fsdp, dtypes, failures, packing
 from engine.training.hf_trainer import build_trainer, uses_packing
 from engine.training.objective import PARTS
 
@@ -202,7 +202,7 @@ def _estimate(cfg: RunConfig, structure: Structure, precision: str, data=None):
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     return estimate(structure, cfg, device="cuda" if _cuda_available() else "cpu", world_size=world,
-                    sharding="ddp" if world > 1 else "none",
+                    sharding=cfg.train.distributed if world > 1 else "none",
                     weight_dtype=METHODS.get(cfg.method.name).load_dtype(precision), cpu_allocator=in_use(),
                     data=data)
 
@@ -312,6 +312,7 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
     from engine.data.dataset import prepare_dataset
 
     method = METHODS.get(cfg.method.name)
+    cpu_fsdp.configure(cfg, log)  # FSDP over CPU processes: the loss goes through the model's forward
     if cfg.trust_remote_code:
         log(f"WARNING: trust_remote_code is on: Python files shipped with {cfg.model} will run in this process. "
             "Only do this for models whose code you have read or trust.")
@@ -398,6 +399,8 @@ def _train(cfg: RunConfig, run_dir: Path, callback, resume: bool, is_main: bool)
 
     from engine.training import continual, distill
     from engine.training.objective import Objective
+
+    model = cpu_fsdp.shard(cfg, model, log)  # FSDP over CPU processes (accelerate shards only on GPUs)
 
     # EWC anchor (before training: the loaded weights are the earlier run's) and distillation teacher
     loss_parts = Objective(continual.ewc_anchor(cfg, model, tokenizer, log, is_main),
