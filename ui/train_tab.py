@@ -42,7 +42,9 @@ ADVANCED_SETTINGS = (("train", "weight_decay"), ("train", "max_grad_norm"), ("tr
                      ("train", "start_from"), ("train", "ewc_lambda"), ("train", "ewc_samples"),
                      ("data", "replay"), ("data", "replay_fraction"), ("distill", "teacher"), ("distill", "alpha"),
                      ("distill", "temperature"), ("train", "num_processes"), ("train", "distributed"),
-                     ("train", "accelerate_config"), ("train", "report_to"), ("preference", "simpo_gamma"),
+                     ("train", "accelerate_config"), ("train", "num_machines"), ("train", "machine_rank"),
+                     ("train", "main_address"), ("train", "main_port"), ("train", "report_to"),
+                     ("preference", "simpo_gamma"),
                      ("preference", "desirable_weight"), ("preference", "undesirable_weight"), ("data", "split"),
                      ("data", "subset"))
 TRAIN_PARAMS = tuple((section, schema_param(section, name)) for section, name in MAIN_SETTINGS)
@@ -157,6 +159,11 @@ TRAIN_PARAM_ZH = {
     "distributed": ("分布式方式", "多个进程如何分担工作：数据并行，或分片（FSDP、DeepSpeed ZeRO-2/3，需已安装）。"),
     "accelerate_config": ("accelerate 配置文件", "一个 `accelerate config` 文件（例如用于多台机器）；"
                                                  "留空则用上面的设置。"),
+    "num_machines": ("机器数", "一起训练的机器数；上面的进程数按每台机器计。"
+                             "在每台机器上运行同一命令，各用自己的机器编号。"),
+    "machine_rank": ("机器编号", "本机的编号：主机器为 0，其他机器为 1 到机器数减 1。"),
+    "main_address": ("主机器地址", "其他机器连接的主机器地址（IP 或主机名）。"),
+    "main_port": ("主机器端口", "主机器为其他机器监听的端口。"),
     "gradient_checkpointing": ("梯度检查点", "反向传播时重新计算激活：内存少很多，速度慢约 30%。"),
     "objective": ("训练目标", "sft 学习回答；dpo、orpo、simpo 从偏好对（prompt / chosen / rejected）学习，kto 从标记为"
                               "好或不好的回答学习。"),

@@ -38,6 +38,12 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def is_local_main_process() -> bool:
+    """The first process on this machine: it creates the run folder its machine's other processes share (on the
+    main machine that is the run's folder; on another machine, a local one the main machine's records do not need)."""
+    return int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0"))) == 0
+
+
 def _launch_note() -> Path:
     """A file naming the run folder that rank 0 created for this launch: the processes of one launch on
     one machine share their parent (the torchrun agent) and the main port."""
