@@ -35,6 +35,7 @@ RUNS = {"one process": ["train.batch_size=4"],
 
 
 def train(name: str, sets: list[str], model: str, steps: int, home: Path) -> dict:
+    """One run through the CLI; its world size, losses, main process's peak and the estimate it recorded."""
     items = [f"model={model}", f"train.max_steps={steps}", f"name={name.split(',')[0].replace(' ', '-')}",
              *COMMON, *sets]
     env = {**os.environ, "TUNELOOM_HOME": str(home), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -48,11 +49,11 @@ def train(name: str, sets: list[str], model: str, steps: int, home: Path) -> dic
     status = json.loads((run / "status.json").read_text())
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     train_rows = [r for r in rows if "loss" in r]
-    log = (run / "train.log").read_text()
+    output = result.stdout + result.stderr  # every process's log lines (train.log keeps the main process's)
     return {"name": name, "world_size": status.get("world_size"), "losses": [r["loss"] for r in train_rows],
             "peak": max(r.get("peak_memory_bytes") or 0 for r in train_rows),
             "estimate": status.get("estimate_peak_bytes") or status.get("estimate_bytes"),
-            "sharded_processes": log.count("FSDP on 2 CPU processes"), "seconds": time.perf_counter() - began,
+            "sharded_processes": output.count("FSDP on 2 CPU processes"), "seconds": time.perf_counter() - began,
             "run": run.name}
 
 

@@ -25,7 +25,8 @@ SIBLINGS_APART = {("engine.data", "engine.methods"), ("engine.methods", "engine.
 # what the UI process may import from the engine: nothing that loads a model or trains
 UI_ALLOWED = ("engine.core", "engine.methods", "engine.data.formats", "engine.estimate",
               "engine.training.launcher", "engine.training.preflight", "engine.inference.chat_client",
-              "engine.inference.generation", "engine.inference.serve_job", "engine.evaluation.compare",
+              "engine.inference.generation", "engine.inference.serve_job", "engine.inference.turns",
+              "engine.evaluation.compare",
               "engine.evaluation.records")
 
 

@@ -72,15 +72,37 @@ def attach(trainer) -> None:
     process gathers the full weights into a plain model that replaces it (for saving, evaluation, export)."""
     if not is_sharded(trainer.model):
         return
+    from torch.distributed.fsdp import FSDPModule
     from transformers import TrainerCallback
 
     trainer.accelerator.prepare_model = lambda model, *args, **kwargs: model
 
-    class GatherAtEnd(TrainerCallback):
+    # A forward without gradients (the packed-attention check before training, an evaluation) leaves the root
+    # unit's weights gathered: FSDP2 reshards the root only after a backward. An optimizer built then would hold
+    # the gathered copies of the root's weights (embeddings, final norm), which never get gradients: seen as
+    # those weights never changing and the losses drifting from one process's. So the model is resharded before
+    # the optimizer is built and before every step (a no-op for units already sharded).
+    def reshard():
+        for module in trainer.model.modules():
+            if isinstance(module, FSDPModule):
+                module.reshard()
+
+    build_optimizer = trainer.create_optimizer
+
+    def create_optimizer(*args, **kwargs):
+        reshard()
+        return build_optimizer(*args, **kwargs)
+
+    trainer.create_optimizer = create_optimizer
+
+    class ShardedSteps(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            reshard()
+
         def on_train_end(self, args, state, control, **kwargs):
             trainer.model = trainer.model_wrapped = gathered(trainer.model)
 
-    trainer.add_callback(GatherAtEnd())
+    trainer.add_callback(ShardedSteps())
 
 
 def gathered(model):
