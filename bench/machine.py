@@ -21,3 +21,11 @@ def describe() -> str:
 
     return (f"{cpu_name()}, {os.cpu_count()} cores visible, torch {torch.__version__} ({torch.get_num_threads()} "
             f"threads), Python {platform.python_version()}, {platform.system()} {platform.release()}")
+
+
+def cpu_flags_line() -> str:
+    """The CPU's vector and matrix flags that decide its speed and `precision: auto` (avx2 / avx512* / amx*)."""
+    from engine.core.device import cpu_flags
+
+    shown = sorted(f for f in cpu_flags() if f in ("avx2", "fma") or f.startswith(("avx512", "amx")))
+    return "CPU flags: " + (", ".join(shown) if shown else "none of avx2/avx512/amx")

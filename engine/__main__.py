@@ -133,7 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_train(args) -> int:
     from engine.core import runs
     from engine.core.jobs import RunState
-    from engine.training.launcher import create_run, foreground, is_main_process, launched_into, shared_run_dir
+    from engine.training.launcher import (
+        create_run,
+        foreground,
+        is_local_main_process,
+        is_main_process,
+        launched_into,
+        shared_run_dir,
+    )
     from engine.training.recipe import run
 
     if args.resume is not None:
@@ -169,8 +176,8 @@ def cmd_train(args) -> int:
         raise
     if launched:
         run_dir = original
-    elif not is_main_process():
-        run_dir = shared_run_dir(cfg)  # one folder for all processes of a launch started by hand
+    elif not is_local_main_process():
+        run_dir = shared_run_dir(cfg)  # one folder for all processes of a launch on this machine started by hand
     else:
         copy_of = {"reproduces": original.name, "name": f"repro-{original.name}"} if original else {}
         run_dir = create_run(cfg, copy_of.pop("name", None), **copy_of)

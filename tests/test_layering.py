@@ -26,7 +26,7 @@ SIBLINGS_APART = {("engine.data", "engine.methods"), ("engine.methods", "engine.
 # what the UI process may import from the engine: nothing that loads a model or trains
 UI_ALLOWED = ("engine.core", "engine.methods", "engine.data.formats", "engine.estimate",
               "engine.training.launcher", "engine.training.preflight", "engine.inference.chat_client",
-              "engine.inference.generation", "engine.inference.serve_job",
+              "engine.inference.generation", "engine.inference.serve_job", "engine.inference.turns",
               "engine.inference.export_options", "engine.evaluation.compare",
               "engine.evaluation.records")
 

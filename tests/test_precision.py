@@ -37,13 +37,58 @@ def test_auto_resolves_per_device_and_explicit_choices_pass_through():
     assert precision.resolve("auto", "cuda", True) == "bf16"
     assert precision.resolve("auto", "cuda", False) == "fp16"
     assert precision.resolve("auto", "cpu", False) == "fp32"  # no native bf16: never half precision
-    # with native bf16 too: bf16 was not measured faster on CPUs without AMX, so auto keeps fp32 there
-    # (README, Performance)
-    assert precision.resolve("auto", "cpu", True) == "fp32"
+    assert precision.resolve("auto", "cpu", True) == "fp32"  # native bf16 without AMX: measured no faster
+    assert precision.resolve("auto", "cpu", True, amx=True) == "bf16"  # AMX: measured 1.36x at the same loss
+    assert precision.resolve("auto", "cuda", True, amx=False) == "bf16"  # AMX is a CPU fact only
     for choice in ("fp32", "bf16", "fp16", "bf16_pure"):
         assert precision.resolve(choice, "cpu", False) == choice
     assert precision.compute_dtype("bf16_pure") == "bf16" and precision.is_pure("bf16_pure")
     assert precision.compute_dtype("bf16") == "bf16" and not precision.is_pure("bf16")
+
+
+# The rule (issue 28): on a CPU, `auto` is bf16 mixed precision exactly where the flags have AMX's bf16 tiles
+# (`amx_bf16`), fp32 on AVX2-only CPUs and on AVX512-BF16 CPUs without AMX. Flag sets as /proc/cpuinfo lists them.
+SAPPHIRE_RAPIDS = frozenset({"avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile", "amx_int8"})
+COOPER_LAKE = frozenset({"avx2", "avx512f", "avx512_bf16"})
+ZEN4 = frozenset({"avx2", "avx512f", "avx512_bf16", "avx512vl"})
+EPYC_AVX2 = frozenset({"avx", "avx2", "fma", "f16c"})
+
+
+@pytest.mark.parametrize("flags,expected", [
+    (SAPPHIRE_RAPIDS, "bf16"),
+    (frozenset({"amx_bf16", "amx_tile"}), "bf16"),  # AMX alone is native bf16
+    (COOPER_LAKE, "fp32"),
+    (ZEN4, "fp32"),
+    (EPYC_AVX2, "fp32"),
+    (frozenset({"amx_int8", "amx_tile", "avx2"}), "fp32"),  # AMX without its bf16 tiles
+    (frozenset(), "fp32"),  # no /proc/cpuinfo
+])
+def test_auto_on_a_cpu_is_bf16_exactly_where_it_has_amx(flags, expected):
+    assert precision.resolve_on_cpu("auto", flags) == expected
+    for choice in ("fp32", "bf16", "fp16", "bf16_pure"):  # an explicit choice is never overridden
+        assert precision.resolve_on_cpu(choice, flags) == choice
+
+
+@pytest.mark.parametrize("flags,expected", [(SAPPHIRE_RAPIDS, "bf16"), (COOPER_LAKE, "fp32"), (EPYC_AVX2, "fp32")])
+def test_the_cpu_estimate_follows_the_auto_rule(monkeypatch, flags, expected):
+    from engine.estimate.components import precision_for
+
+    monkeypatch.setattr(device, "cpu_flags", lambda: flags)
+    assert precision_for(config("lora"), "cpu") == expected
+    assert precision_for(config("lora"), "cuda") == "bf16"
+
+
+def test_the_amx_measurement_is_cited_where_the_rule_lives():
+    """The numbers behind the rule, in the code and the README, are the recorded ones."""
+    import inspect
+
+    recorded = (ROOT / "bench" / "results" / "throughput_cpu_amx.md").read_text()
+    readme = (ROOT / "README.md").read_text()
+    code = inspect.getsource(precision)
+    for number in ("474.9", "348.6", "1.5360", "1.5311"):
+        assert number in recorded and number in code and number in readme, number
+    assert "474.9 / 348.6 = 1.36x" in recorded and "1.36x" in code and "1.36x" in readme
+    assert "throughput_cpu_avx512bf16" in code
 
 
 def test_pure_bf16_is_refused_under_deepspeed_with_the_reason():

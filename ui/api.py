@@ -15,7 +15,8 @@
                             evaluate a run (or its base) on its validation split ("") or a data file of the
                             workspace's uploads or the presets; waits and returns the result
     chat(run_id, message, system, max_new_tokens, temperature, top_p, top_k, repetition_penalty, model)
-                            run_id is a run or "base" (then `model` names the base model) -> reply
+                            run_id is a run or "base" (then `model` names the base model) -> reply; while
+                            waiting for the worker, log messages give its place ("2 requests ahead")
     export(run_id, kind, dtype)
                             kind adapter | merged | gguf, dtype (merged) auto | bf16 | fp16 | fp32 -> a zip file
                             (registered in ui/export_tab.py)
@@ -39,7 +40,7 @@ from engine.core.jobs import RunState
 from engine.estimate import ui_summary
 from engine.evaluation import records
 from engine.inference.generation import EVALUATION, SHORT_FORM
-from ui import chat_tab, eval_tab, follow, train_tab
+from ui import chat_line, chat_tab, eval_tab, follow, train_tab
 from ui.common import run_path
 from ui.train_tab import start_config
 
@@ -75,13 +76,10 @@ def run_status(run_id: str) -> dict:
     except ValueError as err:
         raise gr.Error(str(err)) from None
     status = runs.read_status(run_dir)
-    rows = follow.metrics(run_dir)
-    train = [r for r in rows if "loss" in r]
-    evals = [r for r in rows if "eval_loss" in r]
+    last, last_eval, points = follow.latest(run_dir)  # metrics.jsonl read from where the last poll stopped
     return {"run": run_dir.name, "state": status.get("state"), "step": status.get("step"),
             "max_steps": status.get("max_steps"), "error": status.get("error"), "status": status,
-            "last": train[-1] if train else None, "last_eval": evals[-1] if evals else None,
-            "points": len(train)}
+            "last": last, "last_eval": last_eval, "points": points}
 
 
 def _run_action(action, run_id: str):
@@ -153,14 +151,16 @@ def chat(run_id: str, message: str, system: str = "", max_new_tokens: int = SHOR
          temperature: float = SHORT_FORM["temperature"], top_p: float = SHORT_FORM["top_p"],
          top_k: int = SHORT_FORM["top_k"], repetition_penalty: float = SHORT_FORM["repetition_penalty"],
          model: str = DEFAULT_MODEL) -> str:
-    """One reply from a finished run (or run_id "base": the base model named by `model`)."""
+    """One reply from a finished run (or run_id "base": the base model named by `model`). While other chats are
+    answered first, each change of its place comes as a log message: "2 requests ahead" (ui/chat_line.py)."""
     try:
-        chat_tab.load(run_id, model)
-        params = chat_tab.generation_params(max_new_tokens, temperature, top_p, top_k, repetition_penalty)
-        reply = ""
-        for text in chat_tab.reply_stream(system, [{"role": "user", "content": message}], params):
-            reply = text  # each event is the reply so far
-        return reply
+        with chat_line.api_turn():
+            chat_tab.load(run_id, model)
+            params = chat_tab.generation_params(max_new_tokens, temperature, top_p, top_k, repetition_penalty)
+            reply = ""
+            for text in chat_tab.reply_stream(system, [{"role": "user", "content": message}], params):
+                reply = text  # each event is the reply so far
+            return reply
     except (chat_tab.WorkerError, ValueError) as err:
         raise gr.Error(str(err)) from None
 
@@ -168,11 +168,13 @@ def chat(run_id: str, message: str, system: str = "", max_new_tokens: int = SHOR
 def register() -> None:
     """Call inside the Blocks context."""
     gr.api(start_training, api_name="start_training")
-    gr.api(run_status, api_name="run_status")
+    # status reads never wait behind training, chat or evaluation calls: no concurrency limit (each is a small
+    # file read; metrics are tailed by byte offset in ui/follow.py)
+    gr.api(run_status, api_name="run_status", concurrency_limit=None)
     gr.api(stop_training, api_name="stop_training")
     gr.api(resume_training, api_name="resume_training")
-    gr.api(list_runs, api_name="list_runs")
+    gr.api(list_runs, api_name="list_runs", concurrency_limit=None)
     gr.api(delete_run, api_name="delete_run")
     gr.api(estimate, api_name="estimate")
     gr.api(evaluate, api_name="evaluate")
-    gr.api(chat, api_name="chat", concurrency_id=chat_tab.CHAT_QUEUE, concurrency_limit=1)
+    gr.api(chat, api_name="chat", concurrency_limit=None)  # waits in ui/chat_line.py's line, which says its place

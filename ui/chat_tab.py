@@ -19,7 +19,7 @@ from engine.core.messages import Message
 from engine.estimate import sharing
 from engine.inference import generation
 from engine.inference.chat_client import ChatWorker, WorkerError
-from ui import messages
+from ui import chat_line, messages
 from ui.common import error_box, finished_runs, note_box, reason, run_label, run_path
 from ui.lang import loc, tr
 
@@ -28,7 +28,6 @@ WORKER_B = ChatWorker()  # the right-hand column of side by side
 atexit.register(WORKER.unload)
 atexit.register(WORKER_B.unload)
 BASE = "base"
-CHAT_QUEUE = "chat"  # UI and API chats share one queue: a worker answers one request at a time
 
 TEXT = {
     "en": {
@@ -490,18 +489,18 @@ def build() -> SimpleNamespace:
 
 def wire(c: SimpleNamespace, model, lang) -> None:
     private = dict(api_visibility="private")
-    send = dict(fn=on_send, inputs=[c.message, c.chatbot, c.target, model, c.system, lang, *c.gen],
-                outputs=[c.chatbot, c.message, c.note], concurrency_id=CHAT_QUEUE, concurrency_limit=1, **private)
+    # no concurrency limit: requests wait in chat_line's line, which tells each its place
+    send = dict(fn=chat_line.in_line(on_send, 3, note_at=2), inputs=[c.message, c.chatbot, c.target, model, c.system,
+                lang, *c.gen], outputs=[c.chatbot, c.message, c.note], concurrency_limit=None, **private)
     c.send.click(**send)
     c.message.submit(**send)
-    side = dict(fn=on_side, inputs=[c.side_prompt, c.left, c.right, model, c.system, lang, *c.gen],
-                outputs=[c.left_chat, c.right_chat, c.side_note], concurrency_id=CHAT_QUEUE, concurrency_limit=1,
-                **private)
+    side = dict(fn=chat_line.in_line(on_side, 3, note_at=2), inputs=[c.side_prompt, c.left, c.right, model, c.system,
+                lang, *c.gen], outputs=[c.left_chat, c.right_chat, c.side_note], concurrency_limit=None, **private)
     c.side_send.click(**side)
     c.side_prompt.submit(**side)
     c.clear.click(lambda: [], None, c.chatbot, **private)
-    c.unload.click(lambda lang: (on_unload(lang), note_box(tr(TEXT, lang, "loads_first"))), lang,
-                   [c.unload_note, c.note], concurrency_id=CHAT_QUEUE, concurrency_limit=1, **private)
+    c.unload.click(lambda lang: (chat_line.in_turn(on_unload, lang), note_box(tr(TEXT, lang, "loads_first"))), lang,
+                   [c.unload_note, c.note], concurrency_limit=None, **private)
     # the Unload note is about that moment: gone once a message loads a model again
     gr.on([c.send.click, c.message.submit], lambda: "", None, c.unload_note, show_progress="hidden", **private)
     c.target.input(on_target_change, [c.target, lang], [c.chatbot, c.note], **private)

@@ -69,14 +69,29 @@ _LOCK = threading.Lock()
 EMPTY_LOSS = EMPTY_LR = None
 
 
-def metrics(run_dir: Path) -> list[dict]:
+def _tail(run_dir: Path) -> runs.MetricsTail:
+    """The run's tail, with the lines appended since the last poll read (call under _LOCK)."""
     key = str(run_dir)
+    tail = _TAILS.get(key)
+    if tail is None:
+        tail = _TAILS[key] = runs.MetricsTail(Path(run_dir) / "metrics.jsonl")
+    tail.poll()
+    return tail
+
+
+def metrics(run_dir: Path) -> list[dict]:
     with _LOCK:
-        tail = _TAILS.get(key)
-        if tail is None:
-            tail = _TAILS[key] = runs.MetricsTail(Path(run_dir) / "metrics.jsonl")
-        tail.poll()
-        return list(tail.rows)
+        return list(_tail(run_dir).rows)
+
+
+def latest(run_dir: Path) -> tuple[dict | None, dict | None, int]:
+    """(last train row, last eval row, number of train rows): what a status read needs, from the bytes appended
+    since the last read, without copying the run's rows."""
+    with _LOCK:
+        rows = _tail(run_dir).rows
+        train = next((r for r in reversed(rows) if "loss" in r), None)
+        held_out = next((r for r in reversed(rows) if "eval_loss" in r), None)
+        return train, held_out, sum(1 for r in rows if "loss" in r)
 
 
 def loss_colors(lang="en") -> dict:

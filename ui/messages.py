@@ -137,6 +137,13 @@ ZH = {
     "config.unknown_method": "{field}：未知方法 {name}；请从以下选择：{known}",
     "config.epochs": "{field}：最大步数为 0 时轮数必须大于 0",
     "config.learning_rate": "{field}：{value} 必须大于 0（常用 1e-5 到 5e-4）",
+    "config.machine_rank": "{field}：{rank} 不小于 train.num_machines（{machines}）；"
+                           "机器编号从 0（主机器）到 num_machines - 1",
+    "config.main_address": "{field}：多台机器训练需要主机器的地址（IP 或主机名）",
+    "launch.no_deepspeed": "{field}：{value} 需要 DeepSpeed，但这里无法导入（{reason}）；"
+                           "请安装（pip install deepspeed）或改用 ddp 或 fsdp",
+    "launch.cpu_fsdp_adapters": "{field}：在 CPU 进程上 fsdp 只分片训练模型自身权重的方法（full、freeze、bitfit 等）；"
+                                "{method} 添加适配器：请改用 ddp",
     "config.no_train_file": "{field}：没有训练文件；请上传一个或选择示例数据集",
     "config.model_empty": "{field}：为空；请填写别名、本地文件夹或 Hub 模型 ID",
     "config.seq_len_limit": "{field}：{value} 超过了该模型 {limit} 个词元的上限（它的最大位置数，来自 {path}）；"

@@ -45,7 +45,9 @@ ADVANCED_SETTINGS = (("train", "weight_decay"), ("train", "max_grad_norm"), ("tr
                      ("train", "start_from"), ("train", "ewc_lambda"), ("train", "ewc_samples"),
                      ("data", "replay"), ("data", "replay_fraction"), ("distill", "teacher"), ("distill", "alpha"),
                      ("distill", "temperature"), ("train", "num_processes"), ("train", "distributed"),
-                     ("train", "accelerate_config"), ("train", "report_to"), ("preference", "simpo_gamma"),
+                     ("train", "accelerate_config"), ("train", "num_machines"), ("train", "machine_rank"),
+                     ("train", "main_address"), ("train", "main_port"), ("train", "report_to"),
+                     ("preference", "simpo_gamma"),
                      ("preference", "desirable_weight"), ("preference", "undesirable_weight"), ("data", "split"),
                      ("data", "subset"))
 TRAIN_PARAMS = tuple((section, schema_param(section, name)) for section, name in MAIN_SETTINGS)
@@ -131,7 +133,7 @@ TRAIN_PARAM_ZH = {
     "warmup_steps": ("预热步数", "学习率从 0 逐渐升高所用的步数。"),
     "scheduler": ("学习率调度", "预热之后学习率如何变化。"),
     "validation_split": ("验证集比例", "留出用于计算评估损失的样例比例（0 表示不留）。"),
-    "precision": ("精度", "auto 在支持的 GPU 上选 bf16/fp16，在 CPU 上用 fp32。"
+    "precision": ("精度", "auto 在支持的 GPU 上选 bf16/fp16，在有 AMX 的 CPU 上选 bf16，其他 CPU 上用 fp32。"
                   "bf16/fp16：混合精度（保留 fp32 主权重）。"
                   "bf16_pure：权重、梯度和优化器状态全部用 bf16，全参数微调的内存减半；小于权重 1/256 的更新会被舍去，"
                   "适合适配器方法和较大的学习率。"),
@@ -160,6 +162,11 @@ TRAIN_PARAM_ZH = {
     "distributed": ("分布式方式", "多个进程如何分担工作：数据并行，或分片（FSDP、DeepSpeed ZeRO-2/3，需已安装）。"),
     "accelerate_config": ("accelerate 配置文件", "一个 `accelerate config` 文件（例如用于多台机器）；"
                                                  "留空则用上面的设置。"),
+    "num_machines": ("机器数", "一起训练的机器数；上面的进程数按每台机器计。"
+                             "在每台机器上运行同一命令，各用自己的机器编号。"),
+    "machine_rank": ("机器编号", "本机的编号：主机器为 0，其他机器为 1 到机器数减 1。"),
+    "main_address": ("主机器地址", "其他机器连接的主机器地址（IP 或主机名）。"),
+    "main_port": ("主机器端口", "主机器为其他机器监听的端口。"),
     "gradient_checkpointing": ("梯度检查点", "反向传播时重新计算激活：内存少很多，速度慢约 30%。"),
     "objective": ("训练目标", "sft 学习回答；dpo、orpo、simpo 从偏好对（prompt / chosen / rejected）学习，kto 从标记为"
                               "好或不好的回答学习。"),

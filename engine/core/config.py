@@ -22,8 +22,8 @@ import yaml
 
 from engine.core import optimizers
 from engine.core.errors import UserError
-from engine.core.messages import Message, joined, prefixed
 from engine.core.grpo_settings import GrpoConfig
+from engine.core.messages import Message, joined, prefixed
 from engine.core.registry import FORMATS, METHODS, OBJECTIVES, TEMPLATES, Param, check_params
 from engine.core.settings import setting
 from engine.core.sharding import DISTRIBUTED
@@ -109,9 +109,10 @@ class TrainConfig:
                                   min=0.0, label="weight decay")
     max_grad_norm: float = setting(1.0, "Clip the gradient norm to this value (0: no clipping).", min=0.0,
                                    label="max grad norm")
-    precision: str = setting("auto", "auto picks bf16/fp16 on a GPU that supports it, fp32 on CPU. bf16/fp16: "
-                             "mixed precision (fp32 master weights). bf16_pure: every weight, gradient and "
-                             "optimizer state in bf16, half the memory for full fine-tuning; updates below "
+    precision: str = setting("auto", "auto picks bf16/fp16 on a GPU that supports it, bf16 on a CPU with AMX, "
+                             "fp32 on other CPUs. bf16/fp16: mixed precision (fp32 master weights). "
+                             "bf16_pure: every weight, gradient and optimizer state in bf16, half the memory "
+                             "for full fine-tuning; updates below "
                              "1/256 of a weight are lost, so it suits adapters and larger learning rates.",
                              choices=PRECISIONS)
     gradient_checkpointing: bool = setting(False, "Recompute activations in backward: much less memory, about "
@@ -150,6 +151,16 @@ class TrainConfig:
                                "DeepSpeed ZeRO-2/3 where installed).", choices=DISTRIBUTED)
     accelerate_config: str = setting("", "An `accelerate config` file (e.g. for several machines); empty: "
                                      "settings above.", label="accelerate config file")
+    # several machines (engine/training/launcher.py): the same command on each, with its own machine rank
+    num_machines: int = setting(1, "Machines training together; processes above are per machine. Run the same "
+                                "command on each machine with its own machine rank.", min=1, max=1024,
+                                label="machines")
+    machine_rank: int = setting(0, "This machine's rank: 0 on the main machine, 1 .. machines-1 on the others.",
+                                min=0, max=1023, label="machine rank")
+    main_address: str = setting("", "The main machine's address (IP or host name) the others connect to.",
+                                label="main machine address")
+    main_port: int = setting(29500, "The port the main machine listens on for the others.", min=1, max=65535,
+                             label="main machine port")
     # what is optimised (engine/training/objectives.py): supervised fine-tuning, or a preference objective on
     # pairwise / unpaired data through TRL's trainers
     objective: str = setting("sft", "sft learns the answers; dpo, orpo and simpo learn from preference pairs "
@@ -165,6 +176,11 @@ class TrainConfig:
             found.append(Message("config.epochs", field="train.epochs"))
         if not self.learning_rate > 0:
             found.append(Message("config.learning_rate", field="train.learning_rate", value=self.learning_rate))
+        if self.machine_rank >= self.num_machines:
+            found.append(Message("config.machine_rank", field="train.machine_rank", rank=self.machine_rank,
+                                 machines=self.num_machines))
+        if self.num_machines > 1 and not self.main_address.strip():
+            found.append(Message("config.main_address", field="train.main_address"))
         if self.precision == "bf16_pure" and self.num_processes > 1 and self.distributed in ("zero2", "zero3"):
             found.append(f"train.precision: bf16_pure is not supported under DeepSpeed ({self.distributed}): its ZeRO "
                          "optimizers keep fp32 master weights of a bf16 model; use precision bf16, or distributed "

@@ -134,6 +134,13 @@ CATALOGUE = {
     "config.unknown_method": "{field}: unknown method {name}; choose one of: {known}",
     "config.epochs": "{field}: must be above 0 when max_steps is 0",
     "config.learning_rate": "{field}: {value} must be above 0 (typical: 1e-5 to 5e-4)",
+    "config.machine_rank": "{field}: {rank} is not below train.num_machines ({machines}); ranks go from 0 (the "
+                           "main machine) to num_machines - 1",
+    "config.main_address": "{field}: several machines need the main machine's address (IP or host name)",
+    "launch.no_deepspeed": "{field}: {value} needs DeepSpeed, which does not import here ({reason}); install it "
+                           "(pip install deepspeed) or choose ddp or fsdp",
+    "launch.cpu_fsdp_adapters": "{field}: fsdp on CPU processes shards methods that train the model's own weights "
+                                "(full, freeze, bitfit, ...); {method} adds adapters: choose ddp for it",
     "config.no_train_file": "{field}: no training file given; upload one or pick a sample dataset",
     "config.model_empty": "{field}: empty; give an alias, a local folder or a Hub id",
     "config.seq_len_limit": "{field}: {value} is above this model's limit of {limit} tokens (its maximum positions, "

@@ -22,27 +22,39 @@ from __future__ import annotations
 PURE = {"bf16_pure": "bf16"}
 
 
-def resolve(precision: str, device: str, bf16_supported: bool = True) -> str:
+def resolve(precision: str, device: str, bf16_supported: bool = True, amx: bool = False) -> str:
     """fp32 | bf16 | fp16 | bf16_pure for `precision` (auto or one of them) on `device` (cuda | cpu).
 
     `bf16_supported`: on a GPU, whether it computes in bf16; on a CPU, whether it has native bf16
-    matrix products (engine/core/device.cpu_native_half: AVX512-BF16 or AMX).
+    matrix products (engine/core/device.cpu_native_half: AVX512-BF16 or AMX). `amx`: the CPU has AMX
+    tiles for bf16 (`amx_bf16`); ignored on a GPU.
 
-    auto: bf16 on a GPU that supports it, else fp16; fp32 on CPUs. On a CPU without native bf16, bf16
-    matrix products were 150x slower than fp32 (AVX2-only EPYC, bench/results/throughput_cpu_bf16.md).
-    With native bf16 but no AMX (Xeon with AVX512-BF16: bench/results/throughput_cpu_avx512bf16_{fp32,bf16}.md)
-    bf16 mixed precision was not measurably faster than fp32 at the same loss (Tuneloom +4%, the reference
-    -9%, both under load), so auto keeps fp32;
-    CPU_AUTO_BF16 is where a measurement that shows it faster would flip the choice."""
+    auto: bf16 on a GPU that supports it, else fp16. On a CPU, bf16 mixed precision exactly where it was
+    measured faster at the same loss, i.e. with AMX; fp32 everywhere else:
+    - AMX (Xeon with amx_bf16, ../shared/results/throughput_amx_cpu.md, kept as
+      bench/results/throughput_cpu_amx.md): 474.9 against 348.6 tokens/s for fp32, 1.36x, mean loss of the
+      last 10 steps 1.5360 against 1.5311 (20 steps, default model, LoRA r16, batch 4 x 512);
+    - AVX512-BF16 without AMX (bench/results/throughput_cpu_avx512bf16_{fp32,bf16}.md): 17.9 against 17.2
+      tokens/s (+4%, the reference -9%, both under load): not measurably faster, so fp32;
+    - AVX2 only (no native bf16): bf16 matrix products were 150x slower than fp32
+      (bench/results/throughput_cpu_bf16.md), so fp32."""
     if precision != "auto":
         return precision
     if device == "cuda":
         return "bf16" if bf16_supported else "fp16"
-    return "bf16" if bf16_supported and CPU_AUTO_BF16 else "fp32"
+    return "bf16" if bf16_supported and amx else "fp32"
 
 
-# Whether `auto` picks bf16 on a CPU with native bf16: only when measured faster at the same loss.
-CPU_AUTO_BF16 = False
+# The CPU flag (/proc/cpuinfo) under which `auto` trains in bf16: AMX's bf16 tiles (see `resolve`).
+AUTO_BF16_CPU_FLAG = "amx_bf16"
+
+
+def resolve_on_cpu(precision: str, flags: frozenset[str]) -> str:
+    """`resolve` for a CPU with these /proc/cpuinfo flags (pure: the tests give flag sets, the estimate this
+    machine's)."""
+    from engine.core.device import cpu_native_half
+
+    return resolve(precision, "cpu", cpu_native_half("bf16", flags), AUTO_BF16_CPU_FLAG in flags)
 
 
 def compute_dtype(precision: str) -> str:
@@ -74,4 +86,6 @@ def on_this_machine(precision: str) -> str:
 
     if torch.cuda.is_available():
         return resolve(precision, "cuda", torch.cuda.is_bf16_supported())
-    return resolve(precision, "cpu", cpu_bf16_native())
+    from engine.core.device import cpu_flags
+
+    return resolve(precision, "cpu", cpu_bf16_native(), AUTO_BF16_CPU_FLAG in cpu_flags())

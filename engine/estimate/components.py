@@ -11,11 +11,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.core import device as device_facts
 from engine.core import optimizers
 from engine.core.describe import obtain
-from engine.core.device import cpu_native_half
 from engine.core.messages import Message
-from engine.core.precision import resolve
+from engine.core.precision import resolve, resolve_on_cpu
 from engine.core.runs import is_run_folder
 from engine.core.sharding import shards
 from engine.core.structure import MLP, NotReadYet, Structure
@@ -144,8 +144,10 @@ class Setup:
 
 def precision_for(cfg, device: str) -> str:
     """The run's resolved precision (engine/core/precision.py) on `device`: an estimate for a GPU assumes a
-    recent one (bf16); for a CPU, this machine's (native bf16 or not, from its flags)."""
-    return resolve(cfg.train.precision, device, True if device == "cuda" else cpu_native_half("bf16"))
+    recent one (bf16); for a CPU, this machine's (native bf16 and AMX or not, from its flags)."""
+    if device == "cuda":
+        return resolve(cfg.train.precision, device, True)
+    return resolve_on_cpu(cfg.train.precision, device_facts.cpu_flags())
 
 
 def adapted_modules(s: Setup) -> set[str]:

@@ -20,7 +20,7 @@ PARAMS = lora.lora_params(inits=("default", "gaussian")) + (
 def compute_dtype(params: dict) -> str:
     from engine.core.precision import on_this_machine
 
-    return on_this_machine(params["compute_dtype"])  # auto: the run's own rule (bf16/fp16 on a GPU, fp32 on CPU)
+    return on_this_machine(params["compute_dtype"])  # auto: the run's own rule
 
 
 def apply_quantized(model, params: dict, structure: Structure):

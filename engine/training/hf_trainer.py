@@ -20,6 +20,7 @@ def build_trainer(cfg, method, model, tokenizer, data, args, callbacks, optimize
     from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening, Trainer
 
     from engine.data.masking import IGNORE_INDEX
+    from engine.training import cpu_fsdp
     from engine.training.fused_loss import fused_forward_loss
 
     class TuneloomTrainer(Trainer):
@@ -55,11 +56,13 @@ def build_trainer(cfg, method, model, tokenizer, data, args, callbacks, optimize
     else:
         collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX)
         args.group_by_length = True  # batches of similar length waste less on padding
-    return TuneloomTrainer(
+    trainer = TuneloomTrainer(
         model=model, args=args, train_dataset=to_dataset(data.train),
         eval_dataset=to_dataset(data.validation) if data.validation else None,
         data_collator=collator, processing_class=tokenizer, callbacks=callbacks, optimizers=optimizers,
     )
+    cpu_fsdp.attach(trainer)  # a model sharded over CPU processes: no DDP around it, full weights at the end
+    return trainer
 
 
 def build_supervised(setup):

@@ -39,6 +39,12 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def is_local_main_process() -> bool:
+    """The first process on this machine: it creates the run folder its machine's other processes share (on the
+    main machine that is the run's folder; on another machine, a local one the main machine's records do not need)."""
+    return int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0"))) == 0
+
+
 def _launch_note() -> Path:
     """A file naming the run folder that rank 0 created for this launch: the processes of one launch on
     one machine share their parent (the torchrun agent) and the main port."""
@@ -97,7 +103,10 @@ def trainer_command(run_dir: Path, resume: bool = False) -> list[str]:
 ACCELERATE_FLAGS = {
     "ddp": ["--multi_gpu"],  # also right on CPU: accelerate then starts gloo processes (--cpu starts only one)
     "fsdp": ["--use_fsdp", "--fsdp_sharding_strategy", "FULL_SHARD", "--fsdp_auto_wrap_policy",
-             "TRANSFORMER_BASED_WRAP", "--fsdp_state_dict_type", "FULL_STATE_DICT", "--fsdp_use_orig_params", "true"],
+             "TRANSFORMER_BASED_WRAP", "--fsdp_state_dict_type", "FULL_STATE_DICT", "--fsdp_use_orig_params", "true",
+             # every process loads the weights from disk itself, so nothing to broadcast from rank 0: accelerate's
+             # defaults (true) ask for a GPU-like device and refuse a CPU run ("no available devices found")
+             "--fsdp_cpu_ram_efficient_loading", "false", "--fsdp_sync_module_states", "false"],
     "zero2": ["--use_deepspeed", "--zero_stage", "2"],
     "zero3": ["--use_deepspeed", "--zero_stage", "3", "--zero3_save_16bit_model", "true"],
 }
@@ -107,12 +116,25 @@ def _processes(cfg) -> int:
     return max(1, int(cfg.train.num_processes)) if cfg is not None else 1
 
 
+def _machines(cfg) -> int:
+    return max(1, int(cfg.train.num_machines)) if cfg is not None else 1
+
+
+def machine_flags(cfg: RunConfig) -> list[str]:
+    """accelerate's flags for the machines: one machine, or `num_machines` of them with this one's rank and the
+    main machine's address and port (the same command runs on every machine, each with its own rank)."""
+    if _machines(cfg) == 1:
+        return ["--num_machines", "1"]
+    return ["--num_machines", str(_machines(cfg)), "--machine_rank", str(cfg.train.machine_rank),
+            "--main_process_ip", cfg.train.main_address.strip(), "--main_process_port", str(cfg.train.main_port)]
+
+
 def launch_command(cfg: RunConfig | None, config_path: str | Path, resume: bool = False,
                    port: int | None = None) -> list[str]:
     """The argument list that trains `config_path`: the engine itself, or `accelerate launch` around it
     when cfg.train.num_processes > 1 or an accelerate config file (several machines) is given."""
     train = ["-m", "engine", "train", str(config_path)] + (["--resume"] if resume else [])
-    if cfg is None or (_processes(cfg) == 1 and not cfg.train.accelerate_config):
+    if cfg is None or (_processes(cfg) == 1 and _machines(cfg) == 1 and not cfg.train.accelerate_config):
         return [sys.executable] + train
     accelerate = Path(sys.executable).with_name("accelerate")
     command = [str(accelerate)] if accelerate.is_file() else [sys.executable, "-m", "accelerate.commands.launch"]
@@ -120,10 +142,11 @@ def launch_command(cfg: RunConfig | None, config_path: str | Path, resume: bool 
     if cfg.train.accelerate_config:
         command += ["--config_file", cfg.train.accelerate_config]  # machines, ranks, main address live there
     else:
-        command += ACCELERATE_FLAGS[cfg.train.distributed] + ["--num_machines", "1", "--mixed_precision", "no",
-                                                              "--dynamo_backend", "no"]
-    command += ["--num_processes", str(_processes(cfg))]
-    if port:
+        command += ACCELERATE_FLAGS[cfg.train.distributed] + machine_flags(cfg) + ["--mixed_precision", "no",
+                                                                                  "--dynamo_backend", "no"]
+    # accelerate counts the processes of all machines together; train.num_processes is per machine
+    command += ["--num_processes", str(_processes(cfg) * _machines(cfg))]
+    if port and _machines(cfg) == 1:  # several machines meet at train.main_port
         command += ["--main_process_port", str(port)]
     return command + train
 
@@ -142,16 +165,38 @@ def command_preview(cfg: RunConfig, config_path: str | Path = "config.yaml", res
     return " \\\n  ".join(lines)
 
 
-def launch_problems(cfg: RunConfig) -> list[str]:
-    """What stops a multi-process launch before it starts (missing DeepSpeed, too few GPUs)."""
+def deepspeed_refusal() -> str | None:
+    """Why DeepSpeed cannot be used here (not installed, or its import fails), or None when it imports. Imported in
+    a child process: DeepSpeed imports torch and may build extensions, which the app's process never does."""
     import importlib.util
 
+    if importlib.util.find_spec("deepspeed") is None:
+        return "not installed"
+    probe = subprocess.run([sys.executable, "-c", "import deepspeed"], capture_output=True, text=True, timeout=300,
+                           env=jobs.engine_env())
+    if probe.returncode != 0:
+        lines = [line for line in probe.stderr.strip().splitlines() if line.strip()]
+        return (lines[-1] if lines else f"exit code {probe.returncode}")[:300]
+    return None
+
+
+def launch_problems(cfg: RunConfig) -> list[str]:
+    """What stops a multi-process launch before it starts (DeepSpeed that does not import, adapters under FSDP on
+    CPU processes, a missing accelerate config file)."""
+    from engine.core.device import gpus
+    from engine.methods import METHODS
+
     found = []
-    if _processes(cfg) == 1 and not cfg.train.accelerate_config:
+    if _processes(cfg) == 1 and _machines(cfg) == 1 and not cfg.train.accelerate_config:
         return found
-    if cfg.train.distributed in ("zero2", "zero3") and importlib.util.find_spec("deepspeed") is None:
-        found.append(f"train.distributed: {cfg.train.distributed} needs DeepSpeed (pip install deepspeed); "
-                     "or choose ddp or fsdp")
+    if cfg.train.distributed in ("zero2", "zero3"):
+        reason = deepspeed_refusal()
+        if reason:
+            found.append(Message("launch.no_deepspeed", field="train.distributed", value=cfg.train.distributed,
+                                 reason=reason))
+    method = METHODS.get(cfg.method.name) if cfg.method.name in METHODS else None
+    if cfg.train.distributed == "fsdp" and not gpus() and method is not None and not method.trains_base_weights:
+        found.append(Message("launch.cpu_fsdp_adapters", field="train.distributed", method=cfg.method.name))
     if cfg.train.accelerate_config and not Path(cfg.train.accelerate_config).is_file():
         found.append(f"train.accelerate_config: {cfg.train.accelerate_config} does not exist; "
                      "create one with `accelerate config --config_file PATH`")
@@ -167,21 +212,17 @@ def _free_port() -> int:
 
 
 def spawn(run_dir: Path, resume: bool = False) -> int:
-    process = jobs.spawn(trainer_command(run_dir, resume), run_dir / "train.log", TUNELOOM_STDOUT_IS_LOG="1",
-                         **launch_env(run_dir))
+    process = jobs.spawn(trainer_command(run_dir, resume), run_dir / "train.log", niceness=jobs.TRAINER_NICENESS,
+                         TUNELOOM_STDOUT_IS_LOG="1", **launch_env(run_dir))
     runs.update_status(run_dir, pid=process.pid, state=RunState.RUNNING if resume else RunState.QUEUED)
     return process.pid
 
 
 def start(cfg: RunConfig) -> Path:
-    """Check (model limit, data file, disk; raises ConfigError listing every problem), then spawn."""
+    """Check (model limit, data file, launch, disk; raises ConfigError listing every problem), then spawn."""
     from engine.training.preflight import check
 
     check(cfg)
-    if launch_problems(cfg):
-        from engine.core.config import ConfigError
-
-        raise ConfigError(launch_problems(cfg))
     run_dir = create_run(cfg)
     spawn(run_dir)
     return run_dir

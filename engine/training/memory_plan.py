@@ -25,7 +25,7 @@ def _estimate(cfg: RunConfig, structure: Structure, precision: str, data=None):
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     return estimate(structure, cfg, device="cuda" if _cuda_available() else "cpu", world_size=world,
-                    sharding="ddp" if world > 1 else "none",
+                    sharding=cfg.train.distributed if world > 1 else "none",
                     weight_dtype=METHODS.get(cfg.method.name).load_dtype(precision), cpu_allocator=in_use(),
                     data=data)
 

@@ -21,8 +21,8 @@ from pathlib import Path
 from engine.core import describe, optimizers, runlog, runs
 from engine.core import structure as st
 from engine.core.config import ConfigError, RunConfig
-from engine.core.errors import UserError
 from engine.core.device import cpu_native_half
+from engine.core.errors import UserError
 from engine.core.jobs import RunState
 from engine.core.objectives import for_config
 from engine.core.precision import compute_dtype, cpu_bf16_native, is_pure, on_this_machine
@@ -30,7 +30,7 @@ from engine.core.runlog import log
 from engine.core.structure import Structure
 from engine.core.workspace import subdir
 from engine.methods import METHODS
-from engine.training import dtypes, failures, packing
+from engine.training import cpu_fsdp, dtypes, failures, packing
 from engine.training.hf_trainer import uses_packing
 from engine.training.loss_terms import PARTS, LossTerms
 from engine.training.memory_plan import checkpoint_if_tight, launch_estimate, plan_memory  # noqa: F401
@@ -287,6 +287,7 @@ def check_run(cfg: RunConfig):
     from engine.core.models import prepare_model
 
     method = METHODS.get(cfg.method.name)
+    cpu_fsdp.configure(cfg, log)  # FSDP over CPU processes: the loss goes through the model's forward
     if cfg.trust_remote_code:
         log(f"WARNING: trust_remote_code is on: Python files shipped with {cfg.model} will run in this process. "
             "Only do this for models whose code you have read or trust.")
@@ -379,7 +380,9 @@ def build_trainer(setup: TrainingSetup, callback) -> None:
     callbacks, the run-folder callback and the loss terms (EWC anchor, distillation teacher) where they apply."""
     from engine.training import continual, distill
 
-    cfg, objective, method, model = setup.cfg, setup.objective, setup.method, setup.model
+    cfg, objective, method = setup.cfg, setup.objective, setup.method
+    # FSDP over CPU processes (accelerate shards only on GPUs)
+    model = setup.model = cpu_fsdp.shard(cfg, setup.model, log)
     trl_config = resolve(objective.trl_config) if objective.trl_config else None
     setup.args = training_arguments(cfg, setup.run_dir, setup.precision, bool(setup.data.validation),
                                     cls=trl_config, **objective.settings(cfg))

@@ -1,0 +1,226 @@
+"""Steady under load (issue 28): status reads never wait behind chat or training, the metrics are read from where
+the last read stopped, the trainer runs at a lower CPU priority, and a chat waiting for the worker is told its
+place in line, on the page (en + zh) and through the API."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+
+import pytest
+
+from engine.core import jobs, runs
+from engine.inference.turns import TurnLine
+
+
+# ---- the line ------------------------------------------------------------------------------------------
+def test_the_line_serves_in_order_of_arrival_and_counts_who_is_ahead():
+    line = TurnLine()
+    a, b, c = line.join(), line.join(), line.join()
+    assert [line.ahead(t) for t in (a, b, c)] == [0, 1, 2]
+    line.leave(b)  # gave up waiting (a closed browser tab): the ones behind move up
+    assert line.ahead(c) == 1
+    line.leave(a)
+    assert line.ahead(c) == 0 and len(line) == 1
+    line.leave(c)
+    line.leave(c)  # leaving twice is harmless
+    assert len(line) == 0
+
+
+def test_waiting_reports_each_new_place_and_returns_at_the_turn():
+    line = TurnLine()
+    first, second = line.join(), line.join()
+    mine = line.join()
+    places = []
+
+    def serve():
+        time.sleep(0.2)
+        line.leave(first)
+        time.sleep(0.2)
+        line.leave(second)
+
+    threading.Thread(target=serve).start()
+    for ahead in line.waiting(mine, poll_s=0.05):
+        places.append(ahead)
+    assert places == [2, 1] and line.ahead(mine) == 0
+
+
+def test_one_turn_at_a_time_under_contention():
+    line, inside, most = TurnLine(), [0], [0]
+    lock = threading.Lock()
+
+    def request():
+        with line.turn(poll_s=0.01):
+            with lock:
+                inside[0] += 1
+                most[0] = max(most[0], inside[0])
+            time.sleep(0.01)
+            with lock:
+                inside[0] -= 1
+
+    threads = [threading.Thread(target=request) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most[0] == 1 and len(line) == 0
+
+
+# ---- the page's chat note ------------------------------------------------------------------------------
+def test_a_page_chat_shows_its_place_in_the_pages_language_then_replies(monkeypatch):
+    from ui import chat_line
+
+    monkeypatch.setattr(chat_line, "LINE", TurnLine())
+    calls = []
+
+    def handler(message, history, target, model, system, lang, *settings):
+        calls.append(message)
+        yield "reply", "", "note"
+
+    holder = chat_line.LINE.join()  # a chat being answered
+    for lang, words in (("en", "1 request ahead"), ("zh", "前面还有 1 个请求")):
+        queued = chat_line.in_line(handler, 3, note_at=2)("hi", [], "base", "m", "", lang)
+        first = next(queued)
+        assert words in first[2] and first[0] is not None
+        threading.Timer(0.2, chat_line.LINE.leave, [holder]).start() if lang == "zh" else None
+        if lang == "en":
+            queued.close()  # the browser went away: its place is given up
+            assert len(chat_line.LINE) == 1 and not calls
+        else:
+            assert list(queued)[-1] == ("reply", "", "note")
+    assert calls == ["hi"] and len(chat_line.LINE) == 0
+    assert chat_line.place_text(2) == "2 requests ahead: the reply starts when they are answered"
+    assert chat_line.place_text(2, "zh").startswith("前面还有 2 个请求")
+
+
+# ---- metrics read from where the last read stopped ----------------------------------------------------
+def test_status_reads_take_only_the_appended_metrics(tmp_path):
+    from ui import follow
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for step in (1, 2):
+        runs.append_metrics(run, {"step": step, "loss": 3.0 - step})
+    last, last_eval, points = follow.latest(run)
+    assert last["step"] == 2 and last_eval is None and points == 2
+    tail = follow._TAILS[str(run)]
+    read_to = tail.offset
+    assert read_to == (run / "metrics.jsonl").stat().st_size
+    runs.append_metrics(run, {"step": 2, "eval_loss": 1.5})
+    runs.append_metrics(run, {"step": 3, "loss": 0.5})
+    appended = (run / "metrics.jsonl").stat().st_size - read_to
+    last, last_eval, points = follow.latest(run)
+    assert (last["step"], last_eval["eval_loss"], points) == (3, 1.5, 3)
+    assert tail.offset - read_to == appended  # the second read went on from the first one's end
+
+
+# ---- the trainer's priority ----------------------------------------------------------------------------
+def test_a_niced_job_runs_below_the_apps_priority(tmp_path):
+    log = tmp_path / "job.log"
+    process = jobs.spawn([sys.executable, "-c", "import os; print(os.getpriority(os.PRIO_PROCESS, 0))"], log,
+                         niceness=jobs.TRAINER_NICENESS)
+    process.wait(timeout=60)
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    assert int(log.read_text().strip()) == min(19, ours + jobs.TRAINER_NICENESS)
+    assert jobs.TRAINER_NICENESS > 0
+
+
+def test_the_trainer_the_app_starts_runs_at_the_lower_priority(tiny_model, workspace):
+    import psutil
+
+    from engine.core.config import RunConfig
+    from engine.training import launcher
+
+    cfg = RunConfig.from_dict({"model": tiny_model, "data": {"train": "presets/data/identity.jsonl"},
+                               "train": {"max_steps": 2, "eval_steps": 0, "save_steps": 0, "max_seq_len": 64}})
+    run = launcher.start(cfg)
+    pid = runs.read_status(run)["pid"]
+    try:
+        assert psutil.Process(pid).nice() == min(19, os.getpriority(os.PRIO_PROCESS, 0) + jobs.TRAINER_NICENESS)
+    finally:
+        deadline = time.time() + 240
+        while runs.read_status(run).get("state") in runs.ACTIVE and time.time() < deadline:
+            time.sleep(0.5)
+    assert runs.read_status(run)["state"] == "done"
+
+
+# ---- a live server: status reads are not queued behind chats, and chats are told their place -----------
+@pytest.fixture()
+def api_server(workspace, monkeypatch):
+    import gradio as gr
+
+    from ui import api, chat_line
+    from ui.app import launch_options  # noqa: F401  (the page's module imports cleanly beside the API)
+
+    monkeypatch.setattr(chat_line, "LINE", TurnLine())
+    with gr.Blocks() as demo:
+        api.register()
+    demo.queue(default_concurrency_limit=4).launch(prevent_thread_lock=True, server_name="127.0.0.1",
+                                                   server_port=None, quiet=True)
+    try:
+        yield demo, chat_line.LINE
+    finally:
+        demo.close()
+
+
+def test_status_reads_are_answered_while_chats_wait_and_each_chat_hears_its_place(api_server, workspace):
+    from gradio_client import Client
+
+    demo, line = api_server
+    run = runs.new_run_dir("busy")
+    (run / "config.yaml").write_text("model: m\n")
+    runs.update_status(run, state="running", pid=os.getpid(), step=3, max_steps=10)
+    runs.append_metrics(run, {"step": 3, "loss": 1.25})
+    url = demo.local_url
+    holder = line.join()  # a chat is being answered: the next ones wait
+    chatters = [Client(url, verbose=False) for _ in range(2)]
+    chats = []
+    for client in chatters:  # model "" fails at once when its turn comes: no model is loaded in this test
+        chats.append(client.submit("base", "hi", "", 4, 0.0, 1.0, 50, 1.0, "", api_name="/chat"))
+        time.sleep(0.3)
+    deadline = time.time() + 30
+    while len(line) < 3 and time.time() < deadline:
+        time.sleep(0.05)
+    assert len(line) == 3, "both chats should be waiting in line"
+
+    readers = [Client(url, verbose=False) for _ in range(4)]
+    answers, latencies = [], []
+
+    def read(client):
+        for _ in range(3):
+            began = time.perf_counter()
+            answers.append(client.predict(run.name, api_name="/run_status"))
+            latencies.append(time.perf_counter() - began)
+        answers.append(client.predict(api_name="/list_runs"))
+
+    threads = [threading.Thread(target=read, args=(c,)) for c in readers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(answers) == 16 and len(line) == 3  # every read answered while both chats still wait
+    status = [a for a in answers if isinstance(a, dict)]
+    assert all(a["state"] == "running" and a["last"]["loss"] == 1.25 and a["points"] == 1 for a in status)
+    assert all(isinstance(a, list) and a[0]["id"] == run.name for a in answers if not isinstance(a, dict))
+    print(f"\nstatus reads while chats wait: max {max(latencies) * 1000:.0f} ms")
+
+    heard = [job.status().log for job in chats]
+    assert [log[0] if log else None for log in heard] == ["1 request ahead: the reply starts when it is answered",
+                                                          "2 requests ahead: the reply starts when they are answered"]
+    line.leave(holder)
+    for job in chats:
+        with pytest.raises(Exception, match="(?i)model field is empty"):
+            job.result(timeout=60)
+    assert len(line) == 0
+    for client in chatters + readers:
+        client.close()
+
+
+def test_the_api_registers_status_reads_and_chat_without_a_concurrency_limit(api_server):
+    demo, _ = api_server
+    limits = {fn.api_name: fn.concurrency_limit for fn in demo.fns.values()}
+    assert limits["run_status"] is None and limits["list_runs"] is None and limits["chat"] is None
+    config = json.dumps(demo.config)
+    assert "run_status" in config
