@@ -141,7 +141,7 @@ def prepare_preference(data, tokenizer, max_seq_len: int, seed: int = 0, objecti
     from engine.data.dataset import Prepared, validation_indices
 
     loaded = load_examples(data.train, data.format, data.columns, data.skip_bad_rows, split=data.split,
-                           subset=data.subset)
+                           subset=data.subset, reasoning=data.reasoning)
     why = kind_mismatch(data_kind(loaded), wanted, objective, loaded.file)
     if why:
         raise ValueError(why)
