@@ -39,17 +39,17 @@ def for_template(tokenizer, messages: list[dict], tools: list[dict] | None = Non
     out = []
     for message in messages:
         message = {k: v for k, v in message.items() if k != "weight"}  # masking reads it; templates do not
-        reasoning = message.pop("reasoning_content", "")
-        if reasoning and has["reasoning"]:
-            message["reasoning_content"] = reasoning
-        elif reasoning:
-            message["content"] = think_block(reasoning) + message["content"]
         calls = message.pop("tool_calls", None)
         if calls and has["tool_calls"]:
             message["tool_calls"] = calls
         elif calls:
             text = "\n".join(f"<tool_call>\n{call_text(c)}\n</tool_call>" for c in calls)
             message["content"] = f"{message['content']}\n{text}" if message["content"] else text
+        reasoning = message.pop("reasoning_content", "")
+        if reasoning and has["reasoning"]:
+            message["reasoning_content"] = reasoning
+        elif reasoning:
+            message["content"] = think_block(reasoning) + message["content"]
         if message["role"] == "tool" and not has["tool_calls"]:
             message = {"role": "tool", "content": message["content"]}
         out.append(message)

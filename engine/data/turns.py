@@ -22,8 +22,7 @@ import re
 from engine.core.messages import Message as M
 from engine.data.errors import FieldError
 
-CHAT_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant",
-              "tool": "tool", "function": "tool", "ipython": "tool"}
+CHAT_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                   "model": "assistant", "system": "system", "function_call": "function_call",
                   "observation": "tool", "tool": "tool"}
