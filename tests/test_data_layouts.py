@@ -10,7 +10,7 @@ from conftest import DATA, ROOT
 
 from engine.core.models import load_tokenizer
 from engine.data import DataError, load_examples
-from engine.data.dataset import encode_all, is_raw_text
+from engine.data.dataset import encode_all
 from engine.data.masking import IGNORE_INDEX, encode, token_preview
 from engine.data.pairwise import data_kind
 
@@ -129,6 +129,8 @@ def test_llamafactory_kto_is_unpaired_never_sft():
 
 
 def test_raw_text_files_are_documents_cut_into_blocks(tok):
+    from engine.data.dataset import is_raw_text
+
     loaded = load_examples(LAYOUTS / "corpus.txt")
     assert loaded.format == "text" and loaded.count == 3 and is_raw_text(loaded)  # one document per line
     assert [e.where for e in loaded.examples] == ["line 1", "line 3", "line 4"]
