@@ -214,7 +214,7 @@ def cmd_data(args) -> int:
         if args.json:
             print(json.dumps(report, ensure_ascii=False))
         else:
-            print(f"{loaded.file}: format {loaded.format} ({report['kind']}), {loaded.count} examples")
+            print(f"{loaded.file}: format {loaded.format}, {loaded.count} examples ({report['kind']})")
             if loaded.note:
                 print(f"  note: {loaded.note}")
             for key in ("documents", "blocks", "tokens", "trained_tokens", "dropped"):

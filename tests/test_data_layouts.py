@@ -120,6 +120,14 @@ def test_llamafactory_alpaca_preference_pairs():
     assert (example.chosen, example.rejected) == ("chat", "chien")
 
 
+def test_llamafactory_v1_preference_conversations():
+    loaded = load_examples(LAYOUTS / "lf_v1_dpo.jsonl")
+    assert loaded.format == "pairwise_messages" and data_kind(loaded) == "pairwise"
+    example = loaded.examples[0]
+    assert example.messages == [{"role": "user", "content": "Name a planet."}]
+    assert (example.chosen, example.rejected) == ("Mars.", "A spoon.")
+
+
 def test_llamafactory_kto_is_unpaired_never_sft():
     loaded = load_examples(LAYOUTS / "lf_kto.json")
     assert loaded.format == "kto" and data_kind(loaded) == "unpaired"

@@ -121,22 +121,19 @@ ZH = {
     # tools, reasoning, media, detection (engine/data/turns.py, formats.py)
     "field.tool_arguments": "工具调用的参数不是有效的 JSON（{detail}）",
     "field.tool_arguments_type": "工具调用的参数必须是 JSON 对象，实际是 {got}",
-    "field.tool_arguments_hint": "把参数写成 JSON 对象，例如 {{\"city\": \"Paris\"}}（OpenAI 文件中写成字符串：\"{{\\"
-                                 "\"city\\\": \\\"Par"
-                                 "is\\\"}}\"）",
+    "field.tool_arguments_hint": "把参数写成 JSON 对象，例如 {{\"city\": \"Paris\"}}"
+                                 "（OpenAI 文件中写成字符串：\"{{\\\"city\\\": \\\"Paris\\\"}}\"）",
     "field.tool_call_json": "函数调用不是有效的 JSON（{detail}）",
     "field.tool_call_type": "应为工具调用对象，实际是 {got}",
     "field.tool_call_name": "工具调用没有函数名",
-    "field.tool_call_hint": "每个调用写成 {{\"name\": ..., \"arguments\": {{...}}}}（OpenAI：{{\"type\": \"function\","
-                            " \"fun"
-                            "ction\": {{\"name\": ..., \"arguments\": \"...\"}}}}）",
+    "field.tool_call_hint": "每个调用写成 {{\"name\": ..., \"arguments\": {{...}}}}（OpenAI：{{\"type\": \"function\", "
+                            "\"function\": {{\"name\": ..., \"arguments\": \"...\"}}}}）",
     "field.tool_calls_type": "应为工具调用的列表，实际是 {got}",
     "field.tools_json": "工具列表不是有效的 JSON（{detail}）",
     "field.tools_type": "应为函数定义的列表，实际是 {got}",
     "field.tool_schema": "工具需要函数名",
-    "field.tools_hint": "工具写成 {{\"type\": \"function\", \"function\": {{\"name\", \"description\", \"parameters\"}"
-                        "}}"
-                        "} 的列表（或扁平的 {{name, description, parameters}}）",
+    "field.tools_hint": "工具写成 {{\"type\": \"function\", \"function\": {{\"name\", \"description\", "
+                        "\"parameters\"}}}} 的列表（或扁平的 {{name, description, parameters}}）",
     "field.weight": "weight 必须是 0 或 1，实际是 {value}",
     "field.weight_hint": "1 表示训练这条助手消息，0 表示只给模型看、不训练",
     "field.content_hint": "content 写成文本，或 {{\"type\": \"text\", \"text\": ...}} 片段的列表",
@@ -149,11 +146,11 @@ ZH = {
                              "，再接助手消息",
     "field.label_boolean": "label 必须是 true 或 false，实际是 {label}",
     "data.media": "这份数据包含 {what}：文本模型无法训练图像、音频或视频，本应用也绝不会把它们当作文本训练",
-    "data.media_hint": "删除 images/audios/videos 字段和 <image>/<audio>/<video> 占位符即可只训练文本；支持的格式：alp"
-                       "aca、sharegpt（含工具）、Op"
-                       "enAI messages（含工具、推理）、prompt/completion、偏好数据（DPO/KTO）和纯文本",
-    "data.also_fits": "按 {chosen} 读取；该文件也符合 {others}：如需按那种方式读取，请选择格式 {pick}（data.format / -"
-                      "-format）",
+    "data.media_hint": "删除 images/audios/videos 字段和 <image>/<audio>/<video> 占位符即可只训练文本；"
+                       "支持的格式：alpaca、sharegpt（含工具）、OpenAI messages（含工具、推理）、"
+                       "prompt/completion、偏好数据（DPO/KTO）和纯文本",
+    "data.also_fits": "按 {chosen} 读取；该文件也符合 {others}：如需按那种方式读取，"
+                      "请选择格式 {pick}（data.format / --format）",
     "drop.no_answer_tokens": "套用聊天模板后没有可训练的回答词元",
     "drop.answer_after_limit": "回答从最大序列长度（{max_seq_len} 个词元）之后才开始",
     "drop.prompt_fills": "仅提示就占满了最大序列长度（{max_seq_len} 个词元）",

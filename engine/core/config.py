@@ -65,7 +65,7 @@ class DataConfig:
     split: str = setting("train", "The split to read from a datasets folder or a Hub dataset.")
     subset: str = setting("", "The configuration (subset) of a Hub dataset that has several; empty: its default.")
     format: str = setting("auto", "How records are read: auto-detected, or a named layout (alpaca, sharegpt, "
-                          "messages, text, prompt_completion, pairwise, unpaired, kto).",
+                          "messages, text, prompt_completion, pairwise, pairwise_messages, unpaired, kto).",
                           choices=("auto",), registry=FORMATS)
     validation_split: float = setting(0.1, "Share of examples held out to measure eval loss (0 = none).",
                                       min=0.0, max=0.5, label="validation split")

@@ -233,7 +233,7 @@ def _answer(record: dict, field: str) -> str | list[dict]:
         return value
     if not isinstance(value, list):
         raise FieldError(field, M("field.answer_type", got=type(value).__name__))
-    messages = _turns(record, field, "role", "content", {r: r for r in ROLES})
+    messages = _plain_turns(read_turns(record, field, "role", "content", CHAT_ROLES), field)
     if not messages or messages[-1]["role"] != "assistant":
         raise FieldError(field, M("field.last_not_assistant"), M("field.end_it"))
     return messages
@@ -316,6 +316,20 @@ def _kto_messages(record: dict) -> Example:
                    label=label)
 
 
+def _pairwise_messages(record: dict) -> Example:
+    """LLaMA-Factory v1: whole conversations in chosen_messages / rejected_messages, sharing all but the last turn."""
+    renamed = {"chosen": record.get("chosen_messages"), "rejected": record.get("rejected_messages")}
+    try:
+        return _pairwise(renamed)
+    except FieldError as err:
+        err.field = err.field.replace("chosen", "chosen_messages", 1).replace("rejected", "rejected_messages", 1)
+        raise
+
+
+FORMATS.register("pairwise_messages", Format("pairwise_messages", "chosen_messages / rejected_messages "
+                                             "(LLaMA-Factory v1): conversations that differ in the last answer",
+                                             ("chosen_messages", "rejected_messages"), _pairwise_messages,
+                                             kind="pairwise"))
 FORMATS.register("prompt_completion", Format("prompt_completion", "prompt / completion (TRL): text or message "
                                              "lists; only the completion is trained", ("prompt", "completion"),
                                              _prompt_completion))
