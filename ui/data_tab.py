@@ -116,7 +116,7 @@ TEXT = {
         "path": "训练文件",
         "path_info": "训练使用的文件：JSON、JSONL、CSV、Parquet 或纯文本（.txt、.md）。"
                      "在选择其他文件之前是快速入门示例。",
-        "format": "格式", "format_info": "auto 会根据字段自动识别 alpaca、sharegpt、messages（工具、推理）、TRL "
+        "format": "格式", "format_info": "auto 会根据字段自动识别 alpaca、sharegpt、messages（工具、推理）、"
                                          "prompt_completion、text 或偏好数据（pairwise、unpaired、kto）。",
         "columns": "列映射（CSV 或改名的字段）",
         "columns_info": "文件列=字段，用逗号分隔；按回车生效。",
@@ -206,6 +206,8 @@ def store_upload(temp_path: str | None, lang: str = "en") -> str:
         folder = folder.with_name(f"{time.strftime('%Y%m%d-%H%M%S')}-{n}")
     folder.mkdir(parents=True)
     target = folder / f"{safe_name(source.stem, fallback='data')}{source.suffix.lower()}"
+    if target.name == UPLOAD_NOTE:  # raw text may be a .txt: never overwritten by the name note
+        target = target.with_name(f"data-{target.name}")
     shutil.copyfile(source, target)
     (folder / UPLOAD_NOTE).write_text(source.name, encoding="utf-8")  # shown wherever the data is named
     return str(target)
@@ -213,7 +215,8 @@ def store_upload(temp_path: str | None, lang: str = "en") -> str:
 
 def uploaded_files() -> list[Path]:
     """Every file uploaded to this workspace, newest first."""
-    found = [p for p in subdir("uploads").rglob("*") if p.is_file() and p.suffix.lower() in UPLOAD_TYPES]
+    found = [p for p in subdir("uploads").rglob("*") if p.is_file() and p.suffix.lower() in UPLOAD_TYPES
+             and p.name != UPLOAD_NOTE]
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 

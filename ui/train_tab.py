@@ -170,8 +170,8 @@ TRAIN_PARAM_ZH = {
     "undesirable_weight": ("KTO 坏回答权重", "KTO：坏回答的权重。"),
     "split": ("数据划分", "从 datasets 文件夹或 Hub 数据集读取的划分（split）。"),
     "subset": ("子集", "有多个配置的 Hub 数据集要读取的配置（子集）；留空为默认。"),
-    "reasoning": ("推理过程", "推理过程（reasoning_content、thinking、<think>）：auto 在对话模板有位置时按模板渲染，"
-                  "否则以 <think>...</think> 内联；inline 总是写进回答；drop 删除。保留的推理过程会参与训练。"),
+    "reasoning": ("推理过程", "数据中的推理过程：auto 在对话模板有位置时按模板渲染，否则内联为思考块写在回答之前；"
+                  "inline 总是写进回答；drop 删除。保留的推理过程会参与训练。"),
 }
 params.PARAM_ZH.update(TRAIN_PARAM_ZH)
 
