@@ -68,6 +68,13 @@ def table(rows: list[dict]) -> str:
         if report.get("documents"):
             said.append(f"{report['documents']} documents cut into {report['blocks']} blocks of up to "
                         f"{entry['max_seq_len']} tokens")
+        if report.get("tool_examples"):
+            said.append(f"{report['tool_examples']} with tool calls")
+        if report.get("reasoning_examples"):
+            own_place = report["template_has"]["reasoning"] and report["reasoning"] == "auto"
+            where = ("in the template's own place" if own_place else "dropped" if report["reasoning"] == "drop"
+                     else "inline as <think> (the template has no place)")
+            said.append(f"{report['reasoning_examples']} with reasoning, kept {where}")
         if report.get("skipped_bad_rows_count"):
             said.append(f"{report['skipped_bad_rows_count']} bad row(s) skipped with --skip-bad-rows; without it: "
                         f"{entry['first_problem']}")
@@ -84,6 +91,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "llamafactory_formats.md")
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--max-seq-len", type=int, default=2048)
+    parser.add_argument("--source", default="", help="where the folders come from (printed in the header), e.g. "
+                        "'LLaMA-Factory data/ at commit ...'")
     args = parser.parse_args()
     sections = []
     for folder in args.folders:
@@ -100,7 +109,8 @@ def main() -> int:
             f"from its own folder, outside this repository), tokens counted with {args.model}'s tokenizer and chat "
             f"template at max_seq_len {args.max_seq_len}; conversation data trains the assistant turns (mask "
             "assistant), preference data its answers, raw text every token. CPU: "
-            f"{cpu_name()} (token counts do not depend on it).\n\n" + "\n".join(sections))
+            f"{cpu_name()} (token counts do not depend on it).\n\n"
+            + (f"Source: {args.source}\n\n" if args.source else "") + "\n".join(sections))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     print(text)

@@ -217,7 +217,8 @@ def cmd_data(args) -> int:
             print(f"{loaded.file}: format {loaded.format}, {loaded.count} examples ({report['kind']})")
             if loaded.note:
                 print(f"  note: {loaded.note}")
-            for key in ("documents", "blocks", "tokens", "trained_tokens", "dropped"):
+            for key in ("documents", "blocks", "tool_examples", "reasoning_examples", "tokens", "trained_tokens",
+                        "dropped"):
                 if key in report:
                     print(f"  {key}: {report[key]}")
             if loaded.skipped_count:
@@ -244,7 +245,11 @@ def _encoded_stats(args, loaded) -> dict:
         kept, dropped, rows = encode_all(loaded, tokenizer, args.mask, args.max_seq_len)
     from engine.data.dataset import is_raw_text
 
+    from engine.data.chat_render import features
+
     blocks = {"documents": loaded.count, "blocks": len(kept)} if is_raw_text(loaded) else {}
+    blocks.update({"reasoning_examples": loaded.reasoning_count, "tool_examples": loaded.tool_count,
+                   "reasoning": args.reasoning, "template_has": features(tokenizer)})
     return {**blocks, "tokens": sum(len(e.input_ids) for e in kept),
             "trained_tokens": sum(e.trained_tokens for e in kept), "dropped": dict(dropped), "dropped_rows": rows[:20]}
 
