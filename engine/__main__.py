@@ -243,9 +243,8 @@ def _encoded_stats(args, loaded) -> dict:
         kept, dropped, rows = encode_all_preference(loaded, tokenizer, args.max_seq_len)
     else:
         kept, dropped, rows = encode_all(loaded, tokenizer, args.mask, args.max_seq_len)
-    from engine.data.dataset import is_raw_text
-
     from engine.data.chat_render import features
+    from engine.data.dataset import is_raw_text
 
     blocks = {"documents": loaded.count, "blocks": len(kept)} if is_raw_text(loaded) else {}
     blocks.update({"reasoning_examples": loaded.reasoning_count, "tool_examples": loaded.tool_count,
