@@ -24,6 +24,8 @@ def _data_arguments(cmd: argparse.ArgumentParser, name: str) -> None:
     cmd.add_argument("--model", default=None, help="tokenizer to use (default: the default model)")
     cmd.add_argument("--template", default="auto", help="chat template: the model's own (auto) or a named one")
     cmd.add_argument("--mask", default="assistant", choices=MASKS)
+    cmd.add_argument("--reasoning", default="auto", choices=("auto", "inline", "drop"),
+                     help="reasoning traces: where the template has a place (auto), inline as <think>, or drop")
     cmd.add_argument("--max-seq-len", type=int, default=2048)
     cmd.add_argument("--column", action="append", default=[], metavar="SOURCE=FIELD",
                      help="map a file column to an expected field, e.g. --column question=instruction")
@@ -198,7 +200,7 @@ def _load_for_data(args):
     # a plain check only counts (streams any size of file); token stats and previews need the examples
     keep = 0 if args.data_command == "check" and not args.model else None
     return load_examples(args.file, args.format, columns, args.skip_bad_rows, keep=keep, split=args.split,
-                         subset=args.subset)
+                         subset=args.subset, reasoning=args.reasoning)
 
 
 def cmd_data(args) -> int:
@@ -214,7 +216,10 @@ def cmd_data(args) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     if args.data_command == "check":
-        report = {"file": loaded.file, "format": loaded.format, "examples": loaded.count,
+        from engine.data.pairwise import data_kind
+
+        report = {"file": loaded.file, "format": loaded.format, "kind": data_kind(loaded), "examples": loaded.count,
+                  "note": str(loaded.note),
                   "fields": loaded.fields, "skipped_bad_rows": [str(e) for e in loaded.skipped],
                   "skipped_bad_rows_count": loaded.skipped_count}
         if args.model:
@@ -222,8 +227,11 @@ def cmd_data(args) -> int:
         if args.json:
             print(json.dumps(report, ensure_ascii=False))
         else:
-            print(f"{loaded.file}: format {loaded.format}, {loaded.count} examples")
-            for key in ("tokens", "trained_tokens", "dropped"):
+            print(f"{loaded.file}: format {loaded.format}, {loaded.count} examples ({report['kind']})")
+            if loaded.note:
+                print(f"  note: {loaded.note}")
+            for key in ("documents", "blocks", "tool_examples", "reasoning_examples", "tokens", "trained_tokens",
+                        "dropped"):
                 if key in report:
                     print(f"  {key}: {report[key]}")
             if loaded.skipped_count:
@@ -248,8 +256,14 @@ def _encoded_stats(args, loaded) -> dict:
         kept, dropped, rows = encode_all_preference(loaded, tokenizer, args.max_seq_len)
     else:
         kept, dropped, rows = encode_all(loaded, tokenizer, args.mask, args.max_seq_len)
-    return {"tokens": sum(len(e.input_ids) for e in kept), "trained_tokens": sum(e.trained_tokens for e in kept),
-            "dropped": dict(dropped), "dropped_rows": rows[:20]}
+    from engine.data.chat_render import features
+    from engine.data.dataset import is_raw_text
+
+    blocks = {"documents": loaded.count, "blocks": len(kept)} if is_raw_text(loaded) else {}
+    blocks.update({"reasoning_examples": loaded.reasoning_count, "tool_examples": loaded.tool_count,
+                   "reasoning": args.reasoning, "template_has": features(tokenizer)})
+    return {**blocks, "tokens": sum(len(e.input_ids) for e in kept),
+            "trained_tokens": sum(e.trained_tokens for e in kept), "dropped": dict(dropped), "dropped_rows": rows[:20]}
 
 
 def _preview(args, loaded) -> int:
@@ -300,7 +314,7 @@ def cmd_data_inspect(args) -> int:
     try:
         columns = dict(item.split("=", 1) for item in args.column)
         loaded = load_examples(args.file, args.format, columns, args.skip_bad_rows, split=args.split,
-                               subset=args.subset)
+                               subset=args.subset, reasoning=args.reasoning)
     except DataError as err:
         print(json.dumps({"error": err.to_dict()}, ensure_ascii=False))
         return 1
@@ -322,7 +336,10 @@ def cmd_data_inspect(args) -> int:
                              "dropped_i18n": as_dict(encoded) if dropped_why else None,
                              "tokens": [] if dropped_why else token_preview(tokenizer, example, encoded)})
     stats = Prepared(loaded, kept, [], dropped, rows).stats()  # the trainer's own numbers
+    from engine.data.chat_render import features
+
     print(json.dumps({"file": loaded.file, "format": loaded.format, "kind": kind, "fields": loaded.fields,
+                      "template_has": features(tokenizer), "reasoning": args.reasoning,
                       "rows": loaded.preview_rows, "stats": stats, "start": args.start,
                       "previews": previews}, ensure_ascii=False, default=str))
     return 0

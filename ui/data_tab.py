@@ -27,7 +27,7 @@ from engine.core.workspace import (
     safe_name,
     subdir,
 )
-from ui import messages
+from ui import data_notes, messages
 from ui.common import CLI_TIMEOUT_S, ClampedSlider, cli_failure, engine, error_box, last_json_line, note_box, reason
 from ui.lang import loc, norm, remount, tr
 from ui.warm_cli import WARM
@@ -43,7 +43,7 @@ SAMPLE_NOTES = {  # a friendlier label for the bundled samples; any other file s
            "polite_pairs.jsonl": "偏好对：礼貌（chosen）与粗鲁（rejected），用于 DPO / ORPO / SimPO",
            "polite_unpaired.jsonl": "标记好坏的回答（礼貌 / 粗鲁），用于 KTO"},
 }
-UPLOAD_TYPES = [".json", ".jsonl", ".csv", ".parquet"]
+UPLOAD_TYPES = [".json", ".jsonl", ".csv", ".parquet", ".txt", ".md"]
 NO_ROWS = {"headers": ["—"], "data": [[""]]}  # the table's label says what appears here
 PREVIEW_LIMIT = 50  # token previews fetched per inspect; the slider moves within them
 MASK_HELP = ("assistant: learn every assistant reply · last_assistant: only the final reply · "
@@ -59,9 +59,12 @@ TEXT = {
                        "TUNELOOM_DATA_DIRS), or hub:owner/name; the split is set under Train, more settings. Press "
                        "Enter to read it.",
         "path": "Training file",
-        "path_info": "What Train uses: JSON, JSONL, CSV or Parquet. The quickstart sample until you pick another.",
-        "format": "Format", "format_info": "auto detects alpaca, sharegpt, messages, text, or preference data "
-                                           "(pairwise: prompt/chosen/rejected; unpaired: prompt/completion/label).",
+        "path_info": "What Train uses: JSON, JSONL, CSV, Parquet, or raw text (.txt, .md). The quickstart sample "
+                     "until you pick another.",
+        "format": "Format", "format_info": "auto detects alpaca, sharegpt, messages (tools, reasoning), TRL "
+                                           "prompt_completion, text, or preference data (pairwise: "
+                                           "prompt/chosen/rejected; unpaired: prompt/completion/label; kto: "
+                                           "messages + label).",
         "columns": "Column mapping (CSV or renamed fields)",
         "columns_info": "file_column=field pairs, comma separated; press Enter to apply.",
         "mask": "Train on", "mask_info": MASK_HELP,
@@ -112,8 +115,10 @@ TEXT = {
                        "TUNELOOM_DATA_DIRS 中），"
                        "或 hub:owner/name；数据划分（split）在训练页的更多设置中。按回车读取。",
         "path": "训练文件",
-        "path_info": "训练使用的文件：JSON、JSONL、CSV 或 Parquet。在选择其他文件之前是快速入门示例。",
-        "format": "格式", "format_info": "auto 会根据字段自动识别 alpaca、sharegpt、messages 或 text。",
+        "path_info": "训练使用的文件：JSON、JSONL、CSV、Parquet 或纯文本（.txt、.md）。"
+                     "在选择其他文件之前是快速入门示例。",
+        "format": "格式", "format_info": "auto 会根据字段自动识别 alpaca、sharegpt、messages（工具、推理）、"
+                                         "prompt_completion、text 或偏好数据（pairwise、unpaired、kto）。",
         "columns": "列映射（CSV 或改名的字段）",
         "columns_info": "文件列=字段，用逗号分隔；按回车生效。",
         "mask": "训练内容",
@@ -202,6 +207,8 @@ def store_upload(temp_path: str | None, lang: str = "en") -> str:
         folder = folder.with_name(f"{time.strftime('%Y%m%d-%H%M%S')}-{n}")
     folder.mkdir(parents=True)
     target = folder / f"{safe_name(source.stem, fallback='data')}{source.suffix.lower()}"
+    if target.name == UPLOAD_NOTE:  # raw text may be a .txt: never overwritten by the name note
+        target = target.with_name(f"data-{target.name}")
     shutil.copyfile(source, target)
     (folder / UPLOAD_NOTE).write_text(source.name, encoding="utf-8")  # shown wherever the data is named
     return str(target)
@@ -209,7 +216,8 @@ def store_upload(temp_path: str | None, lang: str = "en") -> str:
 
 def uploaded_files() -> list[Path]:
     """Every file uploaded to this workspace, newest first."""
-    found = [p for p in subdir("uploads").rglob("*") if p.is_file() and p.suffix.lower() in UPLOAD_TYPES]
+    found = [p for p in subdir("uploads").rglob("*") if p.is_file() and p.suffix.lower() in UPLOAD_TYPES
+             and p.name != UPLOAD_NOTE]
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
@@ -245,7 +253,7 @@ def stats_markdown(report: dict, lang="en") -> str:
                   for row in rows[:5]]
     if not dropped and not s.get("skipped_bad_rows_count"):
         lines.append(tr(TEXT, lang, "none_dropped"))
-    return "\n\n".join(lines)
+    return "\n\n".join(lines + data_notes.notes(report, lang))
 
 
 def dropped_reason(stats: dict, why: str, lang="en") -> str:
@@ -266,12 +274,14 @@ def highlighted(preview: dict | None, key: str = "tokens", lang="en") -> list[tu
         why = messages.say((preview.get("dropped_i18n") or preview["dropped"]), lang)
         return [(tr(TEXT, lang, "dropped_one", where=messages.where(preview["where"], lang), why=why), None)]
     trained = tr(TEXT, lang, "trained")
-    return [(t["token"], trained if t["trained"] else None) for t in preview.get(key) or []]
+    return [(t["token"], data_notes.part_label(t, lang) or (trained if t["trained"] else None))
+            for t in preview.get(key) or []]
 
 
 def token_colors(color: str):
-    """The legend of a token view, keyed by the word for "trained" in the page's language."""
-    return lambda lang: {tr(TEXT, lang, "trained"): color}
+    """The legend of a token view, keyed by the word for "trained" in the page's language (tool calls, tool
+    outputs and reasoning in their own colours: ui/data_notes.py)."""
+    return lambda lang: {tr(TEXT, lang, "trained"): color, **data_notes.part_colors(lang)}
 
 
 def rejected_update(report: dict | None, preview: dict | None, lang="en"):
@@ -312,10 +322,11 @@ def preference_note(report: dict, lang="en") -> str:
 
 
 # ---- handlers --------------------------------------------------------------------------------
-def data_key(path, fmt, columns_text, mask, skip_bad, model, max_seq_len, split="train", subset="") -> list:
+def data_key(path, fmt, columns_text, mask, skip_bad, model, max_seq_len, split="train", subset="",
+             reasoning="auto") -> list:
     """What a data check depends on: the same inputs give the same report."""
     return [path, fmt, columns_text, mask, bool(skip_bad), model, int(max_seq_len or 512), split or "train",
-            subset or ""]
+            subset or "", reasoning or "auto"]
 
 
 def same_data(report: dict | None, key: list) -> bool:
@@ -328,7 +339,7 @@ def check_data(key: list) -> dict:
     """`python -m engine data inspect` for a `data_key`: the report (its "inputs" are the key; "name" is the data's
     name as the user knows it), with "error" for data that cannot be used, "columns_error" for a mapping that
     cannot be read, or "failure" when the check itself could not run. The Data tab and Start both use it."""
-    path, fmt, columns_text, mask, skip_bad, model, max_seq_len, split, subset = key
+    path, fmt, columns_text, mask, skip_bad, model, max_seq_len, split, subset, reasoning = key
     base = {"inputs": key, "name": data_display_name(path)}
     try:
         columns = parse_columns(columns_text)
@@ -340,7 +351,7 @@ def check_data(key: list) -> dict:
         args += ["--column", f"{source}={field}"]
     if skip_bad:
         args.append("--skip-bad-rows")
-    args += ["--split", split.strip() or "train", "--subset", subset.strip()]
+    args += ["--split", split.strip() or "train", "--subset", subset.strip(), "--reasoning", reasoning]
     try:
         result = WARM.run(*args, timeout=CLI_TIMEOUT_S)  # a warm process: no imports paid per check
     except Exception as err:  # timeout, no Python: a message, never a dead tab
@@ -376,14 +387,14 @@ def refuses_start(report: dict | None) -> bool:
 
 
 def inspect(path, fmt, columns_text, mask, skip_bad, model, max_seq_len, report=None, lang="en", split="train",
-            subset="", force=False):
+            subset="", reasoning="auto", force=False):
     """Generator: a 'checking' note first (the tokenizer takes seconds to load), then the report.
 
     The same settings twice in a row (a dropdown can fire twice for one pick) are not checked again
     unless `force` (the Check data button).
     """
     empty = (gr.skip(),) * 6
-    key = data_key(path, fmt, columns_text, mask, skip_bad, model, max_seq_len, split, subset)
+    key = data_key(path, fmt, columns_text, mask, skip_bad, model, max_seq_len, split, subset, reasoning)
     if not force and (report or {}).get("inputs") == key:
         yield (gr.skip(), *empty)
         return
@@ -573,9 +584,9 @@ def build(defaults) -> SimpleNamespace:
     return c
 
 
-def wire(c: SimpleNamespace, model, max_seq_len, lang, split=None, subset=None) -> None:
+def wire(c: SimpleNamespace, model, max_seq_len, lang, split=None, subset=None, reasoning=None) -> None:
     inputs = [c.path, c.format, c.columns, c.mask, c.skip_bad, model, max_seq_len, c.report, lang,
-              *(x for x in (split, subset) if x is not None)]
+              *(x for x in (split, subset, reasoning) if x is not None)]
     outputs = [c.message, c.stats, c.table, c.example, c.tokens, c.report, c.rejected]
     # one check at a time, in the order asked: the check made on page load never lands after a file picked meanwhile
     run = dict(fn=inspect, inputs=inputs, outputs=outputs, api_visibility="private", trigger_mode="always_last",
@@ -590,6 +601,8 @@ def wire(c: SimpleNamespace, model, max_seq_len, lang, split=None, subset=None) 
     c.mask.input(**run)
     c.skip_bad.input(**run)
     c.columns.submit(**run)
+    if reasoning is not None:  # set under Train, more settings (data.reasoning); the preview follows it
+        reasoning.input(**run)
     c.example.change(show_example, [c.example, c.report, lang], [c.tokens, c.caption, c.rejected],
                      api_visibility="private", show_progress="hidden")
     c.report.change(show_example, [c.example, c.report, lang], [c.tokens, c.caption, c.rejected],

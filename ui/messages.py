@@ -119,6 +119,39 @@ ZH = {
     "field.pair_differ": "一对回答必须不同：否则什么也学不到",
     "field.label": "应为 true 或 false，实际是 {label}",
     "field.label_hint": "true：好的回答，false：不好的回答",
+    # tools, reasoning, media, detection (engine/data/turns.py, formats.py)
+    "field.tool_arguments": "工具调用的参数不是有效的 JSON（{detail}）",
+    "field.tool_arguments_type": "工具调用的参数必须是 JSON 对象，实际是 {got}",
+    "field.tool_arguments_hint": "把参数写成 JSON 对象，例如 {{\"city\": \"Paris\"}}"
+                                 "（OpenAI 文件中写成字符串：\"{{\\\"city\\\": \\\"Paris\\\"}}\"）",
+    "field.tool_call_json": "函数调用不是有效的 JSON（{detail}）",
+    "field.tool_call_type": "应为工具调用对象，实际是 {got}",
+    "field.tool_call_name": "工具调用没有函数名",
+    "field.tool_call_hint": "每个调用写成 {{\"name\": ..., \"arguments\": {{...}}}}（OpenAI：{{\"type\": \"function\", "
+                            "\"function\": {{\"name\": ..., \"arguments\": \"...\"}}}}）",
+    "field.tool_calls_type": "应为工具调用的列表，实际是 {got}",
+    "field.tools_json": "工具列表不是有效的 JSON（{detail}）",
+    "field.tools_type": "应为函数定义的列表，实际是 {got}",
+    "field.tool_schema": "工具需要函数名",
+    "field.tools_hint": "工具写成 {{\"type\": \"function\", \"function\": {{\"name\", \"description\", "
+                        "\"parameters\"}}}} 的列表（或扁平的 {{name, description, parameters}}）",
+    "field.weight": "weight 必须是 0 或 1，实际是 {value}",
+    "field.weight_hint": "1 表示训练这条助手消息，0 表示只给模型看、不训练",
+    "field.content_hint": "content 写成文本，或 {{\"type\": \"text\", \"text\": ...}} 片段的列表",
+    "field.content_part": "不是文本的内容片段：{got}",
+    "field.media_part": "'{kind}' 内容片段：文本模型无法训练图像、音频或视频",
+    "field.tool_unanswered": "这条工具消息没有对应的工具调用",
+    "field.tool_unanswered_hint": "把每条工具消息放在发出该调用的助手消息之后（每个调用一条工具消息），或删除它",
+    "field.tool_call_id": "tool_call_id {id} 与前一条助手消息中尚未回复的调用都不匹配（其调用：{ids}）",
+    "field.tool_turn_order": "顺序应为 system（可选）、user、assistant；调用工具的助手消息之后，每个调用跟一条工具消息"
+                             "，再接助手消息",
+    "field.label_boolean": "label 必须是 true 或 false，实际是 {label}",
+    "data.media": "这份数据包含 {what}：文本模型无法训练图像、音频或视频，本应用也绝不会把它们当作文本训练",
+    "data.media_hint": "删除 images/audios/videos 字段和 <image>/<audio>/<video> 占位符即可只训练文本；"
+                       "支持的格式：alpaca、sharegpt（含工具）、OpenAI messages（含工具、推理）、"
+                       "prompt/completion、偏好数据（DPO/KTO）和纯文本",
+    "data.also_fits": "按 {chosen} 读取；该文件也符合 {others}：如需按那种方式读取，"
+                      "请选择格式 {pick}（data.format / --format）",
     "drop.no_answer_tokens": "套用聊天模板后没有可训练的回答词元",
     "drop.answer_after_limit": "回答从最大序列长度（{max_seq_len} 个词元）之后才开始",
     "drop.prompt_fills": "仅提示就占满了最大序列长度（{max_seq_len} 个词元）",

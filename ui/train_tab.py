@@ -49,7 +49,7 @@ ADVANCED_SETTINGS = (("train", "weight_decay"), ("train", "max_grad_norm"), ("tr
                      ("train", "main_address"), ("train", "main_port"), ("train", "report_to"),
                      ("preference", "simpo_gamma"),
                      ("preference", "desirable_weight"), ("preference", "undesirable_weight"), ("data", "split"),
-                     ("data", "subset"))
+                     ("data", "subset"), ("data", "reasoning"))
 TRAIN_PARAMS = tuple((section, schema_param(section, name)) for section, name in MAIN_SETTINGS)
 ADVANCED_PARAMS = tuple((section, schema_param(section, name)) for section, name in ADVANCED_SETTINGS)
 SETTINGS = TRAIN_PARAMS + ADVANCED_PARAMS  # the order of c.train_inputs
@@ -180,6 +180,8 @@ TRAIN_PARAM_ZH = {
     "undesirable_weight": ("KTO 坏回答权重", "KTO：坏回答的权重。"),
     "split": ("数据划分", "从 datasets 文件夹或 Hub 数据集读取的划分（split）。"),
     "subset": ("子集", "有多个配置的 Hub 数据集要读取的配置（子集）；留空为默认。"),
+    "reasoning": ("推理过程", "数据中的推理过程：auto 在对话模板有位置时按模板渲染，否则内联为思考块写在回答之前；"
+                  "inline 总是写进回答；drop 删除。保留的推理过程会参与训练。"),
 }
 params.PARAM_ZH.update(TRAIN_PARAM_ZH)
 
@@ -323,7 +325,8 @@ def data_key_for(raw: dict, fmt, columns_text, mask, skip_bad) -> list:
     """The Data tab's key (ui.data_tab.data_key) for the data of a page config."""
     data, train = raw.get("data") or {}, raw.get("train") or {}
     return data_tab.data_key(data.get("train"), fmt, columns_text, mask, skip_bad, raw.get("model"),
-                             train.get("max_seq_len"), data.get("split"), data.get("subset"))
+                             train.get("max_seq_len"), data.get("split"), data.get("subset"),
+                             data.get("reasoning", "auto"))
 
 
 def stop_run(run_id: str) -> None:
@@ -656,7 +659,7 @@ def apply_option(c: SimpleNamespace, options: list, index: int) -> list:
 def data_source_inputs(c: SimpleNamespace) -> tuple:
     """The split and subset of a datasets folder / Hub dataset: the Data tab reads the data as the run will."""
     names = [(section, p.name) for section, p in SETTINGS]
-    return tuple(c.train_inputs[names.index(("data", name))] for name in ("split", "subset"))
+    return tuple(c.train_inputs[names.index(("data", name))] for name in ("split", "subset", "reasoning"))
 
 
 def max_seq_len_input(c: SimpleNamespace):

@@ -55,12 +55,17 @@ class DataConfig:
                          "shards), or a Hub dataset as hub:owner/name.", label="training data")
     split: str = setting("train", "The split to read from a datasets folder or a Hub dataset.")
     subset: str = setting("", "The configuration (subset) of a Hub dataset that has several; empty: its default.")
-    format: str = setting("auto", "How records are read: auto-detected, or alpaca, sharegpt, messages, text.",
+    format: str = setting("auto", "How records are read: auto-detected, or a named layout (alpaca, sharegpt, "
+                          "messages, text, prompt_completion, pairwise, pairwise_messages, unpaired, kto).",
                           choices=("auto",), registry=FORMATS)
     validation_split: float = setting(0.1, "Share of examples held out to measure eval loss (0 = none).",
                                       min=0.0, max=0.5, label="validation split")
     mask: str = setting("assistant", "Which tokens are trained: every assistant turn, the last one only, or "
                         "everything (none: train on the prompt too).", choices=MASKS)
+    reasoning: str = setting("auto", "Reasoning traces (reasoning_content, thinking, <think>): auto renders them "
+                             "where the chat template has a place, else inline as <think>...</think>; inline always "
+                             "writes them into the answer; drop removes them. Kept reasoning is trained.",
+                             choices=("auto", "inline", "drop"))
     template: str = setting("auto", "Chat template: the model's own (auto; ChatML for models without one) or "
                             "a named template.", choices=("auto",), registry=TEMPLATES, label="chat template")
     columns: dict = field(default_factory=dict)  # file column -> expected field (the Data tab's column mapping)

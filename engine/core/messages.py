@@ -115,6 +115,41 @@ CATALOGUE = {
     "field.pair_differ": "a pair must differ: nothing can be learned from it",
     "field.label": "expected true or false, got {label}",
     "field.label_hint": "true: a desirable completion, false: an undesirable one",
+    # tools, reasoning, media, detection (engine/data/turns.py, formats.py)
+    "field.tool_arguments": "the tool call's arguments are not valid JSON ({detail})",
+    "field.tool_arguments_type": "the tool call's arguments must be a JSON object, got {got}",
+    "field.tool_arguments_hint": "write the arguments as a JSON object, e.g. {{\"city\": \"Paris\"}} (as a string in"
+                                 " OpenAI files: \"{{\\\"city\\\": \\\"Paris\\\"}}\")",
+    "field.tool_call_json": "the function call is not valid JSON ({detail})",
+    "field.tool_call_type": "expected a tool call object, got {got}",
+    "field.tool_call_name": "the tool call has no function name",
+    "field.tool_call_hint": "write each call as {{\"name\": ..., \"arguments\": {{...}}}} (OpenAI: {{\"type\": \"fun"
+                            "ction\", \"function\": {{\"name\": ..., \"arguments\": \"...\"}}}})",
+    "field.tool_calls_type": "expected a list of tool calls, got {got}",
+    "field.tools_json": "the tools list is not valid JSON ({detail})",
+    "field.tools_type": "expected a list of function schemas, got {got}",
+    "field.tool_schema": "a tool needs a function name",
+    "field.tools_hint": "give tools as a list of {{\"type\": \"function\", \"function\": {{\"name\", \"description\""
+                        ", \"parameters\"}}}} (or the flat {{name, description, parameters}})",
+    "field.weight": "weight must be 0 or 1, got {value}",
+    "field.weight_hint": "1 trains this assistant turn, 0 shows it to the model without training it",
+    "field.content_hint": "give the content as text or as a list of {{\"type\": \"text\", \"text\": ...}} parts",
+    "field.content_part": "a content part that is not text: {got}",
+    "field.media_part": "a '{kind}' content part: images, audio and video cannot be trained by a text model",
+    "field.tool_unanswered": "a tool turn that answers no tool call",
+    "field.tool_unanswered_hint": "put each tool turn right after the assistant turn whose call it answers (one tool"
+                                  " turn per call), or remove it",
+    "field.tool_call_id": "tool_call_id {id} matches no open call of the assistant turn before it (its calls: {ids})",
+    "field.tool_turn_order": "turns must go system (optional), user, assistant; an assistant turn that calls tools i"
+                             "s followed by one tool turn per call, then an assistant turn",
+    "field.label_boolean": "label must be true or false, got {label}",
+    "data.media": "this data holds {what}: a text model cannot train on images, audio or video, and the app never tr"
+                  "ains them as text",
+    "data.media_hint": "remove the images/audios/videos fields and <image>/<audio>/<video> placeholders to train on "
+                       "the text only; supported: alpaca, sharegpt (tools), OpenAI messages (tools, reasoning), prom"
+                       "pt/completion, preference (DPO/KTO) and raw text",
+    "data.also_fits": "read as {chosen}; the file also fits {others}: to read it that way choose the format {pick} ("
+                      "data.format / --format)",
     # why an example is dropped (engine/data/masking.py, pairwise.py)
     "drop.no_answer_tokens": "no trainable answer tokens after rendering the chat template",
     "drop.answer_after_limit": "the answer starts after max_seq_len ({max_seq_len} tokens)",

@@ -141,14 +141,15 @@ class Registry(Generic[T]):
     """
 
     kind: str
-    plugins: str = ""
+    plugins: str | tuple[str, ...] = ""
     _entries: dict[str, T] = field(default_factory=dict)
     _loaded: bool = False
 
     def _load(self) -> None:
         if self.plugins and not self._loaded:
             self._loaded = True
-            importlib.import_module(self.plugins)
+            for module in (self.plugins,) if isinstance(self.plugins, str) else self.plugins:
+                importlib.import_module(module)
 
     def register(self, key: str, entry: T) -> T:
         if key in self._entries:
@@ -179,7 +180,8 @@ class Registry(Generic[T]):
 
 # The registries of the extension points. Their entries live with the code that implements them.
 METHODS: Registry = Registry("method", plugins="engine.methods")  # engine/methods/<key>.py, one module each
-FORMATS: Registry = Registry("data format", plugins="engine.data.formats")  # record -> example converters
+# prompt-only data for GRPO (engine/data/prompts.py) registers after every format: detection tries it last
+FORMATS: Registry = Registry("data format", plugins=("engine.data.formats", "engine.data.prompts"))  # record -> example
 TEMPLATES: Registry = Registry("chat template", plugins="engine.data.templates")  # for models without their own
 OBJECTIVES: Registry = Registry("training objective", plugins="engine.core.objectives")  # sft, dpo, grpo, ...
 REWARDS: Registry = Registry("reward", plugins="engine.rewards")  # GRPO rewards: engine/rewards/

@@ -29,7 +29,7 @@ def subdir(name: str) -> Path:
     return path
 
 
-UPLOAD_NOTE = "uploaded-as.txt"  # beside an uploaded file: the name it had on the user's machine (never a data type)
+UPLOAD_NOTE = "uploaded-as.txt"  # beside an uploaded file: the name it had on the user's machine (not data)
 
 
 def data_display_name(path: str | Path) -> str:

@@ -12,8 +12,9 @@ from pathlib import Path
 from engine.core.messages import Message as M
 from engine.core.messages import joined
 from engine.data.errors import DataError, FieldError
-from engine.data.formats import FORMATS, Example, detect, expected_fields
+from engine.data.formats import FORMATS, Example, also_fits, detect, expected_fields
 from engine.data.loading import iter_records, read_records
+from engine.data.turns import apply_reasoning, has_reasoning, media_refusal
 
 __all__ = ["DataError", "Example", "LoadedData", "load_examples", "FORMATS", "read_records"]
 MAX_SKIPPED_KEPT = 200  # bad-row messages kept for display; all of them are counted
@@ -29,6 +30,18 @@ class LoadedData:
     preview_rows: list[dict] = field(default_factory=list)
     count: int = 0  # usable examples in the file (== len(examples) unless `keep` bounded them)
     skipped_count: int = 0  # every bad row skipped, even beyond the ones kept in `skipped`
+    also_fits: list[str] = field(default_factory=list)  # auto-detection: other formats the first record fits
+    note: str = ""  # auto-detection: which format was chosen over which, and how to pick the other (a Message)
+    reasoning_count: int = 0  # examples with reasoning traces (how they are rendered: data.reasoning)
+    tool_count: int = 0  # examples with tool calls or a tools list
+
+
+def _refuse_media(name: str, where: str, record: dict) -> None:
+    """Images, audio and video cannot be trained by a text model: refused by name, never trained as text."""
+    found = media_refusal(record)
+    if found:
+        field_name, what = found
+        raise DataError(name, M("data.media", what=what), where=where, field=field_name, hint=M("data.media_hint"))
 
 
 def _did_you_mean(found: list[str]) -> str:
@@ -44,10 +57,12 @@ def _did_you_mean(found: list[str]) -> str:
 
 def load_examples(path: str | Path, fmt: str = "auto", columns: dict | None = None,
                   skip_bad_rows: bool = False, keep: int | None = None,
-                  max_mb: float | None = None, split: str = "train", subset: str = "") -> LoadedData:
+                  max_mb: float | None = None, split: str = "train", subset: str = "",
+                  reasoning: str = "auto") -> LoadedData:
     """Read, detect and convert every row; raise one DataError naming file, line/row and field.
 
-    With `skip_bad_rows`, broken rows are counted in `skipped_count` instead of raising.
+    With `skip_bad_rows`, broken rows are counted in `skipped_count` instead of raising. `reasoning` is
+    data.reasoning (auto | inline | drop, engine/data/turns.py apply_reasoning).
     """
     name = Path(str(path)).name
     skipped: list[DataError] = []
@@ -64,10 +79,13 @@ def load_examples(path: str | Path, fmt: str = "auto", columns: dict | None = No
     first: dict | None = None
     count = rows = 0
     converter = None
+    others: list[str] = []
+    reasoning_count = tool_count = 0
     for where, record in iter_records(path, skip if skip_bad_rows else None, max_mb, split, subset):
         rows += 1
         if columns:
             record = {columns.get(k, k): v for k, v in record.items()}
+        _refuse_media(name, where, record)
         if first is None:
             first = record
             if fmt == "auto":
@@ -77,6 +95,7 @@ def load_examples(path: str | Path, fmt: str = "auto", columns: dict | None = No
                     raise DataError(name, M("data.unknown_format", fields=", ".join(found) or "(none)"),
                                     where=where, hint=M("data.unknown_format_hint", did_you_mean=_did_you_mean(found),
                                                         expected=expected_fields()))
+                others = also_fits(record, fmt)
             converter = FORMATS.get(fmt).convert
         if len(preview) < 20:
             preview.append(record)
@@ -95,6 +114,11 @@ def load_examples(path: str | Path, fmt: str = "auto", columns: dict | None = No
             skip(error)
             continue
         example.where = where
+        if example.messages is not None and example.kind == "conversation":
+            reasoning_count += has_reasoning(example.messages)
+            tool_count += bool(example.tools) or any(m["role"] == "tool" or m.get("tool_calls")
+                                                     for m in example.messages)
+            example.messages = apply_reasoning(example.messages, reasoning)
         count += 1
         if keep is None or len(examples) < keep:
             examples.append(example)
@@ -102,5 +126,7 @@ def load_examples(path: str | Path, fmt: str = "auto", columns: dict | None = No
         total = rows + skipped_count - (rows - count)  # rows read + lines that could not be read
         raise DataError(name, M("data.none_usable", total=total),
                         hint=M("data.first_problem", problem=str(skipped[0])) if skipped else "")
+    note = M("data.also_fits", chosen=fmt, others=", ".join(others), pick=others[0]) if others else ""
     return LoadedData(file=name, format=fmt, examples=examples, fields=[str(k) for k in first],
-                      skipped=skipped, preview_rows=preview, count=count, skipped_count=skipped_count)
+                      skipped=skipped, preview_rows=preview, count=count, skipped_count=skipped_count,
+                      also_fits=others, note=note, reasoning_count=reasoning_count, tool_count=tool_count)

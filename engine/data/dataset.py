@@ -53,11 +53,15 @@ class Prepared:
             "dropped_i18n": {str(why): as_dict(why) for why in self.dropped},
             "skipped_bad_rows_i18n": [e.to_dict() for e in self.loaded.skipped[:20]],
             "replayed_examples": self.replayed,
+            # raw text: documents joined with EOS and cut into max_seq_len blocks (the examples)
+            **({"documents": self.loaded.count, "blocks": len(encoded)} if is_raw_text(self.loaded) else {}),
+            "reasoning_examples": self.loaded.reasoning_count, "tool_examples": self.loaded.tool_count,
+            "detection_note": str(self.loaded.note), "detection_note_i18n": as_dict(self.loaded.note),
         }
 
 
 PARALLEL_FROM = 5000  # examples; below this, worker start-up costs more than it saves
-CACHE_VERSION = "1"  # bump when encoding changes meaning
+CACHE_VERSION = "2"  # bump when encoding changes meaning
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
@@ -70,21 +74,27 @@ def tokenizer_fingerprint(tokenizer) -> str:
 def _cache_key(loaded: LoadedData, tokenizer, mask: str, max_seq_len: int) -> str:
     digest = hashlib.sha256(f"{CACHE_VERSION}|{mask}|{max_seq_len}|{tokenizer_fingerprint(tokenizer)}".encode())
     for example in loaded.examples:
-        digest.update(json.dumps([example.where, example.messages, example.text], ensure_ascii=False).encode())
+        digest.update(json.dumps([example.where, example.messages, example.text, example.tools],
+                                 ensure_ascii=False).encode())
     return digest.hexdigest()[:32]
 
 
 def _encode_one(row: dict, tokenizer, mask: str, max_seq_len: int) -> dict:
     example = Example(row["where"], messages=json.loads(row["messages"]) if row["messages"] else None,
-                      text=row["text"])
+                      text=row["text"], tools=json.loads(row["tools"]) if row["tools"] else None)
     result = encode(tokenizer, example, mask, max_seq_len)
     if isinstance(result, Dropped):
         return {"input_ids": [], "labels": [], "dropped": str(result)}
     return {"input_ids": result.input_ids, "labels": result.labels, "dropped": ""}
 
 
+def is_raw_text(loaded: LoadedData) -> bool:
+    return bool(loaded.examples) and all(e.text is not None for e in loaded.examples)
+
+
 def encode_all(loaded: LoadedData, tokenizer, mask: str, max_seq_len: int) -> tuple[list, Counter, list]:
-    """Encode every example (cached per examples + tokenizer + settings under the workspace).
+    """Encode every example (cached per examples + tokenizer + settings under the workspace); raw text is
+    joined and cut into max_seq_len blocks instead (engine/data/raw_text.py), every token trained.
 
     The Data tab and the trainer share this cache, so a dataset checked in the UI trains
     without tokenising again; large files are tokenised by several processes via `datasets`.
@@ -93,6 +103,10 @@ def encode_all(loaded: LoadedData, tokenizer, mask: str, max_seq_len: int) -> tu
 
     from engine.core.workspace import subdir
 
+    if is_raw_text(loaded):
+        from engine.data.raw_text import chunk_documents
+
+        return chunk_documents(tokenizer, [e.text for e in loaded.examples], max_seq_len).blocks, Counter(), []
     folder = subdir("cache") / "encoded" / _cache_key(loaded, tokenizer, mask, max_seq_len)
     if (folder / "dataset_info.json").is_file():
         encoded = load_from_disk(str(folder))
@@ -101,10 +115,11 @@ def encode_all(loaded: LoadedData, tokenizer, mask: str, max_seq_len: int) -> tu
             "where": [e.where for e in loaded.examples],
             "messages": [json.dumps(e.messages, ensure_ascii=False) if e.messages else "" for e in loaded.examples],
             "text": [e.text for e in loaded.examples],
+            "tools": [json.dumps(e.tools, ensure_ascii=False) if e.tools else "" for e in loaded.examples],
         })
         workers = min(os.cpu_count() or 1, 8) if len(rows) >= PARALLEL_FROM else None
         encoded = rows.map(_encode_one, fn_kwargs={"tokenizer": tokenizer, "mask": mask, "max_seq_len": max_seq_len},
-                           remove_columns=["messages", "text"], num_proc=workers, desc="tokenising")
+                           remove_columns=["messages", "text", "tools"], num_proc=workers, desc="tokenising")
         tmp = folder.with_name(folder.name + f".{os.getpid()}.partial")
         encoded.save_to_disk(str(tmp))
         shutil.rmtree(folder, ignore_errors=True)
@@ -134,7 +149,7 @@ def prepare_dataset(data: DataConfig, tokenizer, max_seq_len: int, seed: int = 0
     """The trainer's instruction data: load, encode with the masking rules, drop and count, split, replay.
     `objective` (the run's declaration, engine/core/objectives.py) is taken for the shared signature."""
     loaded = load_examples(data.train, data.format, data.columns, data.skip_bad_rows, split=data.split,
-                           subset=data.subset)
+                           subset=data.subset, reasoning=data.reasoning)
     kept, dropped, rows = encode_all(loaded, tokenizer, data.mask, max_seq_len)
     if not kept:
         raise ValueError(f"{loaded.file}: every example was dropped ({dict(dropped)}); "

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from engine.core.messages import Message as M
 from engine.core.registry import FORMATS
 from engine.data.errors import FieldError
+from engine.data.turns import CHAT_ROLES, SHAREGPT_ROLES, check_tool_conversation, is_rich, parse_tools, read_turns
 
 KINDS = ("conversation", "text", "pairwise", "unpaired")
 PREFERENCE_KINDS = ("pairwise", "unpaired")
@@ -30,6 +31,7 @@ class Example:
     rejected: str | None = None  # pairwise: the answer not preferred
     completion: str | None = None  # unpaired: the answer ...
     label: bool | None = None  # ... and whether it is desirable
+    tools: list[dict] | None = None  # conversation: the function schemas the chat template renders (turns.py)
 
     @property
     def kind(self) -> str:
@@ -50,8 +52,6 @@ class Format:
 
 
 ROLES = ("system", "user", "assistant")
-SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
-                  "model": "assistant", "system": "system"}
 
 
 def _text(record: dict, field: str, required: bool = True) -> str:
@@ -130,17 +130,26 @@ def _turns(record: dict, field: str, role_key: str, content_key: str, roles: dic
     return messages
 
 
-def _sharegpt(record: dict) -> Example:
-    messages = _turns(record, "conversations", "from", "value", SHAREGPT_ROLES)
+def _checked(messages: list[dict], field: str) -> list[dict]:
+    """Plain chats keep their strict alternation; chats with tool calls follow the tool-call order."""
+    return check_tool_conversation(messages, field) if is_rich(messages) else check_conversation(messages, field)
+
+
+def _with_system(record: dict, messages: list[dict]) -> list[dict]:
     system = record.get("system")
     if isinstance(system, str) and system and (not messages or messages[0]["role"] != "system"):
         messages.insert(0, {"role": "system", "content": system})
-    return Example(where="", messages=check_conversation(messages, "conversations"))
+    return messages
+
+
+def _sharegpt(record: dict) -> Example:
+    messages = _with_system(record, read_turns(record, "conversations", "from", "value", SHAREGPT_ROLES))
+    return Example(where="", messages=_checked(messages, "conversations"), tools=parse_tools(record.get("tools")))
 
 
 def _messages(record: dict) -> Example:
-    messages = _turns(record, "messages", "role", "content", {r: r for r in ROLES})
-    return Example(where="", messages=check_conversation(messages, "messages"))
+    messages = read_turns(record, "messages", "role", "content", CHAT_ROLES)
+    return Example(where="", messages=_checked(messages, "messages"), tools=parse_tools(record.get("tools")))
 
 
 def _plain_text(record: dict) -> Example:
@@ -173,12 +182,28 @@ def _prompt(record: dict) -> list[dict]:
     elif "instruction" in record:
         instruction, extra = _text(record, "instruction"), _text(record, "input", required=False)
         messages = [{"role": "user", "content": f"{instruction}\n\n{extra}" if extra.strip() else instruction}]
+    elif "conversations" in record:  # LLaMA-Factory's preference layout: the prompt turns in ShareGPT form
+        messages = _plain_turns(read_turns(record, "conversations", "from", "value", SHAREGPT_ROLES), "conversations")
+    elif "messages" in record:
+        messages = _plain_turns(read_turns(record, "messages", "role", "content", CHAT_ROLES), "messages")
     else:
         raise FieldError("prompt", M("field.missing"), M("field.prompt_missing"))
     system = record.get("system")
     if isinstance(system, str) and system and messages[0]["role"] != "system":
         messages.insert(0, {"role": "system", "content": system})
     return _check_prompt(messages, "prompt")
+
+
+PROMPT_FIELDS = ("prompt", "instruction", "conversations", "messages")
+
+
+def _plain_turns(messages: list[dict], field: str) -> list[dict]:
+    """Preference prompts are plain chats (system, user, assistant): tool turns there are not supported."""
+    for index, message in enumerate(messages):
+        if message["role"] not in ROLES or message.get("tool_calls"):
+            raise FieldError(f"{field}[{index}]", M("field.unknown_role", role=repr(message["role"])),
+                             M("field.use_role", choices=", ".join(ROLES)))
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
 
 
 def _check_prompt(messages: list[dict], field: str) -> list[dict]:
@@ -197,13 +222,18 @@ def _answer(record: dict, field: str) -> str | list[dict]:
     value = record.get(field)
     if value is None:
         raise FieldError(field, M("field.missing"))
+    if isinstance(value, dict):  # LLaMA-Factory: one message object, {from, value} or {role, content}
+        keys = ("from", "value") if "from" in value else ("role", "content")
+        value = _plain_turns([next(iter(read_turns({field: [value]}, field, *keys,
+                                                   SHAREGPT_ROLES if "from" in value else CHAT_ROLES)))],
+                             field)[0]["content"]
     if isinstance(value, str):
         if not value.strip():
             raise FieldError(field, M("field.empty"), M("field.write_answer"))
         return value
     if not isinstance(value, list):
         raise FieldError(field, M("field.answer_type", got=type(value).__name__))
-    messages = _turns(record, field, "role", "content", {r: r for r in ROLES})
+    messages = _plain_turns(read_turns(record, field, "role", "content", CHAT_ROLES), field)
     if not messages or messages[-1]["role"] != "assistant":
         raise FieldError(field, M("field.last_not_assistant"), M("field.end_it"))
     return messages
@@ -213,7 +243,7 @@ def _split_answers(record: dict, fields: tuple[str, ...]) -> tuple[list[dict], l
     """(prompt conversation, answer texts). With no prompt field the answers may be whole conversations that share
     everything but their last turn (the "implicit prompt" form of Anthropic HH and TRL)."""
     answers = [_answer(record, f) for f in fields]
-    if "prompt" in record or "instruction" in record:
+    if any(f in record for f in PROMPT_FIELDS):
         prompt = _prompt(record)
         texts = []
         for field, answer in zip(fields, answers):
@@ -259,16 +289,83 @@ FORMATS.register("unpaired", Format("unpaired", "prompt / completion / label: an
                                     ("completion", "label"), _unpaired, kind="unpaired"))
 
 
+def _prompt_completion(record: dict) -> Example:
+    """TRL's prompt/completion: the prompt (text or messages) is context, only the completion is trained."""
+    prompt = [dict(m, weight=0) if m["role"] == "assistant" else m for m in _prompt(record)]
+    completion = record.get("completion")
+    if isinstance(completion, list):
+        answer = read_turns(record, "completion", "role", "content", CHAT_ROLES)
+    else:
+        answer = [{"role": "assistant", "content": _text(record, "completion")}]
+    if not any(m["role"] == "assistant" and (m["content"].strip() or m.get("tool_calls")) for m in answer):
+        raise FieldError("completion", M("field.empty"), M("field.write_answer"))
+    return Example(where="", messages=_checked(prompt + answer, "completion"), tools=parse_tools(record.get("tools")))
+
+
+def _kto_messages(record: dict) -> Example:
+    """LLaMA-Factory's KTO layout: a conversation whose last assistant answer is marked by a boolean `label`."""
+    messages = _plain_turns(read_turns(record, "messages", "role", "content", CHAT_ROLES), "messages")
+    if not messages or messages[-1]["role"] != "assistant":
+        raise FieldError("messages", M("field.last_not_assistant"), M("field.end_it"))
+    label = record.get("label")
+    if isinstance(label, str) and label.strip().lower() in ("true", "false"):  # CSV cells are text
+        label = label.strip().lower() == "true"
+    if not isinstance(label, bool):
+        raise FieldError("label", M("field.label_boolean", label=repr(label)), M("field.label_hint"))
+    return Example(where="", messages=_check_prompt(messages[:-1], "messages"), completion=messages[-1]["content"],
+                   label=label)
+
+
+def _pairwise_messages(record: dict) -> Example:
+    """LLaMA-Factory v1: whole conversations in chosen_messages / rejected_messages, sharing all but the last turn."""
+    renamed = {"chosen": record.get("chosen_messages"), "rejected": record.get("rejected_messages")}
+    try:
+        return _pairwise(renamed)
+    except FieldError as err:
+        err.field = err.field.replace("chosen", "chosen_messages", 1).replace("rejected", "rejected_messages", 1)
+        raise
+
+
+FORMATS.register("pairwise_messages", Format("pairwise_messages", "chosen_messages / rejected_messages "
+                                             "(LLaMA-Factory v1): conversations that differ in the last answer",
+                                             ("chosen_messages", "rejected_messages"), _pairwise_messages,
+                                             kind="pairwise"))
+FORMATS.register("prompt_completion", Format("prompt_completion", "prompt / completion (TRL): text or message "
+                                             "lists; only the completion is trained", ("prompt", "completion"),
+                                             _prompt_completion))
+FORMATS.register("kto", Format("kto", "messages + label (LLaMA-Factory KTO): the last answer marked desirable (true) "
+                               "or not (false)", ("messages", "label"), _kto_messages, kind="unpaired"))
+
+
+def candidates(record: dict) -> list[str]:
+    """Every format whose identifying fields are all present, the most specific (most fields) first, then in
+    registry order: {messages, label} is KTO data before it is a chat, {prompt, completion, label} unpaired."""
+    matching = [(-len(fmt.required), index, key) for index, (key, fmt) in enumerate(FORMATS.items())
+                if all(field in record for field in fmt.required)]
+    return [key for _, _, key in sorted(matching)]
+
+
 def detect(record: dict) -> str | None:
-    """The first format whose identifying fields are all present, or None."""
-    for key, fmt in FORMATS.items():
-        if all(field in record for field in fmt.required):
-            return key
-    return None
+    """The most specific format whose identifying fields are all present, or None."""
+    found = candidates(record)
+    return found[0] if found else None
+
+
+def also_fits(record: dict, chosen: str) -> list[str]:
+    """Other formats the record converts under without error (the note that says how to pick one)."""
+    others = []
+    for key in candidates(record):
+        if key == chosen:
+            continue
+        try:
+            FORMATS.get(key).convert(record)
+        except (FieldError, KeyError, TypeError, AttributeError):
+            continue
+        others.append(key)
+    return others
 
 
 def expected_fields() -> str:
     return "; ".join(f"{key}: {', '.join(fmt.required)}" for key, fmt in FORMATS.items())
 
 
-from engine.data import prompts  # noqa: E402,F401  (prompt-only data for GRPO: registered after every format)

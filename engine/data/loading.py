@@ -18,7 +18,7 @@ from pathlib import Path
 from engine.core.messages import Message as M
 from engine.data.errors import DataError
 
-SUFFIXES = (".json", ".jsonl", ".csv", ".parquet")
+SUFFIXES = (".json", ".jsonl", ".csv", ".parquet", ".txt", ".md")
 Record = tuple[str, dict]
 DEFAULT_MAX_MB = 1024.0
 MAX_MB_ENV = "TUNELOOM_MAX_DATA_MB"
@@ -112,6 +112,8 @@ def iter_records(path: str | Path, on_bad: BadRow | None = None, max_mb: float |
         records = _jsonl(path, counted if on_bad else None)
     elif suffix == ".csv":
         records = _csv(path)
+    elif suffix in (".txt", ".md"):
+        records = _plain_text(path)
     else:
         records = _json(path)
     empty = True
@@ -249,6 +251,21 @@ def _csv(path: Path) -> Iterator[Record]:
 
 
 csv.field_size_limit(64 * 1024 * 1024)  # long answers are normal in training data
+
+
+def _plain_text(path: Path) -> Iterator[Record]:
+    """Raw text for continued pre-training, as `text` records: a .md file is one document; a .txt file holds
+    one document per non-empty line, as the `datasets` text loader (and LLaMA-Factory) read it."""
+    name = path.name
+    if path.suffix.lower() == ".md":
+        text = "".join(_decode(name, number, raw) for number, raw in _raw_lines(path))
+        if text.strip():
+            yield "line 1", {"text": text}
+        return
+    for number, raw in _raw_lines(path):
+        line = _decode(name, number, raw).rstrip("\r\n")
+        if line.strip():
+            yield f"line {number}", {"text": line}
 
 
 def _parquet(path: Path) -> Iterator[Record]:

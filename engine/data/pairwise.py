@@ -147,7 +147,7 @@ def prepare_preference(data, tokenizer, max_seq_len: int, seed: int = 0, objecti
     from engine.data.dataset import Prepared, validation_indices
 
     loaded = load_examples(data.train, data.format, data.columns, data.skip_bad_rows, split=data.split,
-                           subset=data.subset)
+                           subset=data.subset, reasoning=data.reasoning)
     wanted, key = (objective.data_kind, objective.key) if objective is not None else ("pairwise", "dpo")
     why = kind_mismatch(data_kind(loaded), wanted, key, loaded.file)
     if why:

@@ -78,7 +78,7 @@ def prepare_prompts(data, tokenizer, max_seq_len: int, seed: int = 0, objective=
     from engine.data.pairwise import data_kind
 
     loaded = load_examples(data.train, data.format, data.columns, data.skip_bad_rows, split=data.split,
-                           subset=data.subset)
+                           subset=data.subset, reasoning=data.reasoning)
     kind = data_kind(loaded)
     if kind != "prompt":
         name = objective.key if objective is not None else "grpo"

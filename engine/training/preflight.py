@@ -254,7 +254,7 @@ def objective_problems(cfg: RunConfig) -> list[str]:
 
 def preflight(cfg: RunConfig) -> list[str]:
     """Every problem found before a run starts (empty list: good to go)."""
-    from engine.training.launcher import launch_problems
+    from engine.training.launch_checks import launch_problems
 
     found = (static_problems(cfg.to_dict()) + earlier_run_problems(cfg) + method_problems(cfg)
              + objective_problems(cfg) + launch_problems(cfg) + disk_problems(cfg))
