@@ -39,3 +39,32 @@ _register("alpaca", "Alpaca (### Instruction: / ### Response:), for base models 
           "{% elif m['role'] == 'user' %}{{ '### Instruction:\n' + m['content'] + '\n\n' }}"
           "{% else %}{{ '### Response:\n' + m['content'] + eos_token + '\n\n' }}{% endif %}{% endfor %}"
           "{% if add_generation_prompt %}{{ '### Response:\n' }}{% endif %}")
+# ChatML with tools in the published Hermes / Qwen2.5 convention: the tools' JSON schemas in the system turn inside
+# <tools></tools>, each call of an assistant turn as {"name", "arguments"} JSON inside <tool_call></tool_call>, tool
+# results as a user turn of <tool_response></tool_response> blocks. Without tools it renders exactly as `chatml`.
+# Written by hand: the models that ship this convention (Qwen2.5, Hermes) ship it inside much larger templates.
+_register("chatml-tools", "ChatML with tool calling (Hermes / Qwen2.5 convention: <tools> in the system turn, "
+          "<tool_call> JSON in assistant turns, <tool_response> for results), for chat models whose own "
+          "ChatML template has no place for tools (SmolLM2)",
+          "{% if tools %}{{ '<|im_start|>system\n' }}{% if messages and messages[0]['role'] == 'system' %}"
+          "{{ messages[0]['content'] + '\n\n' }}{% endif %}"
+          "{{ '# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided '"
+          "'with function signatures within <tools></tools> XML tags:\n<tools>' }}"
+          "{% for tool in tools %}{{ '\n' + (tool | tojson) }}{% endfor %}"
+          "{{ '\n</tools>\n\nFor each function call, return a json object with function name and arguments within '"
+          "'<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": '"
+          "'<args-json-object>}\n</tool_call><|im_end|>\n' }}{% endif %}"
+          "{% for m in messages %}"
+          "{% if m['role'] == 'system' and loop.first and tools %}"
+          "{% elif m['role'] == 'tool' %}"
+          "{% if loop.first or loop.previtem['role'] != 'tool' %}{{ '<|im_start|>user' }}{% endif %}"
+          "{{ '\n<tool_response>\n' + (m['content'] or '') + '\n</tool_response>' }}"
+          "{% if loop.last or loop.nextitem['role'] != 'tool' %}{{ '<|im_end|>\n' }}{% endif %}"
+          "{% elif m['role'] == 'assistant' and m.get('tool_calls') %}"
+          "{{ '<|im_start|>assistant' }}{% if m['content'] %}{{ '\n' + m['content'] }}{% endif %}"
+          "{% for call in m['tool_calls'] %}{% set f = call['function'] if call['function'] is defined else call %}"
+          "{{ '\n<tool_call>\n{\"name\": \"' + f['name'] + '\", \"arguments\": ' }}"
+          "{% if f['arguments'] is string %}{{ f['arguments'] }}{% else %}{{ f['arguments'] | tojson }}{% endif %}"
+          "{{ '}\n</tool_call>' }}{% endfor %}{{ '<|im_end|>\n' }}"
+          "{% else %}{{ '<|im_start|>' + m['role'] + '\n' + (m['content'] or '') + '<|im_end|>\n' }}{% endif %}"
+          "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
