@@ -22,6 +22,7 @@ class ChatWorker:
         self.process: subprocess.Popen | None = None
         self.loaded: str | None = None
         self.note = ""
+        self.tools_note = ""
         self.counted_bytes = 0  # the memory its model was counted with beside training (engine/estimate/sharing.py)
         self.lock = threading.Lock()
 
@@ -71,6 +72,8 @@ class ChatWorker:
             self._send({"op": "load", "run": run, "model": model, "trust_remote_code": trust_remote_code})
             loaded = self._expect("loaded")
             self.note = from_dict(loaded.get("note_i18n")) or loaded["note"]  # a catalogue message where it has a code
+            # how requests with tools are rendered, when not by the model's own template (engine/inference/tools.py)
+            self.tools_note = from_dict(loaded.get("tools_note")) if loaded.get("tools_note") else ""
             self.loaded = key
             return self.note
 

@@ -49,7 +49,8 @@ class Session:
             self.tools_note = tool_ready(self.tokenizer)
         except ValueError as err:
             self.tools_refusal = err
-        self.send(event="loaded", note=note, note_i18n=as_dict(note), seconds=round(time.time() - started, 2))
+        self.send(event="loaded", note=note, note_i18n=as_dict(note), seconds=round(time.time() - started, 2),
+                  tools_note=as_dict(self.tools_note) if self.tools_note else None)
 
     def generate(self, request: dict):
         import torch
