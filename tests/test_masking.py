@@ -46,7 +46,7 @@ def test_all_assistant_turns_and_nothing_else(tokenizer):
     for span in spans:  # the end-of-turn marker is trained so the model learns to stop
         assert "Capital of France" not in span and "Be brief" not in span and "And of Italy" not in span
     end_marker = {"own": "<|im_end|>", "chatml": "<|im_end|>", "zephyr": tokenizer.eos_token, "llama3": "<|eot_id|>",
-                  "alpaca": tokenizer.eos_token}[tokenizer.template_name]
+                  "alpaca": tokenizer.eos_token, "chatml-tools": "<|im_end|>"}[tokenizer.template_name]
     assert all(end_marker in span for span in spans)
     # labels equal the input ids wherever they are trained
     assert all(label in (IGNORE_INDEX, i) for i, label in zip(encoded.input_ids, encoded.labels))

@@ -7,7 +7,6 @@ page's conversation into the model's messages and the worker's events into the p
 """
 from __future__ import annotations
 
-import json
 from types import SimpleNamespace
 
 import gradio as gr
@@ -18,10 +17,6 @@ from ui.common import error_box, note_box, reason
 from ui.lang import loc, tr
 
 CALL_ID, RESULT_ID = "tool_call", "tool_result"  # metadata ids: what a shown message is, whatever the language
-EXAMPLE = json.dumps([{"type": "function", "function": {
-    "name": "get_weather", "description": "Current weather of a city",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}], indent=1)
-
 TEXT = {
     "en": {
         "tools": "Tools (optional)",
