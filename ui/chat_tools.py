@@ -7,6 +7,7 @@ page's conversation into the model's messages and the worker's events into the p
 """
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import gradio as gr
@@ -126,6 +127,14 @@ def show(shown: list[dict], reply, lang="en") -> None:
         shown[-1]["content"] = reply
 
 
+def compact(arguments: str) -> str:
+    """A call's arguments as the model wrote them (one-line JSON), not as the page shows them (indented)."""
+    try:
+        return json.dumps(json.loads(arguments), ensure_ascii=False)
+    except ValueError:
+        return arguments
+
+
 def model_messages(history: list[dict], text_of) -> list[dict]:
     """The conversation as the model's messages (OpenAI shape): shown tool calls become the assistant turn's
     `tool_calls`, shown results `tool` turns answering them; everything else is text."""
@@ -134,7 +143,7 @@ def model_messages(history: list[dict], text_of) -> list[dict]:
         kind, _, name = _meta_id(message).partition(":")
         content = text_of(message.get("content"))
         if kind == CALL_ID:
-            arguments = content.strip().removeprefix("```json").removesuffix("```").strip()
+            arguments = compact(content.strip().removeprefix("```json").removesuffix("```").strip())
             call = {"id": f"call_{len(out)}", "type": "function", "function": {"name": name, "arguments": arguments}}
             if out and out[-1]["role"] == "assistant" and "tool_calls" in out[-1]:
                 out[-1]["tool_calls"].append(call)  # parallel calls: one assistant turn
