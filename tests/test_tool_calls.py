@@ -160,9 +160,11 @@ def test_the_chat_tab_shows_the_trained_call_as_a_tool_call(tool_caller, workspa
     tools_text = json.dumps([WEATHER])
     worker = chat_tab.WORKER
     try:
-        *_, (shown, _, note) = chat_tab.on_send(QUESTION[0]["content"], [], chat_tab.BASE, tool_caller, "", "en",
-                                                tools_text, *gen)
-        assert "chatml-tools" in note  # the page says the tools are rendered with the named template
+        steps = list(chat_tab.on_send(QUESTION[0]["content"], [], chat_tab.BASE, tool_caller, "", "en", tools_text,
+                                      *gen))
+        shown, notes = steps[-1][0], [note for _, _, note in steps if isinstance(note, str)]
+        # the page says the tools are rendered with the named template
+        assert any("Loaded" in note and "chatml-tools" in note for note in notes), notes
         call = shown[-1]
         assert call["metadata"]["id"] == "tool_call:get_weather" and "get_weather" in call["metadata"]["title"]
         assert json.loads(call["content"].removeprefix("```json").removesuffix("```")) == {"city": "Paris"}
