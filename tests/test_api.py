@@ -28,8 +28,9 @@ def test_api_train_status_chat_export(tiny_model, tmp_path):
     with running_app(tmp_path / "home") as url:
         client = Client(url, verbose=False)
         endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-        assert set(endpoints) == {"/start_training", "/run_status", "/stop_training", "/resume_training", "/list_runs",
-                                  "/delete_run", "/estimate", "/evaluate", "/chat", "/export"}  # the rest is private
+        assert set(endpoints) == {"/upload_data", "/start_training", "/run_status", "/stop_training",
+                                  "/resume_training", "/list_runs", "/delete_run", "/estimate", "/evaluate", "/chat",
+                                  "/export"}  # the rest is private
 
         # every config problem comes back at once
         with pytest.raises(Exception, match="batch_size") as bad:

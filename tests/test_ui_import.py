@@ -39,8 +39,8 @@ kinds = {b.elem_id: type(b).__name__ for b in demo.blocks.values() if (b.elem_id
 assert kinds == {"probe-depth": "Slider", "probe-scale": "Number", "probe-flag": "Checkbox",
                  "probe-mode": "Dropdown", "probe-spec": "Textbox"}, kinds
 assert set(demo.get_api_info()["named_endpoints"]) == {
-    "/start_training", "/run_status", "/stop_training", "/resume_training", "/list_runs", "/delete_run", "/estimate",
-    "/evaluate", "/chat", "/export"}
+    "/upload_data", "/start_training", "/run_status", "/stop_training", "/resume_training", "/list_runs",
+    "/delete_run", "/estimate", "/evaluate", "/chat", "/export"}
 launch_options()
 
 # a fresh workspace has not read the default model's structure: the estimate says so (no number) and asks

@@ -1,8 +1,13 @@
 """The stable Gradio API (gradio_client, `/gradio_api/...`): everything else is private.
 
+    upload_data(file, model, format)
+                            store a client's data file (gradio_client handle_file) in the workspace's uploads
+                            and check it -> {"data_train": the value for data.train, "name", "format", "kind",
+                            "fields", "stats", "ok", "problem"} (ui/api_data.py)
     start_training(config)  config: YAML or JSON text of a run config, the same keys as
                             presets/quickstart.yaml (model, name, data, method, train); keys left
-                            out take their defaults. Returns the run id.
+                            out take their defaults. The data is checked as the page's Start checks it.
+                            Returns the run id.
     run_status(run_id)      -> {"run": id, "state", "step", "max_steps", "error", "status": {...},
                             "last": last train metrics row, "last_eval": last eval row, "points": train rows}
     stop_training(run_id)   stop a queued or running run; it saves a resumable checkpoint -> run_status
@@ -40,7 +45,7 @@ from engine.core.jobs import RunState
 from engine.estimate import ui_summary
 from engine.evaluation import records
 from engine.inference.generation import EVALUATION, SHORT_FORM
-from ui import chat_line, chat_tab, eval_tab, follow, train_tab
+from ui import api_data, chat_line, chat_tab, eval_tab, follow, train_tab
 from ui.common import run_path
 from ui.train_tab import start_config
 
@@ -64,7 +69,7 @@ def start_training(config: str) -> str:
     """Validate a run config (YAML or JSON text, keys as in presets/quickstart.yaml) and start it; returns the
     run id."""
     try:
-        return start_config(parse_config(config)).name
+        return start_config(parse_config(config), before_launch=api_data.refuse_unusable_data).name
     except ConfigError as err:
         raise gr.Error(str(err)) from None
 
@@ -167,6 +172,7 @@ def chat(run_id: str, message: str, system: str = "", max_new_tokens: int = SHOR
 
 def register() -> None:
     """Call inside the Blocks context."""
+    gr.api(api_data.upload_data, api_name="upload_data")
     gr.api(start_training, api_name="start_training")
     # status reads never wait behind training, chat or evaluation calls: no concurrency limit (each is a small
     # file read; metrics are tailed by byte offset in ui/follow.py)

@@ -19,7 +19,7 @@ from engine.core.messages import Message
 from engine.estimate import sharing
 from engine.inference import generation
 from engine.inference.chat_client import ChatWorker, WorkerError
-from ui import chat_line, messages
+from ui import chat_line, chat_tools, messages
 from ui.common import error_box, finished_runs, note_box, reason, run_label, run_path
 from ui.lang import loc, tr
 
@@ -242,7 +242,7 @@ def apply_preset(name):
 
 def messages_for(system, history: list[dict]) -> list[dict]:
     messages = ([{"role": "system", "content": system.strip()}] if system and system.strip() else [])
-    return messages + [{"role": m["role"], "content": text_of(m["content"])} for m in history]
+    return messages + chat_tools.model_messages(history, text_of)  # shown tool calls and results: tool turns
 
 
 def shown_text(event: dict, text: str, lang) -> str:
@@ -255,10 +255,14 @@ def shown_text(event: dict, text: str, lang) -> str:
     return "\n\n".join(f"**{tr(TEXT, lang, 'alternative', n=i + 1)}**\n\n{t.strip()}" for i, t in enumerate(texts))
 
 
-def reply_stream(system, history: list[dict], params: dict, worker: ChatWorker = WORKER, lang="en"):
-    """Yield the growing reply of the loaded model to `history`."""
+def reply_stream(system, history: list[dict], params: dict, worker: ChatWorker = WORKER, lang="en", tools=None):
+    """Yield the growing reply of the loaded model to `history`; with `tools`, a last dict when the reply holds tool
+    calls (the worker's "reply" event: ui/chat_tools.py shows it)."""
     text = ""
-    for event in worker.stream(messages_for(system, history), params):
+    for event in worker.stream(messages_for(system, history), params, tools):
+        if event["event"] == "reply":
+            yield event
+            continue
         text = shown_text(event, text, lang)
         yield text
 
@@ -272,24 +276,29 @@ def refusal(text: str, params: dict, lang="en") -> tuple | None:
     return (gr.skip(), gr.skip(), error_box(tr(TEXT, lang, "bad_settings"), problems, lang)) if problems else None
 
 
-def on_send(message, history, target, model, system, lang, *gen):
+def on_send(message, history, target, model, system, lang, tools_text, *gen):
     message, params = (message or "").strip(), settings_params(*gen)
     refused = refusal(message, params, lang)
     if refused:
         yield refused
         return
-    history = [{"role": m["role"], "content": text_of(m["content"])} for m in (history or [])]
-    history.append({"role": "user", "content": message})
+    tools, problem = chat_tools.read(tools_text, lang)
+    if problem:
+        yield gr.skip(), gr.skip(), problem
+        return
+    history = chat_tools.user_turn([{**m, "content": text_of(m["content"])} for m in (history or [])], message,
+                                   tools, lang)  # metadata marks tool calls: kept
     yield history + [{"role": "assistant", "content": "…"}], "", note_box(tr(TEXT, lang, "loading"))
     try:
         note = load(target, model)
         why = generation.stream_note(params)
         loaded = note_box(tr(TEXT, lang, "loaded", note=messages.say(note, lang))
-                          + (f" · {messages.say(why, lang)}" if why else ""), "ok")
+                          + (f" · {messages.say(why, lang)}" if why else "")
+                          + chat_tools.rendered_note(WORKER, tools, lang), "ok")
         shown = history + [{"role": "assistant", "content": ""}]
         yield shown, gr.skip(), loaded
-        for text in reply_stream(system, history, params, lang=lang):
-            shown[-1]["content"] = text
+        for text in reply_stream(system, history, params, lang=lang, tools=tools):
+            chat_tools.show(shown, text, lang)  # the text so far, or the reply read as tool calls
             yield shown, gr.skip(), gr.skip()
     except (WorkerError, ValueError) as err:
         yield history, message, error_box(tr(TEXT, lang, "failed"), reason(err), lang)
@@ -482,6 +491,7 @@ def build() -> SimpleNamespace:
                 c.stop_on_eos = _control(gr.Checkbox(d["stop_on_eos"], label=en["stop_on_eos"],
                                                      info=en["stop_on_eos_info"]), "stop_on_eos")
             c.gen_note = gr.Markdown("", elem_id="gen-note")
+            c.tools = chat_tools.build()
     c.gen = [c.max_new_tokens, c.min_new_tokens, c.do_sample, c.temperature, c.top_k, c.top_p, c.repetition_penalty,
              c.num_beams, c.num_return_sequences, c.seed, c.stop_on_eos]
     return c
@@ -491,7 +501,7 @@ def wire(c: SimpleNamespace, model, lang) -> None:
     private = dict(api_visibility="private")
     # no concurrency limit: requests wait in chat_line's line, which tells each its place
     send = dict(fn=chat_line.in_line(on_send, 3, note_at=2), inputs=[c.message, c.chatbot, c.target, model, c.system,
-                lang, *c.gen], outputs=[c.chatbot, c.message, c.note], concurrency_limit=None, **private)
+                lang, c.tools.text, *c.gen], outputs=[c.chatbot, c.message, c.note], concurrency_limit=None, **private)
     c.send.click(**send)
     c.message.submit(**send)
     side = dict(fn=chat_line.in_line(on_side, 3, note_at=2), inputs=[c.side_prompt, c.left, c.right, model, c.system,
@@ -507,5 +517,6 @@ def wire(c: SimpleNamespace, model, lang) -> None:
     lang.change(current_note, [c.target, model, lang], c.note, show_progress="hidden", **private)
     c.refresh.click(refresh_all, [c.target, c.left, c.right, lang], [c.target, c.left, c.right], **private)
     c.preset.input(apply_preset, c.preset, c.gen, **private)
+    chat_tools.wire(c.tools, lang)
     for control in c.gen:
         control.change(settings_note, [lang, *c.gen], c.gen_note, show_progress="hidden", **private)

@@ -270,6 +270,23 @@ ZH = {
     "chat.no_model": "“模型”一栏是空的",
     "chat.busy": "训练 {runs} 正在这台设备上运行（估算 {training:.2f} GiB），这个对话模型还需要约 {needed:.2f} GiB，"
                  "而设备一共只有 {capacity:.2f} GiB。请等训练结束或先停止它，再加载模型",
+    # ---- tools in chat and serving
+    "tools.json": "tools：第 {line} 行第 {column} 列不是有效的 JSON：{detail}。请给出工具的 JSON 列表，例如 "
+                  "[{{\"type\": \"function\", \"function\": {{\"name\": \"get_weather\", \"parameters\": "
+                  "{{\"type\": \"object\", \"properties\": {{\"city\": {{\"type\": \"string\"}}}}}}}}}}]",
+    "tools.not_list": "tools：应为工具的 JSON 列表，实际是 {got}",
+    "tools.not_object": "tools[{index}]：应为 {{\"type\": \"function\", \"function\": {{\"name\": ..., "
+                        "\"parameters\": ...}}}}，实际是 {got}",
+    "tools.type": "tools[{index}].type：只能调用 \"function\" 类型的工具，而不是 {value}",
+    "tools.name": "tools[{index}].function.name：{value} 不是有效的函数名（1-64 个字母、数字、_ 或 -）",
+    "tools.duplicate": "tools[{index}].function.name：{name} 出现了两次；请给每个工具起不同的名字",
+    "tools.parameters": "tools[{index}].function.parameters：应为 JSON Schema 对象（{{\"type\": \"object\", "
+                        "\"properties\": {{...}}}}），实际是 {got}",
+    "tools.named_template": "该模型自带的对话模板没有放置工具的位置，因此带工具的请求改用命名模板 {template} 渲染"
+                            "（ChatML 格式加 <tool_call> JSON，轮次标记相同）；模型的工具调用也按该约定读取",
+    "tools.unsupported": "该模型的对话模板没有放置工具的位置，也不使用 ChatML 轮次，"
+                         "任何命名模板都无法在不改变模型所学格式的前提下加入工具。"
+                         "请不带工具对话，或用 data.template: {template} 在工具调用数据上训练",
     # ---- evaluation
     "eval.busy": "{run} 的评估已经处于“{state}”状态（{done}/{total}）；请等它完成",
     "eval.ambiguous_data": "有 {count} 个数据文件名为 {name}；请给出其中一个的路径：{paths}",

@@ -231,11 +231,12 @@ def build_raw(model, data_path, fmt, columns_text, mask, skip_bad, name, method,
     return raw, problems
 
 
-def start_config(raw: dict, problems: list[str] | None = None) -> Path:
+def start_config(raw: dict, problems: list[str] | None = None, before_launch=None) -> Path:
     """Validate a config from the page or the API (every problem at once) and launch; raises ConfigError.
 
     Paths in it must stay inside what this server may read (engine/core/security.py); while one does
-    not, nothing is read from any path it names, so no answer tells what lies outside."""
+    not, nothing is read from any path it names, so no answer tells what lies outside. `before_launch(cfg)`
+    runs on the valid config just before the launch (the API's data check, ui/api_data.py); it raises to refuse."""
     from engine.training.preflight import static_problems  # import-light: config.json and file checks
 
     outside = web_config_problems(raw)
@@ -248,6 +249,8 @@ def start_config(raw: dict, problems: list[str] | None = None) -> Path:
             problems += [p for p in static_problems(raw) if p not in err.problems]
     if problems:
         raise ConfigError(problems, "settings")
+    if before_launch is not None:
+        before_launch(cfg)
     return launcher.start(cfg)
 
 

@@ -280,6 +280,24 @@ CATALOGUE = {
     "chat.busy": "run {runs} is training on this device (estimated {training:.2f} GiB) and this chat model needs "
                  "about {needed:.2f} GiB more, but the device has {capacity:.2f} GiB in all. Wait for the run to "
                  "finish or stop it, then load the model again",
+    # ---- tools in chat and serving (engine/inference/tools.py) ---------------------------------------
+    "tools.json": "tools: not valid JSON at line {line}, column {column}: {detail}. Give a JSON list of tools, e.g. "
+                  "[{{\"type\": \"function\", \"function\": {{\"name\": \"get_weather\", \"parameters\": "
+                  "{{\"type\": \"object\", \"properties\": {{\"city\": {{\"type\": \"string\"}}}}}}}}}}]",
+    "tools.not_list": "tools: expected a JSON list of tools, got {got}",
+    "tools.not_object": "tools[{index}]: expected {{\"type\": \"function\", \"function\": {{\"name\": ..., "
+                        "\"parameters\": ...}}}}, got {got}",
+    "tools.type": "tools[{index}].type: only \"function\" tools can be called, not {value}",
+    "tools.name": "tools[{index}].function.name: {value} is not a function name (1-64 letters, digits, _ or -)",
+    "tools.duplicate": "tools[{index}].function.name: {name} is named twice; give each tool its own name",
+    "tools.parameters": "tools[{index}].function.parameters: expected a JSON Schema object ({{\"type\": "
+                        "\"object\", \"properties\": {{...}}}}), got {got}",
+    "tools.named_template": "this model's own chat template has no place for tools, so requests with tools are "
+                            "rendered with the named template {template} (ChatML with <tool_call> JSON, the same turn "
+                            "markers); its tool calls are read in that convention",
+    "tools.unsupported": "this model's chat template has no place for tools and does not use ChatML turns, so no "
+                         "named template can add them without changing the format the model knows. Chat without "
+                         "tools, or train a run with data.template: {template} on tool-calling data",
     # ---- evaluation (engine/evaluation) --------------------------------------------------------------
     "eval.busy": "an evaluation of {run} is already {state} ({done}/{total}); wait for it to finish",
     "eval.ambiguous_data": "{count} data files are named {name}; give one's path: {paths}",

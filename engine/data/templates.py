@@ -39,27 +39,36 @@ _register("alpaca", "Alpaca (### Instruction: / ### Response:), for base models 
           "{% elif m['role'] == 'user' %}{{ '### Instruction:\n' + m['content'] + '\n\n' }}"
           "{% else %}{{ '### Response:\n' + m['content'] + eos_token + '\n\n' }}{% endif %}{% endfor %}"
           "{% if add_generation_prompt %}{{ '### Response:\n' }}{% endif %}")
-# ChatML with a place for tools, tool calls, tool results and reasoning, in the Hermes / Qwen conventions
-# (<tools> in the system turn, <tool_call> JSON in the assistant's, <tool_response> in the tool's, <think>):
-# written here for base models trained on tool-calling data
-_register("chatml-tools", "ChatML with tools (<tools>, <tool_call>, <tool_response>) and reasoning (<think>), "
-          "the Hermes / Qwen conventions",
-          "{%- if tools %}{{ '<|im_start|>system\n' }}{% if messages[0]['role'] == 'system' %}"
-          "{{ messages[0]['content'] + '\n\n' }}{% endif %}{{ '# Tools\n<tools>' }}"
+# ChatML with tools in the published Hermes / Qwen2.5 convention: the tools' JSON schemas in the system turn inside
+# <tools></tools>, each call of an assistant turn as {"name", "arguments"} JSON inside <tool_call></tool_call>, tool
+# results as a user turn of <tool_response></tool_response> blocks, and an assistant's reasoning in <think></think>
+# before its answer. Without tools or reasoning it renders exactly as `chatml`. Written by hand: the models that ship
+# this convention (Qwen2.5, Hermes) ship it inside much larger templates. Used for base models trained on
+# tool-calling data, and for chat models whose own ChatML template has no place for tools (SmolLM2).
+_register("chatml-tools", "ChatML with tool calling (Hermes / Qwen2.5 convention: <tools> in the system turn, "
+          "<tool_call> JSON in assistant turns, <tool_response> for results) and reasoning (<think>), for models "
+          "whose own template has no place for tools (SmolLM2)",
+          "{% if tools %}{{ '<|im_start|>system\n' }}{% if messages and messages[0]['role'] == 'system' %}"
+          "{{ messages[0]['content'] + '\n\n' }}{% endif %}"
+          "{{ '# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided '"
+          "'with function signatures within <tools></tools> XML tags:\n<tools>' }}"
           "{% for tool in tools %}{{ '\n' + (tool | tojson) }}{% endfor %}"
-          "{{ '\n</tools>\nTo call a function, answer with <tool_call>{\"name\": ..., \"arguments\": ...}"
-          "</tool_call>.<|im_end|>\n' }}"
-          "{%- elif messages[0]['role'] == 'system' %}{{ '<|im_start|>system\n' + messages[0]['content'] + "
-          "'<|im_end|>\n' }}{%- endif %}"
-          "{%- for m in messages %}"
-          "{%- if m['role'] == 'system' %}{% if not loop.first %}"
-          "{{ '<|im_start|>system\n' + m['content'] + '<|im_end|>\n' }}{% endif %}"
-          "{%- elif m['role'] == 'assistant' %}{{ '<|im_start|>assistant\n' }}"
-          "{% if m.reasoning_content %}{{ '<think>\n' + m.reasoning_content + '\n</think>\n\n' }}{% endif %}"
-          "{{ m['content'] }}{% for call in m.tool_calls or [] %}{% if not loop.first or m['content'] %}"
-          "{{ '\n' }}{% endif %}{{ '<tool_call>\n{\"name\": \"' + call.function.name + '\", \"arguments\": ' + "
-          "(call.function.arguments | tojson) + '}\n</tool_call>' }}{% endfor %}{{ '<|im_end|>\n' }}"
-          "{%- elif m['role'] == 'tool' %}"
-          "{{ '<|im_start|>tool\n<tool_response>\n' + m['content'] + '\n</tool_response><|im_end|>\n' }}"
-          "{%- else %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}{%- endif %}"
-          "{%- endfor %}{%- if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{%- endif %}")
+          "{{ '\n</tools>\n\nFor each function call, return a json object with function name and arguments within '"
+          "'<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": '"
+          "'<args-json-object>}\n</tool_call><|im_end|>\n' }}{% endif %}"
+          "{% for m in messages %}"
+          "{% if m['role'] == 'system' and loop.first and tools %}"
+          "{% elif m['role'] == 'tool' %}"
+          "{% if loop.first or loop.previtem['role'] != 'tool' %}{{ '<|im_start|>user' }}{% endif %}"
+          "{{ '\n<tool_response>\n' + (m['content'] or '') + '\n</tool_response>' }}"
+          "{% if loop.last or loop.nextitem['role'] != 'tool' %}{{ '<|im_end|>\n' }}{% endif %}"
+          "{% elif m['role'] == 'assistant' %}{{ '<|im_start|>assistant\n' }}"
+          "{% if m.get('reasoning_content') %}{{ '<think>\n' + m['reasoning_content'] + '\n</think>\n\n' }}"
+          "{% endif %}{{ m['content'] or '' }}"
+          "{% for call in m.get('tool_calls') or [] %}{% if not loop.first or m['content'] %}{{ '\n' }}{% endif %}"
+          "{% set f = call['function'] if call['function'] is defined else call %}"
+          "{{ '<tool_call>\n{\"name\": \"' + f['name'] + '\", \"arguments\": ' }}"
+          "{% if f['arguments'] is string %}{{ f['arguments'] }}{% else %}{{ f['arguments'] | tojson }}{% endif %}"
+          "{{ '}\n</tool_call>' }}{% endfor %}{{ '<|im_end|>\n' }}"
+          "{% else %}{{ '<|im_start|>' + m['role'] + '\n' + (m['content'] or '') + '<|im_end|>\n' }}{% endif %}"
+          "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")

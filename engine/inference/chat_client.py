@@ -22,6 +22,7 @@ class ChatWorker:
         self.process: subprocess.Popen | None = None
         self.loaded: str | None = None
         self.note = ""
+        self.tools_note = ""
         self.counted_bytes = 0  # the memory its model was counted with beside training (engine/estimate/sharing.py)
         self.lock = threading.Lock()
 
@@ -71,31 +72,37 @@ class ChatWorker:
             self._send({"op": "load", "run": run, "model": model, "trust_remote_code": trust_remote_code})
             loaded = self._expect("loaded")
             self.note = from_dict(loaded.get("note_i18n")) or loaded["note"]  # a catalogue message where it has a code
+            # how requests with tools are rendered, when not by the model's own template (engine/inference/tools.py)
+            self.tools_note = from_dict(loaded.get("tools_note")) if loaded.get("tools_note") else ""
             self.loaded = key
             return self.note
 
-    def generate(self, messages: list[dict], params: dict) -> Iterator[str]:
+    def generate(self, messages: list[dict], params: dict, tools: list[dict] | None = None) -> Iterator[str]:
         """The reply piece by piece (the first of several sequences, whole, when they cannot stream)."""
-        for event in self.stream(messages, params):
+        for event in self.stream(messages, params, tools):
             if event["event"] == "token":
                 yield event["text"]
             elif event["event"] == "sequences":
                 yield event["texts"][0] if event["texts"] else ""
 
-    def stream(self, messages: list[dict], params: dict) -> Iterator[dict]:
+    def stream(self, messages: list[dict], params: dict, tools: list[dict] | None = None) -> Iterator[dict]:
         """The worker's events: {"event": "token", "text"} as tokens come, or one
-        {"event": "sequences", "texts": [...], "note"} for beam search / several returned sequences."""
+        {"event": "sequences", "texts": [...], "note"} for beam search / several returned sequences; with `tools`
+        (OpenAI function tools), a last {"event": "reply", "content", "tool_calls": [{"name", "arguments"}],
+        "note_i18n"} when the reply holds tool calls (engine/inference/tools.py)."""
         with self.lock:
             if not self.process:
                 raise WorkerError("no model loaded")
-            self._send({"op": "generate", "messages": messages, "params": params})
+            self._send({"op": "generate", "messages": messages, "params": params,
+                        **({"tools": tools} if tools else {})})
             for event in self._events():
-                if event["event"] in ("token", "sequences"):
+                if event["event"] in ("token", "sequences", "reply"):
                     yield event
                 elif event["event"] == "done":
                     return
                 elif event["event"] == "error":
-                    raise WorkerError(event["message"])
+                    coded = event.get("message_i18n") or {}  # a catalogue message keeps its code for the page
+                    raise WorkerError(from_dict(coded) if coded.get("code") else event["message"])
 
     def unload(self) -> None:
         with self.lock:

@@ -14,6 +14,7 @@ import time
 import traceback
 
 from engine.core.messages import as_dict
+from engine.inference.tools import parse_reply, tool_ready
 
 
 def generation_kwargs(params: dict, eos_token_id=None) -> dict:
@@ -27,6 +28,7 @@ class Session:
     def __init__(self, out):
         self.out = out
         self.model = self.tokenizer = None
+        self.tools_note = self.tools_refusal = None  # how this model renders tools (engine/inference/tools.py)
 
     def send(self, **event):
         self.out.write(json.dumps(event) + "\n")
@@ -42,7 +44,13 @@ class Session:
         else:
             self.model, self.tokenizer, note = load_base(request["model"], request.get("trust_remote_code", False))
         self.model.eval()
-        self.send(event="loaded", note=note, note_i18n=as_dict(note), seconds=round(time.time() - started, 2))
+        self.tools_note = self.tools_refusal = None
+        try:
+            self.tools_note = tool_ready(self.tokenizer)
+        except ValueError as err:
+            self.tools_refusal = err
+        self.send(event="loaded", note=note, note_i18n=as_dict(note), seconds=round(time.time() - started, 2),
+                  tools_note=as_dict(self.tools_note) if self.tools_note else None)
 
     def generate(self, request: dict):
         import torch
@@ -55,7 +63,10 @@ class Session:
         params = request.get("params", {})
         eos = None if resolve(params)["stop_on_eos"] else self.tokenizer.eos_token_id
         gen = generation_kwargs(params, eos)  # raises ValueError with every problem, sent as an error event
-        inputs = self.tokenizer.apply_chat_template(request["messages"], add_generation_prompt=True,
+        tools = request.get("tools") or None
+        if tools and self.tools_refusal is not None:
+            raise self.tools_refusal
+        inputs = self.tokenizer.apply_chat_template(request["messages"], tools=tools, add_generation_prompt=True,
                                                     return_tensors="pt", return_dict=True)
         inputs = {k: v.to(self.model.device) for k, v in inputs.items()}
         if seed_of(params) is not None:
@@ -68,16 +79,18 @@ class Session:
             prompt_len = inputs["input_ids"].shape[1]
             texts = [self.tokenizer.decode(row[prompt_len:], skip_special_tokens=True) for row in out]
             self.send(event="sequences", texts=texts, note=stream_note(params))
+            if tools:
+                self.send_reply(inputs["input_ids"], out[0][prompt_len:], tools)
             self.send(event="done", seconds=round(time.time() - started, 3), first_token_s=None, pieces=len(texts))
             return
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         kwargs = dict(**inputs, streamer=streamer, pad_token_id=self.tokenizer.pad_token_id, **gen)
-        errors = []
+        errors, outputs = [], []
 
         def work():
             try:
                 with torch.inference_mode():
-                    self.model.generate(**kwargs)
+                    outputs.append(self.model.generate(**kwargs))
             except Exception as err:  # surfaced to the client below
                 errors.append(err)
                 streamer.end()
@@ -94,8 +107,22 @@ class Session:
         thread.join()
         if errors:
             raise errors[0]
+        if tools and outputs:
+            self.send_reply(inputs["input_ids"], outputs[0][0][inputs["input_ids"].shape[1]:], tools)
         self.send(event="done", seconds=round(time.time() - started, 3),
                   first_token_s=round((first or time.time()) - started, 3), pieces=pieces)
+
+
+    def send_reply(self, prompt_ids, generated_ids, tools) -> None:
+        """The reply read by the template's convention: its text and its tool calls (engine/inference/tools.py).
+        The raw decode keeps special tokens, as `transformers serve` parses it: some templates mark calls with
+        them."""
+        prompt = self.tokenizer.decode(prompt_ids[0], skip_special_tokens=False)
+        raw = self.tokenizer.decode(generated_ids, skip_special_tokens=False)
+        reply = parse_reply(self.tokenizer, raw, prompt, tools)
+        if not reply["tool_calls"] and not reply.get("error"):
+            return  # plain text: what streamed is the reply
+        self.send(event="reply", **reply, note_i18n=as_dict(self.tools_note) if self.tools_note else None)
 
 
 def main() -> int:
@@ -120,7 +147,7 @@ def main() -> int:
                 session.send(event="error", message=f"unknown op {op!r}")
         except Exception as err:
             traceback.print_exc()
-            session.send(event="error", message=f"{type(err).__name__}: {err}")
+            session.send(event="error", message=f"{type(err).__name__}: {err}", message_i18n=as_dict(err))
     return 0
 
 

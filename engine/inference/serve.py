@@ -8,6 +8,12 @@ Tuneloom, because the `transformers serve` command loads models by Hub id or fol
 not know (prompt tuning on its base, our bottleneck adapter), and its `/v1/models` lists only the
 Hugging Face cache. `RunModel` (a ModelManager holding one loaded model) fills that gap.
 
+Tools: transformers' server renders a request's `tools` through the chat template and returns the model's calls in
+`tool_calls` when it knows the template's convention (the tokenizer's `response_template`, else a fallback keyed by
+model type). engine/inference/tools.py prepares the tokenizer for both (a ChatML model without a place for tools
+renders them with the named template chatml-tools; `<tool_call>` JSON gets a response template); a model that
+cannot render tools answers requests with tools 400 and the reason, instead of ignoring them.
+
 Bound to 127.0.0.1 unless --host says otherwise; any other address needs --auth (the app's rule,
 engine/core/security.py), and then every request needs `Authorization: Bearer user:password` (the
 OpenAI clients' api_key) or HTTP Basic with one of the pairs.
@@ -51,8 +57,20 @@ def load(run_dir: Path | None, model: str | None):
     return loaded.eval(), tokenizer, note
 
 
-def build_app(name: str, model, tokenizer, users: list[tuple[str, str]]):
-    """transformers' serving app around one loaded model, behind the auth rule."""
+def tools_support(tokenizer):
+    """(note, refusal) for requests with tools (engine/inference/tools.py): the tokenizer is made to render them
+    and its calls parsed into `tool_calls` by transformers' own serving, else the refusal says why not."""
+    from engine.inference.tools import tool_ready
+
+    try:
+        return tool_ready(tokenizer), None
+    except ValueError as err:
+        return None, err.args[0]
+
+
+def build_app(name: str, model, tokenizer, users: list[tuple[str, str]], tools_refusal=None):
+    """transformers' serving app around one loaded model, behind the auth rule (and, when the model cannot render
+    tools, refusing requests that carry them with `tools_refusal` rather than ignoring the tools)."""
     from transformers.cli.serving.chat_completion import ChatCompletionHandler
     from transformers.cli.serving.completion import CompletionHandler
     from transformers.cli.serving.model_manager import ModelManager
@@ -80,9 +98,29 @@ def build_app(name: str, model, tokenizer, users: list[tuple[str, str]]):
     app = build_server(manager, ChatCompletionHandler(manager, state), CompletionHandler(manager, state),
                        ResponseHandler(manager, state), TranscriptionHandler(manager, state),
                        SystemOneHandler(manager, state), state)
+    if tools_refusal:
+        _refuse_tools(app, str(tools_refusal))
     if users:
         _require_auth(app, users)
     return app
+
+
+def _refuse_tools(app, why: str) -> None:
+    import json
+
+    from fastapi.responses import JSONResponse
+
+    @app.middleware("http")
+    async def no_tools(request, call_next):
+        if request.method == "POST" and request.url.path.endswith("/chat/completions"):
+            try:
+                tools = json.loads(await request.body() or b"{}").get("tools")
+            except (ValueError, AttributeError):
+                tools = None  # transformers' own validation answers a malformed body
+            if tools:
+                return JSONResponse({"error": {"message": f"tools cannot be used with this model: {why}",
+                                               "type": "invalid_request_error", "param": "tools"}}, status_code=400)
+        return await call_next(request)
 
 
 def _require_auth(app, users: list[tuple[str, str]]) -> None:
@@ -127,8 +165,12 @@ def serve(run_dir: Path | None, model: str | None, host: str = "127.0.0.1", port
     signal.signal(signal.SIGINT, on_stop_signal)
     try:
         loaded, tokenizer, note = load(run_dir, model)
-        server = uvicorn.Server(uvicorn.Config(build_app(name, loaded, tokenizer, users), host=host, port=port,
-                                               log_level="warning"))
+        tools_note, tools_refusal = tools_support(tokenizer)
+        for line in filter(None, (tools_note, tools_refusal)):
+            log(f"tools: {line}")
+        record(tools_note=as_dict(tools_note or tools_refusal) if (tools_note or tools_refusal) else None)
+        server = uvicorn.Server(uvicorn.Config(build_app(name, loaded, tokenizer, users, tools_refusal), host=host,
+                                               port=port, log_level="warning"))
         threading.Thread(target=_announce, args=(server, record, note, log, f"{name} ({note}) at {url}"),
                          daemon=True).start()
         server.run()  # returns after SIGTERM / SIGINT
