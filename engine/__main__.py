@@ -122,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--world-size", type=int, default=1)
     est.add_argument("--sharding", default="none", choices=("none", "ddp", "zero1", "zero2", "zero3", "fsdp"))
     est.add_argument("--attention", default="sdpa", choices=("sdpa", "flash", "eager"))
+    from engine.inference.merge_cli import add_parser as add_merge
+    from engine.sweep.cli import add_parser as add_sweep
+
+    add_sweep(sub), add_merge(sub)  # their arguments and bodies live in their own modules
     return parser
 
 
@@ -426,6 +430,18 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from engine.sweep.cli import main as sweep_main
+
+    return sweep_main(args)
+
+
+def cmd_merge(args) -> int:
+    from engine.inference.merge_cli import main as merge_main
+
+    return merge_main(args)
+
+
 def cmd_model(args) -> int:
     from engine.core.config import DEFAULT_MODEL
     from engine.core.describe import structure_of
@@ -510,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
         reexec_with_allocator()
     handlers = {"train": cmd_train, "data": cmd_data, "export": cmd_export, "chat": cmd_chat,
                 "model": cmd_model, "methods": cmd_methods, "estimate": cmd_estimate,
-                "evaluate": cmd_evaluate, "serve": cmd_serve, "push": cmd_push}
+                "evaluate": cmd_evaluate, "serve": cmd_serve, "push": cmd_push, "sweep": cmd_sweep, "merge": cmd_merge}
     from engine.core.errors import UserError
 
     try:

@@ -1,0 +1,127 @@
+"""A sweep's search space: `--space train.learning_rate=1e-5:1e-3:log`, `--space method.r=8,16,32`.
+
+Each dimension names one setting of the run schema (engine/core/config.py: a section's `Param`, or the
+chosen method's own `Param` for `method.<name>`) and is checked against that declaration before any trial
+starts: an unknown key, a value of the wrong type, a choice the setting does not offer or a range outside
+its declared minimum and maximum are refused by name, all problems at once (ConfigError, exit 2).
+Import-light: the UI parses spaces through this.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.core.config import SECTIONS, ConfigError, RunConfig, section_params
+from engine.core.registry import METHODS, Param
+
+
+@dataclass(frozen=True)
+class Dimension:
+    key: str  # "train.learning_rate", "method.r"
+    param: Param
+    choices: tuple = ()  # a list of values (categorical), or empty for a range
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+
+    def suggest(self, trial):
+        """The value Optuna's trial picks for this dimension (the key is the parameter's name in the study)."""
+        if self.choices:
+            return trial.suggest_categorical(self.key, list(self.choices))
+        if self.param.type is int:
+            return trial.suggest_int(self.key, int(self.low), int(self.high), log=self.log)
+        return trial.suggest_float(self.key, float(self.low), float(self.high), log=self.log)
+
+    def spec(self) -> str:
+        """Written back as the CLI takes it."""
+        if self.choices:
+            return f"{self.key}={','.join(map(str, self.choices))}"
+        return f"{self.key}={self.low:g}:{self.high:g}" + (":log" if self.log else "")
+
+
+def _param_for(key: str, cfg: RunConfig) -> Param | str:
+    """The declared Param of `key`, or why there is none."""
+    section, _, name = key.partition(".")
+    if not name:
+        return f"--space {key}: give a section and a setting, e.g. train.learning_rate or method.r"
+    if section == "method":
+        declared = {p.name: p for p in METHODS.get(cfg.method.name).params}
+        if name == "name":
+            return "--space method.name: a sweep searches one method's settings; start one sweep per method"
+        if name not in declared:
+            return (f"--space {key}: {cfg.method.name} has no parameter {name!r} (known: "
+                    f"{', '.join(declared) or 'none'})")
+        return declared[name]
+    if section not in SECTIONS:
+        return f"--space {key}: unknown section {section!r} (known: method, {', '.join(SECTIONS)})"
+    declared = {p.name: p for p in section_params(section)}
+    if name not in declared:
+        return f"--space {key}: unknown setting {name!r} of {section} (known: {', '.join(declared)})"
+    return declared[name]
+
+
+def _outside(key: str, param: Param, value) -> list[str]:
+    return [f"--space {key}: {text}" for text in param.problems(value)]
+
+
+def parse_dimension(text: str, cfg: RunConfig) -> tuple[Dimension | None, list[str]]:
+    key, sep, spec = text.partition("=")
+    key, spec = key.strip(), spec.strip()
+    if not sep or not key or not spec:
+        return None, [f"--space {text!r}: expected KEY=LOW:HIGH[:log] or KEY=A,B,C, e.g. "
+                      "train.learning_rate=1e-5:1e-3:log or method.r=8,16,32"]
+    param = _param_for(key, cfg)
+    if isinstance(param, str):
+        return None, [param]
+    if "," in spec or ":" not in spec:  # a list of values (one value is a list of one)
+        values, problems = [], []
+        for item in (v.strip() for v in spec.split(",")):
+            found = _outside(key, param, item)
+            problems += found
+            if not found:
+                values.append(param.coerce(item))
+        if len(set(values)) != len(values):
+            problems.append(f"--space {key}: a value is listed twice ({spec})")
+        return (Dimension(key, param, tuple(values)) if not problems else None), problems
+    parts = [p.strip() for p in spec.split(":")]
+    log = len(parts) == 3 and parts[2] == "log"
+    if len(parts) not in (2, 3) or (len(parts) == 3 and not log):
+        return None, [f"--space {key}={spec}: a range is LOW:HIGH or LOW:HIGH:log"]
+    if param.type not in (int, float) or param.choices is not None:
+        return None, [f"--space {key}: {param.type.__name__} setting{' with choices' if param.choices else ''}; "
+                      f"list its values instead, e.g. {key}={','.join(map(str, param.choices or (True, False)))}"]
+    problems = _outside(key, param, parts[0]) + _outside(key, param, parts[1])
+    if problems:
+        return None, problems
+    low, high = param.coerce(parts[0]), param.coerce(parts[1])
+    if not low < high:
+        return None, [f"--space {key}={spec}: LOW ({low:g}) must be below HIGH ({high:g})"]
+    if log and low <= 0:
+        return None, [f"--space {key}={spec}: a log range needs LOW above 0"]
+    return Dimension(key, param, (), low, high, log), []
+
+
+def parse_space(specs: list[str], cfg: RunConfig, sampler: str = "tpe") -> list[Dimension]:
+    """Every dimension of `specs`, checked against the schema; ConfigError lists every problem."""
+    dims, problems = [], []
+    for text in specs:
+        dim, found = parse_dimension(text, cfg)
+        problems += found
+        if dim is not None:
+            if any(d.key == dim.key for d in dims):
+                problems.append(f"--space {dim.key}: given twice")
+            dims.append(dim)
+    if not specs:
+        problems.append("--space: give at least one, e.g. --space train.learning_rate=1e-5:1e-3:log")
+    if sampler == "grid":
+        problems += [f"--space {d.key}: the grid sampler needs a list of values (e.g. {d.key}="
+                     f"{d.low:g},{d.high:g}), not a range" for d in dims if not d.choices]
+    if problems:
+        raise ConfigError(problems, "the search space")
+    return dims
+
+
+def grid_size(dims: list[Dimension]) -> int:
+    size = 1
+    for d in dims:
+        size *= len(d.choices)
+    return size
