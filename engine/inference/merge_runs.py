@@ -131,13 +131,14 @@ def merge(run_list: list[str], how: str = "ties", weights: list[float] | None = 
     saved = staging / "merged" if (staging / "merged").is_dir() else staging
     shutil.move(str(saved), str(run_dir / "adapter"))
     shutil.rmtree(staging, ignore_errors=True)
+    for item in (parents[0] / "adapter").iterdir():  # the tokenizer and chat template the parents trained with
+        if item.is_file() and not item.name.startswith(("adapter_", "README")):
+            shutil.copy2(item, run_dir / "adapter" / item.name)
     if (parents[0] / runs.START_FILE).is_file():  # the parents' adapters apply to an earlier run's merged result
         shutil.copy2(parents[0] / runs.START_FILE, run_dir / runs.START_FILE)
     card = {**recipe, "parents": [_parent_card(p) for p in parents], "created_at": time.time()}
     runs.write_json(run_dir / MERGE_CARD, card)
-    (run_dir / "train.log").write_text(f"merged {', '.join(recipe['parents'])} with {how} "
-                                       f"(weights {weights}{', density ' + str(density) if recipe['density'] else ''})\n",
-                                       encoding="utf-8")
+    (run_dir / "train.log").write_text("\n".join(card_lines(run_dir)) + "\n", encoding="utf-8")
     runs.update_status(run_dir, state="done", pid=None, finished_at=time.time())
     return run_dir
 

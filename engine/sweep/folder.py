@@ -70,7 +70,8 @@ def create_sweep(raw: dict, specs: list[str], trials: int, sampler: str = "tpe",
         folder = base.with_name(f"{base.name}-{n}")
     folder.mkdir(parents=True)
     runs.write_atomic(folder / "config.yaml", cfg.to_yaml())
-    runs.write_json(folder / PLAN, {"id": folder.name, "name": label, "space": [d.spec() for d in dims], "trials_target": int(trials),
+    runs.write_json(folder / PLAN, {"id": folder.name, "name": label, "space": [d.spec() for d in dims],
+                                    "trials_target": int(trials),
                                     "sampler": sampler, "metric": metric, "metric_key": key, "direction": direction,
                                     "created_at": time.time(), "trials": [], "best": None})
     runs.write_json(folder / STATUS, {"state": "created", "created_at": time.time(), "pid": None})
