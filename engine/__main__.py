@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--max-new-tokens", type=int, default=128)
     evaluate.add_argument("--base", action="store_true", help="evaluate the run's base model (before training)")
     evaluate.add_argument("--json", action="store_true")
+    from engine.evaluation.judge_run import add_arguments as judge_arguments
+
+    judge_arguments(evaluate)  # --judge, --judge-mode, --judge-model (engine/evaluation/judge_run.py)
 
     model = sub.add_parser("model", help="prepare the default model (or any alias); read a model's structure")
     model_sub = model.add_subparsers(dest="model_command", required=True)
@@ -424,8 +427,10 @@ def cmd_serve(args) -> int:
 def cmd_evaluate(args) -> int:
     from engine.evaluation.evaluate import main as evaluate_main
     from engine.evaluation.evaluate import summary_lines, to_json
+    from engine.evaluation.judge_run import spec_from_args
 
-    result = evaluate_main(args.run_dir, args.data, args.samples, args.base, args.max_new_tokens)
+    judge = spec_from_args(args)  # refused before anything loads (exit 2)
+    result = evaluate_main(args.run_dir, args.data, args.samples, args.base, args.max_new_tokens, judge)
     print(to_json(result) if args.json else "\n".join(summary_lines(result)))
     return 0
 

@@ -103,7 +103,6 @@ def merge(run_list: list[str], how: str = "ties", weights: list[float] | None = 
     """Merge and save as a new run folder; returns it."""
     from engine.core.config import RunConfig
     from engine.core.models import load_model
-    from engine.training.launcher import create_run
 
     check(run_list, how, weights, density)
     parents = [runs.resolve_run(r) for r in run_list]
@@ -125,7 +124,10 @@ def merge(run_list: list[str], how: str = "ties", weights: list[float] | None = 
     recipe = {"how": how, "weights": weights, "density": density if how in NEEDS_DENSITY else None,
               "library": "peft add_weighted_adapter", "parents": [p.name for p in parents]}
     first.name = name or f"merge-{how}"
-    run_dir = create_run(first, first.name, merged_from=recipe["parents"], merge=recipe)
+    run_dir = runs.new_run_dir(first.name)  # a run folder like the launcher's (inference sits below training)
+    runs.write_atomic(run_dir / "config.yaml", first.to_yaml())
+    runs.update_status(run_dir, state="queued", created_at=time.time(), pid=None, error=None, **runs.run_facts(first),
+                       merged_from=recipe["parents"], merge=recipe)
     staging = run_dir / ".merging"
     model.save_pretrained(str(staging), selected_adapters=["merged"])
     saved = staging / "merged" if (staging / "merged").is_dir() else staging
