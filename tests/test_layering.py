@@ -29,7 +29,7 @@ UI_ALLOWED = ("engine.core", "engine.methods", "engine.data.formats", "engine.es
               "engine.training.launcher", "engine.training.preflight", "engine.inference.chat_client",
               "engine.inference.generation", "engine.inference.serve_job", "engine.evaluation.compare",
               "engine.evaluation.records", "engine.sweep.folder", "engine.sweep.space", "engine.inference.merge_runs",
-              "engine.inference.merge_cli")
+              "engine.inference.merge_cli", "engine.evaluation.judge")
 
 
 def package_of(module: str) -> str:

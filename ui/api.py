@@ -37,7 +37,7 @@ from engine.core import runs
 from engine.core.config import DEFAULT_MODEL, ConfigError
 from engine.estimate import ui_summary
 from engine.evaluation import records
-from ui import chat_tab, eval_tab, follow, train_tab
+from ui import api_sweep, chat_tab, eval_tab, follow, train_tab
 from ui.common import run_path
 from ui.train_tab import start_config
 
@@ -129,11 +129,15 @@ def evaluate(run_id: str, data: str = "", samples: int = 5, base: bool = False, 
     """Evaluate a finished run (or its base model) and wait for the result. `data`: "" for the run's
     validation split, or a file from the workspace's uploads or the presets' data (its path or name)."""
     try:
-        run_dir = run_path(run_id)
-        started = time.time()
         eval_tab.start_evaluation(run_id, data, samples, base, max_new_tokens)
     except ValueError as err:
         raise gr.Error(str(err)) from None
+    return wait_for_evaluation(run_id)
+
+
+def wait_for_evaluation(run_id: str) -> dict:
+    """The result of the evaluation of `run_id` just started (also ui/api_sweep.py's judged one)."""
+    run_dir, started = run_path(run_id), time.time()
     while time.time() - started < EVALUATION_TIMEOUT_S:
         status = records.read_eval_status(run_dir)
         if status.get("state") == "failed":
@@ -171,3 +175,4 @@ def register() -> None:
     gr.api(estimate, api_name="estimate")
     gr.api(evaluate, api_name="evaluate")
     gr.api(chat, api_name="chat", concurrency_id=chat_tab.CHAT_QUEUE, concurrency_limit=1)
+    api_sweep.register()  # evaluate_judged, start_sweep, sweep_status, stop_sweep, resume_sweep, ..., merge_runs
