@@ -110,3 +110,35 @@ def test_stopped_after_one_trial_resumes_with_the_second(tiny_model, tmp_path):
         del os.environ["TUNELOOM_HOME"]
     assert longer["train"]["max_steps"] == 8 and longer["name"].endswith("-longer")
     assert longer["train"]["learning_rate"] == best["params"]["train.learning_rate"]
+
+
+def test_a_sweep_from_the_page_records_both_trials_and_the_best(tiny_model, workspace, monkeypatch):
+    """The Sweep & merge tab's handlers, as the page calls them: start, follow (table, plot), train the best longer."""
+    monkeypatch.setenv("TUNELOOM_MODEL_DIRS", str(Path(tiny_model).parent))  # as an operator allows a models folder
+    from ui import sweep_tab
+
+    sets = "\n".join(item for item in tiny_sets(tiny_model) if item != "--set")
+    message, picked = sweep_tab.on_start("presets/quickstart.yaml", sets, "method.r=4,8", 2, "grid", "eval_loss",
+                                         "page")
+    assert "tl-ok" in message, message
+    sweep_id = picked["value"]
+    deadline = time.time() + 420
+    while time.time() < deadline:
+        summary, failure, table, plot, setting = sweep_tab.show_sweep(sweep_id)
+        assert not failure, failure
+        if "done" in summary and "best" in summary:
+            break
+        time.sleep(2)
+    assert "2/2" in summary and "best: trial" in summary, summary
+    assert [row[1] for row in table["data"]] == ["complete", "complete"]
+    assert sorted(plot["value"]["value"]) == [4.0, 8.0] and setting["value"] == "method.r"  # grid: both values
+    longer = sweep_tab.on_longer(sweep_id)
+    assert "tl-ok" in longer, longer
+    from engine.core import runs
+    from engine.training import launcher
+
+    run_dir = next(r for r in runs.list_runs() if r["id"].endswith("-longer"))["path"]
+    assert "max_steps: 8" in (Path(run_dir) / "config.yaml").read_text()  # twice the trials' 4
+    launcher.stop(Path(run_dir), grace_s=5)  # nothing more to see: it started
+    zh_summary = sweep_tab.show_sweep(sweep_id, lang="zh")[0]
+    assert "最佳" in zh_summary and "越低越好" in zh_summary

@@ -16,6 +16,7 @@ from __future__ import annotations
 import gradio as gr
 
 from engine.core.config import ConfigError
+from engine.core.messages import Message
 from engine.sweep import folder as sf
 from ui import eval_tab, judge_panel, sweep_tab
 
@@ -32,7 +33,7 @@ def evaluate_judged(run_id: str, judge: str, mode: str = "rubric", judge_model: 
     try:
         choice = judge_panel.judge_choice(judge, mode, judge_model)
         if choice is None:
-            raise ValueError("judge is empty: give an endpoint (http://host:port/v1), a run id or a model")
+            raise ValueError(Message("judge.empty"))
         eval_tab.start_evaluation(run_id, data, samples, False, max_new_tokens, choice)
     except (ValueError, ConfigError) as err:
         _fail(err)

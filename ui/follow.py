@@ -24,14 +24,16 @@ TEXT = {
            "try": "Try: {advice}", "queued": "queued", "starting": "starting", "running": "running",
            "stopping": "stopping", "done": "done", "failed": "failed", "stopped": "stopped", "unknown": "unknown",
            "loading": "loading", "loading model": "loading model", "eval loss": "eval loss",
-           "generating": "generating", "memory": "memory: estimated / measured peak"},
+           "generating": "generating", "memory": "memory: estimated / measured peak", "created": "created",
+           "base answers": "base model's answers", "judging": "judging"},
     "zh": {"step": "步", "elapsed": "已用", "eta": "预计剩余", "stopped_early": "已提前停止（结果已保存）",
            "train_loss": "训练损失", "eval_loss": "验证损失", "learning_rate": "学习率",
            "tokens_per_second": "词元/秒", "peak_memory": "峰值内存", "trainable": "可训练参数",
            "try": "建议：{advice}", "queued": "排队中", "starting": "启动中", "running": "运行中",
            "stopping": "停止中", "done": "已完成", "failed": "失败", "stopped": "已停止", "unknown": "未知",
            "loading": "加载中", "loading model": "加载模型", "eval loss": "计算验证损失",
-           "generating": "生成回答", "memory": "内存：估算 / 实测峰值"},
+           "generating": "生成回答", "memory": "内存：估算 / 实测峰值", "created": "已创建",
+           "base answers": "基础模型作答", "judging": "评审中"},
 }
 
 

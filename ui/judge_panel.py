@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
+from engine.core.messages import Message
 from engine.core.security import web_config_problems
 from engine.evaluation.judge import MODES, is_endpoint
 from ui.common import run_path
@@ -74,7 +75,7 @@ def judge_choice(judge: str, mode: str, model: str = "") -> dict | None:
     if not judge:
         return None
     if mode not in MODES:
-        raise ValueError(f"judge mode {mode!r}: use rubric or pairwise")
+        raise ValueError(Message("judge.mode", mode=mode))
     if not is_endpoint(judge):
         try:
             judge = str(run_path(judge))

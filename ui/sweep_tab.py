@@ -14,6 +14,7 @@ import gradio as gr
 import pandas as pd
 
 from engine.core.config import ConfigError
+from engine.core.messages import Message
 from engine.core.security import web_config_problems
 from engine.core.workspace import PROJECT_ROOT, inside
 from engine.inference.merge_runs import HOWS, NEEDS_DENSITY, merge_problems
@@ -116,7 +117,7 @@ def sweep_path(sweep_id: str) -> Path:
     """A sweep folder named by the browser: never outside sweeps/."""
     path = inside(sf.sweeps_dir(), (sweep_id or "").strip() or ".")
     if path.parent != sf.sweeps_dir().resolve() or not (path / sf.PLAN).is_file():
-        raise ValueError(f"no sweep named {sweep_id!r} in {sf.sweeps_dir()}")
+        raise ValueError(Message("sweep.not_found", sweep=repr(sweep_id), folder=str(sf.sweeps_dir())))
     return path
 
 

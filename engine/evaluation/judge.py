@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.core.errors import UserError
+from engine.core.messages import Message
 
 MODES = ("rubric", "pairwise")
 RUBRIC = """You grade an answer to a user's request against a reference answer.
@@ -63,11 +64,11 @@ class JudgeSpec:
 def spec_problems(spec: JudgeSpec, base: bool = False) -> list[str]:
     found = []
     if spec.mode not in MODES:
-        found.append(f"--judge-mode {spec.mode}: use rubric or pairwise")
+        found.append(Message("judge.mode", mode=spec.mode))
     if not spec.judge.strip():
-        found.append("--judge: give an endpoint (http://host:port/v1), a run, or a model")
+        found.append(Message("judge.empty"))
     if spec.mode == "pairwise" and base:
-        found.append("--judge-mode pairwise compares the run's answers with its base model's; drop --base")
+        found.append(Message("judge.base"))
     return found
 
 
@@ -131,8 +132,7 @@ class EndpointJudge:
         try:
             listed = [m.id for m in self.client.models.list()]
         except Exception as err:  # not reachable, or no /models: say so before any example is judged
-            raise UserError(f"--judge {self.client.base_url}: the endpoint did not answer /models ({err}); start it "
-                            "(e.g. python -m engine serve RUN) or give --judge-model") from None
+            raise UserError(Message("judge.unreachable", url=str(self.client.base_url), detail=str(err))) from None
         return listed[0] if listed else "default"
 
     def __call__(self, prompt: str) -> str:

@@ -25,7 +25,9 @@ def parse_weights(text: str | None) -> list[float] | None:
     try:
         return [float(w) for w in text.split(",")]
     except ValueError:
-        raise ConfigError([f"--weights {text}: numbers separated by commas, e.g. 0.5,0.5"], "the merge") from None
+        from engine.core.messages import Message
+
+        raise ConfigError([Message("merge.weights_syntax", text=text)], "the merge") from None
 
 
 def main(args: argparse.Namespace) -> int:

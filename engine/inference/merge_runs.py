@@ -17,6 +17,7 @@ import yaml
 
 from engine.core import runs
 from engine.core.config import ConfigError
+from engine.core.messages import Message
 
 # how -> the peft adapter types that can be merged that way (LoRA's combination types; IA3 sums its vectors)
 HOWS = {"linear": ("LORA", "IA3"), "cat": ("LORA",), "ties": ("LORA",), "dare_linear": ("LORA",),
@@ -30,20 +31,16 @@ def _parent(run: str) -> tuple[Path, dict, dict, str]:
     """(run folder, its config dict, its adapter_config.json, why it cannot be a parent or "")."""
     run_dir = runs.resolve_run(run)
     if not runs.is_run_folder(run_dir):
-        return run_dir, {}, {}, f"{run}: not a run folder (no config.yaml and status.json)"
+        return run_dir, {}, {}, Message("merge.not_run", run=str(run))
     raw = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
     method = (raw.get("method") or {}).get("name", "lora") if isinstance(raw.get("method"), dict) else raw.get("method")
     if (run_dir / "model").is_dir():
-        return run_dir, raw, {}, (f"{run_dir.name}: a full-weight run ({method}); merging full models needs mergekit, "
-                                  "which Tuneloom does not drive yet; merge LoRA-family runs (lora, qlora, lora8bit, "
-                                  "ia3)")
+        return run_dir, raw, {}, Message("merge.full_weights", run=run_dir.name, method=method)
     if not (run_dir / "adapter").is_dir():
-        return run_dir, raw, {}, f"{run_dir.name}: has no result yet (no adapter/); wait for it to finish"
+        return run_dir, raw, {}, Message("merge.no_result", run=run_dir.name)
     config = runs.read_json(run_dir / "adapter" / "adapter_config.json", None)
     if not isinstance(config, dict):
-        return run_dir, raw, {}, (f"{run_dir.name}: method {method} saves its own adapter format, which peft's "
-                                  "add_weighted_adapter cannot merge; merge LoRA-family runs (lora, qlora, lora8bit, "
-                                  "ia3)")
+        return run_dir, raw, {}, Message("merge.not_peft", run=run_dir.name, method=method)
     return run_dir, raw, config, ""
 
 
@@ -51,13 +48,13 @@ def merge_problems(run_list: list[str], how: str, weights: list[float] | None, d
     """Every reason these runs cannot be merged this way (empty: they can)."""
     problems = []
     if how not in HOWS:
-        return [f"--how {how}: use one of {', '.join(HOWS)}"]
+        return [Message("merge.how", how=how, choices=", ".join(HOWS))]
     if len(run_list) < 2:
-        problems.append(f"give two or more runs to merge (got {len(run_list)})")
+        problems.append(Message("merge.count", count=len(run_list)))
     if weights is not None and len(weights) != len(run_list):
-        problems.append(f"--weights: {len(weights)} weight(s) for {len(run_list)} runs; give one per run")
+        problems.append(Message("merge.weights", weights=len(weights), runs=len(run_list)))
     if how in NEEDS_DENSITY and density is not None and not 0 < density <= 1:
-        problems.append(f"--density {density}: the share of each adapter's weights kept, above 0 and at most 1")
+        problems.append(Message("merge.density", density=density))
     parents = [_parent(r) for r in run_list]
     problems += [why for *_, why in parents if why]
     if problems:
@@ -70,25 +67,22 @@ def merge_problems(run_list: list[str], how: str, weights: list[float] | None, d
         kind = config.get("peft_type")
         if kind not in HOWS[how]:
             allowed = ", ".join(h for h, kinds in HOWS.items() if kind in kinds)
-            problems.append(f"{run_dir.name}: a {kind or 'non-peft'} adapter cannot be merged with --how {how}"
-                            + (f" (it can with: {allowed})" if allowed else "; only LoRA and IA3 adapters merge"))
+            problems.append(Message("merge.kind_how", run=run_dir.name, kind=kind, how=how, allowed=allowed) if allowed
+                            else Message("merge.kind_none", run=run_dir.name, kind=kind or "non-peft"))
         if config.get("use_dora"):
-            problems.append(f"{run_dir.name}: a DoRA adapter; add_weighted_adapter merges the LoRA matrices but not "
-                            "DoRA's magnitudes, so the result would be wrong")
+            problems.append(Message("merge.dora", run=run_dir.name))
     if len(bases) > 1:
-        problems.append("the runs are on different base models (" + "; ".join(
-            f"{base}: {', '.join(names)}" for base, names in bases.items()) + "); merge runs of one base")
+        problems.append(Message("merge.bases", bases="; ".join(f"{base}: {', '.join(names)}"
+                                                               for base, names in bases.items())))
     kinds = {config.get("peft_type") for *_, config, _ in parents}
     if len(kinds) > 1:
-        problems.append(f"the adapters are of different kinds ({', '.join(sorted(map(str, kinds)))}); merge one kind")
+        problems.append(Message("merge.kinds", kinds=", ".join(sorted(map(str, kinds)))))
     ranks = {run_dir.name: config.get("r") for run_dir, _, config, _ in parents if config.get("peft_type") == "LORA"}
     if how in SAME_RANK and len(set(ranks.values())) > 1:
-        problems.append(f"--how {how} needs one LoRA rank, the runs have " + ", ".join(
-            f"{name} r={r}" for name, r in ranks.items()) + "; use --how cat, or runs of one rank")
+        problems.append(Message("merge.rank", how=how, ranks=", ".join(f"{name} r={r}" for name, r in ranks.items())))
     saving = [run_dir.name for run_dir, _, config, _ in parents if config.get("modules_to_save")]
     if len(saving) > 1:
-        problems.append(f"{', '.join(saving)} each train whole modules beside the adapter (modules_to_save), which "
-                        "cannot be merged; merge runs without modules_to_save")
+        problems.append(Message("merge.modules_to_save", runs=", ".join(saving)))
     return problems
 
 

@@ -17,6 +17,7 @@ import yaml
 
 from engine.core import jobs, runs
 from engine.core.config import ConfigError, RunConfig, apply_overrides
+from engine.core.messages import Message
 from engine.core.workspace import safe_name, subdir
 from engine.sweep.space import grid_size, parse_space
 
@@ -35,13 +36,10 @@ def metric_key(metric: str) -> tuple[str, str]:
     if metric in METRICS:
         return METRICS[metric]
     if metric == "judge":
-        raise ConfigError(["--metric judge: a judged score is measured by `engine evaluate --judge` after a run, "
-                           "not during training, so a sweep cannot prune or rank on it yet; use eval_loss"],
-                          "the sweep")
+        raise ConfigError([Message("sweep.judge_metric")], "the sweep")
     if metric.startswith("eval_"):
         return metric, "minimize" if "loss" in metric else "maximize"
-    raise ConfigError([f"--metric {metric}: unknown; use eval_loss, reward, or any eval_* key the trial runs log "
-                       "in metrics.jsonl"], "the sweep")
+    raise ConfigError([Message("sweep.metric", metric=metric)], "the sweep")
 
 
 def create_sweep(raw: dict, specs: list[str], trials: int, sampler: str = "tpe", metric: str = "eval_loss",
@@ -50,13 +48,12 @@ def create_sweep(raw: dict, specs: list[str], trials: int, sampler: str = "tpe",
     problems = []
     cfg = RunConfig.from_dict(copy.deepcopy(raw), "the sweep's config")
     if sampler not in SAMPLERS:
-        problems.append(f"--sampler {sampler}: use one of {', '.join(SAMPLERS)}")
+        problems.append(Message("sweep.sampler", sampler=sampler, choices=", ".join(SAMPLERS)))
     if int(trials) < 1:
-        problems.append(f"--trials {trials}: give 1 or more")
+        problems.append(Message("sweep.trials", trials=trials))
     key, direction = metric_key(metric)
     if key.startswith("eval_") and cfg.data.validation_split <= 0:
-        problems.append(f"data.validation_split: 0 holds nothing out, so the trials log no {key}; set it above 0 "
-                        "(e.g. 0.1)")
+        problems.append(Message("sweep.no_validation", metric=key))
     if problems:
         raise ConfigError(problems, "the sweep")
     dims = parse_space(specs, cfg, sampler)
@@ -117,7 +114,7 @@ def resolve_sweep(sweep: str | Path) -> Path:
     candidate = sweeps_dir() / str(sweep)
     if (candidate / PLAN).is_file():
         return candidate
-    raise ConfigError([f"{sweep}: not a sweep folder (no {PLAN}); give a folder under {sweeps_dir()}"], "the sweep")
+    raise ConfigError([Message("sweep.not_found", sweep=str(sweep), folder=str(sweeps_dir()))], "the sweep")
 
 
 # ---- the sweep process (the UI starts, stops and resumes it) ----------------------------------------
@@ -126,7 +123,7 @@ def spawn(folder: Path) -> int:
     folder = Path(folder)
     current = read_status(folder)
     if current.get("state") in ("running", "stopping"):
-        raise ValueError(f"{folder.name} is already {current['state']}")
+        raise ValueError(Message("sweep.active", sweep=folder.name, state=current["state"]))
     (folder / STOP_FILE).unlink(missing_ok=True)
     update_status(folder, state="starting", pid=None, error=None)
     process = jobs.spawn(jobs.engine_command("sweep", "--resume", folder), folder / LOG)
@@ -147,7 +144,7 @@ def longer_config(folder: Path, factor: float = 2.0) -> dict:
     plan = read_plan(folder)
     best = plan.get("best")
     if not best or not best.get("run"):
-        raise ValueError(f"{Path(folder).name} has no finished trial yet; wait for one to finish")
+        raise ValueError(Message("sweep.no_best", sweep=Path(folder).name))
     raw = yaml.safe_load((runs.resolve_run(best["run"]) / "config.yaml").read_text(encoding="utf-8"))
     train = raw.setdefault("train", {})
     if int(train.get("max_steps") or 0) > 0:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.core.config import SECTIONS, ConfigError, RunConfig, section_params
+from engine.core.messages import Message
 from engine.core.registry import METHODS, Param
 
 
@@ -42,35 +43,34 @@ def _param_for(key: str, cfg: RunConfig) -> Param | str:
     """The declared Param of `key`, or why there is none."""
     section, _, name = key.partition(".")
     if not name:
-        return f"--space {key}: give a section and a setting, e.g. train.learning_rate or method.r"
+        return Message("sweep.space_section", key=key)
     if section == "method":
         declared = {p.name: p for p in METHODS.get(cfg.method.name).params}
         if name == "name":
-            return "--space method.name: a sweep searches one method's settings; start one sweep per method"
+            return Message("sweep.method_name")
         if name not in declared:
-            return (f"--space {key}: {cfg.method.name} has no parameter {name!r} (known: "
-                    f"{', '.join(declared) or 'none'})")
+            return Message("sweep.unknown_method_param", key=key, method=cfg.method.name, name=name,
+                           known=", ".join(declared) or "none")
         return declared[name]
     if section not in SECTIONS:
-        return f"--space {key}: unknown section {section!r} (known: method, {', '.join(SECTIONS)})"
+        return Message("sweep.unknown_section", key=key, section=section, known=", ".join(["method", *SECTIONS]))
     declared = {p.name: p for p in section_params(section)}
     if name not in declared:
-        return f"--space {key}: unknown setting {name!r} of {section} (known: {', '.join(declared)})"
+        return Message("sweep.unknown_setting", key=key, name=name, section=section, known=", ".join(declared))
     return declared[name]
 
 
 def _outside(key: str, param: Param, value) -> list[str]:
-    return [f"--space {key}: {text}" for text in param.problems(value)]
+    return [Message("sweep.value", key=key, problem=text) for text in param.problems(value)]
 
 
 def parse_dimension(text: str, cfg: RunConfig) -> tuple[Dimension | None, list[str]]:
     key, sep, spec = text.partition("=")
     key, spec = key.strip(), spec.strip()
     if not sep or not key or not spec:
-        return None, [f"--space {text!r}: expected KEY=LOW:HIGH[:log] or KEY=A,B,C, e.g. "
-                      "train.learning_rate=1e-5:1e-3:log or method.r=8,16,32"]
+        return None, [Message("sweep.space_syntax", text=repr(text))]
     param = _param_for(key, cfg)
-    if isinstance(param, str):
+    if not isinstance(param, Param):
         return None, [param]
     if "," in spec or ":" not in spec:  # a list of values (one value is a list of one)
         values, problems = [], []
@@ -80,23 +80,23 @@ def parse_dimension(text: str, cfg: RunConfig) -> tuple[Dimension | None, list[s
             if not found:
                 values.append(param.coerce(item))
         if len(set(values)) != len(values):
-            problems.append(f"--space {key}: a value is listed twice ({spec})")
+            problems.append(Message("sweep.value_twice", key=key, spec=spec))
         return (Dimension(key, param, tuple(values)) if not problems else None), problems
     parts = [p.strip() for p in spec.split(":")]
     log = len(parts) == 3 and parts[2] == "log"
     if len(parts) not in (2, 3) or (len(parts) == 3 and not log):
-        return None, [f"--space {key}={spec}: a range is LOW:HIGH or LOW:HIGH:log"]
+        return None, [Message("sweep.range_syntax", key=key, spec=spec)]
     if param.type not in (int, float) or param.choices is not None:
-        return None, [f"--space {key}: {param.type.__name__} setting{' with choices' if param.choices else ''}; "
-                      f"list its values instead, e.g. {key}={','.join(map(str, param.choices or (True, False)))}"]
+        example = f"{key}={','.join(map(str, param.choices or (True, False)))}"
+        return None, [Message("sweep.range_type", key=key, kind=param.type.__name__, example=example)]
     problems = _outside(key, param, parts[0]) + _outside(key, param, parts[1])
     if problems:
         return None, problems
     low, high = param.coerce(parts[0]), param.coerce(parts[1])
     if not low < high:
-        return None, [f"--space {key}={spec}: LOW ({low:g}) must be below HIGH ({high:g})"]
+        return None, [Message("sweep.range_order", key=key, spec=spec, low=low, high=high)]
     if log and low <= 0:
-        return None, [f"--space {key}={spec}: a log range needs LOW above 0"]
+        return None, [Message("sweep.log_low", key=key, spec=spec)]
     return Dimension(key, param, (), low, high, log), []
 
 
@@ -108,13 +108,12 @@ def parse_space(specs: list[str], cfg: RunConfig, sampler: str = "tpe") -> list[
         problems += found
         if dim is not None:
             if any(d.key == dim.key for d in dims):
-                problems.append(f"--space {dim.key}: given twice")
+                problems.append(Message("sweep.key_twice", key=dim.key))
             dims.append(dim)
     if not specs:
-        problems.append("--space: give at least one, e.g. --space train.learning_rate=1e-5:1e-3:log")
+        problems.append(Message("sweep.no_space"))
     if sampler == "grid":
-        problems += [f"--space {d.key}: the grid sampler needs a list of values (e.g. {d.key}="
-                     f"{d.low:g},{d.high:g}), not a range" for d in dims if not d.choices]
+        problems += [Message("sweep.grid_range", key=d.key, low=d.low, high=d.high) for d in dims if not d.choices]
     if problems:
         raise ConfigError(problems, "the search space")
     return dims
