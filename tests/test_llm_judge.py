@@ -159,13 +159,18 @@ def engine_cli(*args, home, timeout=600):
                           text=True, timeout=timeout)
 
 
-def test_judged_evaluation_of_a_run_pairwise(tiny_model, tmp_path):
-    home = tmp_path / "home"
+@pytest.fixture(scope="module")
+def tiny_run(tiny_model, tmp_path_factory):
+    home = tmp_path_factory.mktemp("judge-home")
     trained = engine_cli("train", "presets/quickstart.yaml", "--set", f"model={tiny_model}", "--set", "name=judged",
                          "--set", "train.max_steps=2", "--set", "train.eval_steps=0", "--set", "train.save_steps=0",
                          "--set", "train.max_seq_len=96", "--set", "data.validation_split=0.2", home=home)
     assert trained.returncode == 0, trained.stderr[-3000:]
-    run_dir = Path(trained.stdout.strip().splitlines()[-1])
+    return home, Path(trained.stdout.strip().splitlines()[-1])
+
+
+def test_judged_evaluation_of_a_run_pairwise(tiny_run):
+    home, run_dir = tiny_run
     refused = engine_cli("evaluate", str(run_dir), "--base", "--judge", "http://127.0.0.1:9/v1", "--judge-mode",
                          "pairwise", home=home)
     assert refused.returncode == 2 and "drop --base" in refused.stderr
@@ -182,3 +187,18 @@ def test_judged_evaluation_of_a_run_pairwise(tiny_model, tmp_path):
         assert [v["winner"] for v in sample["judge"]["verdicts"]] == ["A", "A"]
     saved = json.loads((run_dir / "eval" / out["file"]).read_text())
     assert saved["judge"]["win_rate"] == 0.5 and saved["samples"][0]["judge"]["verdicts"][0]["reply"]
+
+
+def test_a_local_model_judges_a_run(tiny_run, tiny_model):
+    """The judge loaded in the evaluation process (a model folder), grading with the rubric."""
+    home, run_dir = tiny_run
+    result = engine_cli("evaluate", str(run_dir), "--samples", "2", "--max-new-tokens", "4", "--judge", tiny_model,
+                        "--judge-tokens", "6", "--json", home=home)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    judged = out["judge"]
+    assert judged["mode"] == "rubric" and judged["judge"] == tiny_model and judged["examples"] == 2
+    assert judged["judged"] + judged["unparsed"] == 2
+    for sample in out["samples"]:  # an untrained 2-layer judge writes noise; its reply is kept either way
+        assert isinstance(sample["judge"]["reply"], str)
+        assert sample["judge"]["score"] in (None, 1, 2, 3, 4, 5)

@@ -18,6 +18,7 @@ import yaml
 
 from engine.core import runs
 from engine.core.config import ConfigError, RunConfig, apply_overrides
+from engine.core.messages import Message
 from engine.sweep import folder as sf
 from engine.sweep.space import parse_space
 
@@ -192,6 +193,9 @@ def run_sweep(folder: Path, log: Callable[[str], None] = print) -> dict:
 
     folder = Path(folder).resolve()
     plan = sf.read_plan(folder)
+    current = sf.read_status(folder)
+    if current.get("state") in ("running", "stopping") and current.get("pid") not in (None, os.getpid()):
+        raise ConfigError([Message("sweep.active", sweep=folder.name, state=current["state"])], "the sweep")
     sf.update_status(folder, state="running", pid=os.getpid(), error=None, started_at=time.time())
     try:
         seed = RunConfig.load(folder / "config.yaml").train.seed
