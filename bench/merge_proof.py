@@ -3,8 +3,8 @@
 Trains two LoRA runs of the default model with `python -m engine train`: A on `presets/data/identity.jsonl`
 (its name is Quillby), B on `presets/data/planets.jsonl` (made-up planets), each on 80% of its file (a seeded
 cut; the other 20% is held out and never trained on). Merges them with `python -m engine merge A B --how ties`,
-then measures held-out loss (`python -m engine evaluate RUN --data HELD_OUT`) of the base model, A, B and the
-merge on both tasks. The claim: the merge does better than either parent on the other's task.
+then measures held-out loss (as `python -m engine evaluate RUN --data HELD_OUT` does, in one process) of the base
+model, A, B and the merge on both tasks. The claim: the merge does better than either parent on the other's task.
 
     python bench/merge_proof.py [--steps 30] [--weights 0.5,0.5] [--density 0.5]
 Writes bench/results/merge_cpu.{md,json}.
@@ -23,6 +23,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 TASKS = {"identity": "presets/data/identity.jsonl", "planets": "presets/data/planets.jsonl"}
+
+
+def cpu_flags() -> str:
+    flags = next((line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("flags")), [])
+    wanted = [f for f in flags if f == "avx2" or f.startswith(("avx512", "amx"))]
+    return "flags: " + (", ".join(wanted) or "no avx2/avx512/amx")
 
 
 def engine(*args, home: Path) -> str:
@@ -45,9 +52,44 @@ def split(name: str, source: str, out: Path, seed: int = 0) -> tuple[Path, Path,
     return train, test, len(held)
 
 
+def held_out_losses(run_dirs: dict[str, Path], tests: dict[str, Path]) -> dict[str, dict[str, float]]:
+    """Eval loss on each held-out file of the base model and each run's adapter: one process, the base loaded once
+    (peft switches adapters), the examples encoded and scored as `python -m engine evaluate --data` does."""
+    import torch
+    from peft import PeftModel
+
+    from engine.core.config import RunConfig
+    from engine.core.models import load_tokenizer
+    from engine.evaluation.evaluate import held_out, token_loss
+    from engine.inference.loading import load_base
+
+    torch.set_num_threads(2)
+    first = next(iter(run_dirs.values()))
+    cfg = RunConfig.load(first / "config.yaml")
+    tokenizer = load_tokenizer(cfg.model, cfg.trust_remote_code, cfg.data.template)
+    encoded = {task: [e for _, e in held_out(cfg, tokenizer, str(path))[0]] for task, path in tests.items()}
+    base, _, _ = load_base(cfg.model)
+    base.eval()
+    names = {label: f"run{i}" for i, label in enumerate(run_dirs)}
+    model = None
+    for label, run_dir in run_dirs.items():
+        if model is None:
+            model = PeftModel.from_pretrained(base, str(run_dir / "adapter"), adapter_name=names[label])
+        else:
+            model.load_adapter(str(run_dir / "adapter"), adapter_name=names[label])
+    losses = {"base model": {}}
+    with model.disable_adapter():
+        for task, examples in encoded.items():
+            losses["base model"][task] = token_loss(model, examples)[0]
+    for label in run_dirs:
+        model.set_adapter(names[label])
+        losses[label] = {task: token_loss(model, examples)[0] for task, examples in encoded.items()}
+    return losses
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--weights", default="0.5,0.5")
     parser.add_argument("--density", type=float, default=0.5)
     parser.add_argument("--home", default="/tmp/tuneloom-merge-bench")
@@ -61,21 +103,15 @@ def main() -> None:
         trained[name] = Path(engine("train", "presets/quickstart.yaml", "--set", f"name={name}", "--set",
                                     f"data.train={train}", "--set", "data.validation_split=0", "--set",
                                     f"train.max_steps={args.steps}", "--set", "train.eval_steps=0", "--set",
-                                    "train.save_steps=0", "--set", "train.max_seq_len=128", home=home))
+                                    "train.save_steps=0", "--set", "train.max_seq_len=96", home=home))
         print(f"trained {name}: {trained[name].name}", flush=True)
     merged = Path(engine("merge", trained["identity"], trained["planets"], "--how", "ties", "--weights", args.weights,
                          "--density", args.density, "--name", "ties", home=home))
     print(f"merged: {merged.name}", flush=True)
-    losses = {}
-    for label, run, extra in (("base model", trained["identity"], ["--base"]),
-                              ("A (identity)", trained["identity"], []), ("B (planets)", trained["planets"], []),
-                              ("TIES merge of A and B", merged, [])):
-        losses[label] = {}
-        for task, (_, test, _) in files.items():
-            result = json.loads(engine("evaluate", run, "--data", test, "--samples", "0", "--json", *extra,
-                                       home=home))
-            losses[label][task] = result["eval_loss"]
-        print(label, losses[label], flush=True)
+    losses = held_out_losses({"A (identity)": trained["identity"], "B (planets)": trained["planets"],
+                              "TIES merge of A and B": merged}, {task: test for task, (_, test, _) in files.items()})
+    for label, values in losses.items():
+        print(label, values, flush=True)
     better = (losses["TIES merge of A and B"]["planets"] < losses["A (identity)"]["planets"]
               and losses["TIES merge of A and B"]["identity"] < losses["B (planets)"]["identity"])
     from bench.machine import describe
@@ -87,13 +123,15 @@ def main() -> None:
     out = ROOT / "bench" / "results"
     (out / "merge_cpu.json").write_text(json.dumps(record, indent=2) + "\n")
     lines = ["# TIES merge of two runs trained on different data (CPU)", "",
-             f"Machine: {record['machine']}", "",
+             f"Machine: {record['machine']} ({cpu_flags()}); shared with other jobs while it ran", "",
              f"`python bench/merge_proof.py --steps {args.steps} --weights {args.weights} --density {args.density}`: "
-             "two LoRA runs of the default model (presets/quickstart.yaml, max_seq_len 128), A on 80% of "
+             "two LoRA runs of the default model (presets/quickstart.yaml, max_seq_len 96), A on 80% of "
              "`presets/data/identity.jsonl`, B on 80% of `presets/data/planets.jsonl` (the other 20% held out, "
              f"{record['held_out']['identity']} and {record['held_out']['planets']} examples), merged with "
              f"`python -m engine merge A B --how ties --weights {args.weights} --density {args.density}` (peft "
-             "add_weighted_adapter). Held-out eval loss (`python -m engine evaluate RUN --data HELD_OUT`):", "",
+             "add_weighted_adapter). Held-out eval loss (the trained tokens of the held-out answers, as "
+             "`python -m engine evaluate RUN --data HELD_OUT` measures it; the base model and the three adapters "
+             "scored in one process):", "",
              "| model | identity held out | planets held out |", "|---|---|---|"]
     lines += [f"| {label} | {v['identity']:.4f} | {v['planets']:.4f} |" for label, v in losses.items()]
     lines += ["", f"The merge beats each parent on the other's task: **{'yes' if better else 'no'}** "
