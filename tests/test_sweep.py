@@ -130,7 +130,7 @@ def test_a_sweep_from_the_page_records_both_trials_and_the_best(tiny_model, work
             break
         time.sleep(2)
     assert "2/2" in summary and "best: trial" in summary, summary
-    assert [row[1] for row in table["data"]] == ["complete", "complete"]
+    assert [row[1] for row in table["data"]] == ["complete", "complete"]  # 2 trials: none pruned (no median yet)
     assert sorted(plot["value"]["value"]) == [4.0, 8.0] and setting["value"] == "method.r"  # grid: both values
     longer = sweep_tab.on_longer(sweep_id)
     assert "tl-ok" in longer, longer
@@ -142,3 +142,35 @@ def test_a_sweep_from_the_page_records_both_trials_and_the_best(tiny_model, work
     launcher.stop(Path(run_dir), grace_s=5)  # nothing more to see: it started
     zh_summary = sweep_tab.show_sweep(sweep_id, lang="zh")[0]
     assert "最佳" in zh_summary and "越低越好" in zh_summary
+
+
+def test_a_trial_worse_than_the_median_at_an_eval_step_is_pruned(tmp_path, monkeypatch):
+    """Optuna's median pruner, fed from a trial run's metrics.jsonl as the sweep follows it."""
+    import optuna
+
+    from engine.core import runs
+    from engine.sweep import runner
+    from engine.training import launcher
+
+    study = optuna.create_study(direction="minimize", pruner=optuna.pruners.MedianPruner(n_startup_trials=2))
+    for final in (1.0, 1.2):  # two finished trials, each with eval loss 1.5 at step 2
+        trial = study.ask()
+        trial.report(1.5, 2)
+        study.tell(trial, final)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    runs.update_status(run_dir, state="running", pid=os.getpid())
+    runs.append_metrics(run_dir, {"step": 1, "loss": 3.0})
+    runs.append_metrics(run_dir, {"step": 2, "eval_loss": 2.5})  # worse than both at the same step
+    stopped = []
+    monkeypatch.setattr(launcher, "stop", lambda path, *a, **k: stopped.append(path) or runs.update_status(
+        path, state="done", stopped_early=True))
+    trial = study.ask()
+    assert runner.follow(tmp_path, trial, run_dir, "eval_loss", log=lambda line: None) == "pruned"
+    assert stopped == [run_dir] and study.trials[-1].intermediate_values == {2: 2.5}
+    # a trial as good as the others at that step is followed to its end
+    good = tmp_path / "good"
+    good.mkdir()
+    runs.update_status(good, state="done", pid=None)
+    runs.append_metrics(good, {"step": 2, "eval_loss": 1.4})
+    assert runner.follow(tmp_path, study.ask(), good, "eval_loss", log=lambda line: None) == "done"

@@ -36,13 +36,18 @@ def open_study(folder: Path, plan: dict, seed: int):
     optuna = _quiet_optuna()
     dims = parse_space(plan["space"], RunConfig.load(folder / "config.yaml"), plan["sampler"])
     if plan["sampler"] == "grid":
-        sampler = optuna.samplers.GridSampler({d.key: list(d.choices) for d in dims}, seed=seed)
+        class AskTellGrid(optuna.samplers.GridSampler):
+            def after_trial(self, study, trial, state, values):
+                """No study.stop(): it works only inside optimize(); the loop stops at N (capped at the grid)."""
+
+        sampler = AskTellGrid({d.key: list(d.choices) for d in dims}, seed=seed)
     elif plan["sampler"] == "random":
         sampler = optuna.samplers.RandomSampler(seed=seed)
     else:
         sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(1, plan["trials_target"] // 2)))
-    # prune a trial whose eval metric is worse than the median of earlier trials at the same step
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0)
+    # prune a trial whose eval metric is worse than the median of earlier trials at the same step, once two
+    # trials have finished (one alone is no median to speak of)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
     study = optuna.create_study(storage=f"sqlite:///{Path(folder).resolve() / sf.STORAGE}", study_name="sweep",
                                 direction=plan["direction"], sampler=sampler, pruner=pruner, load_if_exists=True)
     return study, dims
