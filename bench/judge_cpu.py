@@ -7,7 +7,7 @@ records the scores, their intervals, the time and a few of the judge's replies. 
 too small to grade well: this measures that the judged evaluation runs on CPU and what it costs, not how good
 such a judge is (the position consistency says how often it kept its choice when the order was swapped).
 
-    python bench/judge_cpu.py [--run RUN] [--home HOME] [--samples 8]
+    python bench/judge_cpu.py [--run RUN] [--home HOME] [--samples 3]
 Writes bench/results/judge_cpu.{md,json}.
 """
 from __future__ import annotations
@@ -26,11 +26,12 @@ JUDGE = "smollm2-135m-instruct"
 
 
 def evaluate(run: str, home: Path, mode: str, samples: int) -> tuple[dict, float]:
-    env = {**os.environ, "TUNELOOM_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "TUNELOOM_HOME": str(Path(run).parent.parent), "PYTHONPATH": str(ROOT)}
     started = time.time()
     result = subprocess.run([sys.executable, "-m", "engine", "evaluate", run, "--data",
                              str(home / "identity-heldout.jsonl"), "--samples", str(samples),
-                             "--max-new-tokens", "48", "--judge", JUDGE, "--judge-mode", mode, "--json"],
+                             "--max-new-tokens", "24", "--judge", JUDGE, "--judge-mode", mode, "--judge-tokens", "32",
+                             "--json"],
                             cwd=ROOT, env=env, text=True, capture_output=True)
     if result.returncode != 0:
         raise SystemExit(result.stderr[-3000:])
@@ -41,10 +42,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--home", default="/tmp/tuneloom-merge-bench")
     parser.add_argument("--run", default=None, help="default: the newest run named identity in HOME")
-    parser.add_argument("--samples", type=int, default=8)
+    parser.add_argument("--samples", type=int, default=3)
     args = parser.parse_args()
     home = Path(args.home)
-    run = args.run or str(sorted((home / "runs").glob("*-identity"))[-1])
+    run = args.run or str(sorted(home.glob("**/runs/*-identity"))[-1])
     from bench.machine import describe
     from engine.evaluation.judge import summary_line
 
@@ -61,8 +62,8 @@ def main() -> None:
     (out / "judge_cpu.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     lines = ["# Judged evaluation on CPU, the default model as judge", "", f"Machine: {record['machine']}", "",
              f"`python bench/judge_cpu.py --samples {args.samples}`: `python -m engine evaluate {record['run']} "
-             f"--data identity-heldout.jsonl --samples {args.samples} --max-new-tokens 48 --judge {JUDGE} "
-             "--judge-mode rubric|pairwise` (run: "
+             f"--data identity-heldout.jsonl --samples {args.samples} --max-new-tokens 24 --judge {JUDGE} "
+             "--judge-mode rubric|pairwise --judge-tokens 32` (run: "
              "the identity LoRA run of `bench/merge_proof.py`, its answers to the held-out identity questions).",
              "", "| mode | result | 95% CI | judged / unreadable | wall time (whole evaluation) |",
              "|---|---|---|---|---|"]

@@ -89,7 +89,8 @@ def held_out_losses(run_dirs: dict[str, Path], tests: dict[str, Path]) -> dict[s
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--weights", default="0.5,0.5")
     parser.add_argument("--density", type=float, default=0.5)
     parser.add_argument("--home", default="/tmp/tuneloom-merge-bench")
@@ -98,13 +99,25 @@ def main() -> None:
     home.mkdir(parents=True, exist_ok=True)
     started = time.time()
     files = {name: split(name, source, home) for name, source in TASKS.items()}
-    trained = {}
+    # the two runs train at once, each in its own workspace (a workspace trains one run at a time): on a machine
+    # shared with other jobs, two processes get twice the share of the CPU
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    jobs = {}
     for name, (train, _, _) in files.items():
-        trained[name] = Path(engine("train", "presets/quickstart.yaml", "--set", f"name={name}", "--set",
-                                    f"data.train={train}", "--set", "data.validation_split=0", "--set",
-                                    f"train.max_steps={args.steps}", "--set", "train.eval_steps=0", "--set",
-                                    "train.save_steps=0", "--set", "train.max_seq_len=96", home=home))
-        print(f"trained {name}: {trained[name].name}", flush=True)
+        command = [sys.executable, "-m", "engine", "train", "presets/quickstart.yaml", "--set", f"name={name}",
+                   "--set", f"data.train={train}", "--set", "data.validation_split=0", "--set",
+                   f"train.max_steps={args.steps}", "--set", f"train.batch_size={args.batch_size}", "--set",
+                   "train.warmup_steps=1", "--set", "train.eval_steps=0", "--set", "train.save_steps=0", "--set",
+                   "train.max_seq_len=96"]
+        jobs[name] = subprocess.Popen(command, cwd=ROOT, env={**env, "TUNELOOM_HOME": str(home / name)}, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    trained = {}
+    for name, job in jobs.items():
+        out, err = job.communicate()
+        if job.returncode != 0:
+            raise SystemExit(f"training {name} failed:\n{err[-3000:]}")
+        trained[name] = Path(out.strip().splitlines()[-1])
+        print(f"trained {name}: {trained[name]}", flush=True)
     merged = Path(engine("merge", trained["identity"], trained["planets"], "--how", "ties", "--weights", args.weights,
                          "--density", args.density, "--name", "ties", home=home))
     print(f"merged: {merged.name}", flush=True)
@@ -116,7 +129,8 @@ def main() -> None:
               and losses["TIES merge of A and B"]["identity"] < losses["B (planets)"]["identity"])
     from bench.machine import describe
 
-    record = {"machine": describe(), "steps": args.steps, "weights": args.weights, "density": args.density,
+    record = {"machine": describe(), "steps": args.steps,
+              "batch_size": args.batch_size, "weights": args.weights, "density": args.density,
               "held_out": {task: n for task, (_, _, n) in files.items()}, "losses": losses,
               "merge_beats_each_parent_on_the_other_task": better, "seconds": round(time.time() - started, 1),
               "date": time.strftime("%Y-%m-%d")}
@@ -124,8 +138,10 @@ def main() -> None:
     (out / "merge_cpu.json").write_text(json.dumps(record, indent=2) + "\n")
     lines = ["# TIES merge of two runs trained on different data (CPU)", "",
              f"Machine: {record['machine']} ({cpu_flags()}); shared with other jobs while it ran", "",
-             f"`python bench/merge_proof.py --steps {args.steps} --weights {args.weights} --density {args.density}`: "
-             "two LoRA runs of the default model (presets/quickstart.yaml, max_seq_len 96), A on 80% of "
+             f"`python bench/merge_proof.py --steps {args.steps} --batch-size {args.batch_size} "
+             f"--weights {args.weights} --density {args.density}`: two LoRA runs of the default model "
+             "(presets/quickstart.yaml, "
+             f"{args.steps} steps of batch {args.batch_size}, warm-up 1 step, max_seq_len 96), A on 80% of "
              "`presets/data/identity.jsonl`, B on 80% of `presets/data/planets.jsonl` (the other 20% held out, "
              f"{record['held_out']['identity']} and {record['held_out']['planets']} examples), merged with "
              f"`python -m engine merge A B --how ties --weights {args.weights} --density {args.density}` (peft "
