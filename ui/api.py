@@ -19,6 +19,8 @@
     export(run_id, kind, dtype)
                             kind adapter | merged | gguf, dtype (merged) auto | bf16 | fp16 | fp32 -> a zip file
                             (registered in ui/export_tab.py)
+    evaluate_judged, start_sweep, sweep_status, stop_sweep, resume_sweep, train_best_longer, merge_runs
+                            judged evaluation, sweeps and merging runs (ui/api_sweep.py)
 
 README.md's "Gradio API" table documents the same; tests/test_readme.py checks it against view_api().
 
