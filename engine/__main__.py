@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--max-new-tokens", type=int, default=EVALUATION["max_new_tokens"])
     evaluate.add_argument("--base", action="store_true", help="evaluate the run's base model (before training)")
     evaluate.add_argument("--json", action="store_true")
+    from engine.evaluation.judge_run import add_arguments as judge_arguments
+
+    judge_arguments(evaluate)  # --judge, --judge-mode, --judge-model (engine/evaluation/judge_run.py)
 
     model = sub.add_parser("model", help="prepare the default model (or any alias); read a model's structure")
     model_sub = model.add_subparsers(dest="model_command", required=True)
@@ -129,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--world-size", type=int, default=1)
     est.add_argument("--sharding", default="none", choices=SHARDING)
     est.add_argument("--attention", default="sdpa", choices=("sdpa", "flash", "eager"))
+    from engine.inference.merge_cli import add_parser as add_merge
+    from engine.sweep.cli import add_parser as add_sweep
+
+    add_sweep(sub), add_merge(sub)  # their arguments and bodies live in their own modules
     return parser
 
 
@@ -450,10 +457,24 @@ def cmd_serve(args) -> int:
 def cmd_evaluate(args) -> int:
     from engine.evaluation.evaluate import main as evaluate_main
     from engine.evaluation.evaluate import summary_lines, to_json
+    from engine.evaluation.judge_run import spec_from_args
 
-    result = evaluate_main(args.run_dir, args.data, args.samples, args.base, args.max_new_tokens)
+    judge = spec_from_args(args)  # refused before anything loads (exit 2)
+    result = evaluate_main(args.run_dir, args.data, args.samples, args.base, args.max_new_tokens, judge)
     print(to_json(result) if args.json else "\n".join(summary_lines(result)))
     return 0
+
+
+def cmd_sweep(args) -> int:
+    from engine.sweep.cli import main as sweep_main
+
+    return sweep_main(args)
+
+
+def cmd_merge(args) -> int:
+    from engine.inference.merge_cli import main as merge_main
+
+    return merge_main(args)
 
 
 def cmd_model(args) -> int:
@@ -540,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
         reexec_with_allocator()
     handlers = {"train": cmd_train, "data": cmd_data, "export": cmd_export, "chat": cmd_chat,
                 "model": cmd_model, "methods": cmd_methods, "estimate": cmd_estimate,
-                "evaluate": cmd_evaluate, "serve": cmd_serve, "push": cmd_push}
+                "evaluate": cmd_evaluate, "serve": cmd_serve, "push": cmd_push, "sweep": cmd_sweep, "merge": cmd_merge}
     from engine.core.errors import UserError
 
     try:

@@ -18,17 +18,20 @@ LAYERS = {
     "engine.inference": 3,
     "engine.training": 4,  # continual learning and distillation load earlier results (inference)
     "engine.evaluation": 5,  # token loss (training) and loading results (inference)
+    "engine.sweep": 5,  # trials are runs started through the launcher (training)
     "engine.__main__": 6,
     "engine.cli_worker": 7,  # runs the CLI's commands in one warm process
 }
 # packages of one layer that must not import each other
-SIBLINGS_APART = {("engine.data", "engine.methods"), ("engine.methods", "engine.data")}
+SIBLINGS_APART = {("engine.data", "engine.methods"), ("engine.methods", "engine.data"),
+                  ("engine.sweep", "engine.evaluation"), ("engine.evaluation", "engine.sweep")}
 # what the UI process may import from the engine: nothing that loads a model or trains
 UI_ALLOWED = ("engine.core", "engine.methods", "engine.data.formats", "engine.estimate",
               "engine.training.launcher", "engine.training.preflight", "engine.inference.chat_client",
               "engine.inference.generation", "engine.inference.serve_job", "engine.inference.turns",
               "engine.inference.export_options", "engine.evaluation.compare",
-              "engine.evaluation.records")
+              "engine.evaluation.records", "engine.sweep.folder", "engine.sweep.space", "engine.inference.merge_runs",
+              "engine.inference.merge_cli", "engine.evaluation.judge")
 
 
 def package_of(module: str) -> str:

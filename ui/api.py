@@ -25,6 +25,8 @@
     export(run_id, kind, dtype)
                             kind adapter | merged | gguf, dtype (merged) auto | bf16 | fp16 | fp32 -> a zip file
                             (registered in ui/export_tab.py)
+    evaluate_judged, start_sweep, sweep_status, stop_sweep, resume_sweep, train_best_longer, merge_runs
+                            judged evaluation, sweeps and merging runs (ui/api_sweep.py)
 
 README.md's "Gradio API" table documents the same; tests/test_readme.py checks it against view_api().
 
@@ -45,7 +47,7 @@ from engine.core.jobs import RunState
 from engine.estimate import ui_summary
 from engine.evaluation import records
 from engine.inference.generation import EVALUATION, SHORT_FORM
-from ui import api_data, chat_line, chat_tab, eval_tab, follow, train_tab
+from ui import api_data, api_sweep, chat_line, chat_tab, eval_tab, follow, train_tab
 from ui.common import run_path
 from ui.train_tab import start_config
 
@@ -135,11 +137,15 @@ def evaluate(run_id: str, data: str = "", samples: int = EVALUATION["samples"], 
     """Evaluate a finished run (or its base model) and wait for the result. `data`: "" for the run's
     validation split, or a file from the workspace's uploads or the presets' data (its path or name)."""
     try:
-        run_dir = run_path(run_id)
-        started = time.time()
         eval_tab.start_evaluation(run_id, data, samples, base, max_new_tokens)
     except ValueError as err:
         raise gr.Error(str(err)) from None
+    return wait_for_evaluation(run_id)
+
+
+def wait_for_evaluation(run_id: str) -> dict:
+    """The result of the evaluation of `run_id` just started (also ui/api_sweep.py's judged one)."""
+    run_dir, started = run_path(run_id), time.time()
     while time.time() - started < EVALUATION_TIMEOUT_S:
         status = records.read_eval_status(run_dir)
         if status.get("state") == RunState.FAILED:
@@ -184,3 +190,4 @@ def register() -> None:
     gr.api(estimate, api_name="estimate")
     gr.api(evaluate, api_name="evaluate")
     gr.api(chat, api_name="chat", concurrency_limit=None)  # waits in ui/chat_line.py's line, which says its place
+    api_sweep.register()  # evaluate_judged, start_sweep, sweep_status, stop_sweep, resume_sweep, ..., merge_runs

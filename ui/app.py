@@ -8,6 +8,7 @@ from pathlib import Path
 
 import gradio as gr
 
+import ui.sweep_tab as sweep_tab
 from engine.core.security import web_config_problems
 from engine.core.workspace import ALIASES, is_prepared, resolve_model, subdir
 from ui import api, chat_tab, compare_tab, data_tab, estimate_panel, eval_tab, export_tab, messages, train_tab
@@ -49,7 +50,7 @@ TEXT = {
                       "HuggingFaceTB/SmolLM2-360M-Instruct.",
         "prepare": "Prepare model",
         "tab_data": "1 · Data", "tab_train": "2 · Train", "tab_chat": "3 · Chat", "tab_eval": "4 · Evaluate",
-        "tab_compare": "5 · Compare", "tab_export": "6 · Export",
+        "tab_compare": "5 · Compare", "tab_export": "6 · Export", "tab_sweep": "7 · Sweep & merge",
         "empty": "The model field is empty",
         "empty_hint": "type smollm2-135m-instruct, a local folder or a Hub id",
         "ready": "{model}: ready ({source}).",
@@ -68,7 +69,7 @@ TEXT = {
                       "HuggingFaceTB/SmolLM2-360M-Instruct。",
         "prepare": "准备模型",
         "tab_data": "1 · 数据", "tab_train": "2 · 训练", "tab_chat": "3 · 对话", "tab_eval": "4 · 评估",
-        "tab_compare": "5 · 对比", "tab_export": "6 · 导出",
+        "tab_compare": "5 · 对比", "tab_export": "6 · 导出", "tab_sweep": "7 · 搜索与合并",
         "empty": "“模型”一栏是空的",
         "empty_hint": "填写 smollm2-135m-instruct、本地文件夹或 Hub 模型 ID",
         "ready": "{model}：已就绪（{source}）。",
@@ -200,8 +201,11 @@ def build_ui() -> gr.Blocks:
                 comparison = compare_tab.build()
             with gr.Tab(en["tab_export"], elem_id="tab-export") as export_page:
                 export = export_tab.build()
+            with gr.Tab(en["tab_sweep"], elem_id="tab-sweep") as sweep_page:
+                sweep = sweep_tab.build()
         for page, key in ((data_page, "tab_data"), (train_page, "tab_train"), (chat_page, "tab_chat"),
-                          (eval_page, "tab_eval"), (compare_page, "tab_compare"), (export_page, "tab_export")):
+                          (eval_page, "tab_eval"), (compare_page, "tab_compare"), (export_page, "tab_export"),
+                          (sweep_page, "tab_sweep")):
             loc(page, TEXT, label=key)
         loc(chat.target, chat_tab.TEXT, choices=chat_tab.target_choices)
 
@@ -211,6 +215,9 @@ def build_ui() -> gr.Blocks:
         eval_tab.wire(evaluation, lang)
         compare_tab.wire(comparison, lang)
         export_tab.wire(export, lang)
+        sweep_tab.wire(sweep, lang)
+        sweep_page.select(sweep_tab.refresh, [sweep.sweep, sweep.merge_runs, sweep.config, lang],
+                          [sweep.sweep, sweep.merge_runs, sweep.config], **private)
         # runs finish while the page is open: refresh the run pickers whenever their tab is opened
         chat_page.select(chat_tab.refresh_all, [chat.target, chat.left, chat.right, lang],
                          [chat.target, chat.left, chat.right], **private)

@@ -15,7 +15,7 @@ from engine.core.jobs import RunState
 from engine.core.messages import Message
 from engine.core.workspace import PROJECT_ROOT, data_display_name
 from engine.evaluation import records
-from ui import follow, messages, reword
+from ui import follow, judge_panel, messages, reword
 from ui.common import engine, error_box, finished_runs, progress_bar, reason, run_label, run_path
 from ui.data_tab import SAMPLES_DIR, UPLOAD_TYPES, uploaded_files
 from ui.lang import loc, tr
@@ -123,11 +123,12 @@ def resolve_data(data: str | None) -> str | None:
     raise ValueError(Message("eval.unknown_data", name=data, files=", ".join(v.rsplit("/", 1)[-1] for v in values)))
 
 
-def start_evaluation(run_id, data, samples, base: bool, max_new_tokens) -> None:
-    """Start an evaluation in the background (Evaluate and the API's /evaluate); ValueError says why not."""
+def start_evaluation(run_id, data, samples, base: bool, max_new_tokens, judge: dict | None = None) -> None:
+    """Start an evaluation in the background (Evaluate and the API's /evaluate); ValueError says why not.
+    `judge`: also grade the answers (ui/judge_panel.py judge_choice)."""
     try:
         records.spawn(run_path(run_id), resolve_data(data), int(samples or 0), base=bool(base),
-                      max_new_tokens=int(max_new_tokens or records.DEFAULT_MAX_NEW_TOKENS))
+                      max_new_tokens=int(max_new_tokens or records.DEFAULT_MAX_NEW_TOKENS), judge=judge)
     except RuntimeError as err:  # one already running
         raise ValueError(reason(err)) from None
 
@@ -164,10 +165,11 @@ def samples_table(result: dict | None, lang="en") -> dict:
     rows = (result or {}).get("samples") or []
     if not rows:
         return NO_RESULTS
-    return {"headers": tr(TEXT, lang, "sample_cols").split("|"),
+    judged = bool(judge_panel.extra_headers(result))  # a judged evaluation: each example's verdict and reasons
+    return {"headers": tr(TEXT, lang, "sample_cols").split("|") + judge_panel.extra_headers(result, lang),
             "data": [[messages.where(r["where"], lang), r["prompt"], r["reference"],
                       r["generated"] or tr(TEXT, lang, "empty"), f"{r['rouge_l']:.3f}",
-                      f"{r['bleu']:.3f}"] for r in rows]}
+                      f"{r['bleu']:.3f}"] + (judge_panel.verdict_cells(r, lang) if judged else []) for r in rows]}
 
 
 def numbers_markdown(result: dict | None, lang="en") -> str:
@@ -180,7 +182,8 @@ def numbers_markdown(result: dict | None, lang="en") -> str:
               ppl=_num(result.get("perplexity"), 2), rouge=_num(result.get("rouge_l")), bleu=_num(result.get("bleu")),
               seconds=result.get("seconds"))
     note = messages.say(data.get("note_i18n") or data["note"], lang) if data.get("note") else ""
-    return text + (f"\n\n_{note}_" if note else "")
+    judged = judge_panel.summary(result.get("judge"), lang)
+    return text + (f"\n\n{judged}" if judged else "") + (f"\n\n_{note}_" if note else "")
 
 
 def show_run(run_id, lang="en"):
@@ -195,9 +198,10 @@ def show_run(run_id, lang="en"):
         samples_table(latest, lang), results_table(results, lang)
 
 
-def on_start(run_id, which, data_file, samples, max_new_tokens, lang="en"):
+def on_start(run_id, which, data_file, samples, max_new_tokens, judge, judge_mode, judge_model, lang="en"):
     try:
-        start_evaluation(run_id, data_file, samples, which == "base", max_new_tokens)
+        start_evaluation(run_id, data_file, samples, which == "base", max_new_tokens,
+                         judge_panel.judge_choice(judge, judge_mode, judge_model))
     except Exception as err:
         return reword.error(lang, said(__name__, "failed_start"), reason(err))
     return reword.note("ok", lang, said(__name__, "started", run=run_id))
@@ -259,6 +263,7 @@ def build() -> SimpleNamespace:
                                          label=en["max_new_tokens"],
                                          info=en["max_new_tokens_info"], elem_id="eval-max-new-tokens"),
                                TEXT, label="max_new_tokens", info="max_new_tokens_info")
+    c.judge = judge_panel.build()
     c.start = loc(gr.Button(en["start"], variant="primary", elem_id="eval-start"), TEXT, value="start")
     c.message = gr.Markdown("", elem_id="eval-message")
     c.progress = gr.HTML("", elem_id="eval-progress")
@@ -275,7 +280,8 @@ def build() -> SimpleNamespace:
 
 def wire(c: SimpleNamespace, lang) -> None:
     private = dict(api_visibility="private")
-    c.start.click(on_start, [c.run, c.which, c.data, c.samples, c.max_new_tokens, lang], c.message, **private)
+    c.start.click(on_start, [c.run, c.which, c.data, c.samples, c.max_new_tokens, c.judge.judge, c.judge.mode,
+                             c.judge.model, lang], c.message, **private)
     reword.follow_language(lang, c.message)
     c.refresh.click(refresh, [c.run, c.data, lang], [c.run, c.data], **private)
     c.run.change(show_run, [c.run, lang], [c.progress, c.numbers, c.samples_table, c.saved], **private)

@@ -292,6 +292,59 @@ ZH = {
     "eval.ambiguous_data": "有 {count} 个数据文件名为 {name}；请给出其中一个的路径：{paths}",
     "eval.unknown_data": "{name} 不是本工作区的数据文件；请在“数据”页上传文件，或选择自带的示例：{files}",
     "eval.no_split": "该训练没有留出验证集：这些是训练样例，所以分数反映的是它学得怎么样，而不是在新数据上的表现",
+    # ---- sweeps, merging runs, judged evaluation
+    "sweep.gone": "搜索进程（pid {pid}）未完成就结束了；点“继续”可接着运行",
+    "sweep.space_syntax": "--space {text}：应写成 KEY=下限:上限[:log] 或 KEY=A,B,C，例如 train.learning_rate=1e-5:1e"
+                          "-3:log 或 method.r=8,16,32",
+    "sweep.space_section": "--space {key}：请写出部分和设置名，例如 train.learning_rate 或 method.r",
+    "sweep.method_name": "--space method.name：一次搜索只搜索一种方法的设置；每种方法各开一次搜索",
+    "sweep.unknown_method_param": "--space {key}：{method} 没有参数“{name}”（已知：{known}）",
+    "sweep.unknown_section": "--space {key}：未知的部分“{section}”（已知：{known}）",
+    "sweep.unknown_setting": "--space {key}：{section} 中没有设置“{name}”（已知：{known}）",
+    "sweep.value": "--space {key}：{problem}",
+    "sweep.value_twice": "--space {key}：有取值重复列出（{spec}）",
+    "sweep.range_syntax": "--space {key}={spec}：范围应写成 下限:上限 或 下限:上限:log",
+    "sweep.range_type": "--space {key}：这是 {kind} 类型的设置；请列出取值，例如 {example}",
+    "sweep.range_order": "--space {key}={spec}：下限（{low:g}）必须小于上限（{high:g}）",
+    "sweep.log_low": "--space {key}={spec}：对数范围的下限必须大于 0",
+    "sweep.key_twice": "--space {key}：给了两次",
+    "sweep.no_space": "--space：至少给一个，例如 --space train.learning_rate=1e-5:1e-3:log",
+    "sweep.grid_range": "--space {key}：网格采样器需要一组取值（例如 {key}={low:g},{high:g}），不能是范围",
+    "sweep.sampler": "--sampler {sampler}：请使用 {choices} 之一",
+    "sweep.trials": "--trials {trials}：至少为 1",
+    "sweep.no_validation": "data.validation_split：0 表示不留出数据，试验就不会记录 {metric}；请设为大于 0（例如 0.1"
+                           "）",
+    "sweep.metric": "--metric {metric}：未知；请使用 eval_loss、reward，或试验训练在 metrics.jsonl 中记录的任一 eval"
+                    "_* 指标",
+    "sweep.judge_metric": "--metric judge：评审分数要在训练结束后用 `engine evaluate --judge` 测量，训练中没有，所以"
+                          "搜索暂不能按它剪枝或排序；请使用 eval_loss",
+    "sweep.not_found": "{sweep}：不是搜索文件夹（没有 sweep.json），位置 {folder}",
+    "sweep.active": "{sweep} 已经处于“{state}”状态",
+    "sweep.no_best": "{sweep} 还没有完成的试验；请等一个试验完成",
+    "merge.how": "--how {how}：请使用 {choices} 之一",
+    "merge.count": "请给出两个或更多要合并的训练（现在是 {count} 个）",
+    "merge.weights": "--weights：{runs} 个训练给了 {weights} 个权重；每个训练一个",
+    "merge.weights_syntax": "--weights {text}：应是用逗号分隔的数字，例如 0.5,0.5",
+    "merge.density": "--density {density}：每个适配器保留的权重比例，须大于 0 且不超过 1",
+    "merge.not_run": "{run}：不是训练文件夹（没有 config.yaml 和 status.json）",
+    "merge.full_weights": "{run}：全量权重的训练（{method}）；合并完整模型需要 mergekit，Tuneloom 暂不支持；请合并 L"
+                          "oRA 类训练（lora、qlora、lora8bit、ia3）",
+    "merge.no_result": "{run}：还没有结果（没有 adapter/）；请等它完成",
+    "merge.not_peft": "{run}：方法 {method} 以自己的格式保存适配器，peft 的 add_weighted_adapter 无法合并；请合并 Lo"
+                      "RA 类训练（lora、qlora、lora8bit、ia3）",
+    "merge.kind_how": "{run}：{kind} 适配器不能用 --how {how} 合并（可以用：{allowed}）",
+    "merge.kind_none": "{run}：peft 的 add_weighted_adapter 无法合并 {kind} 适配器；只有 LoRA 与 IA3 适配器可以合并",
+    "merge.dora": "{run}：DoRA 适配器；add_weighted_adapter 只合并 LoRA 矩阵而不合并 DoRA 的幅度，结果会是错的",
+    "merge.bases": "这些训练的基础模型不同（{bases}）；请合并同一基础模型上的训练",
+    "merge.kinds": "这些适配器的类型不同（{kinds}）；请合并同一类型",
+    "merge.rank": "--how {how} 要求 LoRA 秩相同，而这些训练的秩为 {ranks}；请用 --how cat，或选秩相同的训练",
+    "merge.modules_to_save": "{runs} 都在适配器之外训练了整个模块（modules_to_save），这些无法合并；请合并没有 modul"
+                             "es_to_save 的训练",
+    "judge.mode": "--judge-mode {mode}：请使用 rubric 或 pairwise",
+    "judge.empty": "--judge：请给出一个接口（http://host:port/v1）、一个训练或一个模型",
+    "judge.base": "--judge-mode pairwise 是把训练的回答与其基础模型的回答比较；请去掉 --base",
+    "judge.unreachable": "--judge {url}：该接口没有响应 /models（{detail}）；请先启动它（例如 python -m engine serve"
+                         " RUN），或给出 --judge-model",
 }
 UNTRANSLATED = "说明（英文）"  # the prefix of a message that has no Chinese template
 PLACE = re.compile(r"^(line|row) (\d+)$")

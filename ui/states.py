@@ -7,10 +7,12 @@ from ui.lang import tr
 TEXT = {
     "en": {"queued": "queued", "starting": "starting", "running": "running", "stopping": "stopping", "done": "done",
            "failed": "failed", "stopped": "stopped", "unknown": "unknown", "loading": "loading",
-           "loading model": "loading model", "eval loss": "eval loss", "generating": "generating"},
+           "loading model": "loading model", "eval loss": "eval loss", "generating": "generating",
+           "created": "created", "base answers": "base model's answers", "judging": "judging"},
     "zh": {"queued": "排队中", "starting": "启动中", "running": "运行中", "stopping": "停止中", "done": "已完成",
            "failed": "失败", "stopped": "已停止", "unknown": "未知", "loading": "加载中",
-           "loading model": "加载模型", "eval loss": "计算验证损失", "generating": "生成回答"},
+           "loading model": "加载模型", "eval loss": "计算验证损失", "generating": "生成回答",
+           "created": "已创建", "base answers": "基础模型作答", "judging": "评审中"},
 }
 
 

@@ -305,6 +305,62 @@ CATALOGUE = {
                          "a bundled sample: {files}",
     "eval.no_split": "the run held out no validation split: these are training examples, so the scores show how "
                      "well it learned them, not how it does on new ones",
+    # ---- sweeps, merging runs, judged evaluation (engine/sweep, engine/inference/merge_runs.py, judge.py) ----
+    "sweep.gone": "the sweep process (pid {pid}) ended without finishing; Resume continues it",
+    "sweep.space_syntax": "--space {text}: expected KEY=LOW:HIGH[:log] or KEY=A,B,C, e.g. "
+                          "train.learning_rate=1e-5:1e-3:log or method.r=8,16,32",
+    "sweep.space_section": "--space {key}: give a section and a setting, e.g. train.learning_rate or method.r",
+    "sweep.method_name": "--space method.name: a sweep searches one method's settings; start one sweep per method",
+    "sweep.unknown_method_param": "--space {key}: {method} has no parameter '{name}' (known: {known})",
+    "sweep.unknown_section": "--space {key}: unknown section '{section}' (known: {known})",
+    "sweep.unknown_setting": "--space {key}: unknown setting '{name}' of {section} (known: {known})",
+    "sweep.value": "--space {key}: {problem}",
+    "sweep.value_twice": "--space {key}: a value is listed twice ({spec})",
+    "sweep.range_syntax": "--space {key}={spec}: a range is LOW:HIGH or LOW:HIGH:log",
+    "sweep.range_type": "--space {key}: a {kind} setting; list its values instead, e.g. {example}",
+    "sweep.range_order": "--space {key}={spec}: LOW ({low:g}) must be below HIGH ({high:g})",
+    "sweep.log_low": "--space {key}={spec}: a log range needs LOW above 0",
+    "sweep.key_twice": "--space {key}: given twice",
+    "sweep.no_space": "--space: give at least one, e.g. --space train.learning_rate=1e-5:1e-3:log",
+    "sweep.grid_range": "--space {key}: the grid sampler needs a list of values (e.g. {key}={low:g},{high:g}), not "
+                        "a range",
+    "sweep.sampler": "--sampler {sampler}: use one of {choices}",
+    "sweep.trials": "--trials {trials}: give 1 or more",
+    "sweep.no_validation": "data.validation_split: 0 holds nothing out, so the trials log no {metric}; set it above "
+                           "0 (e.g. 0.1)",
+    "sweep.metric": "--metric {metric}: unknown; use eval_loss, reward, or any eval_* key the trial runs log in "
+                    "metrics.jsonl",
+    "sweep.judge_metric": "--metric judge: a judged score is measured by `engine evaluate --judge` after a run, not "
+                          "during training, so a sweep cannot prune or rank on it yet; use eval_loss",
+    "sweep.not_found": "{sweep}: not a sweep folder (no sweep.json) in {folder}",
+    "sweep.active": "{sweep} is already {state}",
+    "sweep.no_best": "{sweep} has no finished trial yet; wait for one to finish",
+    "merge.how": "--how {how}: use one of {choices}",
+    "merge.count": "give two or more runs to merge (got {count})",
+    "merge.weights": "--weights: {weights} weight(s) for {runs} runs; give one per run",
+    "merge.weights_syntax": "--weights {text}: numbers separated by commas, e.g. 0.5,0.5",
+    "merge.density": "--density {density}: the share of each adapter's weights kept, above 0 and at most 1",
+    "merge.not_run": "{run}: not a run folder (no config.yaml and status.json)",
+    "merge.full_weights": "{run}: a full-weight run ({method}); merging full models needs mergekit, which Tuneloom "
+                          "does not drive yet; merge LoRA-family runs (lora, qlora, lora8bit, ia3)",
+    "merge.no_result": "{run}: has no result yet (no adapter/); wait for it to finish",
+    "merge.not_peft": "{run}: method {method} saves its own adapter format, which peft's add_weighted_adapter "
+                      "cannot merge; merge LoRA-family runs (lora, qlora, lora8bit, ia3)",
+    "merge.kind_how": "{run}: a {kind} adapter cannot be merged with --how {how} (it can with: {allowed})",
+    "merge.kind_none": "{run}: a {kind} adapter cannot be merged by peft's add_weighted_adapter; only LoRA and IA3 "
+                       "adapters merge",
+    "merge.dora": "{run}: a DoRA adapter; add_weighted_adapter merges the LoRA matrices but not DoRA's magnitudes, "
+                  "so the result would be wrong",
+    "merge.bases": "the runs are on different base models ({bases}); merge runs of one base",
+    "merge.kinds": "the adapters are of different kinds ({kinds}); merge one kind",
+    "merge.rank": "--how {how} needs one LoRA rank, the runs have {ranks}; use --how cat, or runs of one rank",
+    "merge.modules_to_save": "{runs} each train whole modules beside the adapter (modules_to_save), which cannot be "
+                             "merged; merge runs without modules_to_save",
+    "judge.mode": "--judge-mode {mode}: use rubric or pairwise",
+    "judge.empty": "--judge: give an endpoint (http://host:port/v1), a run, or a model",
+    "judge.base": "--judge-mode pairwise compares the run's answers with its base model's; drop --base",
+    "judge.unreachable": "--judge {url}: the endpoint did not answer /models ({detail}); start it (e.g. python -m "
+                         "engine serve RUN) or give --judge-model",
 }
 
 

@@ -128,8 +128,9 @@ def result_path(run_dir: Path) -> Path:
 
 
 def evaluate(run_dir: Path, data_file: str | None = None, samples: int = DEFAULT_SAMPLES, base: bool = False,
-             max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, generation: dict | None = None) -> dict:
-    """Evaluate and save; returns the result (also written to RUN/eval/<timestamp>.json)."""
+             max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, generation: dict | None = None, judge=None) -> dict:
+    """Evaluate and save; returns the result (also written to RUN/eval/<timestamp>.json). `judge`: a
+    JudgeSpec (engine/evaluation/judge.py) that also grades the generated answers."""
     import torch
 
     from engine.core.config import RunConfig
@@ -172,12 +173,19 @@ def evaluate(run_dir: Path, data_file: str | None = None, samples: int = DEFAULT
                      "rouge_l": round(rouge_l(answer, reference), 4), "bleu": round(bleu(answer, reference), 4)})
         progress(len(pairs) + i + 1, "generating")
     text_scores = scores([r["generated"] for r in rows], [r["reference"] for r in rows])
+    judged = None
+    if judge is not None:
+        from engine.evaluation.judge_run import judge_rows
+
+        del model  # the judge (and a pairwise comparison's base model) load after it is freed
+        judged = judge_rows(judge, run_dir, cfg, rows, [prompt for _, (prompt, _) in chosen], params,
+                            lambda done, all_, phase: update_eval_status(run_dir, phase=phase, done=done, total=all_))
     result = {
         "run": run_dir.name, "model": "base" if base else "run", "model_name": cfg.model, "served": note,
         "created_at": time.time(), "seconds": round(time.time() - started, 2), "data": data_info,
         "eval_loss": loss, "perplexity": math.exp(loss) if loss is not None and loss < 50 else None,
         "trained_tokens": trained_tokens, "rouge_l": text_scores["rouge_l"], "bleu": text_scores["bleu"],
-        "generation": params, "samples": rows,
+        "generation": params, "samples": rows, **({"judge": judged} if judged else {}),
     }
     path = result_path(run_dir)
     runs.write_json(path, result)
@@ -187,10 +195,10 @@ def evaluate(run_dir: Path, data_file: str | None = None, samples: int = DEFAULT
     return result
 
 
-def main(run_dir: str, data_file: str | None, samples: int, base: bool, max_new_tokens: int) -> dict:
+def main(run_dir: str, data_file: str | None, samples: int, base: bool, max_new_tokens: int, judge=None) -> dict:
     """The CLI body: status 'failed' with the reason if anything goes wrong."""
     try:
-        return evaluate(Path(run_dir), data_file, samples, base, max_new_tokens)
+        return evaluate(Path(run_dir), data_file, samples, base, max_new_tokens, judge=judge)
     except BaseException as err:
         update_eval_status(Path(run_dir), state=RunState.FAILED, error=f"{type(err).__name__}: {err}",
                            finished_at=time.time(), pid=None)
@@ -207,6 +215,10 @@ def summary_lines(result: dict) -> list[str]:
              f"ROUGE-L {fmt(result.get('rouge_l'))}  BLEU {fmt(result.get('bleu'))}"]
     if data.get("note"):
         lines.append(f"note: {data['note']}")
+    if result.get("judge"):
+        from engine.evaluation.judge import summary_line
+
+        lines.append(summary_line(result["judge"]))
     for row in result.get("samples", []):
         lines.append(f"--- {row['where']}  ROUGE-L {row['rouge_l']:.3f}  BLEU {row['bleu']:.3f}")
         lines.append(f"  prompt:    {row['prompt'][:200]}")

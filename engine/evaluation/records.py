@@ -56,16 +56,18 @@ def latest_result(run_dir: Path, model: str = "run") -> dict | None:
 
 
 def eval_command(run_dir: Path, data: str | None = None, samples: int = DEFAULT_SAMPLES, base: bool = False,
-                 max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> list[str]:
+                 max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, judge: dict | None = None) -> list[str]:
+    from engine.evaluation.judge_run import judge_command_args
+
     command = jobs.engine_command("evaluate", run_dir, "--samples", int(samples), "--max-new-tokens",
                                   int(max_new_tokens))
     if data:
         command += ["--data", str(data)]
-    return command + (["--base"] if base else [])
+    return command + (["--base"] if base else []) + judge_command_args(judge)
 
 
 def spawn(run_dir: Path, data: str | None = None, samples: int = DEFAULT_SAMPLES, base: bool = False,
-          max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> int:
+          max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, judge: dict | None = None) -> int:
     """Start an evaluation in its own process and session (as the launcher starts a trainer)."""
     run_dir = Path(run_dir)
     current = read_eval_status(run_dir)
@@ -76,6 +78,7 @@ def spawn(run_dir: Path, data: str | None = None, samples: int = DEFAULT_SAMPLES
     runs.write_json(eval_dir(run_dir) / STATUS, {
         "state": RunState.QUEUED, "phase": "starting", "done": 0, "total": 0, "model": "base" if base else "run",
         "data": data, "samples": samples, "created_at": time.time(), "updated_at": time.time(), "pid": None})
-    process = jobs.spawn(eval_command(run_dir, data, samples, base, max_new_tokens), eval_dir(run_dir) / "eval.log")
+    process = jobs.spawn(eval_command(run_dir, data, samples, base, max_new_tokens, judge),
+                         eval_dir(run_dir) / "eval.log")
     update_eval_status(run_dir, pid=process.pid)
     return process.pid

@@ -82,6 +82,9 @@ def run_card(run_dir: Path, kind: str, base_name: str | None = None) -> str:
                        ("best_eval_loss", "best eval loss")):
         if isinstance(status.get(key), (int, float)):
             results.append(f"**{label}:** {status[key]:.4f}")
+    from engine.inference.merge_runs import card_lines
+
+    merged = "\n".join(["", "## Merged from", *card_lines(run_dir), ""]) if status.get("merged_from") else ""
     return f"""---
 base_model: {base_name}
 library_name: {"peft" if kind == "adapter" else "transformers"}
@@ -95,7 +98,7 @@ Fine-tuned with Tuneloom ({kind}).
 - **Method:** {METHODS.get(cfg.method.name).title} (`{cfg.method.name}`)
 - **Data:** `{data_path.name}` (sha256 `{data_hash}`), format {cfg.data.format}, mask {cfg.data.mask}
 - {"; ".join(results)}
-{_usage(kind, base_name)}
+{merged}{_usage(kind, base_name)}
 ## Method parameters
 | parameter | value |
 |---|---|

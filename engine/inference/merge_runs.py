@@ -1,0 +1,162 @@
+"""Merge several runs' adapters into a new run: `python -m engine merge RUN_A RUN_B --how ties`.
+
+peft's `add_weighted_adapter` does the merging (linear, cat, TIES, DARE-linear, DARE-TIES, magnitude
+prune for LoRA; a weighted sum for IA3). The result is a run folder like any other (config.yaml,
+status.json "done", adapter/), so Chat, Evaluate, Export and serve take it as a run; its merge.json and
+its status name the parents and the recipe. Everything that would make the merge wrong or impossible is
+refused before a model is loaded (`merge_problems`, import-light: the page asks it too).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import yaml
+
+from engine.core import runs
+from engine.core.config import ConfigError
+from engine.core.messages import Message
+
+# how -> the peft adapter types that can be merged that way (LoRA's combination types; IA3 sums its vectors)
+HOWS = {"linear": ("LORA", "IA3"), "cat": ("LORA",), "ties": ("LORA",), "dare_linear": ("LORA",),
+        "dare_ties": ("LORA",), "magnitude_prune": ("LORA",)}
+NEEDS_DENSITY = ("ties", "dare_linear", "dare_ties", "magnitude_prune")
+SAME_RANK = ("linear", "ties", "dare_linear", "dare_ties", "magnitude_prune")  # peft: these keep one rank
+MERGE_CARD = "merge.json"
+
+
+def _parent(run: str) -> tuple[Path, dict, dict, str]:
+    """(run folder, its config dict, its adapter_config.json, why it cannot be a parent or "")."""
+    run_dir = runs.resolve_run(run)
+    if not runs.is_run_folder(run_dir):
+        return run_dir, {}, {}, Message("merge.not_run", run=str(run))
+    raw = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+    method = (raw.get("method") or {}).get("name", "lora") if isinstance(raw.get("method"), dict) else raw.get("method")
+    if (run_dir / "model").is_dir():
+        return run_dir, raw, {}, Message("merge.full_weights", run=run_dir.name, method=method)
+    if not (run_dir / "adapter").is_dir():
+        return run_dir, raw, {}, Message("merge.no_result", run=run_dir.name)
+    config = runs.read_json(run_dir / "adapter" / "adapter_config.json", None)
+    if not isinstance(config, dict):
+        return run_dir, raw, {}, Message("merge.not_peft", run=run_dir.name, method=method)
+    return run_dir, raw, config, ""
+
+
+def merge_problems(run_list: list[str], how: str, weights: list[float] | None, density: float | None) -> list[str]:
+    """Every reason these runs cannot be merged this way (empty: they can)."""
+    problems = []
+    if how not in HOWS:
+        return [Message("merge.how", how=how, choices=", ".join(HOWS))]
+    if len(run_list) < 2:
+        problems.append(Message("merge.count", count=len(run_list)))
+    if weights is not None and len(weights) != len(run_list):
+        problems.append(Message("merge.weights", weights=len(weights), runs=len(run_list)))
+    if how in NEEDS_DENSITY and density is not None and not 0 < density <= 1:
+        problems.append(Message("merge.density", density=density))
+    parents = [_parent(r) for r in run_list]
+    problems += [why for *_, why in parents if why]
+    if problems:
+        return problems
+    bases = {}
+    for run_dir, raw, config, _ in parents:
+        start = runs.read_json(run_dir / runs.START_FILE) or {}  # started from an earlier run: its merged result
+        base = start.get("base") or raw.get("model") or "smollm2-135m-instruct"
+        bases.setdefault(str(base), []).append(run_dir.name)
+        kind = config.get("peft_type")
+        if kind not in HOWS[how]:
+            allowed = ", ".join(h for h, kinds in HOWS.items() if kind in kinds)
+            problems.append(Message("merge.kind_how", run=run_dir.name, kind=kind, how=how, allowed=allowed) if allowed
+                            else Message("merge.kind_none", run=run_dir.name, kind=kind or "non-peft"))
+        if config.get("use_dora"):
+            problems.append(Message("merge.dora", run=run_dir.name))
+    if len(bases) > 1:
+        problems.append(Message("merge.bases", bases="; ".join(f"{base}: {', '.join(names)}"
+                                                               for base, names in bases.items())))
+    kinds = {config.get("peft_type") for *_, config, _ in parents}
+    if len(kinds) > 1:
+        problems.append(Message("merge.kinds", kinds=", ".join(sorted(map(str, kinds)))))
+    ranks = {run_dir.name: config.get("r") for run_dir, _, config, _ in parents if config.get("peft_type") == "LORA"}
+    if how in SAME_RANK and len(set(ranks.values())) > 1:
+        problems.append(Message("merge.rank", how=how, ranks=", ".join(f"{name} r={r}" for name, r in ranks.items())))
+    saving = [run_dir.name for run_dir, _, config, _ in parents if config.get("modules_to_save")]
+    if len(saving) > 1:
+        problems.append(Message("merge.modules_to_save", runs=", ".join(saving)))
+    return problems
+
+
+def check(run_list: list[str], how: str, weights: list[float] | None, density: float | None) -> None:
+    problems = merge_problems(run_list, how, weights, density)
+    if problems:
+        raise ConfigError(problems, "the merge")
+
+
+def merge(run_list: list[str], how: str = "ties", weights: list[float] | None = None, density: float | None = 0.5,
+          name: str = "") -> Path:
+    """Merge and save as a new run folder; returns it."""
+    from engine.core.config import RunConfig
+    from engine.core.models import load_model
+
+    check(run_list, how, weights, density)
+    parents = [runs.resolve_run(r) for r in run_list]
+    weights = list(weights) if weights is not None else [1.0 / len(parents)] * len(parents)
+    first = RunConfig.load(parents[0] / "config.yaml")
+    kind = runs.read_json(parents[0] / "adapter" / "adapter_config.json")["peft_type"]
+    from peft import PeftModel
+
+    base = load_model(runs.result_base(parents[0], first), dtype="fp32", trust_remote_code=first.trust_remote_code)
+    names = [f"parent{i}" for i in range(len(parents))]
+    model = PeftModel.from_pretrained(base, str(parents[0] / "adapter"), adapter_name=names[0])
+    for adapter_name, parent in zip(names[1:], parents[1:]):
+        model.load_adapter(str(parent / "adapter"), adapter_name=adapter_name)
+    if kind == "IA3":
+        model.add_weighted_adapter(names, weights, "merged")
+    else:
+        options = {"density": density} if how in NEEDS_DENSITY else {}
+        model.add_weighted_adapter(names, weights, "merged", combination_type=how, **options)
+    recipe = {"how": how, "weights": weights, "density": density if how in NEEDS_DENSITY else None,
+              "library": "peft add_weighted_adapter", "parents": [p.name for p in parents]}
+    first.name = name or f"merge-{how}"
+    run_dir = runs.new_run_dir(first.name)  # a run folder like the launcher's (inference sits below training)
+    runs.write_atomic(run_dir / "config.yaml", first.to_yaml())
+    runs.update_status(run_dir, state="queued", created_at=time.time(), pid=None, error=None, **runs.run_facts(first),
+                       merged_from=recipe["parents"], merge=recipe)
+    staging = run_dir / ".merging"
+    model.save_pretrained(str(staging), selected_adapters=["merged"])
+    saved = staging / "merged" if (staging / "merged").is_dir() else staging
+    shutil.move(str(saved), str(run_dir / "adapter"))
+    shutil.rmtree(staging, ignore_errors=True)
+    for item in (parents[0] / "adapter").iterdir():  # the tokenizer and chat template the parents trained with
+        if item.is_file() and not item.name.startswith(("adapter_", "README")):
+            shutil.copy2(item, run_dir / "adapter" / item.name)
+    if (parents[0] / runs.START_FILE).is_file():  # the parents' adapters apply to an earlier run's merged result
+        shutil.copy2(parents[0] / runs.START_FILE, run_dir / runs.START_FILE)
+    card = {**recipe, "parents": [_parent_card(p) for p in parents], "created_at": time.time()}
+    runs.write_json(run_dir / MERGE_CARD, card)
+    (run_dir / "train.log").write_text("\n".join(card_lines(run_dir)) + "\n", encoding="utf-8")
+    runs.update_status(run_dir, state="done", pid=None, finished_at=time.time())
+    return run_dir
+
+
+def _parent_card(run_dir: Path) -> dict:
+    status = runs.read_status(run_dir)
+    config = runs.read_json(run_dir / "adapter" / "adapter_config.json", {}) or {}
+    return {"run": run_dir.name, "method": status.get("method"), "data_file": status.get("data_file"),
+            "model": status.get("model"), "r": config.get("r"), "final_eval_loss": status.get("final_eval_loss")}
+
+
+def card_lines(run_dir: Path) -> list[str]:
+    """What a merged run's card says (the export README and the CLI)."""
+    card = runs.read_json(Path(run_dir) / MERGE_CARD)
+    if not card:
+        return []
+    lines = [f"Merged with {card['library']}: how {card['how']}, weights {card['weights']}"
+             + (f", density {card['density']}" if card.get("density") is not None else "")]
+    lines += [f"- parent {p['run']}: {p['method']} on {p['data_file']} (r={p['r']}, final eval loss "
+              f"{p['final_eval_loss']})" for p in card["parents"]]
+    return lines
+
+
+def to_json(run_dir: Path) -> str:
+    return json.dumps(runs.read_json(Path(run_dir) / MERGE_CARD), ensure_ascii=False)

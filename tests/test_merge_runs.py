@@ -1,0 +1,114 @@
+"""Merging runs (engine/inference/merge_runs.py) on the tiny model: refusals by name, a TIES merge that is a run
+like any other, and an adapter that plain peft loads."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.core import runs
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def engine_cli(*args, home, timeout=300):
+    env = {**os.environ, "TUNELOOM_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def train(home, model, name, data, *extra):
+    result = engine_cli("train", "presets/quickstart.yaml", "--set", f"model={model}", "--set", f"name={name}",
+                        "--set", f"data.train={data}", "--set", "train.max_steps=3", "--set", "train.eval_steps=0",
+                        "--set", "train.save_steps=0", "--set", "train.max_seq_len=96", *extra, home=home)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def parents(tiny_model, tmp_path_factory):
+    home = tmp_path_factory.mktemp("merge-home")
+    a = train(home, tiny_model, "identity", "presets/data/identity.jsonl")
+    b = train(home, tiny_model, "planets", "presets/data/planets.jsonl")
+    return home, a, b
+
+
+def test_ties_merge_is_a_run_that_plain_peft_loads(parents, tiny_model, monkeypatch):
+    home, a, b = parents
+    result = engine_cli("merge", a.name, b.name, "--how", "ties", "--weights", "0.5,0.5", "--density", "0.5",
+                        "--name", "both", home=home)
+    assert result.returncode == 0, result.stderr[-3000:]
+    merged = Path(result.stdout.strip().splitlines()[-1])
+    monkeypatch.setenv("TUNELOOM_HOME", str(home))
+    assert runs.is_run_folder(merged) and runs.read_status(merged)["state"] == "done"
+    card = json.loads((merged / "merge.json").read_text())
+    assert [p["run"] for p in card["parents"]] == [a.name, b.name] and card["how"] == "ties"
+    assert card["density"] == 0.5 and card["weights"] == [0.5, 0.5]
+    assert any(r["id"] == merged.name for r in runs.list_runs())  # the run list (Chat, Evaluate, Export) shows it
+
+    import torch
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    # plain peft, no Tuneloom: the adapter loads onto the base and changes its output
+    base = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    ids = torch.tensor([[1, 2, 3, 4, 5]])
+    before = base(ids).logits.detach().clone()
+    model = PeftModel.from_pretrained(base, str(merged / "adapter"))
+    after = model(ids).logits.detach()
+    assert not torch.allclose(before, after)
+    # TIES at density 0.5 keeps about half of each parent's weights: the merged tensors differ from both parents
+    saved = load_file(str(merged / "adapter" / "adapter_model.safetensors"))
+    parent = load_file(str(a / "adapter" / "adapter_model.safetensors"))
+    assert set(saved) == set(parent)
+    assert any(not torch.equal(saved[k], parent[k]) for k in saved)
+
+    # Evaluate and Export take it as a run
+    evaluated = engine_cli("evaluate", str(merged), "--samples", "1", "--max-new-tokens", "4", "--json", home=home)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert json.loads(evaluated.stdout.strip().splitlines()[-1])["eval_loss"] > 0
+    exported = engine_cli("export", str(merged), "--adapter", "--out", str(home / "exports" / "both"), home=home)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    assert "merge" in (home / "exports" / "both" / "README.md").read_text().lower()
+
+
+def test_refused_by_name_before_loading(parents, tiny_model, tmp_path, monkeypatch):
+    home, a, b = parents
+    monkeypatch.setenv("TUNELOOM_HOME", str(home))
+    from engine.inference.merge_runs import merge_problems
+
+    assert merge_problems([a.name, b.name], "ties", [0.5, 0.5], 0.5) == []
+    assert any("two or more" in p for p in merge_problems([a.name], "ties", None, 0.5))
+    assert any("--weights" in p for p in merge_problems([a.name, b.name], "ties", [1.0], 0.5))
+    assert any("--density" in p for p in merge_problems([a.name, b.name], "ties", None, 1.5))
+    assert any("--how svd" in p for p in merge_problems([a.name, b.name], "svd", None, 0.5))
+    # another base model: copy a run and point its config at another model
+    other = tmp_path / "other-base"
+    import shutil
+
+    shutil.copytree(b, other)
+    text = (other / "config.yaml").read_text().replace(tiny_model, "/somewhere/else")
+    (other / "config.yaml").write_text(text)
+    problems = merge_problems([str(a), str(other)], "ties", None, 0.5)
+    assert any("different base models" in p and a.name in p and "other-base" in p for p in problems), problems
+    # a method peft cannot merge that way: IA3 takes only linear
+    ia3 = tmp_path / "ia3-run"
+    shutil.copytree(a, ia3)
+    config = json.loads((ia3 / "adapter" / "adapter_config.json").read_text())
+    (ia3 / "adapter" / "adapter_config.json").write_text(json.dumps({**config, "peft_type": "IA3"}))
+    problems = merge_problems([str(a), str(ia3)], "ties", None, 0.5)
+    assert any("ia3-run" in p and "IA3" in p and "linear" in p for p in problems), problems
+    # different ranks cannot be merged with ties (peft keeps one rank), cat can
+    wide = tmp_path / "wide"
+    shutil.copytree(b, wide)
+    (wide / "adapter" / "adapter_config.json").write_text(json.dumps({**config, "r": 2 * config["r"]}))
+    assert any("one LoRA rank" in p and "wide r=" in p for p in merge_problems([str(a), str(wide)], "ties", None, .5))
+    assert merge_problems([str(a), str(wide)], "cat", None, None) == []
+    # the CLI refuses with exit 2, naming the run
+    result = engine_cli("merge", a.name, str(ia3), "--how", "ties", home=home)
+    assert result.returncode == 2 and "ia3-run" in result.stderr, result.stderr
