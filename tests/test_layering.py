@@ -31,7 +31,7 @@ UI_ALLOWED = ("engine.core", "engine.methods", "engine.data.formats", "engine.es
               "engine.inference.generation", "engine.inference.serve_job", "engine.inference.turns",
               "engine.inference.export_options", "engine.evaluation.compare",
               "engine.evaluation.records", "engine.sweep.folder", "engine.sweep.space", "engine.inference.merge_runs",
-              "engine.inference.merge_cli", "engine.evaluation.judge")
+              "engine.inference.merge_cli", "engine.evaluation.judge", "engine.inference.tools")
 
 
 def package_of(module: str) -> str:

@@ -36,22 +36,17 @@ handlers and these call the same functions (ui/train_tab.py, ui/eval_tab.py), wh
 from __future__ import annotations
 
 import json
-import time
 
 import gradio as gr
 import yaml
 
 from engine.core import runs
 from engine.core.config import DEFAULT_MODEL, ConfigError
-from engine.core.jobs import RunState
 from engine.estimate import ui_summary
-from engine.evaluation import records
 from engine.inference.generation import EVALUATION, SHORT_FORM
 from ui import api_data, api_sweep, chat_line, chat_tab, eval_tab, follow, train_tab
 from ui.common import run_path
 from ui.train_tab import start_config
-
-EVALUATION_TIMEOUT_S = 3600
 
 
 def parse_config(config: str) -> dict:
@@ -140,22 +135,7 @@ def evaluate(run_id: str, data: str = "", samples: int = EVALUATION["samples"], 
         eval_tab.start_evaluation(run_id, data, samples, base, max_new_tokens)
     except ValueError as err:
         raise gr.Error(str(err)) from None
-    return wait_for_evaluation(run_id)
-
-
-def wait_for_evaluation(run_id: str) -> dict:
-    """The result of the evaluation of `run_id` just started (also ui/api_sweep.py's judged one)."""
-    run_dir, started = run_path(run_id), time.time()
-    while time.time() - started < EVALUATION_TIMEOUT_S:
-        status = records.read_eval_status(run_dir)
-        if status.get("state") == RunState.FAILED:
-            raise gr.Error(status.get("error") or "the evaluation failed")
-        if status.get("state") == RunState.DONE:
-            result = runs.read_json(run_dir / records.EVAL_DIR / status["result"]) if status.get("result") else None
-            return result or {}
-        time.sleep(0.5)
-    raise gr.Error(f"the evaluation of {run_id} did not finish within {EVALUATION_TIMEOUT_S} s; it goes on "
-                   "in the background (see the Evaluate tab)")
+    return eval_tab.wait_for_evaluation(run_id)
 
 
 def chat(run_id: str, message: str, system: str = "", max_new_tokens: int = SHORT_FORM["max_new_tokens"],

@@ -28,7 +28,6 @@ def _fail(err: BaseException):
 def evaluate_judged(run_id: str, judge: str, mode: str = "rubric", judge_model: str = "", data: str = "",
                     samples: int = 5, max_new_tokens: int = 64) -> dict:
     """Evaluate a finished run and grade its answers with a judge (endpoint URL, run id or model); waits."""
-    from ui.api import wait_for_evaluation
 
     try:
         choice = judge_panel.judge_choice(judge, mode, judge_model)
@@ -37,7 +36,7 @@ def evaluate_judged(run_id: str, judge: str, mode: str = "rubric", judge_model: 
         eval_tab.start_evaluation(run_id, data, samples, False, max_new_tokens, choice)
     except (ValueError, ConfigError) as err:
         _fail(err)
-    return wait_for_evaluation(run_id)
+    return eval_tab.wait_for_evaluation(run_id)
 
 
 def start_sweep(config: str, space: str, trials: int = 6, sampler: str = "tpe", metric: str = "eval_loss",

@@ -7,10 +7,12 @@ nothing, and every result is saved in the run folder and listed with it.
 from __future__ import annotations
 
 import html
+import time
 from types import SimpleNamespace
 
 import gradio as gr
 
+from engine.core import runs
 from engine.core.jobs import RunState
 from engine.core.messages import Message
 from engine.core.workspace import PROJECT_ROOT, data_display_name
@@ -288,3 +290,21 @@ def wire(c: SimpleNamespace, lang) -> None:
     c.saved.select(select_result, [c.run, lang], [c.numbers, c.samples_table], **private)
     c.timer.tick(tick, [c.run, c.seen, lang], [c.progress, c.numbers, c.samples_table, c.saved, c.failure, c.seen],
                  show_progress="hidden", concurrency_limit=None, **private)
+
+
+EVALUATION_TIMEOUT_S = 3600  # an API client's wait for its evaluation
+
+
+def wait_for_evaluation(run_id: str) -> dict:
+    """The result of the evaluation of `run_id` just started (the API's /evaluate and its judged one)."""
+    run_dir, started = run_path(run_id), time.time()
+    while time.time() - started < EVALUATION_TIMEOUT_S:
+        status = records.read_eval_status(run_dir)
+        if status.get("state") == RunState.FAILED:
+            raise gr.Error(status.get("error") or "the evaluation failed")
+        if status.get("state") == RunState.DONE:
+            result = runs.read_json(run_dir / records.EVAL_DIR / status["result"]) if status.get("result") else None
+            return result or {}
+        time.sleep(0.5)
+    raise gr.Error(f"the evaluation of {run_id} did not finish within {EVALUATION_TIMEOUT_S} s; it goes on "
+                   "in the background (see the Evaluate tab)")

@@ -20,6 +20,7 @@ from engine.core import runs
 from engine.core.jobs import RunState
 from engine.core.messages import Message, as_dict
 from engine.evaluation.records import DEFAULT_MAX_NEW_TOKENS, DEFAULT_SAMPLES, eval_dir, update_eval_status
+from engine.inference.generation import generate_answer
 
 
 # ---- the held-out examples -------------------------------------------------------------------
@@ -102,20 +103,6 @@ def token_loss(model, encoded_list, progress=None) -> tuple[float | None, int]:
             if progress:
                 progress(i + 1)
     return (total / count if count else None), count
-
-
-def generate_answer(model, tokenizer, messages: list[dict], params: dict) -> str:
-    import torch
-
-    from engine.inference.generation import to_generate_kwargs
-
-    inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                           return_dict=True)
-    inputs = {k: v.to(next(model.parameters()).device) for k, v in inputs.items()}
-    with torch.inference_mode():
-        out = model.generate(**inputs, pad_token_id=tokenizer.pad_token_id,
-                             **{**to_generate_kwargs(params), "num_return_sequences": 1})
-    return tokenizer.decode(out[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
 
 
 def result_path(run_dir: Path) -> Path:

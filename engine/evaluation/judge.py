@@ -160,7 +160,7 @@ class LocalJudge:
         self.max_new_tokens = spec.max_new_tokens
 
     def __call__(self, prompt: str) -> str:
-        from engine.evaluation.evaluate import generate_answer
+        from engine.inference.generation import generate_answer
 
         return generate_answer(self.model, self.tokenizer, [{"role": "user", "content": prompt}],
                                {"max_new_tokens": self.max_new_tokens})

@@ -47,7 +47,7 @@ def base_answers(run_dir: Path, cfg, prompts: list[list[dict]], params: dict, pr
     import torch
 
     from engine.core import runs
-    from engine.evaluation.evaluate import generate_answer
+    from engine.inference.generation import generate_answer
     from engine.inference.loading import load_base
 
     torch.manual_seed(cfg.train.seed)

@@ -130,3 +130,16 @@ def to_generate_kwargs(params: dict | None, eos_token_id=None) -> dict:
 def seed_of(params: dict | None) -> int | None:
     seed = resolve(params).get("seed")
     return None if seed in (None, "") else int(seed)
+
+
+def generate_answer(model, tokenizer, messages: list[dict], params: dict) -> str:
+    """One greedy-or-sampled answer of `model` to `messages` (evaluation and judging; chat has its worker)."""
+    import torch
+
+    inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                           return_dict=True)
+    inputs = {k: v.to(next(model.parameters()).device) for k, v in inputs.items()}
+    with torch.inference_mode():
+        out = model.generate(**inputs, pad_token_id=tokenizer.pad_token_id,
+                             **{**to_generate_kwargs(params), "num_return_sequences": 1})
+    return tokenizer.decode(out[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
