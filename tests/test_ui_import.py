@@ -40,7 +40,8 @@ assert kinds == {"probe-depth": "Slider", "probe-scale": "Number", "probe-flag":
                  "probe-mode": "Dropdown", "probe-spec": "Textbox"}, kinds
 assert set(demo.get_api_info()["named_endpoints"]) == {
     "/upload_data", "/start_training", "/run_status", "/stop_training", "/resume_training", "/list_runs",
-    "/delete_run", "/estimate", "/evaluate", "/chat", "/export"}
+    "/delete_run", "/estimate", "/evaluate", "/chat", "/export", "/evaluate_judged", "/start_sweep", "/sweep_status",
+    "/stop_sweep", "/resume_sweep", "/train_best_longer", "/merge_runs"}
 launch_options()
 
 # a fresh workspace has not read the default model's structure: the estimate says so (no number) and asks
