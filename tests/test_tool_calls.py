@@ -245,3 +245,34 @@ def test_the_server_returns_the_trained_call_in_openais_tool_calls(tool_caller):
     refused = refusing.post("/v1/chat/completions", json=body)
     assert refused.status_code == 400 and "no place for tools" in refused.json()["error"]["message"]
     assert refusing.post("/v1/chat/completions", json={**body, "tools": None, "max_tokens": 2}).status_code == 200
+
+
+def test_the_pages_conversation_becomes_openai_tool_turns():
+    """Shown messages (Gradio metadata marks calls and results) -> the model's messages: a reply's text and its
+    parallel calls are one assistant turn; each result a tool turn answering its call; a call that could not be
+    read is shown, never sent."""
+    from ui import chat_tab, chat_tools
+
+    reply = {"content": "Checking both.", "tool_calls": [{"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                                                         {"name": "get_weather", "arguments": '{"city": "Oslo"}'}]}
+    shown = [{"role": "user", "content": "Paris and Oslo?"}] + chat_tools.call_messages(reply)
+    assert [m.get("metadata", {}).get("id") for m in shown] == [None, None, "tool_call:get_weather",
+                                                                 "tool_call:get_weather"]
+    assert chat_tools.waiting_call(shown) == "get_weather"
+    assert chat_tools.user_turn(shown, "no tools now", [])[-1] == {"role": "user", "content": "no tools now"}
+    shown = chat_tools.user_turn(shown, "18 C", [WEATHER])
+    assert shown[-1]["metadata"]["id"] == "tool_result:get_weather" and chat_tools.waiting_call(shown) == "get_weather"
+    shown = chat_tools.user_turn(shown, "-3 C", [WEATHER])  # the second call's result
+    assert shown[-1]["metadata"]["id"] == "tool_result:get_weather" and chat_tools.waiting_call(shown) is None
+    assert chat_tools.user_turn(shown, "thanks", [WEATHER])[-1] == {"role": "user", "content": "thanks"}
+    calls = [{"id": f"call_{n}", "type": "function",
+              "function": {"name": "get_weather", "arguments": json.dumps({"city": city})}}
+             for n, city in ((1, "Paris"), (2, "Oslo"))]
+    assert chat_tab.messages_for("Be brief.", shown) == [
+        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Paris and Oslo?"},
+        {"role": "assistant", "content": "Checking both.", "tool_calls": calls},
+        {"role": "tool", "name": "get_weather", "tool_call_id": "call_1", "content": "18 C"},
+        {"role": "tool", "name": "get_weather", "tool_call_id": "call_2", "content": "-3 C"}]
+    unread = chat_tools.call_messages({"content": "<tool_call>{bad", "tool_calls": [], "error": "not JSON"})
+    assert unread[0]["content"] == "<tool_call>{bad" and "not JSON" in unread[1]["content"]
+    assert chat_tab.messages_for("", unread) == [{"role": "assistant", "content": "<tool_call>{bad"}]

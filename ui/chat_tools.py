@@ -94,9 +94,17 @@ def _meta_id(message: dict) -> str:
 
 
 def waiting_call(history: list[dict]) -> str | None:
-    """The name of the tool call the conversation ends with (its result is due), else None."""
-    last = history[-1] if history else None
-    return _meta_id(last).split(":", 1)[1] if last and _meta_id(last).startswith(CALL_ID + ":") else None
+    """The name of the next tool call the conversation waits a result for (the calls it ends with, answered in
+    order by the results after them), else None."""
+    kinds = []
+    for message in reversed(history):
+        kind, _, name = _meta_id(message).partition(":")
+        if kind not in (CALL_ID, RESULT_ID):
+            break
+        kinds.insert(0, (kind, name))
+    calls = [name for kind, name in kinds if kind == CALL_ID]
+    answered = sum(kind == RESULT_ID for kind, _ in kinds)
+    return calls[answered] if answered < len(calls) else None
 
 
 def result_message(name: str, text: str, lang="en") -> dict:
@@ -139,25 +147,26 @@ def model_messages(history: list[dict], text_of) -> list[dict]:
     """The conversation as the model's messages (OpenAI shape): shown tool calls become the assistant turn's
     `tool_calls`, shown results `tool` turns answering them; everything else is text."""
     out: list[dict] = []
+    pending: list[dict] = []  # calls not answered yet, in order: each result answers the first of its name
     for message in history:
         kind, _, name = _meta_id(message).partition(":")
         content = text_of(message.get("content"))
         if kind == CALL_ID:
             arguments = compact(content.strip().removeprefix("```json").removesuffix("```").strip())
-            call = {"id": f"call_{len(out)}", "type": "function", "function": {"name": name, "arguments": arguments}}
-            if out and out[-1]["role"] == "assistant" and "tool_calls" in out[-1]:
-                out[-1]["tool_calls"].append(call)  # parallel calls: one assistant turn
-            elif out and out[-1]["role"] == "assistant" and not out[-1].get("tool_calls"):
-                out[-1]["tool_calls"] = [call]  # the reply's text, then its calls
+            call = {"id": f"call_{sum(len(m.get('tool_calls') or []) for m in out) + 1}", "type": "function",
+                    "function": {"name": name, "arguments": arguments}}
+            pending.append(call)
+            if out and out[-1]["role"] == "assistant":
+                out[-1].setdefault("tool_calls", []).append(call)  # the reply's text and parallel calls: one turn
             else:
                 out.append({"role": "assistant", "content": "", "tool_calls": [call]})
         elif kind == RESULT_ID:
-            calls = [c for m in out if m.get("tool_calls") for c in m["tool_calls"] if c["function"]["name"] == name]
-            out.append({"role": "tool", "name": name, "tool_call_id": calls[-1]["id"] if calls else "",
+            answered = next((c for c in pending if c["function"]["name"] == name), None)
+            if answered is not None:
+                pending.remove(answered)
+            out.append({"role": "tool", "name": name, "tool_call_id": answered["id"] if answered else "",
                         "content": content})
-        elif kind == "tool_error":
-            continue
-        else:
+        elif kind != "tool_error":  # a call that could not be read is shown, never sent
             out.append({"role": message["role"], "content": content})
     return out
 
