@@ -188,3 +188,18 @@ def test_cli_check_reports_kind_note_and_blocks(tmp_path):
     assert kto["format"] == "kto" and kto["kind"] == "unpaired" and "--format" in kto["note"]
     text = check(LAYOUTS / "corpus.txt", "--model", str(ROOT / ".cache" / "tiny-smollm2"), "--max-seq-len", "16")
     assert text["documents"] == 3 and text["blocks"] >= 2 and text["trained_tokens"] == text["tokens"]
+
+
+def test_preference_data_keeps_reasoning_inline_and_refuses_tool_calls(tmp_path):
+    path = tmp_path / "kto_reasoning.jsonl"
+    path.write_text(json.dumps({"messages": [{"role": "user", "content": "6 x 7?"},
+                                             {"role": "assistant", "reasoning_content": "35 + 7", "content": "42"}],
+                                "label": True}) + "\n")
+    assert load_examples(path).examples[0].completion == "<think>\n35 + 7\n</think>\n\n42"  # not dropped silently
+    path.write_text(json.dumps({"messages": [{"role": "user", "content": "Weather?"},
+                                             {"role": "assistant", "content": None,
+                                              "tool_calls": [{"name": "get_weather", "arguments": {}}]}],
+                                "label": True}) + "\n")
+    with pytest.raises(DataError) as info:
+        load_examples(path)
+    assert info.value.field == "messages[1]" and "not supported in preference data" in str(info.value)

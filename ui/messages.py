@@ -146,6 +146,8 @@ ZH = {
     "field.tool_turn_order": "顺序应为 system（可选）、user、assistant；调用工具的助手消息之后，每个调用跟一条工具消息"
                              "，再接助手消息",
     "field.label_boolean": "label 必须是 true 或 false，实际是 {label}",
+    "field.preference_tools_hint": "提示和回答请只用 system、user、assistant 的文本消息",
+    "field.preference_tools": "偏好数据不支持工具调用和工具消息",
     "data.media": "这份数据包含 {what}：文本模型无法训练图像、音频或视频，本应用也绝不会把它们当作文本训练",
     "data.media_hint": "删除 images/audios/videos 字段和 <image>/<audio>/<video> 占位符即可只训练文本；"
                        "支持的格式：alpaca、sharegpt（含工具）、OpenAI messages（含工具、推理）、"

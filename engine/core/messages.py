@@ -143,6 +143,8 @@ CATALOGUE = {
     "field.tool_turn_order": "turns must go system (optional), user, assistant; an assistant turn that calls tools i"
                              "s followed by one tool turn per call, then an assistant turn",
     "field.label_boolean": "label must be true or false, got {label}",
+    "field.preference_tools_hint": "give the prompt and the answers as system, user and assistant text turns",
+    "field.preference_tools": "tool calls and tool turns are not supported in preference data",
     "data.media": "this data holds {what}: a text model cannot train on images, audio or video, and the app never tr"
                   "ains them as text",
     "data.media_hint": "remove the images/audios/videos fields and <image>/<audio>/<video> placeholders to train on "

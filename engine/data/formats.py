@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from engine.core.messages import Message as M
 from engine.core.registry import FORMATS
 from engine.data.errors import FieldError
-from engine.data.turns import CHAT_ROLES, SHAREGPT_ROLES, check_tool_conversation, is_rich, parse_tools, read_turns
+from engine.data.turns import (
+    CHAT_ROLES,
+    SHAREGPT_ROLES,
+    check_tool_conversation,
+    is_rich,
+    parse_tools,
+    read_turns,
+    think_block,
+)
 
 KINDS = ("conversation", "text", "pairwise", "unpaired")
 PREFERENCE_KINDS = ("pairwise", "unpaired")
@@ -198,12 +206,13 @@ PROMPT_FIELDS = ("prompt", "instruction", "conversations", "messages")
 
 
 def _plain_turns(messages: list[dict], field: str) -> list[dict]:
-    """Preference prompts are plain chats (system, user, assistant): tool turns there are not supported."""
+    """Preference data is plain chat (system, user, assistant): tool turns there are refused; reasoning is kept
+    inline as <think>...</think> (never dropped without a word)."""
     for index, message in enumerate(messages):
         if message["role"] not in ROLES or message.get("tool_calls"):
-            raise FieldError(f"{field}[{index}]", M("field.unknown_role", role=repr(message["role"])),
-                             M("field.use_role", choices=", ".join(ROLES)))
-    return [{"role": m["role"], "content": m["content"]} for m in messages]
+            raise FieldError(f"{field}[{index}]", M("field.preference_tools"), M("field.preference_tools_hint"))
+    return [{"role": m["role"], "content": think_block(m["reasoning_content"]) + m["content"]
+             if m.get("reasoning_content") else m["content"]} for m in messages]
 
 
 def _check_prompt(messages: list[dict], field: str) -> list[dict]:
