@@ -95,7 +95,8 @@ def test_two_machines_on_loopback_train_as_one_world(tiny_model, tmp_path):
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
     outputs = [p.communicate(timeout=600) for p in started]
     assert [p.returncode for p in started] == [0, 0], outputs[0][1][-3000:] + outputs[1][1][-3000:]
-    main = Path(outputs[0][0].strip().splitlines()[-1])
+    main, other = (Path(out.strip().splitlines()[-1]) for out, _ in outputs)
+    assert runs.read_status(other)["state"] == "done" and runs.read_status(other)["machine_rank"] == 1
     status = runs.read_status(main)
     assert status["state"] == "done" and status["world_size"] == 2 and status["step"] == 3
     assert [r["step"] for r in runs.read_metrics(main) if "loss" in r] == [1, 2, 3]

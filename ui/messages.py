@@ -171,6 +171,7 @@ ZH = {
     "run.disk_where": "（{folder} 所在）",
     "run.interrupted": "已中断",
     "run.error": "训练出错（{type}）：{detail}",
+    "run.machine_exit": "机器 {rank} 的训练进程以代码 {code} 退出；请查看这里的 train.log 和主机器上的运行文件夹",
     "run.gone": "训练进程（pid {pid}）未完成就结束了（被终止或崩溃）；继续训练会从最后一个检查点开始",
     "eval.gone": "评估进程（pid {pid}）未完成就结束了；请重新开始",
     "serve.gone": "服务进程（pid {pid}）已结束；详见训练文件夹中的 serve.log",

@@ -171,6 +171,8 @@ CATALOGUE = {
     "run.disk_where": " holding {folder}",
     "run.interrupted": "interrupted",
     "run.error": "{type}: {detail}",
+    "run.machine_exit": "machine {rank}'s training processes exited with code {code}; see train.log here and the "
+                        "main machine's run folder",
     "run.gone": "the trainer process (pid {pid}) ended without finishing (killed or crashed); resume continues from "
                 "the last checkpoint",
     "eval.gone": "the evaluation process (pid {pid}) ended without finishing; start it again",
