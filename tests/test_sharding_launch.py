@@ -123,8 +123,12 @@ def test_fsdp_on_cpu_processes_refuses_adapters_and_takes_full_fine_tuning():
         pytest.skip("on GPUs accelerate's own FSDP takes adapters too")
     lora = RunConfig.from_dict({"method": {"name": "lora"}, "train": {"num_processes": 2, "distributed": "fsdp"}})
     assert any("choose ddp for it" in str(p) for p in launcher.launch_problems(lora))
-    full = RunConfig.from_dict({"method": {"name": "full"}, "train": {"num_processes": 2, "distributed": "fsdp"}})
+    full = RunConfig.from_dict({"method": {"name": "full"}, "train": {"num_processes": 2, "distributed": "fsdp",
+                                                                      "save_steps": 0}})
     assert launcher.launch_problems(full) == []
+    checkpoints = RunConfig.from_dict({"method": {"name": "full"}, "train": {"num_processes": 2, "distributed": "fsdp",
+                                                                             "save_steps": 20}})
+    assert [str(p).split(":")[0] for p in launcher.launch_problems(checkpoints)] == ["train.save_steps"]
 
 
 # ---- FSDP on two CPU processes ------------------------------------------------------------------------

@@ -141,6 +141,8 @@ ZH = {
     "config.main_address": "{field}：多台机器训练需要主机器的地址（IP 或主机名）",
     "launch.no_deepspeed": "{field}：{value} 需要 DeepSpeed，但这里无法导入（{reason}）；"
                            "请安装（pip install deepspeed）或改用 ddp 或 fsdp",
+    "launch.cpu_fsdp_checkpoints": "{field}：{value}：在 CPU 进程上 fsdp 只在结束时保存结果；请设为 0"
+                                   "（训练中的检查点，以及停止和继续，需要 ddp 或 GPU）",
     "launch.cpu_fsdp_adapters": "{field}：在 CPU 进程上 fsdp 只分片训练模型自身权重的方法（full、freeze、bitfit 等）；"
                                 "{method} 添加适配器：请改用 ddp",
     "config.no_train_file": "{field}：没有训练文件；请上传一个或选择示例数据集",

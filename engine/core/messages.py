@@ -139,6 +139,8 @@ CATALOGUE = {
     "config.main_address": "{field}: several machines need the main machine's address (IP or host name)",
     "launch.no_deepspeed": "{field}: {value} needs DeepSpeed, which does not import here ({reason}); install it "
                            "(pip install deepspeed) or choose ddp or fsdp",
+    "launch.cpu_fsdp_checkpoints": "{field}: {value}: fsdp on CPU processes saves its result at the end only; set "
+                                   "it to 0 (checkpoints during the run, and so Stop and Resume, need ddp or GPUs)",
     "launch.cpu_fsdp_adapters": "{field}: fsdp on CPU processes shards methods that train the model's own weights "
                                 "(full, freeze, bitfit, ...); {method} adds adapters: choose ddp for it",
     "config.no_train_file": "{field}: no training file given; upload one or pick a sample dataset",

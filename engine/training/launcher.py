@@ -209,8 +209,11 @@ def launch_problems(cfg: RunConfig) -> list[str]:
             found.append(Message("launch.no_deepspeed", field="train.distributed", value=cfg.train.distributed,
                                  reason=reason))
     method = METHODS.get(cfg.method.name) if cfg.method.name in METHODS else None
-    if cfg.train.distributed == "fsdp" and not gpus() and method is not None and not method.trains_base_weights:
+    cpu_fsdp = cfg.train.distributed == "fsdp" and not gpus()
+    if cpu_fsdp and method is not None and not method.trains_base_weights:
         found.append(Message("launch.cpu_fsdp_adapters", field="train.distributed", method=cfg.method.name))
+    if cpu_fsdp and cfg.train.save_steps > 0:  # engine/training/cpu_fsdp.py gathers the weights at the end only
+        found.append(Message("launch.cpu_fsdp_checkpoints", field="train.save_steps", value=cfg.train.save_steps))
     if cfg.train.accelerate_config and not Path(cfg.train.accelerate_config).is_file():
         found.append(f"train.accelerate_config: {cfg.train.accelerate_config} does not exist; "
                      "create one with `accelerate config --config_file PATH`")
