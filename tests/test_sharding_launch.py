@@ -179,3 +179,22 @@ def test_the_gpu_suite_refuses_without_cuda():
                                 env={**os.environ, "PYTHON": sys.executable})
         assert result.returncode == 3, result.stderr
         assert "no CUDA device here" in result.stderr and "run it on a machine with an NVIDIA GPU" in result.stderr
+
+
+def test_the_readmes_fsdp_numbers_are_the_recorded_ones():
+    import re
+
+    record = (ROOT / "bench" / "results" / "fsdp_cpu.md").read_text()
+    readme = (ROOT / "README.md").read_text()
+    paragraph = readme[readme.index("**FSDP on two CPU processes**"):].split("\n\n")[0]
+    losses = json.loads(record.split("```json\n")[1].split("```")[0])
+    one, fsdp = losses["one process"], losses["fsdp, 2 processes"]
+    worst = max(abs(a - b) / abs(a) for a, b in zip(one, fsdp))
+    assert f"{worst:.2e}" in paragraph and worst < 1e-4  # the same losses, as recorded
+    assert ", ".join(f"{x:.4f}" for x in one) in paragraph and ", ".join(f"{x:.4f}" for x in fsdp) in paragraph
+    peaks = re.search(r"Per-process peak: FSDP ([\d.]+) GiB against ([\d.]+) GiB for one process \(([\d.]+)x\) "
+                      r"and ([\d.]+) GiB for DDP \(([\d.]+)x\)", record).groups()
+    estimate = re.search(r"FSDP per process: ([\d.]+) against ([\d.]+) GiB \(([\d.]+)x\)", record).groups()
+    for number in peaks + estimate:
+        assert number in paragraph, number
+    assert float(peaks[0]) < float(peaks[1]) and float(peaks[0]) < float(peaks[3])  # less per process
