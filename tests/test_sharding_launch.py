@@ -129,6 +129,9 @@ def test_fsdp_on_cpu_processes_refuses_adapters_and_takes_full_fine_tuning():
     checkpoints = RunConfig.from_dict({"method": {"name": "full"}, "train": {"num_processes": 2, "distributed": "fsdp",
                                                                              "save_steps": 20}})
     assert [str(p).split(":")[0] for p in launcher.launch_problems(checkpoints)] == ["train.save_steps"]
+    dpo = RunConfig.from_dict({"method": {"name": "full"}, "train": {"num_processes": 2, "distributed": "fsdp",
+                                                                     "save_steps": 0, "objective": "dpo"}})
+    assert [str(p).split(":")[0] for p in launcher.launch_problems(dpo)] == ["train.objective"]
 
 
 # ---- FSDP on two CPU processes ------------------------------------------------------------------------

@@ -143,6 +143,8 @@ ZH = {
                            "请安装（pip install deepspeed）或改用 ddp 或 fsdp",
     "launch.cpu_fsdp_checkpoints": "{field}：{value}：在 CPU 进程上 fsdp 只在结束时保存结果；请设为 0"
                                    "（训练中的检查点，以及停止和继续，需要 ddp 或 GPU）",
+    "launch.cpu_fsdp_objective": "{field}：{value}：在 CPU 进程上 fsdp 只训练 sft 目标"
+                                  "（偏好目标使用 TRL 自己的训练器）；请改用 ddp",
     "launch.cpu_fsdp_adapters": "{field}：在 CPU 进程上 fsdp 只分片训练模型自身权重的方法（full、freeze、bitfit 等）；"
                                 "{method} 添加适配器：请改用 ddp",
     "config.no_train_file": "{field}：没有训练文件；请上传一个或选择示例数据集",

@@ -141,6 +141,8 @@ CATALOGUE = {
                            "(pip install deepspeed) or choose ddp or fsdp",
     "launch.cpu_fsdp_checkpoints": "{field}: {value}: fsdp on CPU processes saves its result at the end only; set "
                                    "it to 0 (checkpoints during the run, and so Stop and Resume, need ddp or GPUs)",
+    "launch.cpu_fsdp_objective": "{field}: {value}: fsdp on CPU processes trains the sft objective only (the "
+                                  "preference objectives use TRL's own trainers); choose ddp for it",
     "launch.cpu_fsdp_adapters": "{field}: fsdp on CPU processes shards methods that train the model's own weights "
                                 "(full, freeze, bitfit, ...); {method} adds adapters: choose ddp for it",
     "config.no_train_file": "{field}: no training file given; upload one or pick a sample dataset",
