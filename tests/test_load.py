@@ -224,3 +224,24 @@ def test_the_api_registers_status_reads_and_chat_without_a_concurrency_limit(api
     assert limits["run_status"] is None and limits["list_runs"] is None and limits["chat"] is None
     config = json.dumps(demo.config)
     assert "run_status" in config
+
+
+def test_the_readmes_load_numbers_are_the_recorded_ones():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    record = (root / "bench" / "results" / "load_cpu.md").read_text()
+    readme = (root / "README.md").read_text()
+    paragraph = readme[readme.index("**The app under load**"):].split("\n\n")[0]
+    rows = {r[0]: r for r in (line.strip("| ").split(" | ") for line in record.splitlines())
+            if r[0] in ("no run trains (control)", "a run trains")}
+    trains, control = rows["a run trains"], rows["no run trains (control)"]
+    assert trains[2] == "200 of 200" and "all 200 answered" in paragraph
+    for cell in (trains[3], trains[4], control[3], control[4]):  # p50 and p95 of both rows
+        assert cell.replace(" ms", "") + " ms" in paragraph, cell
+    goal_met = trains[-1].strip(" |") == "met"
+    assert ("NOT met" in paragraph) == (not goal_met)
+    places = re.findall(r"^\| \d \| ([^|]+) \|", record, re.M)
+    assert sorted(p.strip() for p in places) == ["1 ahead", "2 ahead, 1 ahead", "3 ahead, 2 ahead, 1 ahead",
+                                                 "none (answered first)"]

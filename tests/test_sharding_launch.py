@@ -95,7 +95,8 @@ def test_two_machines_on_loopback_train_as_one_world(tiny_model, tmp_path):
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
     outputs = [p.communicate(timeout=600) for p in started]
     assert [p.returncode for p in started] == [0, 0], outputs[0][1][-3000:] + outputs[1][1][-3000:]
-    main = Path(outputs[0][0].strip().splitlines()[-1])
+    main, other = (Path(out.strip().splitlines()[-1]) for out, _ in outputs)
+    assert runs.read_status(other)["state"] == "done" and runs.read_status(other)["machine_rank"] == 1
     status = runs.read_status(main)
     assert status["state"] == "done" and status["world_size"] == 2 and status["step"] == 3
     assert [r["step"] for r in runs.read_metrics(main) if "loss" in r] == [1, 2, 3]
@@ -122,8 +123,15 @@ def test_fsdp_on_cpu_processes_refuses_adapters_and_takes_full_fine_tuning():
         pytest.skip("on GPUs accelerate's own FSDP takes adapters too")
     lora = RunConfig.from_dict({"method": {"name": "lora"}, "train": {"num_processes": 2, "distributed": "fsdp"}})
     assert any("choose ddp for it" in str(p) for p in launcher.launch_problems(lora))
-    full = RunConfig.from_dict({"method": {"name": "full"}, "train": {"num_processes": 2, "distributed": "fsdp"}})
+    full = RunConfig.from_dict({"method": {"name": "full"}, "train": {"num_processes": 2, "distributed": "fsdp",
+                                                                      "save_steps": 0}})
     assert launcher.launch_problems(full) == []
+    checkpoints = RunConfig.from_dict({"method": {"name": "full"}, "train": {"num_processes": 2, "distributed": "fsdp",
+                                                                             "save_steps": 20}})
+    assert [str(p).split(":")[0] for p in launcher.launch_problems(checkpoints)] == ["train.save_steps"]
+    dpo = RunConfig.from_dict({"method": {"name": "full"}, "train": {"num_processes": 2, "distributed": "fsdp",
+                                                                     "save_steps": 0, "objective": "dpo"}})
+    assert [str(p).split(":")[0] for p in launcher.launch_problems(dpo)] == ["train.objective"]
 
 
 # ---- FSDP on two CPU processes ------------------------------------------------------------------------
@@ -174,3 +182,22 @@ def test_the_gpu_suite_refuses_without_cuda():
                                 env={**os.environ, "PYTHON": sys.executable})
         assert result.returncode == 3, result.stderr
         assert "no CUDA device here" in result.stderr and "run it on a machine with an NVIDIA GPU" in result.stderr
+
+
+def test_the_readmes_fsdp_numbers_are_the_recorded_ones():
+    import re
+
+    record = (ROOT / "bench" / "results" / "fsdp_cpu.md").read_text()
+    readme = (ROOT / "README.md").read_text()
+    paragraph = readme[readme.index("**FSDP on two CPU processes**"):].split("\n\n")[0]
+    losses = json.loads(record.split("```json\n")[1].split("```")[0])
+    one, fsdp = losses["one process"], losses["fsdp, 2 processes"]
+    worst = max(abs(a - b) / abs(a) for a, b in zip(one, fsdp))
+    assert f"{worst:.2e}" in paragraph and worst < 1e-4  # the same losses, as recorded
+    assert ", ".join(f"{x:.4f}" for x in one) in paragraph and ", ".join(f"{x:.4f}" for x in fsdp) in paragraph
+    peaks = re.search(r"Per-process peak: FSDP ([\d.]+) GiB against ([\d.]+) GiB for one process \(([\d.]+)x\) "
+                      r"and ([\d.]+) GiB for DDP \(([\d.]+)x\)", record).groups()
+    estimate = re.search(r"FSDP per process: ([\d.]+) against ([\d.]+) GiB \(([\d.]+)x\)", record).groups()
+    for number in peaks + estimate:
+        assert number in paragraph, number
+    assert float(peaks[0]) < float(peaks[1]) and float(peaks[0]) < float(peaks[3])  # less per process

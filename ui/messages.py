@@ -177,6 +177,10 @@ ZH = {
     "config.main_address": "{field}：多台机器训练需要主机器的地址（IP 或主机名）",
     "launch.no_deepspeed": "{field}：{value} 需要 DeepSpeed，但这里无法导入（{reason}）；"
                            "请安装（pip install deepspeed）或改用 ddp 或 fsdp",
+    "launch.cpu_fsdp_checkpoints": "{field}：{value}：在 CPU 进程上 fsdp 只在结束时保存结果；请设为 0"
+                                   "（训练中的检查点，以及停止和继续，需要 ddp 或 GPU）",
+    "launch.cpu_fsdp_objective": "{field}：{value}：在 CPU 进程上 fsdp 只训练 sft 目标"
+                                  "（偏好目标使用 TRL 自己的训练器）；请改用 ddp",
     "launch.cpu_fsdp_adapters": "{field}：在 CPU 进程上 fsdp 只分片训练模型自身权重的方法（full、freeze、bitfit 等）；"
                                 "{method} 添加适配器：请改用 ddp",
     "config.no_train_file": "{field}：没有训练文件；请上传一个或选择示例数据集",
@@ -208,6 +212,7 @@ ZH = {
     "run.interrupted": "已中断",
     "run.error": "训练出错（{type}）：{detail}",
     "run.reward_failed": "奖励 {reward} 在 {file} 的 {where} 出错：{reason}",
+    "run.machine_exit": "机器 {rank} 的训练进程以代码 {code} 退出；请查看这里的 train.log 和主机器上的运行文件夹",
     "run.gone": "训练进程（pid {pid}）未完成就结束了（被终止或崩溃）；继续训练会从最后一个检查点开始",
     "eval.gone": "评估进程（pid {pid}）未完成就结束了；请重新开始",
     "serve.gone": "服务进程（pid {pid}）已结束；详见训练文件夹中的 serve.log",

@@ -176,6 +176,10 @@ CATALOGUE = {
     "config.main_address": "{field}: several machines need the main machine's address (IP or host name)",
     "launch.no_deepspeed": "{field}: {value} needs DeepSpeed, which does not import here ({reason}); install it "
                            "(pip install deepspeed) or choose ddp or fsdp",
+    "launch.cpu_fsdp_checkpoints": "{field}: {value}: fsdp on CPU processes saves its result at the end only; set "
+                                   "it to 0 (checkpoints during the run, and so Stop and Resume, need ddp or GPUs)",
+    "launch.cpu_fsdp_objective": "{field}: {value}: fsdp on CPU processes trains the sft objective only (the "
+                                  "preference objectives use TRL's own trainers); choose ddp for it",
     "launch.cpu_fsdp_adapters": "{field}: fsdp on CPU processes shards methods that train the model's own weights "
                                 "(full, freeze, bitfit, ...); {method} adds adapters: choose ddp for it",
     "config.no_train_file": "{field}: no training file given; upload one or pick a sample dataset",
@@ -209,6 +213,8 @@ CATALOGUE = {
     "run.interrupted": "interrupted",
     "run.error": "{type}: {detail}",
     "run.reward_failed": "reward {reward} failed on {where} of {file}: {reason}",
+    "run.machine_exit": "machine {rank}'s training processes exited with code {code}; see train.log here and the "
+                        "main machine's run folder",
     "run.gone": "the trainer process (pid {pid}) ended without finishing (killed or crashed); resume continues from "
                 "the last checkpoint",
     "eval.gone": "the evaluation process (pid {pid}) ended without finishing; start it again",

@@ -12,7 +12,8 @@ gives the same losses as one process (tests/test_sharding_launch.py, bench/resul
 
 Written by hand because neither accelerate nor transformers' Trainer offers FSDP on CPU. Scope: methods that train
 the model's own weights (full, freeze, bitfit, ...: `Method.trains_base_weights`), where sharding pays most (full
-fine-tuning keeps 16 bytes per parameter); adapters are refused before the run (launcher.launch_problems).
+fine-tuning keeps 16 bytes per parameter), saving the result at the end only (no checkpoints during the run, so no
+Stop/Resume); adapters and save_steps > 0 are refused before the run (launcher.launch_problems).
 """
 from __future__ import annotations
 

@@ -87,7 +87,22 @@ def foreground(run_dir: Path, resume: bool = False) -> int | None:
     command = trainer_command(Path(run_dir), resume)
     if command[1:3] == ["-m", "engine"]:
         return None
-    return subprocess.call(command, cwd=str(PROJECT_ROOT), env=jobs.engine_env(**launch_env(run_dir)))
+    code = subprocess.call(command, cwd=str(PROJECT_ROOT), env=jobs.engine_env(**launch_env(run_dir)))
+    _record_other_machine(Path(run_dir), code)
+    return code
+
+
+def _record_other_machine(run_dir: Path, code: int) -> None:
+    """On a machine other than the main one, the run folder is local and the main machine's records the run:
+    this one says how this machine's part ended."""
+    try:
+        rank = RunConfig.load(run_dir / "config.yaml").train.machine_rank
+    except Exception:
+        return
+    if rank > 0:
+        outcome = {"state": "done"} if code == 0 else {"state": "failed", **runs.error_fields(
+            Message("run.machine_exit", rank=rank, code=code))}
+        runs.update_status(run_dir, machine_rank=rank, finished_at=time.time(), **outcome)
 
 
 def trainer_command(run_dir: Path, resume: bool = False) -> list[str]:
