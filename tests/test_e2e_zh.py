@@ -80,7 +80,10 @@ def test_every_tab_in_chinese(tiny_model, tmp_path):
         page.set_default_timeout(60_000)
         page.goto(url)
         page.get_by_text("Tuneloom").first.wait_for()
-        settled(page)  # the remembered language is restored on load: choose after it
+        # the remembered language is restored on load, beside the load-time data check (which takes longer): choose
+        # after that check has answered
+        page.locator("#data-message").get_by_text("ready to train").wait_for(timeout=120_000)
+        settled(page)
 
         # the choice is made once and kept in the browser: a reload comes back in Chinese, Gradio's words too
         page.locator("#language label").filter(has_text="中文").click()
