@@ -86,11 +86,11 @@ def main(argv=None) -> int:
 
     import torch
 
-    from engine.core import structure
+    from engine.core import describe
     from engine.methods import METHODS
 
     torch.set_num_threads(1)
-    structure.IN_PROCESS = True
+    describe.IN_PROCESS = True
     os.environ["TUNELOOM_HOME"] = tempfile.mkdtemp(prefix="tuneloom-families-")
     families = [f for f in args.families.split(",") if f] or list(FAMILIES)
     methods = [m for m in args.methods.split(",") if m] or list(METHODS)

@@ -33,6 +33,13 @@ def set_number(page, elem_id: str, value) -> None:
     box.press("Tab")
 
 
+def settled(page, timeout: float = 60_000) -> None:
+    """Wait until no event of the page is in flight (Gradio's progress text gone) and the last update is painted
+    (two animation frames): a state to wait for, instead of a fixed pause."""
+    page.wait_for_function("!/processing \\||queue: /.test(document.body.innerText)", timeout=timeout)
+    page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+
+
 def enabled(page, elem_id: str, expected: bool, timeout: float = 60_000) -> None:
     """Wait until a button is (or is not) enabled: the buttons follow the run's state on the timer."""
     page.wait_for_function(f"(() => {{ const b = document.querySelector('#{elem_id}'); "
@@ -104,7 +111,7 @@ def test_browser_flow(tiny_model, tmp_path):
         enabled(page, "stop", False)
         plot = page.locator("#loss-plot")
         plot.locator("canvas, svg").first.wait_for()
-        page.wait_for_timeout(1500)  # let the last points draw
+        settled(page)  # the last points drawn
         table = page.locator("#runs-table")
         assert table.get_by_text("identity.jsonl").count() > 0 and table.get_by_text("lora").count() > 0
         page.screenshot(path=str(SHOTS / "4-train-done.png"), full_page=True)
@@ -124,7 +131,7 @@ def test_browser_flow(tiny_model, tmp_path):
             const last = bots[bots.length - 1];
             return last && last.innerText.replace('…', '').trim().length > 0;
         }""", timeout=90_000)
-        page.wait_for_timeout(1000)
+        settled(page)
         page.screenshot(path=str(SHOTS / "5-chat.png"), full_page=True)
         assert page.locator("#chatbot").get_by_text("Who are you?").count() > 0
 

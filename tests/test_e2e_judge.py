@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from app_server import running_app
-from test_e2e_browser import ARGS, CHROMIUM, SHOTS, pick
+from test_e2e_browser import ARGS, CHROMIUM, SHOTS, pick, settled
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.browser  # skipped without Chromium, failed under CI=true (conftest.py)
@@ -100,22 +100,22 @@ def test_judging_in_the_browser(tiny_model, tmp_path):
         page.wait_for_function("document.querySelector('#compare-settings').innerText.includes('train.learning_rate')")
         page.locator("#compare-plot").locator("canvas, svg").first.wait_for()
         page.wait_for_function(f"document.querySelector('#compare-numbers').innerText.includes('{alpha}')")
-        page.wait_for_timeout(1000)
+        settled(page)
         page.screenshot(path=str(SHOTS / "9-compare-by-step.png"), full_page=True)
         page.locator("#compare-x").get_by_text("tokens", exact=True).click()
         page.locator("#compare-plot-tokens").locator("canvas, svg").first.wait_for()
-        page.wait_for_timeout(1500)
+        settled(page)
         page.screenshot(path=str(SHOTS / "9-compare.png"), full_page=True)
 
         # 4. Chinese, remembered across a reload
         page.locator("#language").get_by_text("中文").click()
         page.get_by_role("tab", name=re.compile("对比")).wait_for()
-        page.wait_for_timeout(800)
+        settled(page)
         page.screenshot(path=str(SHOTS / "10-compare-zh.png"), full_page=True)
         page.reload()
         page.get_by_role("tab", name=re.compile("对话")).click()
         page.get_by_role("tab", name=re.compile("并排对比")).click()
         page.get_by_text("生成设置").first.wait_for()
-        page.wait_for_timeout(800)
+        settled(page)
         page.screenshot(path=str(SHOTS / "11-chat-zh.png"), full_page=True)
         browser.close()

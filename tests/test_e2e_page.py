@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from app_server import ROOT, running_app
-from test_e2e_browser import ARGS, BAD_FILE, CHROMIUM, SHOTS, pick, set_number
+from test_e2e_browser import ARGS, BAD_FILE, CHROMIUM, SHOTS, pick, set_number, settled
 
 pytestmark = pytest.mark.browser  # skipped without Chromium, failed under CI=true (conftest.py)
 VIEW = {"width": 1280, "height": 800}
@@ -85,7 +85,7 @@ def test_start_in_view_and_nothing_overflows_in_light_and_dark(tmp_path):
             set_theme(page, theme)
             for name in TABS:
                 tab(page, name)
-                page.wait_for_timeout(250)
+                settled(page)
                 no_sideways_overflow(page, f"{theme}, {name} tab")
                 if name == "Chat" and theme == "light":  # Unload says what it did beside the button
                     page.locator("#unload").click()
@@ -99,7 +99,7 @@ def test_start_in_view_and_nothing_overflows_in_light_and_dark(tmp_path):
                     in_view(page, "start", f"{theme}, Train tab (top)")
                     in_view(page, "run-summary", f"{theme}, Train tab (top)")
                     page.mouse.wheel(0, 5000)  # to the run history at the bottom
-                    page.wait_for_timeout(400)
+                    settled(page)
                     in_view(page, "start", f"{theme}, Train tab (scrolled down)")
                     in_view(page, "stop", f"{theme}, Train tab (scrolled down)")
                     in_view(page, "run-summary", f"{theme}, Train tab (scrolled down)")
@@ -176,7 +176,7 @@ def test_a_smaller_file_moves_the_example_slider_back_silently(tmp_path):
         page.locator("#upload input[type=file]").set_input_files(str(small))
         page.locator("#data-message").get_by_text("Read three.jsonl: ready").wait_for(timeout=90_000)
         page.get_by_text(re.compile(r"^line 1: \d+ tokens")).first.wait_for()
-        page.wait_for_timeout(1000)
+        settled(page)  # every event of the upload answered: a toast would be on the page by now
         page.screenshot(path=str(SHOTS / "page-data-smaller.png"))
         assert page.locator(".toast-body").count() == 0, page.locator(".toast-body").first.inner_text()
         assert page.locator("#example input[type=number]").first.input_value() == "1"
@@ -231,10 +231,12 @@ def test_estimate_beside_the_peak_the_real_command_and_compare(tiny_model, tmp_p
         legend.get_by_text(re.compile(r"-slow train")).wait_for()
         assert legend.get_by_text(re.compile(r"-fast train")).count() == 1
         # every series of both runs (train and eval each) is drawn with its colour: the plot once left the run added
-        # second without a colour (not drawn)
-        page.wait_for_timeout(1500)
-        strokes = page.evaluate("""() => Array.from(document.querySelectorAll('#compare-plot g.mark-line path'))
-            .map(p => p.getAttribute('stroke'))""")
+        # second without a colour (not drawn). Wait for four drawn series, then check their colours
+        strokes_js = """() => Array.from(document.querySelectorAll('#compare-plot g.mark-line path'))
+            .map(p => p.getAttribute('stroke'))"""
+        page.wait_for_function(f"({strokes_js})().length >= 4")
+        settled(page)
+        strokes = page.evaluate(strokes_js)
         assert len(strokes) == 4 and all(strokes) and len(set(strokes)) == 4, strokes
         page.screenshot(path=str(SHOTS / "page-compare.png"))
         browser.close()

@@ -9,7 +9,7 @@ import re
 
 import pytest
 from app_server import running_app
-from test_e2e_browser import ARGS, CHROMIUM, SHOTS, pick, set_number
+from test_e2e_browser import ARGS, CHROMIUM, SHOTS, pick, set_number, settled
 
 pytestmark = pytest.mark.browser  # skipped without Chromium, failed under CI=true (conftest.py)
 
@@ -53,7 +53,7 @@ def test_preference_training_and_export_from_the_browser(tiny_model, tmp_path):
         page.locator("#progress").get_by_text("done").wait_for(timeout=300_000)
         page.locator("#rewards-plot").locator("canvas, svg").first.wait_for(timeout=30_000)
         page.locator("#logps-plot").locator("canvas, svg").first.wait_for(timeout=30_000)
-        page.wait_for_timeout(1500)
+        settled(page)
         page.screenshot(path=str(SHOTS / "p3-train-dpo-done.png"), full_page=True)
         run_dir = next((home / "runs").glob("*e2e-dpo*"))
         assert "objective: dpo" in (run_dir / "config.yaml").read_text()

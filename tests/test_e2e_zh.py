@@ -13,7 +13,7 @@ import re
 import pytest
 from app_server import running_app
 from english_words import english_words
-from test_e2e_browser import ARGS, BAD_FILE, CHROMIUM, SHOTS, enabled, pick, set_number
+from test_e2e_browser import ARGS, BAD_FILE, CHROMIUM, SHOTS, enabled, pick, set_number, settled
 
 pytestmark = pytest.mark.browser  # skipped without Chromium, failed under CI=true (conftest.py)
 
@@ -55,9 +55,9 @@ def setting_values() -> set[str]:
 
 def check_chinese(page, name: str, allowed: set[str]) -> None:
     """Screenshot the settled page, then fail on any English word it shows."""
-    # Gradio's progress text of an event in flight ("processing | 0.8s") is its own, untranslated: wait it out
-    page.wait_for_function("!/processing \\||queue: /.test(document.body.innerText)", timeout=30_000)
-    page.wait_for_timeout(300)  # the last update drawn
+    # Gradio's progress text of an event in flight ("processing | 0.8s") is its own, untranslated: wait it out,
+    # and for the last update to be drawn
+    settled(page)
     page.screenshot(path=str(SHOTS / f"zh-walk-{name}.png"), full_page=True)
     text = page.evaluate(SHOWN_TEXT_JS, NOT_PAGE_TEXT)
     found = sorted(set(english_words(text, allowed)))
@@ -80,7 +80,10 @@ def test_every_tab_in_chinese(tiny_model, tmp_path):
         page.set_default_timeout(60_000)
         page.goto(url)
         page.get_by_text("Tuneloom").first.wait_for()
-        page.wait_for_timeout(1500)  # the remembered language is restored on load: choose after it
+        # the remembered language is restored on load, beside the load-time data check (which takes longer): choose
+        # after that check has answered
+        page.locator("#data-message").get_by_text("ready to train").wait_for(timeout=120_000)
+        settled(page)
 
         # the choice is made once and kept in the browser: a reload comes back in Chinese, Gradio's words too
         page.locator("#language label").filter(has_text="中文").click()

@@ -351,6 +351,7 @@ def wire(c: SimpleNamespace, lang) -> None:
     c.serve.click(on_serve, [c.run, lang], c.serve_status, **private)
     c.unserve.click(on_unserve, [c.run, lang], c.serve_status, **private)
     c.run.change(serve_text, [c.run, lang], c.serve_status, **private)
+    lang.change(serve_text, [c.run, lang], c.serve_status, **private)  # the server's state, in the new language
     c.api_button.click(api_export, [c.api_run, c.api_kind, c.api_dtype], c.api_file, api_name="export",
                        api_description="Export a finished run: run id, 'adapter', 'merged' or 'gguf', and the merged "
                                        "model's dtype (auto | bf16 | fp16 | fp32) -> a zip file.")
