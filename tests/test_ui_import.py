@@ -40,7 +40,8 @@ assert kinds == {"probe-depth": "Slider", "probe-scale": "Number", "probe-flag":
                  "probe-mode": "Dropdown", "probe-spec": "Textbox"}, kinds
 assert set(demo.get_api_info()["named_endpoints"]) == {
     "/start_training", "/run_status", "/stop_training", "/resume_training", "/list_runs", "/delete_run", "/estimate",
-    "/evaluate", "/chat", "/export"}
+    "/evaluate", "/chat", "/export", "/evaluate_judged", "/start_sweep", "/sweep_status", "/stop_sweep",
+    "/resume_sweep", "/train_best_longer", "/merge_runs"}
 launch_options()
 
 # a fresh workspace has not read the default model's structure: the estimate says so (no number) and asks
@@ -70,6 +71,12 @@ export_tab.run_choices()
 from ui import eval_tab
 eval_tab.data_choices()
 export_tab.serve_text("nope")
+from ui import judge_panel, sweep_tab  # sweeps, merging and the judge: checks and views without torch
+sweep_tab.config_choices()
+sweep_tab.show_sweep(None)
+assert "tl-error" in sweep_tab.on_start("presets/quickstart.yaml", "", "train.nope=1:2", 2, "tpe", "eval_loss", "")[0]
+assert "tl-error" in sweep_tab.on_merge([], "ties", "", 0.5, "")
+judge_panel.judge_choice("http://127.0.0.1:8000/v1", "pairwise")
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
 print("LOADED", loaded)
 '''
