@@ -71,6 +71,12 @@ export_tab.run_choices()
 from ui import eval_tab
 eval_tab.data_choices()
 export_tab.serve_text("nope")
+from ui import judge_panel, sweep_tab  # sweeps, merging and the judge: checks and views without torch
+sweep_tab.config_choices()
+sweep_tab.show_sweep(None)
+assert "tl-error" in sweep_tab.on_start("presets/quickstart.yaml", "", "train.nope=1:2", 2, "tpe", "eval_loss", "")[0]
+assert "tl-error" in sweep_tab.on_merge([], "ties", "", 0.5, "")
+judge_panel.judge_choice("http://127.0.0.1:8000/v1", "pairwise")
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
 print("LOADED", loaded)
 '''

@@ -14,6 +14,7 @@ import gradio as gr
 import pandas as pd
 
 from engine.core.config import ConfigError
+from engine.core.jobs import RunState
 from engine.core.messages import Message
 from engine.core.security import web_config_problems
 from engine.core.workspace import PROJECT_ROOT, inside
@@ -238,7 +239,7 @@ def show_sweep(sweep_id, setting=None, lang="en"):
     settings = [spec.split("=", 1)[0] for spec in plan.get("space", [])]
     setting = setting if setting in settings else (settings[0] if settings else None)
     failure = error_box(tr(TEXT, lang, "process_failed"), engine([status.get("error") or ""]), lang) \
-        if status.get("state") == "failed" else ""
+        if status.get("state") == RunState.FAILED else ""
     return summary_markdown(plan, status, lang), failure, trials_table(plan, lang), \
         gr.update(value=metric_frame(plan, setting), x_title=setting or "", y_title=plan.get("metric_key")), \
         gr.update(choices=settings, value=setting)

@@ -37,6 +37,9 @@ VARIABLES = (
              "jemalloc | /path/to/lib.so (Linux)."),
     Variable("TUNELOOM_GGUF_CONVERTER", ".venv/gguf-converter",
              "The folder holding llama.cpp's converter package, installed apart by `make setup`."),
+    Variable("TUNELOOM_JUDGE_API_KEY", "",
+             "The API key sent to an OpenAI-compatible judge endpoint (`engine evaluate --judge URL`) when none is "
+             "given; unset sends \"none\"."),
     Variable("TUNELOOM_FAULT", "",
              "oom_at_step:N | disk_full_at_step:N | hang_at_step:N | wait_at_step:N (comma-separated): injects a "
              "failure or a pause into the trainer, to test how the app reports it (the tests use it)."),

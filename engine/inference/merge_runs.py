@@ -17,6 +17,7 @@ import yaml
 
 from engine.core import runs
 from engine.core.config import ConfigError
+from engine.core.jobs import RunState
 from engine.core.messages import Message
 
 # how -> the peft adapter types that can be merged that way (LoRA's combination types; IA3 sums its vectors)
@@ -120,8 +121,8 @@ def merge(run_list: list[str], how: str = "ties", weights: list[float] | None = 
     first.name = name or f"merge-{how}"
     run_dir = runs.new_run_dir(first.name)  # a run folder like the launcher's (inference sits below training)
     runs.write_atomic(run_dir / "config.yaml", first.to_yaml())
-    runs.update_status(run_dir, state="queued", created_at=time.time(), pid=None, error=None, **runs.run_facts(first),
-                       merged_from=recipe["parents"], merge=recipe)
+    runs.update_status(run_dir, state=RunState.QUEUED, created_at=time.time(), pid=None, error=None,
+                       **runs.run_facts(first), merged_from=recipe["parents"], merge=recipe)
     staging = run_dir / ".merging"
     model.save_pretrained(str(staging), selected_adapters=["merged"])
     saved = staging / "merged" if (staging / "merged").is_dir() else staging
@@ -135,7 +136,7 @@ def merge(run_list: list[str], how: str = "ties", weights: list[float] | None = 
     card = {**recipe, "parents": [_parent_card(p) for p in parents], "created_at": time.time()}
     runs.write_json(run_dir / MERGE_CARD, card)
     (run_dir / "train.log").write_text("\n".join(card_lines(run_dir)) + "\n", encoding="utf-8")
-    runs.update_status(run_dir, state="done", pid=None, finished_at=time.time())
+    runs.update_status(run_dir, state=RunState.DONE, pid=None, finished_at=time.time())
     return run_dir
 
 

@@ -17,6 +17,7 @@ import yaml
 
 from engine.core import jobs, runs
 from engine.core.config import ConfigError, RunConfig, apply_overrides
+from engine.core.jobs import RunState
 from engine.core.messages import Message
 from engine.core.workspace import safe_name, subdir
 from engine.sweep.space import grid_size, parse_space
@@ -122,10 +123,10 @@ def spawn(folder: Path) -> int:
     """Run (or resume) a sweep in its own process and session, like a trainer."""
     folder = Path(folder)
     current = read_status(folder)
-    if current.get("state") in ("running", "stopping"):
+    if current.get("state") in (RunState.RUNNING, RunState.STOPPING):
         raise ValueError(Message("sweep.active", sweep=folder.name, state=current["state"]))
     (folder / STOP_FILE).unlink(missing_ok=True)
-    update_status(folder, state="starting", pid=None, error=None)
+    update_status(folder, state=RunState.STARTING, pid=None, error=None)
     process = jobs.spawn(jobs.engine_command("sweep", "--resume", folder), folder / LOG)
     update_status(folder, pid=process.pid)
     return process.pid
@@ -135,8 +136,8 @@ def request_stop(folder: Path) -> None:
     """Ask the sweep to stop: its current trial saves a checkpoint (resume continues it), then the process ends."""
     folder = Path(folder)
     runs.write_atomic(folder / STOP_FILE, str(time.time()))
-    if read_status(folder).get("state") == "running":
-        update_status(folder, state="stopping")
+    if read_status(folder).get("state") == RunState.RUNNING:
+        update_status(folder, state=RunState.STOPPING)
 
 
 def longer_config(folder: Path, factor: float = 2.0) -> dict:

@@ -18,6 +18,7 @@ import yaml
 
 from engine.core import runs
 from engine.core.config import ConfigError, RunConfig, apply_overrides
+from engine.core.jobs import RunState
 from engine.core.messages import Message
 from engine.sweep import folder as sf
 from engine.sweep.space import parse_space
@@ -119,9 +120,9 @@ def follow(folder: Path, trial, run_dir: Path, key: str, log: Callable[[str], No
                 launcher.stop(run_dir)  # saves a checkpoint: resuming the sweep continues this trial there
                 _wait_ended(run_dir)
             return "stopped"
-        if status.get("state") == "done":  # stopped early by hand (not by the sweep): it did not finish
+        if status.get("state") == RunState.DONE:  # stopped early by hand (not by the sweep): it did not finish
             return "failed" if status.get("stopped_early") else "done"
-        if status.get("state") == "failed":
+        if status.get("state") == RunState.FAILED:
             return "failed"
         time.sleep(POLL_S)
 
@@ -163,7 +164,8 @@ def pending(folder: Path, study, log) -> list[tuple]:
         trial = optuna.trial.Trial(study, frozen._trial_id)
         run_dir = runs.resolve_run(frozen.user_attrs.get("run", ""))
         status = runs.read_status(run_dir) if runs.is_run_folder(run_dir) else {}
-        if status.get("state") in runs.ACTIVE or (status.get("state") == "done" and not status.get("stopped_early")):
+        finished = status.get("state") == RunState.DONE and not status.get("stopped_early")
+        if status.get("state") in runs.ACTIVE or finished:
             found.append((trial, run_dir, frozen.intermediate_values))
         elif status and runs.resume_refusal(run_dir, status) is None:
             log(f"trial {frozen.number}: resuming run {run_dir.name} from its last checkpoint")
@@ -199,9 +201,9 @@ def run_sweep(folder: Path, log: Callable[[str], None] = print) -> dict:
     folder = Path(folder).resolve()
     plan = sf.read_plan(folder)
     current = sf.read_status(folder)
-    if current.get("state") in ("running", "stopping") and current.get("pid") not in (None, os.getpid()):
+    if current.get("state") in (RunState.RUNNING, RunState.STOPPING) and current.get("pid") not in (None, os.getpid()):
         raise ConfigError([Message("sweep.active", sweep=folder.name, state=current["state"])], "the sweep")
-    sf.update_status(folder, state="running", pid=os.getpid(), error=None, started_at=time.time())
+    sf.update_status(folder, state=RunState.RUNNING, pid=os.getpid(), error=None, started_at=time.time())
     try:
         seed = RunConfig.load(folder / "config.yaml").train.seed
         study, dims = open_study(folder, plan, seed)
@@ -227,8 +229,9 @@ def run_sweep(folder: Path, log: Callable[[str], None] = print) -> dict:
                                                        if outcome == "done" and metric_rows(run_dir, key) else ""))
             write_plan(folder, study)
         stopped = (folder / sf.STOP_FILE).exists()
-        sf.update_status(folder, state="stopped" if stopped else "done", pid=None, finished_at=time.time())
+        sf.update_status(folder, state=RunState.STOPPED if stopped else RunState.DONE, pid=None,
+                         finished_at=time.time())
         return write_plan(folder, study)
     except BaseException as err:
-        sf.update_status(folder, state="failed", pid=None, **runs.error_fields(f"{type(err).__name__}: {err}"))
+        sf.update_status(folder, state=RunState.FAILED, pid=None, **runs.error_fields(f"{type(err).__name__}: {err}"))
         raise

@@ -100,7 +100,7 @@ def _record_other_machine(run_dir: Path, code: int) -> None:
     except Exception:
         return
     if rank > 0:
-        outcome = {"state": "done"} if code == 0 else {"state": "failed", **runs.error_fields(
+        outcome = {"state": RunState.DONE} if code == 0 else {"state": RunState.FAILED, **runs.error_fields(
             Message("run.machine_exit", rank=rank, code=code))}
         runs.update_status(run_dir, machine_rank=rank, finished_at=time.time(), **outcome)
 
