@@ -7,6 +7,7 @@ import importlib.util
 from pathlib import Path
 
 from engine.core.config import ConfigError
+from engine.training.grpo_rewards import ExampleFailed
 
 
 def user_function(params: dict, setup):
@@ -24,7 +25,13 @@ def user_function(params: dict, setup):
     setup.log(f"reward python: {params['function']} from {path} (your own code)")
 
     def score(prompts, completions, references):
-        return [function(text, references[i] if references else None) for i, text in enumerate(completions)]
+        values = []
+        for index, text in enumerate(completions):
+            try:
+                values.append(float(function(text, references[index] if references else None)))
+            except Exception as err:  # named with the example's line by the caller
+                raise ExampleFailed(index, err) from err
+        return values
 
     return score
 
