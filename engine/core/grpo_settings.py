@@ -70,6 +70,13 @@ def reward_problems(rewards, allow_user_code: bool = True) -> list[str]:
     return found
 
 
+def user_code_problems(rewards) -> list[str]:
+    """The rewards of a config from the page that would run the user's own code (refused there)."""
+    if not isinstance(rewards, list):
+        return []
+    return [text for text in reward_problems(rewards, allow_user_code=False) if "runs your own Python code" in text]
+
+
 def reward_entries(rewards: list) -> list[dict]:
     """The rewards with defaults filled: {name, weight, reference, params} (after reward_problems found none)."""
     entries = []
