@@ -92,7 +92,8 @@ def main() -> int:
     if args.run:
         run_dir = Path(args.run)
     else:
-        command = [sys.executable, "-m", "engine", "train", "presets/grpo.yaml", "--set", f"train.max_steps={args.steps}"]
+        command = [sys.executable, "-m", "engine", "train", "presets/grpo.yaml",
+                   "--set", f"train.max_steps={args.steps}"]
         for item in args.overrides:
             command += ["--set", item]
         result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,

@@ -121,5 +121,6 @@ def test_grpo_stop_and_resume_continue_at_the_next_step(tiny_model, tmp_path, mo
     assert status["resumed_from"] == stopped["step"]
     steps = [r["step"] for r in runs.read_metrics(run_dir) if "loss" in r]
     assert steps == [1, 2, 3, 4]  # the resumed run continued at the next step; none twice, none lost
-    assert f"resuming from {run_dir / 'checkpoints' / ('checkpoint-%d' % stopped['step'])}" in runs.log_tail(run_dir, 200)
+    checkpoint = run_dir / "checkpoints" / f"checkpoint-{stopped['step']}"
+    assert f"resuming from {checkpoint}" in runs.log_tail(run_dir, 200)
     assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # engine packages by layer: a module may import its own layer's package and anything lower
 LAYERS = {
     "engine.core": 0,
-    "engine.data": 1, "engine.methods": 1,
+    "engine.data": 1, "engine.methods": 1, "engine.rewards": 1,  # rewards: pure functions for GRPO
     "engine.estimate": 2,
     "engine.inference": 3,
     "engine.training": 4,  # continual learning and distillation load earlier results (inference)

@@ -168,3 +168,24 @@ def test_the_estimate_counts_the_answer_the_reference_and_generation(tiny_model)
     answers, positions = 4 * 1, 64 + 32  # batch x accumulation answers, prompt + completion positions
     expected = answers * positions * st.layers * 2 * st.kv_heads * st.head_dim * 4 + answers * st.vocab * (4 + 8)
     assert generation_bytes(s) == expected
+
+
+def test_the_train_tab_view_shows_reward_curves_and_sampled_answers_in_both_languages(tmp_path):
+    from ui import rewards_view
+
+    rows = [{"step": 1, "loss": 0.0, "reward": 0.25, "rewards/numeric_match/mean": 0.25, "kl": 0.0,
+             "completions/mean_length": 7.0},
+            {"step": 2, "loss": 0.0, "reward": 0.5, "rewards/numeric_match/mean": 0.5, "eval_reward": 0.4,
+             "completions/mean_length": 5.0}]
+    frame = rewards_view.reward_frame(rows)
+    assert sorted(set(frame["series"])) == ["eval mean total reward", "mean total reward", "numeric_match"]
+    assert frame[frame["series"] == "numeric_match"]["value"].tolist() == [0.25, 0.5]
+    assert "平均总奖励" in set(rewards_view.reward_frame(rows, "zh")["series"])
+    assert set(rewards_view.length_kl_frame(rows)["series"]) == {"answer length", "KL to the start"}
+    assert rewards_view.reward_frame([{"step": 1, "loss": 1.0}]) is None  # not a GRPO run: hidden
+    (tmp_path / "completions.jsonl").write_text("".join(json.dumps(
+        {"step": s, "prompt": "1+1?", "completion": str(s), "rewards": {"numeric_match": float(s == 2)},
+         "reward": float(s == 2)}) + "\n" for s in (1, 2)))
+    table = rewards_view.samples(tmp_path, "zh")
+    assert list(table.columns) == ["步", "提示", "回答", "奖励", "numeric_match"]
+    assert table.values.tolist()[0] == [2, "1+1?", "2", 1.0, 1.0]  # newest first

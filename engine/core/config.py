@@ -22,8 +22,8 @@ import yaml
 
 from engine.core import optimizers
 from engine.core.errors import UserError
-from engine.core.messages import Message, joined, prefixed
 from engine.core.grpo_settings import GrpoConfig
+from engine.core.messages import Message, joined, prefixed
 from engine.core.registry import FORMATS, METHODS, OBJECTIVES, TEMPLATES, Param, check_params
 from engine.core.settings import setting
 

@@ -135,5 +135,6 @@ def record_problems(cfg, record: dict) -> list[str]:
     if reward_problems(cfg.grpo.rewards):
         return []
     missing = [name for name in dict.fromkeys(reference_columns(cfg.grpo.rewards)) if name not in record]
-    return [f"grpo.rewards: the reference column {name!r} is not in {cfg.data.train} (its columns: "
-            f"{', '.join(map(str, record)) or 'none'}); name a column the data has, or map one to it" for name in missing]
+    columns = ", ".join(map(str, record)) or "none"
+    return [f"grpo.rewards: the reference column {name!r} is not in {cfg.data.train} (its columns: {columns}); name "
+            "a column the data has, or map one to it" for name in missing]

@@ -21,8 +21,8 @@ from pathlib import Path
 from engine.core import optimizers, runlog, runs
 from engine.core import structure as st
 from engine.core.config import ConfigError, RunConfig
-from engine.core.errors import UserError
 from engine.core.device import cpu_native_half
+from engine.core.errors import UserError
 from engine.core.objectives import for_config
 from engine.core.precision import compute_dtype, cpu_bf16_native, is_pure, on_this_machine
 from engine.core.runlog import log
