@@ -124,3 +124,36 @@ def test_grpo_stop_and_resume_continue_at_the_next_step(tiny_model, tmp_path, mo
     checkpoint = run_dir / "checkpoints" / f"checkpoint-{stopped['step']}"
     assert f"resuming from {checkpoint}" in runs.log_tail(run_dir, 200)
     assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_a_reward_model_folder_scores_prompt_and_answer_as_one_text(tiny_model, tmp_path):
+    """The reward_model reward: the sequence-classification model's one output on the chat-rendered prompt + answer
+    (computed here directly, one text at a time, against the batched and padded scorer)."""
+    from types import SimpleNamespace
+
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from engine.core.grpo_settings import reward_entries
+    from engine.training.grpo_rewards import reward_functions
+
+    torch.manual_seed(0)
+    folder = tmp_path / "rm"
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model, num_labels=1)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    model.config.pad_token_id = tokenizer.pad_token_id or tokenizer.eos_token_id
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    setup = SimpleNamespace(cfg=SimpleNamespace(data=SimpleNamespace(train="p.jsonl")), log=lambda *_: None,
+                            is_main=False, run_dir=tmp_path)
+    (function,) = reward_functions(reward_entries([{"name": "reward_model", "model": str(folder)}]), setup)
+    prompts = [[{"role": "user", "content": "Is the sky blue?"}]] * 2
+    answers = [[{"role": "assistant", "content": "Yes, on a clear day."}], [{"role": "assistant", "content": "No"}]]
+    scores = function(prompts=prompts, completions=answers, where=["line 1", "line 1"])
+    expected = []
+    for prompt, answer in zip(prompts, answers):
+        text = tokenizer.apply_chat_template(prompt + answer, tokenize=False)
+        with torch.no_grad():
+            ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+            expected.append(float(model.eval()(**ids).logits[0, 0]))
+    assert scores == pytest.approx(expected, abs=1e-4) and scores[0] != scores[1]

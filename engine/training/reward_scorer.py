@@ -37,8 +37,8 @@ def user_function(params: dict, setup):
 
 
 def build(params: dict, setup):
-    """A reward model's score of each (prompt, answer): a sequence-classification model folder, or a run trained
-    with train.objective reward (engine/training/reward_model.py loads it)."""
+    """A reward model's score of each (prompt, answer): a sequence-classification model folder
+    (engine/training/reward_model.py loads it)."""
     from engine.training.reward_model import load_scorer
 
     return load_scorer(params["model"], setup)
