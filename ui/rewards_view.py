@@ -22,12 +22,10 @@ TEXT = {
     "en": {"rewards": "Rewards (GRPO)", "length_kl": "Answer length and KL", "samples": "Sampled answers",
            "step": "step", "value": "value", "series": "series", "total": "mean total reward",
            "length": "answer length",
-           "kl": "KL to the start", "eval": "eval", "prompt": "prompt", "answer": "answer", "reward": "reward",
-           "none": "No sampled answers yet."},
+           "kl": "KL to the start", "eval": "eval", "prompt": "prompt", "answer": "answer", "reward": "reward"},
     "zh": {"rewards": "奖励（GRPO）", "length_kl": "回答长度与 KL", "samples": "采样的回答",
            "step": "步", "value": "数值", "series": "曲线", "total": "平均总奖励", "length": "回答长度",
-           "kl": "与初始模型的 KL", "eval": "验证", "prompt": "提示", "answer": "回答", "reward": "奖励",
-           "none": "还没有采样的回答。"},
+           "kl": "与初始模型的 KL", "eval": "验证", "prompt": "提示", "answer": "回答", "reward": "奖励"},
 }
 
 
