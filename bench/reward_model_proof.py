@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -64,14 +65,15 @@ def main() -> int:
     examples = load_examples(cfg.data.train).examples
     held = sorted(validation_indices(len(examples), cfg.data.validation_split, cfg.train.seed))
     pairs = [examples[i] for i in held]  # the run's own held-out split, never trained on
-    start = run_dir.parent / (run_dir.name + "-start")  # the model the run started from: same seed, same new head
-    torch.manual_seed(cfg.train.seed)
-    model = load_model(cfg.model, head="sequence_classification")
-    tokenizer = load_tokenizer(cfg.model)
-    model.config.pad_token_id = tokenizer.pad_token_id or tokenizer.eos_token_id
-    model.save_pretrained(start)
-    tokenizer.save_pretrained(start)
-    base, trained = ranking(start, pairs), ranking(run_dir / "model", pairs)
+    with tempfile.TemporaryDirectory() as start:  # the model the run started from: same seed, same new head
+        torch.manual_seed(cfg.train.seed)
+        model = load_model(cfg.model, head="sequence_classification")
+        tokenizer = load_tokenizer(cfg.model)
+        model.config.pad_token_id = tokenizer.pad_token_id or tokenizer.eos_token_id
+        model.save_pretrained(start)
+        tokenizer.save_pretrained(start)
+        base = ranking(Path(start), pairs)
+    trained = ranking(run_dir / "model", pairs)
     status = runs.read_status(run_dir)
     record = {"run": str(run_dir), "steps": status.get("step"), "train_seconds": status.get("elapsed_s"),
               "held_out_pairs": len(pairs), "machine": describe(), "date": time.strftime("%Y-%m-%d"),
