@@ -7,8 +7,9 @@ TUNELOOM_HOME picks the workspace (default ~/.tuneloom).
 from __future__ import annotations
 
 import argparse
+import os
 
-from engine.core.security import check_launch
+from engine.core.security import ALLOW_USER_CODE, check_launch
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -18,12 +19,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--share", action="store_true", help="create a public gradio.live link (needs --auth)")
     parser.add_argument("--auth", default=None, help="user:password, or a file with one user:password per line")
+    parser.add_argument("--allow-user-code", action="store_true",
+                        help="let runs started from the page use your own Python reward files (GRPO)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     users = check_launch(args.host, args.share, args.auth)  # raises SystemExit with the reason
+    if args.allow_user_code:
+        os.environ[ALLOW_USER_CODE] = "1"  # read by engine/core/security.py web_config_problems
     from ui.app import build_ui, launch_options
     from ui.warm_cli import WARM
 

@@ -132,3 +132,60 @@ def test_unknown_reward_and_missing_reference_column_exit_2_before_loading(tiny_
     assert missing.returncode == 2, missing.stderr
     assert "the reference column 'solution' is not in presets/data/arithmetic.jsonl" in missing.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing started
+
+
+def test_the_page_refuses_user_code_rewards_unless_the_app_allows_them(monkeypatch):
+    from engine.core.security import ALLOW_USER_CODE, web_config_problems
+
+    raw = {"grpo": {"rewards": [{"name": "python", "file": "mine.py"}, {"name": "format"}]}}
+    monkeypatch.delenv(ALLOW_USER_CODE, raising=False)
+    assert [str(p) for p in web_config_problems(raw)] == [
+        "grpo.rewards[0]: python runs your own Python code, which the web page does not run; start the run from "
+        "the command line, or start the app with --allow-user-code"]
+    monkeypatch.setenv(ALLOW_USER_CODE, "1")
+    assert web_config_problems(raw) == []
+
+
+def test_the_estimate_counts_the_answer_the_reference_and_generation(tiny_model):
+    from engine.core.config import RunConfig
+    from engine.estimate import estimate
+    from engine.estimate.generation import generation_bytes
+    from engine.estimate.memory import setup as estimate_setup
+    from engine.estimate.memory import structure_for_config
+
+    rewards = {"rewards": [{"name": "format"}]}
+    base = {"model": tiny_model, "method": {"name": "full"},
+            "train": {"objective": "grpo", "batch_size": 4, "max_seq_len": 64}}
+    without = RunConfig.from_dict({**base, "grpo": {**rewards, "beta": 0.0, "max_completion_length": 32}})
+    with_kl = RunConfig.from_dict({**base, "grpo": {**rewards, "beta": 0.04, "max_completion_length": 32}})
+    a, b = estimate(without, device="cpu"), estimate(with_kl, device="cpu")
+    assert a.components["reference"] == 0
+    # full fine-tuning: the reference is a second copy of the model, in the stored weights' dtype (fp32)
+    assert b.components["reference"] == b.trainable_params * 4
+    assert a.details["row_tokens"] == 64 + 32  # the longest prompt (max_seq_len, no data) + the sampled answer
+    st = structure_for_config(without)
+    s = estimate_setup(st, without, "cpu", 1, "none", "sdpa", None)
+    answers, positions = 4 * 1, 64 + 32  # batch x accumulation answers, prompt + completion positions
+    expected = answers * positions * st.layers * 2 * st.kv_heads * st.head_dim * 4 + answers * st.vocab * (4 + 8)
+    assert generation_bytes(s) == expected
+
+
+def test_the_train_tab_view_shows_reward_curves_and_sampled_answers_in_both_languages(tmp_path):
+    from ui import rewards_view
+
+    rows = [{"step": 1, "loss": 0.0, "reward": 0.25, "rewards/numeric_match/mean": 0.25, "kl": 0.0,
+             "completions/mean_length": 7.0},
+            {"step": 2, "loss": 0.0, "reward": 0.5, "rewards/numeric_match/mean": 0.5, "eval_reward": 0.4,
+             "completions/mean_length": 5.0}]
+    frame = rewards_view.reward_frame(rows)
+    assert sorted(set(frame["series"])) == ["eval mean total reward", "mean total reward", "numeric_match"]
+    assert frame[frame["series"] == "numeric_match"]["value"].tolist() == [0.25, 0.5]
+    assert "平均总奖励" in set(rewards_view.reward_frame(rows, "zh")["series"])
+    assert set(rewards_view.length_kl_frame(rows)["series"]) == {"answer length", "KL to the start"}
+    assert rewards_view.reward_frame([{"step": 1, "loss": 1.0}]) is None  # not a GRPO run: hidden
+    (tmp_path / "completions.jsonl").write_text("".join(json.dumps(
+        {"step": s, "prompt": "1+1?", "completion": str(s), "rewards": {"numeric_match": float(s == 2)},
+         "reward": float(s == 2)}) + "\n" for s in (1, 2)))
+    table = rewards_view.samples(tmp_path, "zh")
+    assert list(table.columns) == ["步", "提示", "回答", "奖励", "numeric_match"]
+    assert table.values.tolist()[0] == [2, "1+1?", "2", 1.0, 1.0]  # newest first

@@ -24,6 +24,7 @@ COLORS = {
     "framework": "#94a3b8", "frozen_weights": "#64748b", "trainable_weights": "#2563eb",
     "master_weights": "#1d4ed8", "weight_copies": "#60a5fa", "gradients": "#7c3aed", "optimizer": "#a855f7",
     "activations": "#f97316", "logits_loss": "#ef4444", "teacher": "#0d9488", "reference": "#14b8a6",
+    "generation": "#c026d3",
     "temporary": "#eab308", "fragmentation": "#d1d5db",
 }
 VERDICT_COLORS = {"fits": "#16a34a", "tight": "#d97706", "does not fit": "#dc2626", "unknown": "#6b7280"}
@@ -43,6 +44,7 @@ TEXT = {
         "weight_copies": "Half-precision weight copies", "gradients": "Gradients", "optimizer": "Optimizer states",
         "activations": "Activations", "logits_loss": "Logits and loss", "teacher": "Teacher model (distillation)",
         "reference": "Reference model (preference)", "temporary": "Temporary buffers",
+        "generation": "Generation (sampled answers)",
         "fragmentation": "Allocator allowance",
         "framework_cpu": "Framework (Python, torch, libraries)",
         "basis_padded": "Sized for the longest batch of your data: {rows} rows × {row} tokens (each row padded to "
@@ -71,6 +73,7 @@ TEXT = {
         "optimizer": "优化器状态", "activations": "激活值", "logits_loss": "logits 与损失",
         "teacher": "教师模型（蒸馏）",
         "reference": "参考模型（偏好训练）", "temporary": "临时缓冲区", "fragmentation": "分配器余量",
+        "generation": "生成（采样回答）",
         "framework_cpu": "框架（Python、torch 和各库）",
         "basis_padded": "按你的数据中最长的批次估算：{rows} 行 × {row} 个词元（每行填充到该批次最长的样例），"
                         "而不是每行都按最大序列长度 {max}。",

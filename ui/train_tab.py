@@ -21,7 +21,7 @@ from engine.core.security import web_config_problems
 from engine.core.workspace import PROJECT_ROOT, data_display_name
 from engine.estimate import DataLengths, ui_summary
 from engine.training import launcher
-from ui import chat_tab, data_tab, estimate_panel, follow, messages, params, reword
+from ui import chat_tab, data_tab, estimate_panel, follow, messages, params, rewards_view, reword
 from ui.common import engine, error_box, note_box, run_path
 from ui.data_tab import parse_columns
 from ui.lang import loc, tr
@@ -375,6 +375,7 @@ def build(defaults: RunConfig) -> SimpleNamespace:
                                        elem_id="logps-plot", height=260, visible=False, x_title=en["step"],
                                        y_title=en["value"], color_title=en["series"]),
                            TEXT, title="logps", x_title="step", y_title="value", color_title="series")
+    c.grpo = rewards_view.build()  # GRPO's reward curves and sampled answers (shown for such runs only)
     c.numbers = gr.Markdown("", elem_id="run-numbers")
     c.log = loc(gr.Textbox("", label=en["log"], lines=12, max_lines=12, autoscroll=True, interactive=False,
                            elem_id="train-log"),
@@ -398,6 +399,7 @@ def build(defaults: RunConfig) -> SimpleNamespace:
 
 def wire(c: SimpleNamespace, model, data, lang) -> None:
     private = dict(api_visibility="private")
+    rewards_view.wire(c.grpo, c.follow, lang)
     c.method.change(lambda *values: on_method_change(c, *values), [c.current_method, c.method, lang, *c.train_inputs],
                     [*c.method_controls.groups.values(), *c.train_inputs, c.current_method, c.message],
                     show_progress="hidden", **private)

@@ -37,6 +37,9 @@ VARIABLES = (
              "jemalloc | /path/to/lib.so (Linux)."),
     Variable("TUNELOOM_GGUF_CONVERTER", ".venv/gguf-converter",
              "The folder holding llama.cpp's converter package, installed apart by `make setup`."),
+    Variable("TUNELOOM_ALLOW_USER_CODE", "",
+             "Set to 1 by `python app.py --allow-user-code`: the page may then start runs whose GRPO rewards include "
+             "`python` (a function in the user's own file); without it the page refuses them (the CLI always may)."),
     Variable("TUNELOOM_JUDGE_API_KEY", "",
              "The API key sent to an OpenAI-compatible judge endpoint (`engine evaluate --judge URL`) when none is "
              "given; unset sends \"none\"."),

@@ -70,6 +70,13 @@ def reward_problems(rewards, allow_user_code: bool = True) -> list[str]:
     return found
 
 
+def user_code_problems(rewards) -> list[str]:
+    """The rewards of a config from the page that would run the user's own code (refused there)."""
+    if not isinstance(rewards, list):
+        return []
+    return [text for text in reward_problems(rewards, allow_user_code=False) if "runs your own Python code" in text]
+
+
 def reward_entries(rewards: list) -> list[dict]:
     """The rewards with defaults filled: {name, weight, reference, params} (after reward_problems found none)."""
     entries = []
@@ -128,6 +135,6 @@ def record_problems(cfg, record: dict) -> list[str]:
     if reward_problems(cfg.grpo.rewards):
         return []
     missing = [name for name in dict.fromkeys(reference_columns(cfg.grpo.rewards)) if name not in record]
-    return [f"grpo.rewards: the reference column {name!r} is not in {cfg.data.train} (its columns: "
-            f"{', '.join(map(str, record)) or 'none'}); name a column the data has, or map one to it"
-            for name in missing]
+    columns = ", ".join(map(str, record)) or "none"
+    return [f"grpo.rewards: the reference column {name!r} is not in {cfg.data.train} (its columns: {columns}); name "
+            "a column the data has, or map one to it" for name in missing]

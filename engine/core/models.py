@@ -129,10 +129,11 @@ def cast_parameters(model, dtype: str) -> int:
 
 
 def load_model(model: str, quantize: str | None = None, dtype: str = "fp32", trust_remote_code: bool = False,
-               device_map=None, quant_options: dict | None = None):
+               device_map=None, quant_options: dict | None = None, head: str = "causal_lm"):
     """A causal LM from safetensors only; `quantize` is None, '4bit' or '8bit' (bitsandbytes), with
-    `quant_options` for quantization_config (quant_type, double_quant, compute_dtype)."""
-    from transformers import AutoModelForCausalLM
+    `quant_options` for quantization_config (quant_type, double_quant, compute_dtype). `head`
+    "sequence_classification" loads it with one score output instead (a reward model, train.objective reward)."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     path = prepare_model(model, log=lambda m: print(m, file=sys.stderr))
     require_safetensors(Path(path))
@@ -141,7 +142,10 @@ def load_model(model: str, quantize: str | None = None, dtype: str = "fp32", tru
         kwargs["quantization_config"] = quantization_config(quantize, **(quant_options or {}))
     if device_map is not None:
         kwargs["device_map"] = device_map
-    model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+    if head == "sequence_classification":
+        model = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1, **kwargs)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
     if quantize:
         release_checkpoint_mapping(model)
         keep_training_layout(model)

@@ -79,6 +79,8 @@ class TrainingObjective:
     fused_logps: bool = True  # the trainer computes log-probs in chunks, never the full logits (the estimate reads it)
     # the supervised loss is what trains: packing, the fused loss, EWC, distillation and replay apply
     supervised: bool = False
+    # the model's output: causal_lm (next-token logits) or sequence_classification (one score: a reward model)
+    model_head: str = "causal_lm"
 
     def uses_reference(self, cfg) -> bool:
         return self.reference or self.reference_if(cfg)
@@ -191,3 +193,23 @@ OBJECTIVES.register("grpo", TrainingObjective(
     trl_config="trl:GRPOConfig", settings=grpo.trl_settings, metrics=grpo.METRICS, metric_prefixes=("rewards/",),
     reference_if=grpo.keeps_reference, completion_tokens=grpo.completion_tokens, check=grpo.problems,
     check_record=grpo.record_problems, refuses=(VIRTUAL_INPUT_TOKENS_GRPO,), fused_logps=False))
+
+
+def _reward(cfg) -> dict:
+    return dict(max_length=cfg.train.max_seq_len, disable_dropout=True)
+
+
+def _reward_problems(cfg) -> list[str]:
+    method = METHODS.get(cfg.method.name) if cfg.method.name in METHODS else None
+    if method is not None and not method.trains_base_weights:
+        return [f"method.name: {cfg.method.name} cannot train with train.objective reward: the reward model's score "
+                "head is new and must train with it, and the result must load as a model folder; use full or freeze"]
+    return []
+
+
+OBJECTIVES.register("reward", TrainingObjective(
+    "reward", "Reward model", "Trains a reward model on preference pairs: one score per answer, higher for the "
+    "chosen one (Bradley-Terry); the result serves as GRPO's reward_model reward.", "pairwise",
+    trainer="engine.training.reward_model:build_reward", trl_config="trl:RewardConfig", settings=_reward,
+    sequences=2, metrics=("accuracy", "margin", "mean_reward"), check=_reward_problems,
+    model_head="sequence_classification", fused_logps=False))

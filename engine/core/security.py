@@ -1,6 +1,7 @@
 """Launch-time safety checks for the web server (import-light)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from engine.core.messages import Message
@@ -89,6 +90,10 @@ def web_path_problem(value: str, kind: str, key: str) -> str | None:
     return Message("config.outside", field=key, value=value, allowed=allowed, env=env)
 
 
+# set by `app.py --allow-user-code`: runs started from the page may use the user's own Python reward files
+ALLOW_USER_CODE = "TUNELOOM_ALLOW_USER_CODE"
+
+
 def web_config_problems(raw: dict) -> list[str]:
     """Every path in a config from the page or the API that points outside the web roots."""
     from engine.core.model_source import is_local_path
@@ -115,4 +120,8 @@ def web_config_problems(raw: dict) -> list[str]:
                              ("train.start_from", section("train").get("start_from"), "model"),
                              ("train.accelerate_config", section("train").get("accelerate_config"), "data")):
         found.append(web_path_problem(value, kind, key))
+    if os.environ.get(ALLOW_USER_CODE) != "1":  # the page never runs user code unless the app was told it may
+        from engine.core.grpo_settings import user_code_problems
+
+        found += user_code_problems(section("grpo").get("rewards"))
     return [problem for problem in found if problem]

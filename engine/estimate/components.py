@@ -110,7 +110,8 @@ class Setup:
     @property
     def row(self) -> int:
         """Data tokens of a padded row: the data's longest example, else (worst case) max_seq_len."""
-        return self.data.padded_row(self.train.max_seq_len) if self.data else self.train.max_seq_len
+        prompt = self.data.padded_row(self.train.max_seq_len) if self.data else self.train.max_seq_len
+        return prompt + self.objective.completion_tokens(self.cfg)  # GRPO trains on prompt + sampled answer
 
     @property
     def seq(self) -> int:

@@ -31,6 +31,7 @@ from engine.core.sharding import DEEPSPEED, SHARDING
 from engine.core.structure import Structure
 from engine.estimate import components as c
 from engine.estimate.components import DTYPE_BYTES, Setup
+from engine.estimate.generation import generation_bytes
 from engine.estimate.lengths import DataLengths
 
 # Components in the order the UI stacks them, with the labels it shows.
@@ -46,6 +47,7 @@ COMPONENTS: tuple[tuple[str, str], ...] = (
     ("logits_loss", "Logits and loss"),
     ("teacher", "Teacher model (distillation)"),
     ("reference", "Reference model (preference objectives)"),
+    ("generation", "Generation (sampled answers' KV cache and logits)"),
     ("temporary", "Temporary buffers"),
     ("fragmentation", "Allocator allowance"),
 )
@@ -168,18 +170,26 @@ def _add_up(s: Setup, framework_bytes: int | None, cpu_allocator: str | None) ->
               "temporary": o.step_temp}
     first_is_peak = sum(phase1.values()) >= sum(phase2.values())
     dynamic = phase1 if first_is_peak else phase2
+    # GRPO samples before it trains (engine/estimate/generation.py): a third moment, when it is the largest
+    sampling = generation_bytes(s)
+    if sampling > sum(dynamic.values()):
+        dynamic = {key: 0.0 for key in phase1}
+        dynamic["gradients"] = o.gradients if s.train.gradient_accumulation > 1 else 0.0
+    else:
+        sampling = 0.0
     parts = {
         "framework": framework, "frozen_weights": w.frozen, "trainable_weights": w.trainable,
         "master_weights": w.master, "weight_copies": dynamic["weight_copies"],
         "gradients": dynamic["gradients"] + o.ddp_buckets, "optimizer": o.optimizer,
         "activations": dynamic["activations"], "logits_loss": dynamic["logits_loss"],
         "temporary": dynamic["temporary"], "teacher": c.teacher(s), "reference": c.reference(s, w),
+        "generation": sampling,
     }
     peak = sum(parts.values())
     parts["fragmentation"] = c.allocator_allowance(s, peak, framework, dynamic["activations"], cpu_allocator)
     if device != "cuda":
         peak += parts["fragmentation"]  # resident memory includes what malloc keeps
-    phase = "forward/backward" if first_is_peak else "optimizer step"
+    phase = "generation" if sampling else "forward/backward" if first_is_peak else "optimizer step"
     if device == "cpu" and s.quantize:
         loading = c.loading_bytes(s, framework, w.frozen)
         if loading > peak:
@@ -190,7 +200,7 @@ def _add_up(s: Setup, framework_bytes: int | None, cpu_allocator: str | None) ->
             s.notes.append(Message("note.loading_peak"))
     parts = {k: int(round(parts[k])) for k, _ in COMPONENTS}
     if not s.objective.supervised:
-        s.notes.append(Message("note.sequences_reference" if s.objective.reference else "note.sequences",
+        s.notes.append(Message("note.sequences_reference" if s.objective.uses_reference(cfg) else "note.sequences",
                                objective=s.objective.title, sequences=s.objective.sequences))
     if s.virtual:
         s.notes.append(Message("note.virtual_tokens", virtual=s.virtual))

@@ -133,9 +133,10 @@ REWARDS.register("not_contains", Reward(
     "not_contains", "Must not contain", "1 when the completion does not contain the text.", (TEXT, IGNORE_CASE),
     not_contains))
 REWARDS.register("reward_model", Reward(
-    "reward_model", "Reward model", "The score of a reward model: a sequence-classification folder, or a run "
-    "trained with train.objective reward.",
-    (Param("model", str, "", "The reward model: a run folder or id (objective reward), or a model folder."),),
+    "reward_model", "Reward model", "The score of a reward model (a sequence-classification folder with one "
+    "output).",
+    (Param("model", str, "", "The reward model: a sequence-classification model folder with one output.",
+           check=lambda value: [] if str(value).strip() else ["name the reward model's folder"]),),
     scorer="engine.training.reward_scorer:build"))
 REWARDS.register("python", Reward(
     "python", "Your Python function", "A function in your own Python file: f(completion, reference) -> a "

@@ -16,6 +16,14 @@ class RewardError(UserError):
     """A reward function failed on one example: the run ends with this message (status and log)."""
 
 
+class ExampleFailed(Exception):
+    """Raised by a batch scorer that scores answer by answer: which answer of the batch failed, and why."""
+
+    def __init__(self, index: int, cause: BaseException):
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.index = index
+
+
 def _text(completion) -> str:
     """TRL hands conversational completions as [{"role": "assistant", "content": ...}]."""
     if isinstance(completion, list):
@@ -55,7 +63,10 @@ def _function(name, reward, entry, batch, file, setup, constant_seen):
         if batch is not None:
             try:
                 values = [float(v) for v in batch(prompts, texts, references)]
-            except Exception as err:  # the reward's own failure, worded for the user
+            except ExampleFailed as err:  # the reward's own failure on one answer, worded for the user
+                raise RewardError(Message("run.reward_failed", reward=name, where=wheres[err.index] or "an example",
+                                          file=file, reason=str(err))) from err
+            except Exception as err:
                 raise RewardError(Message("run.reward_failed", reward=name, where="a batch", file=file,
                                           reason=f"{type(err).__name__}: {err}")) from err
         else:

@@ -347,7 +347,8 @@ def load_weights(setup: TrainingSetup) -> None:
                                      setup.run_dir if setup.is_main else None, log)
     else:
         model = load_model(cfg.model, method.quantize(cfg.method.params), method.load_dtype(precision),
-                           cfg.trust_remote_code, quant_options=method.quantize_options(cfg.method.params))
+                           cfg.trust_remote_code, quant_options=method.quantize_options(cfg.method.params),
+                           head=setup.objective.model_head)
         model = method.apply(model, cfg.method.params, setup.structure)
     if is_pure(precision):
         cast_parameters(model, compute_dtype(precision))  # peft creates adapters in fp32; pure means none stay

@@ -7,6 +7,7 @@ import importlib.util
 from pathlib import Path
 
 from engine.core.config import ConfigError
+from engine.training.grpo_rewards import ExampleFailed
 
 
 def user_function(params: dict, setup):
@@ -24,14 +25,20 @@ def user_function(params: dict, setup):
     setup.log(f"reward python: {params['function']} from {path} (your own code)")
 
     def score(prompts, completions, references):
-        return [function(text, references[i] if references else None) for i, text in enumerate(completions)]
+        values = []
+        for index, text in enumerate(completions):
+            try:
+                values.append(float(function(text, references[index] if references else None)))
+            except Exception as err:  # named with the example's line by the caller
+                raise ExampleFailed(index, err) from err
+        return values
 
     return score
 
 
 def build(params: dict, setup):
-    """A reward model's score of each (prompt, answer): a sequence-classification model folder, or a run trained
-    with train.objective reward (engine/training/reward_model.py loads it)."""
+    """A reward model's score of each (prompt, answer): a sequence-classification model folder
+    (engine/training/reward_model.py loads it)."""
     from engine.training.reward_model import load_scorer
 
     return load_scorer(params["model"], setup)
