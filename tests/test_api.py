@@ -30,7 +30,8 @@ def test_api_train_status_chat_export(tiny_model, tmp_path):
         endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
         assert set(endpoints) == {"/upload_data", "/start_training", "/run_status", "/stop_training",
                                   "/resume_training", "/list_runs", "/delete_run", "/estimate", "/evaluate", "/chat",
-                                  "/export"}  # the rest is private
+                                  "/export", "/evaluate_judged", "/start_sweep", "/sweep_status", "/stop_sweep",
+                                  "/resume_sweep", "/train_best_longer", "/merge_runs"}  # the rest is private
 
         # every config problem comes back at once
         with pytest.raises(Exception, match="batch_size") as bad:

@@ -44,7 +44,7 @@ from engine.core import runs
 from engine.core.config import DEFAULT_MODEL, ConfigError
 from engine.estimate import ui_summary
 from engine.inference.generation import EVALUATION, SHORT_FORM
-from ui import api_data, api_sweep, chat_line, chat_tab, eval_tab, follow, train_tab
+from ui import api_data, api_sweep, chat_line, chat_tab, eval_tab, follow, run_actions, train_tab
 from ui.common import run_path
 from ui.train_tab import start_config
 
@@ -93,13 +93,13 @@ def _run_action(action, run_id: str):
 
 def stop_training(run_id: str) -> dict:
     """Stop a queued or running run: it saves a resumable checkpoint at the current step. Returns its status."""
-    _run_action(train_tab.stop_run, run_id)
+    _run_action(run_actions.stop_run, run_id)
     return run_status(run_id)
 
 
 def resume_training(run_id: str) -> dict:
     """Continue a stopped or failed run from its last checkpoint. Returns its status."""
-    _run_action(train_tab.resume_run, run_id)
+    _run_action(run_actions.resume_run, run_id)
     return run_status(run_id)
 
 
@@ -115,7 +115,7 @@ def list_runs() -> list[dict]:
 
 def delete_run(run_id: str) -> str:
     """Delete a run's folder for good (refused while it, an evaluation of it or its server runs)."""
-    _run_action(train_tab.delete_run, run_id)
+    _run_action(run_actions.delete_run, run_id)
     return run_id
 
 
