@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -89,19 +87,11 @@ def main() -> int:
     parser.add_argument("--run", default=None, help="score an existing run instead of training")
     args = parser.parse_args()
     started = time.time()
-    if args.run:
-        run_dir = Path(args.run)
-    else:
-        command = [sys.executable, "-m", "engine", "train", "presets/grpo.yaml",
-                   "--set", f"train.max_steps={args.steps}"]
-        for item in args.overrides:
-            command += ["--set", item]
-        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
-                                env={**os.environ, "PYTHONPATH": str(ROOT)})
-        if result.returncode != 0:
-            print(result.stderr[-4000:], file=sys.stderr)
-            return 1
-        run_dir = Path(result.stdout.strip().splitlines()[-1])
+    from bench.preset_run import preset_run
+
+    run_dir = preset_run("presets/grpo.yaml", args.steps, args.overrides, args.run)
+    if run_dir is None:
+        return 1
     from bench.machine import describe
     from engine.core import runs
 
