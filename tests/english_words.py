@@ -11,7 +11,7 @@ import re
 ALLOWED = {
     # formats, file types, units and APIs
     "JSON", "JSONL", "CSV", "Parquet", "Arrow", "UTF", "GiB", "MB", "KB", "GB", "API", "OpenAI", "ID", "URL",
-    "GGUF", "Modelfile", "README", "YAML", "HTTP", "CUDA", "GPU", "CPU", "RAM", "FSDP", "DeepSpeed", "ZeRO",
+    "GGUF", "Modelfile", "README", "YAML", "HTTP", "CUDA", "GPU", "CPU", "AMX", "RAM", "FSDP", "DeepSpeed", "ZeRO",
     "TensorBoard", "MLflow", "W&B", "ROUGE-L", "BLEU", "EWC", "Fisher", "KL", "NF4", "QR", "datasets", "presets",
     # products and projects
     "Language", "English", "Tuneloom", "Gradio", "Python", "torch", "Hub", "Hugging", "Face", "HuggingFaceTB",
