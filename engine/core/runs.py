@@ -43,8 +43,13 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_json(path: Path, obj) -> None:
-    write_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False))
+def write_json(path: Path, obj, reserve: int = 0) -> None:
+    """`reserve`: pad the file with trailing blanks (valid JSON) to a multiple of this many bytes, so that a
+    later, longer record (a failure with its advice) can still be written in place when the disk is full."""
+    text = json.dumps(obj, indent=2, ensure_ascii=False)
+    if reserve:
+        text += " " * (-len(text.encode("utf-8")) % reserve)
+    write_atomic(path, text)
 
 
 def read_json(path: Path, default=None):
@@ -78,12 +83,15 @@ def pid_alive(pid: int | None) -> bool:
         return False
 
 
+STATUS_RESERVE = 16384  # a run's failure record (error, advice, their codes) fits in the blocks its status holds
+
+
 def update_status(run_dir: Path, **fields) -> dict:
     path = Path(run_dir) / "status.json"
     status = read_json(path, {}) or {}
     status.update(fields)
     status["updated_at"] = time.time()
-    write_json(path, status)
+    write_json(path, status, reserve=STATUS_RESERVE)
     return status
 
 
