@@ -7,11 +7,12 @@ import sys
 
 import pytest
 from conftest import DATA, ROOT
+from test_masking import trained_text as trained_runs  # each trained run of tokens, decoded
 
 from engine.core.models import load_tokenizer
 from engine.data import DataError, load_examples
 from engine.data.dataset import encode_all
-from engine.data.masking import IGNORE_INDEX, encode, token_preview
+from engine.data.masking import encode, token_preview
 from engine.data.pairwise import data_kind
 
 LAYOUTS = DATA / "layouts"
@@ -20,17 +21,6 @@ LAYOUTS = DATA / "layouts"
 @pytest.fixture(scope="module")
 def tok(tiny_model):
     return load_tokenizer(tiny_model)
-
-
-def trained_runs(tok, encoded) -> list[str]:
-    runs, current = [], []
-    for token, label in zip(encoded.input_ids, encoded.labels):
-        if label != IGNORE_INDEX:
-            current.append(token)
-        elif current:
-            runs.append(tok.decode(current))
-            current = []
-    return runs + ([tok.decode(current)] if current else [])
 
 
 def test_trl_prompt_completion_text_trains_only_the_completion(tok):

@@ -6,10 +6,11 @@ for them (`chatml-tools`, engine/data/templates.py)."""
 import json
 
 import pytest
+from test_masking import trained_text as trained_runs  # each trained run of tokens, decoded
 
 from engine.core.models import load_tokenizer
 from engine.data.formats import Example
-from engine.data.masking import IGNORE_INDEX, encode, token_preview
+from engine.data.masking import encode, token_preview
 from engine.data.turns import apply_reasoning
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Current weather for a city",
@@ -51,17 +52,6 @@ def expected_turn(message: dict, reasoning: bool) -> str:
     calls = [f'<tool_call>\n{json.dumps({"name": c["function"]["name"], "arguments": c["function"]["arguments"]})}'
              "\n</tool_call>" for c in message.get("tool_calls", [])]
     return think + "\n".join(([message["content"]] if message["content"] else []) + calls) + "<|im_end|>\n"
-
-
-def trained_runs(tok, encoded) -> list[str]:
-    runs, current = [], []
-    for token, label in zip(encoded.input_ids, encoded.labels):
-        if label != IGNORE_INDEX:
-            current.append(token)
-        elif current:
-            runs.append(tok.decode(current))
-            current = []
-    return runs + ([tok.decode(current)] if current else [])
 
 
 @pytest.mark.parametrize("reasoning", ["auto", "drop"])
