@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from engine.core.errors import ModelNotFound
+from engine.core.model_source import gguf_path, is_local_path, model_problems
 from engine.core.registry import TEMPLATES
 from engine.core.workspace import ALIASES, PUBLISHED_DTYPES, is_prepared, resolve_model, stored_dtype
 
@@ -20,8 +21,6 @@ def prepare_model(model: str, log=print) -> Path:
     folder an older Tuneloom prepared in fp32 is re-stored once, in place."""
     target = Path(resolve_model(model))
     if model not in ALIASES:
-        from engine.core.model_source import gguf_path, is_local_path, model_problems
-
         # a folder is loaded as it is (a tokenizer folder has no config.json); a missing folder or a Hub id
         # that is neither cached nor reachable gets one message that says why
         problems = [] if is_local_path(model) and target.is_dir() else model_problems(model)
