@@ -30,11 +30,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.allow_user_code:
         os.environ[ALLOW_USER_CODE] = "1"  # read by engine/core/security.py web_config_problems
     from ui.app import build_ui, launch_options
+    from ui.status_routes import add_status_routes
     from ui.warm_cli import WARM
 
     WARM.warm_up_in_background()  # the data checks' engine process does its imports while the page loads
-    build_ui().queue(default_concurrency_limit=4).launch(
-        server_name=args.host, server_port=args.port, share=args.share, auth=users or None, **launch_options())
+    demo = build_ui().queue(default_concurrency_limit=4)
+    server, _, _ = demo.launch(server_name=args.host, server_port=args.port, share=args.share,
+                               auth=users or None, prevent_thread_lock=True, **launch_options())
+    add_status_routes(server)  # GET /tuneloom/runs/{id}/status: status reads outside Gradio's queue
+    demo.block_thread()
 
 
 if __name__ == "__main__":

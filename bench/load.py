@@ -5,9 +5,10 @@
 1. Starts `python app.py` on loopback in a fresh workspace holding one finished run; as a control, the reads of
    step 2 first go to that run with nothing training. Then, through the API (`/start_training`), a run of the
    default model (LoRA, quickstart data) long enough to keep training through the measurement.
-2. Once the run has logged a step: `--clients` gradio_client clients, each in its own thread, call `/run_status`
-   `--calls` times one after another; the latency of every call is recorded as the client sees it (submit to
-   result, loopback). All must be answered; the goal is p95 < 100 ms.
+2. Once the run has logged a step: `--clients` clients, each in its own thread, read the run's status `--calls`
+   times one after another, through each of the two doors: gradio_client's `/run_status` (Gradio's queue) and
+   the plain route `GET /tuneloom/runs/{id}/status` (ui/status_routes.py, outside the queue). The latency of every
+   call is recorded as the client sees it (loopback). All must be answered; the goal is p95 < 100 ms.
 3. `--chats` clients send `/chat` (base model, a few tokens) at once; each records the places it was told while
    waiting ("N requests ahead", gradio_client `job.status().log`) and its reply.
 4. The trainer's and the app's CPU priorities (nice values) are recorded, and the run is stopped.
@@ -37,6 +38,9 @@ from engine.core.jobs import RunState  # noqa: E402
 os.environ.setdefault("TUNELOOM_MODELS", str(ROOT / ".cache" / "models"))
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # no telemetry thread in each of the clients
 AHEAD = re.compile(r"^(\d+) requests? ahead")
+# the two ways to read a run's status, as the results table names them
+DOORS = {"gradio": "gradio_client /run_status (Gradio's queue)",
+         "plain": "GET /tuneloom/runs/{id}/status (outside the queue)"}
 
 
 def free_port() -> int:
@@ -66,11 +70,27 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-def status_reads(url: str, run_id: str, clients: int, calls: int) -> dict:
-    """Every client's `calls` /run_status latencies (ms), in threads started together."""
+class PlainClient:
+    """A client of the plain status route: one HTTP GET per read, answered outside Gradio's queue."""
+
+    def __init__(self, url: str):
+        self.url = url.rstrip("/") + "/tuneloom/runs/{}/status"
+
+    def predict(self, run_id: str, api_name: str) -> dict:
+        with urllib.request.urlopen(self.url.format(run_id), timeout=60) as answer:
+            return json.loads(answer.read())
+
+    def close(self) -> None:
+        pass
+
+
+def status_reads(url: str, run_id: str, clients: int, calls: int, door: str = "gradio") -> dict:
+    """Every client's `calls` status-read latencies (ms), in threads started together; `door` "gradio" reads
+    `/run_status` with gradio_client, "plain" reads the plain route."""
     from gradio_client import Client
 
-    made = [Client(url, verbose=False) for _ in range(clients)]  # connected before the clock starts
+    # connected before the clock starts
+    made = [Client(url, verbose=False) if door == "gradio" else PlainClient(url) for _ in range(clients)]
     latencies: list[float] = []
     failures: list[str] = []
     start = threading.Barrier(clients)
@@ -161,7 +181,7 @@ def main() -> int:
         for _ in range(3):  # the app's first calls import and build what later ones reuse: not measured
             api.predict(idle_run, api_name="/run_status")
             api.predict(api_name="/list_runs")
-        idle = status_reads(url, idle_run, args.clients, args.calls)
+        idle = {door: status_reads(url, idle_run, args.clients, args.calls, door) for door in DOORS}
         config = {"model": "smollm2-135m-instruct", "name": "load", "data": {"train": "presets/data/identity.jsonl"},
                   "method": {"name": "lora"}, "train": {"max_steps": args.steps, "eval_steps": 0, "save_steps": 0}}
         run_id = api.predict(json.dumps(config), api_name="/start_training")
@@ -175,7 +195,7 @@ def main() -> int:
             time.sleep(1)
         trainer_pid = status["status"]["pid"]
         load_before = os.getloadavg()
-        reads = status_reads(url, run_id, args.clients, args.calls)
+        reads = {door: status_reads(url, run_id, args.clients, args.calls, door) for door in DOORS}
         talked = chats(url, args.chats)
         during = api.predict(run_id, api_name="/run_status")
         trainer_nice, app_nice = nice_of(trainer_pid), nice_of(app.pid)
@@ -186,7 +206,7 @@ def main() -> int:
         app.terminate()
         app.wait(timeout=60)
     write(args, idle, reads, talked, during, trainer_nice, app_nice, load_before, load_after)
-    answered = len(reads["latencies_ms"]) == reads["calls"] and all(not c["reply"].startswith("ERROR") for c in talked)
+    answered = all(len(r["latencies_ms"]) == r["calls"] for r in reads.values()) and all(not c["reply"].startswith("ERROR") for c in talked)
     return 0 if answered else 1
 
 
@@ -203,16 +223,16 @@ def finished_run(home: Path) -> str:
     return run.name
 
 
-def row(label: str, args, reads: dict) -> str:
+def row(label: str, door: str, args, reads: dict) -> str:
     lat = reads["latencies_ms"]
     p50, p95 = (percentile(lat, 0.5), percentile(lat, 0.95)) if lat else (float("nan"),) * 2
-    return (f"| {label} | {args.clients} x {args.calls} | {len(lat)} of {reads['calls']} | {p50:.1f} ms | "
+    return (f"| {label} | {DOORS[door]} | {args.clients} x {args.calls} | {len(lat)} of {reads['calls']} | "
+            f"{p50:.1f} ms | "
             f"{p95:.1f} ms | {max(lat) if lat else float('nan'):.1f} ms | {reads['wall_s']:.1f} s | "
             f"{'met' if lat and p95 < 100 else 'NOT met'} |")
 
 
 def write(args, idle, reads, talked, during, trainer_nice, app_nice, load_before, load_after) -> None:
-    lat = reads["latencies_ms"]
     lines = [
         f"# The app under load ({date.today().isoformat()})", "",
         f"Machine: {describe()}. {cpu_flags_line()}.",
@@ -222,13 +242,15 @@ def write(args, idle, reads, talked, during, trainer_nice, app_nice, load_before
         f"{during['max_steps']} when the chats ended) in a process at nice {trainer_nice} against the app's "
         f"{app_nice} (engine/core/jobs.py TRAINER_NICENESS).",
         "", "Reproduce: `python bench/load.py`", "",
-        "## /run_status while a run trains", "",
-        "| while | clients x calls | answered | p50 | p95 | max | wall | goal p95 < 100 ms |",
-        "|---|---|---|---|---|---|---|---|",
-        row("no run trains (control)", args, idle), row("a run trains", args, reads),
+        "## Status reads while a run trains", "",
+        "| while | door | clients x calls | answered | p50 | p95 | max | wall | goal p95 < 100 ms |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *(row("no run trains (control)", door, args, idle[door]) for door in DOORS),
+        *(row("a run trains", door, args, reads[door]) for door in DOORS),
         "",
-        f"Latency of each call as its gradio_client client sees it (submit to result, loopback), over "
-        f"{len(lat)} calls." + (f" Failures: {reads['failures'][:3]}" if reads["failures"] else ""),
+        "Latency of each call as its client sees it (loopback): gradio_client from submit to result; the plain "
+        "route from request to parsed JSON (urllib)."
+        + "".join(f" Failures ({door}): {r['failures'][:3]}" for door, r in reads.items() if r["failures"]),
         "", f"## {args.chats} concurrent /chat calls (base model, 8 new tokens)", "",
         "| submitted | places told while waiting | seconds to reply | reply |", "|---|---|---|---|",
     ]

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -50,6 +51,8 @@ def test_api_train_status_chat_export(tiny_model, tmp_path):
         assert status["step"] == 6 and status["points"] >= 6
         assert isinstance(status["last"]["loss"], float)
         assert status["last_eval"]["eval_loss"] > 0
+        with urllib.request.urlopen(f"{url}tuneloom/runs/{run_id}/status", timeout=30) as plain:  # app.py's route
+            assert json.loads(plain.read())["step"] == 6
 
         # sampling so a freshly trained tiny model says something visible (greedy may pick whitespace)
         reply = client.predict(run_id, "Who are you?", "", 16, 1.0, 1.0, 50, 1.0, api_name="/chat")

@@ -191,3 +191,38 @@ def test_a_reward_model_trained_with_objective_reward_serves_as_a_grpo_reward(ti
     rejected = score(prompts=[e.messages for e in examples], completions=[e.rejected for e in examples])
     ranked = sum(c > r for c, r in zip(chosen, rejected)) / len(examples)
     assert ranked > 0.5, (ranked, chosen[:3], rejected[:3])
+
+
+def test_the_data_check_shows_prompts_and_their_references_with_nothing_trained(tiny_model, workspace):
+    """GRPO's prompt-only data is ready to train on the Data tab (it was "every example dropped: no trainable answer
+    tokens" before): each prompt as the model reads it before answering, none of it trained, and the reference
+    columns the rewards compare answers with, in en and zh."""
+    import os
+    import subprocess
+    import sys
+
+    from transformers import AutoTokenizer
+
+    from ui import data_tab
+
+    data = ROOT / "presets" / "data" / "arithmetic.jsonl"
+    result = subprocess.run([sys.executable, "-m", "engine", "data", "inspect", str(data), "--model", tiny_model,
+                             "--limit", "2", "--max-seq-len", "96"], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    stats = report["stats"]
+    assert report["kind"] == "prompt" and stats["examples"] == 500 and stats["dropped"] == {}
+    assert stats["trained_tokens"] == 0 and stats["tokens"] > 500 * 10
+    first = report["previews"][0]
+    assert first["references"] == {"answer": "0"} and not any(t["trained"] for t in first["tokens"])
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    expected = tokenizer.apply_chat_template([{"role": "user", "content": "What is 7 - 7? Reply with the number "
+                                               "only."}], tokenize=False, add_generation_prompt=True)
+    assert "".join(t["token"] for t in first["tokens"]) == expected  # the prompt, up to where the answer starts
+
+    assert data_tab.report_problem(report) == ""  # Start is not refused
+    assert "objective grpo" in data_tab.report_stats(report) and "目标 grpo" in data_tab.report_stats(report, "zh")
+    _, caption, rejected = data_tab.show_example(1, report)
+    assert "none trained" in caption and "answer = 0" in caption and rejected["visible"] is False
+    assert "参考列：answer = 0" in data_tab.show_example(1, report, "zh")[1]

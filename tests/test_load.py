@@ -158,11 +158,14 @@ def api_server(workspace, monkeypatch):
     from ui import api, chat_line
     from ui.app import launch_options  # noqa: F401  (the page's module imports cleanly beside the API)
 
+    from ui.status_routes import add_status_routes
+
     monkeypatch.setattr(chat_line, "LINE", TurnLine())
     with gr.Blocks() as demo:
         api.register()
-    demo.queue(default_concurrency_limit=4).launch(prevent_thread_lock=True, server_name="127.0.0.1",
-                                                   server_port=None, quiet=True)
+    server, _, _ = demo.queue(default_concurrency_limit=4).launch(prevent_thread_lock=True, server_name="127.0.0.1",
+                                                                  server_port=None, quiet=True)
+    add_status_routes(server)  # as app.py does
     try:
         yield demo, chat_line.LINE
     finally:
@@ -220,6 +223,74 @@ def test_status_reads_are_answered_while_chats_wait_and_each_chat_hears_its_plac
     assert len(line) == 0
     for client in chatters + readers:
         client.close()
+
+
+def _get_json(url: str, opener=None) -> tuple[int, object]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with (opener or urllib.request.build_opener()).open(url, timeout=30) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_the_plain_status_routes_answer_what_the_api_answers_while_chats_wait(api_server, workspace):
+    from gradio_client import Client
+
+    demo, line = api_server
+    run = runs.new_run_dir("busy")
+    (run / "config.yaml").write_text("model: m\n")
+    runs.update_status(run, state="running", pid=os.getpid(), step=3, max_steps=10)
+    runs.append_metrics(run, {"step": 3, "loss": 1.25})
+    base = demo.local_url.rstrip("/") + "/tuneloom"
+    holder = line.join()  # a chat holds the worker: nothing queued behind it may hold up the routes
+    try:
+        code, status = _get_json(f"{base}/runs/{run.name}/status")
+        assert code == 200 and status["state"] == "running" and status["step"] == 3
+        assert status["last"] == {"step": 3, "loss": 1.25} and status["points"] == 1
+        client = Client(demo.local_url, verbose=False)
+        assert client.predict(run.name, api_name="/run_status") == status  # one answer, two doors
+        client.close()
+        code, listing = _get_json(f"{base}/runs")
+        assert code == 200 and [r["id"] for r in listing] == [run.name] and listing[0]["state"] == "running"
+        code, missing = _get_json(f"{base}/runs/nope/status")
+        assert code == 404 and "no run named" in missing["detail"]
+        code, outside = _get_json(f"{base}/runs/..%2F..%2Fetc/status")
+        assert code in (404, 405) and "passwd" not in json.dumps(outside)
+    finally:
+        line.leave(holder)
+
+
+def test_the_plain_status_routes_need_the_pages_sign_in(workspace):
+    import http.cookiejar
+    import urllib.parse
+    import urllib.request
+
+    import gradio as gr
+
+    from ui.status_routes import add_status_routes
+
+    run = runs.new_run_dir("private")
+    (run / "config.yaml").write_text("model: m\n")
+    runs.update_status(run, state="done", step=1, max_steps=1)
+    with gr.Blocks() as demo:
+        gr.Markdown("x")
+    server, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True,
+                                 auth=("ada", "secret"))
+    add_status_routes(server)
+    try:
+        code, refused = _get_json(f"{url}tuneloom/runs/{run.name}/status")
+        assert code == 401 and "sign in" in refused["detail"]
+        assert _get_json(f"{url}tuneloom/runs")[0] == 401
+        signed = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        form = urllib.parse.urlencode({"username": "ada", "password": "secret"}).encode()
+        signed.open(f"{url}login", data=form, timeout=30)
+        code, status = _get_json(f"{url}tuneloom/runs/{run.name}/status", signed)
+        assert code == 200 and status["state"] == "done"
+    finally:
+        demo.close()
 
 
 def test_the_api_registers_status_reads_and_chat_without_a_concurrency_limit(api_server):

@@ -140,6 +140,10 @@ def example_caption(report: dict, index: int, lang="en") -> str:
         return ""
     preview = previews[index]
     trained = sum(t["trained"] for t in preview["tokens"])
+    if preview.get("kind") == "prompt" and not preview.get("dropped"):
+        references = ", ".join(f"{name} = {value}" for name, value in preview["references"].items())
+        return tr(TEXT, lang, "prompt_caption", where=messages.where(preview["where"], lang),
+                  tokens=len(preview["tokens"]), references=references or tr(TEXT, lang, "no_references"))
     if preview.get("kind") in ("pairwise", "unpaired") and not preview.get("dropped"):
         prompt = len(preview["tokens"]) - trained
         if preview["kind"] == "pairwise":
@@ -152,8 +156,10 @@ def example_caption(report: dict, index: int, lang="en") -> str:
               trained=trained)
 
 
-def preference_note(report: dict, lang="en") -> str:
+def kind_note(report: dict, lang="en") -> str:
     kind = report.get("kind")
+    if kind == "prompt":
+        return tr(TEXT, lang, "prompt_note")
     if kind not in ("pairwise", "unpaired"):
         return ""
     objectives = "dpo / orpo / simpo" if kind == "pairwise" else "kto"
@@ -263,7 +269,7 @@ def report_message(report: dict, lang="en") -> str:
 
 
 def report_stats(report: dict, lang="en") -> str:
-    note = preference_note(report, lang)
+    note = kind_note(report, lang)
     return stats_markdown(report, lang) + (f"\n\n{note}" if note else "")
 
 

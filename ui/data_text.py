@@ -29,6 +29,12 @@ TEXT = {
         "rejected_tokens": "Rejected answer: tokens (highlighted = trained)",
         "preference_note": "Preference data ({kind}): train it with a preference objective (Train tab: objective "
                            "{objectives}). Only the answers are trained; 'Train on' does not apply.",
+        "prompt_note": "Prompts without answers: train them with objective grpo (Train tab). The model samples "
+                       "answers to each prompt while it trains and the rewards you pick score them; nothing in the "
+                       "file is trained, and 'Train on' does not apply.",
+        "prompt_caption": "{where}: a prompt of {tokens} tokens, as the model reads it before answering (none "
+                          "trained). Reference columns for the rewards: {references}.",
+        "no_references": "none",
         "pair_caption": "{where}: prompt {prompt} tokens (plain), chosen {chosen} and rejected {rejected} answer "
                         "tokens (highlighted): the model learns to prefer the first over the second.",
         "unpaired_caption": "{where}: prompt {prompt} tokens (plain), a {label} answer of {answer} tokens "
@@ -85,6 +91,11 @@ TEXT = {
         "rejected_tokens": "被拒绝的回答：词元（高亮 = 参与训练）",
         "preference_note": "偏好数据（{kind}）：请用偏好目标训练（训练页：目标 {objectives}）。只训练回答；"
                            "“训练内容”不适用。",
+        "prompt_note": "只有提示、没有回答的数据：请用目标 grpo 训练（训练页）。训练时模型为每个提示采样回答，由你选的"
+                       "奖励打分；文件中的内容都不参与训练，“训练内容”不适用。",
+        "prompt_caption": "{where}：一个 {tokens} 个词元的提示，即模型回答前读到的内容（不参与训练）。供奖励使用的参考列："
+                          "{references}。",
+        "no_references": "无",
         "pair_caption": "{where}：提示 {prompt} 个词元（未高亮），选中回答 {chosen} 个、被拒绝回答 {rejected} 个词元"
                         "（高亮）：模型学习更偏好前者。",
         "unpaired_caption": "{where}：提示 {prompt} 个词元（未高亮），一个{label}回答，{answer} 个词元（高亮）。",

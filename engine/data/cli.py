@@ -84,16 +84,25 @@ def cmd_data(args) -> int:
     return _preview(args, loaded)
 
 
-def _encoded_stats(args, loaded) -> dict:
-    from engine.core.models import load_tokenizer
+def _encode_every(loaded, tokenizer, args) -> tuple[list, dict, list]:
+    """(kept, dropped reason -> count, "line N: reason" rows) as the trainer encodes this kind of data."""
     from engine.data.dataset import encode_all
     from engine.data.pairwise import data_kind, encode_all_preference
+    from engine.data.prompts import encode_all_prompts
+
+    kind = data_kind(loaded)
+    if kind in ("pairwise", "unpaired"):
+        return encode_all_preference(loaded, tokenizer, args.max_seq_len)
+    if kind == "prompt":  # GRPO's prompts: the answers are sampled while training
+        return encode_all_prompts(loaded, tokenizer, args.max_seq_len)
+    return encode_all(loaded, tokenizer, args.mask, args.max_seq_len)
+
+
+def _encoded_stats(args, loaded) -> dict:
+    from engine.core.models import load_tokenizer
 
     tokenizer = load_tokenizer(args.model, template=args.template)
-    if data_kind(loaded) in ("pairwise", "unpaired"):
-        kept, dropped, rows = encode_all_preference(loaded, tokenizer, args.max_seq_len)
-    else:
-        kept, dropped, rows = encode_all(loaded, tokenizer, args.mask, args.max_seq_len)
+    kept, dropped, rows = _encode_every(loaded, tokenizer, args)
     from engine.data.chat_render import features
     from engine.data.dataset import is_raw_text
 
@@ -111,7 +120,17 @@ def _preview(args, loaded) -> int:
     from engine.data.pairwise import data_kind, preview_entry
 
     tokenizer = load_tokenizer(args.model or DEFAULT_MODEL, template=args.template)
-    if data_kind(loaded) in ("pairwise", "unpaired"):  # one entry per answer: chosen, then rejected
+    if data_kind(loaded) == "prompt":  # the prompt as the model reads it, and the references its rewards use
+        from engine.data.prompts import prompt_preview
+
+        entries = [prompt_preview(tokenizer, example, args.max_seq_len) for example in loaded.examples[: args.limit]]
+        if args.json:
+            print(json.dumps(entries, ensure_ascii=False))
+            return 0
+        labelled = [(f"{e['where']} " + (f"dropped: {e['dropped']}" if e["dropped"] else "prompt; references "
+                                         + json.dumps(e["references"], ensure_ascii=False)), e["tokens"])
+                    for e in entries]
+    elif data_kind(loaded) in ("pairwise", "unpaired"):  # one entry per answer: chosen, then rejected
         entries = [preview_entry(tokenizer, example, args.max_seq_len) for example in loaded.examples[: args.limit]]
         labelled = []
         for e in entries:
@@ -146,7 +165,7 @@ def cmd_data_inspect(args) -> int:
     from engine.core.messages import as_dict
     from engine.core.models import load_tokenizer
     from engine.data import DataError, load_examples
-    from engine.data.dataset import Prepared, encode_all
+    from engine.data.dataset import Prepared
     from engine.data.masking import Dropped, encode, token_preview
 
     try:
@@ -156,16 +175,19 @@ def cmd_data_inspect(args) -> int:
     except DataError as err:
         print(json.dumps({"error": err.to_dict()}, ensure_ascii=False))
         return 1
-    from engine.data.pairwise import data_kind, encode_all_preference, preview_entry
+    from engine.data.pairwise import data_kind, preview_entry
 
     tokenizer = load_tokenizer(args.model or DEFAULT_MODEL, template=args.template)
     kind = data_kind(loaded)
     shown = loaded.examples[args.start: args.start + args.limit]
+    kept, dropped, rows = _encode_every(loaded, tokenizer, args)
     if kind in ("pairwise", "unpaired"):  # preference data: chosen and rejected answers (engine/data/pairwise.py)
-        kept, dropped, rows = encode_all_preference(loaded, tokenizer, args.max_seq_len)
         previews = [preview_entry(tokenizer, example, args.max_seq_len) for example in shown]
+    elif kind == "prompt":  # GRPO's prompts and their reference columns (engine/data/prompts.py)
+        from engine.data.prompts import prompt_preview
+
+        previews = [prompt_preview(tokenizer, example, args.max_seq_len) for example in shown]
     else:
-        kept, dropped, rows = encode_all(loaded, tokenizer, args.mask, args.max_seq_len)
         previews = []
         for example in shown:
             encoded = encode(tokenizer, example, args.mask, args.max_seq_len)

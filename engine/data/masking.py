@@ -134,6 +134,13 @@ def token_preview(tokenizer, example: Example, encoded: Encoded) -> list[dict]:
     return units
 
 
+def untrained_units(tokenizer, text: str) -> list[dict]:
+    """A text none of whose tokens is trained (a prompt the model answers itself), in displayed units."""
+    tokens = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = tokens["input_ids"]
+    return _units(tokenizer, text, Encoded(ids, [IGNORE_INDEX] * len(ids)), tokens["offset_mapping"])
+
+
 def _units(tokenizer, text: str, encoded: Encoded, offsets) -> list[dict]:
     units: list[dict] = []
     last = None  # the unit that shows the text up to `cursor`

@@ -9,13 +9,15 @@ record that also holds answers (chosen, completion, output, ...) is read by its 
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from engine.core.messages import Message as M
+from engine.core.messages import as_dict
 from engine.core.registry import FORMATS
 from engine.data.errors import FieldError
 from engine.data.formats import Example, Format, _prompt
-from engine.data.masking import Dropped, render
+from engine.data.masking import Dropped, render, untrained_units
 
 PROMPT_FIELDS = ("prompt", "system")
 
@@ -68,11 +70,37 @@ def encode_prompt(tokenizer, example: PromptExample, max_prompt_len: int) -> Enc
     return EncodedPrompt(example.messages, ids, dict(example.references), example.where)
 
 
+def encode_all_prompts(loaded, tokenizer, max_seq_len: int) -> tuple[list, Counter, list]:
+    """Encode every prompt; (kept, dropped reason -> count, "line N: reason" rows), as the trainer and the Data
+    tab count them."""
+    kept, dropped, rows = [], Counter(), []
+    for example in loaded.examples:
+        encoded = encode_prompt(tokenizer, example, max_seq_len)
+        if isinstance(encoded, Dropped):
+            dropped[str(encoded)] += 1
+            rows.append(f"{example.where}: {encoded}")
+        else:
+            kept.append(encoded)
+    return kept, dropped, rows
+
+
+def prompt_preview(tokenizer, example: PromptExample, max_seq_len: int) -> dict:
+    """One prompt as the Data tab shows it: its tokens as the model reads them before answering (the chat template
+    with the generation prompt; none trained: the answers are sampled while training) and its reference columns,
+    which the rewards compare the answers with."""
+    encoded = encode_prompt(tokenizer, example, max_seq_len)
+    entry = {"where": example.where, "kind": "prompt", "dropped": "", "tokens": [],
+             "references": {name: str(value) for name, value in example.references.items()}}
+    if isinstance(encoded, Dropped):
+        entry["dropped"], entry["dropped_i18n"] = str(encoded), as_dict(encoded)
+        return entry
+    entry["tokens"] = untrained_units(tokenizer, render(tokenizer, example.messages, generation_prompt=True))
+    return entry
+
+
 def prepare_prompts(data, tokenizer, max_seq_len: int, seed: int = 0, objective=None):
     """The trainer's prompts: load, check the kind, encode, drop prompts that leave no room to answer, split.
     `max_seq_len` bounds the prompt (the objective's completion length comes on top, engine/core/objectives.py)."""
-    from collections import Counter
-
     from engine.data import load_examples
     from engine.data.dataset import Prepared, validation_indices
     from engine.data.pairwise import data_kind
@@ -84,14 +112,7 @@ def prepare_prompts(data, tokenizer, max_seq_len: int, seed: int = 0, objective=
         name = objective.key if objective is not None else "grpo"
         raise ValueError(f"{loaded.file} holds {kind} data, but {name} trains on prompts it answers itself: a field "
                          "prompt (text or messages) and reference columns such as answer")
-    kept, dropped, rows = [], Counter(), []
-    for example in loaded.examples:
-        encoded = encode_prompt(tokenizer, example, max_seq_len)
-        if isinstance(encoded, Dropped):
-            dropped[str(encoded)] += 1
-            rows.append(f"{example.where}: {encoded}")
-        else:
-            kept.append(encoded)
+    kept, dropped, rows = encode_all_prompts(loaded, tokenizer, max_seq_len)
     if not kept:
         raise ValueError(f"{loaded.file}: every prompt was dropped ({dict(dropped)}); raise max_seq_len")
     held = validation_indices(len(kept), data.validation_split, seed)
