@@ -73,6 +73,58 @@ def test_two_grpo_steps_change_exactly_the_adapter(tiny_model, tmp_path, monkeyp
     assert runs.read_status(run_dir)["constant_rewards"]["contains"] >= 2
 
 
+@pytest.mark.parametrize("method, beta", [
+    ({"name": "qlora", "r": 4, "alpha": 8}, 0.0),  # 4-bit base, LoRA on top (bitsandbytes on CPU)
+    ({"name": "full"}, 0.04),  # every weight; KL to a second, frozen copy of the starting model
+    ({"name": "freeze", "layers": 1}, 0.0),  # the top decoder layer and the final norm
+    ({"name": "lora", "r": 4, "alpha": 8, "use_dora": True}, 0.04),  # DoRA; KL to TRL's frozen "ref" adapter
+])
+def test_one_grpo_step_trains_what_each_method_claims_and_only_that(tiny_model, tmp_path, monkeypatch, method, beta):
+    import torch
+
+    from engine.training import recipe
+
+    monkeypatch.setenv("TUNELOOM_HOME", str(tmp_path / "home"))
+    # the tiny model's 4 random tokens are 4 to 60 characters long: a target of 100 scores every answer by its
+    # length, so the two answers to a prompt differ and the step has a signal
+    rewards = [{"name": "length", "unit": "chars", "target": 100}]
+    cfg = _config(tiny_model, _prompts(tmp_path / "p.jsonl", ["1", "2", "3", "4"]), rewards, max_steps=1)
+    cfg = RunConfig.from_dict({**cfg.to_dict(), "method": method, "grpo": {**cfg.to_dict()["grpo"], "beta": beta}})
+    run_dir = _run_folder(tmp_path, cfg)
+    callback = recipe.build_callback(run_dir, recipe.rss_bytes(), True)
+    setup = recipe.set_up(cfg, run_dir, callback, True)
+    model = setup.model
+    before = {n: p.detach().float().clone() for n, p in model.named_parameters()}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    recipe.train(setup, callback, resume=False)
+    changed = {n for n, p in model.named_parameters() if not torch.equal(before[n], p.detach().float())}
+    assert changed and changed <= trainable, sorted(changed - trainable)[:5]
+    if method["name"] in ("qlora", "lora"):
+        assert all("lora_" in n for n in trainable)
+    elif method["name"] == "freeze":  # the top layer (of 2) and the final norm; nothing of layer 0, nor embeddings
+        assert trainable and not any(".layers.0." in n or "embed" in n for n in trainable)
+        assert any(".layers.1." in n for n in changed)
+    else:
+        assert len(changed) > len(trainable) // 2  # full fine-tuning moves (nearly) every weight
+    row = runs.read_metrics(run_dir)[-1]
+    assert row["step"] == 1 and "reward" in row and ("kl" in row) == (beta > 0), sorted(row)
+
+
+def test_grpo_refuses_methods_that_prepend_virtual_tokens_before_anything_loads(tiny_model, tmp_path):
+    import subprocess
+    import sys
+
+    cfg = _config(tiny_model, _prompts(tmp_path / "p.jsonl", ["1", "2"]), [{"name": "length", "target": 4}])
+    path = tmp_path / "prompt_tuning.yaml"
+    path.write_text(RunConfig.from_dict({**cfg.to_dict(), "method": {"name": "prompt_tuning"}}).to_yaml())
+    result = subprocess.run([sys.executable, "-m", "engine", "train", str(path)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300, env={**__import__("os").environ, "PYTHONPATH": str(ROOT),
+                                                         "TUNELOOM_HOME": str(tmp_path / "home")})
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "method.name: prompt_tuning cannot train with train.objective grpo" in result.stderr
+    assert "use a LoRA-family method" in result.stderr and not (tmp_path / "home" / "runs").exists()
+
+
 def test_a_failing_reward_ends_the_run_naming_the_reward_line_and_reason(tiny_model, tmp_path, monkeypatch):
     from engine.training import recipe
     from engine.training.grpo_rewards import RewardError

@@ -342,6 +342,8 @@ SKIPPED = {  # a command line as printed -> why it does not run here (reviewed; 
     "make run": "starts the app and serves until stopped; tests/app_server.py starts the same `python app.py` "
                 "(test_api_table_is_the_running_apps below)",
     "make test": "runs this whole suite, this file included",
+    "curl -s http://127.0.0.1:7860/tuneloom/runs/RUN_ID/status": "needs a running app; test_api.py reads this route "
+                                                                 "from `python app.py`, test_load.py its answers",
 }
 TRAIN_SMALL = ["train.max_steps=2", "train.eval_steps=0", "train.save_steps=0", "train.max_seq_len=64"]
 
