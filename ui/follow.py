@@ -194,6 +194,12 @@ def memory_cell(rows: list[dict], status: dict) -> str:
     return " / ".join(cells) + " GiB"
 
 
+def warning_lines(status: dict, lang="en") -> list[str]:
+    """What a run reported about itself while training that the user should act on: it is diverging
+    (engine/training/divergence.py), in the page's language."""
+    return [messages.say(status["diverging"], lang)] if status.get("diverging") else []
+
+
 def failure_lines(status: dict, lang="en") -> list[str]:
     """Why a run failed and what to try, in the page's language (status.json keeps the message codes)."""
     error = messages.status_error(status)

@@ -212,6 +212,13 @@ ZH = {
     "run.interrupted": "已中断",
     "run.error": "训练出错（{type}）：{detail}",
     "run.reward_failed": "奖励 {reward} 在 {file} 的 {where} 出错：{reason}",
+    "run.diverging": "训练正在发散：训练损失从 {start} 升到 {loss}（第 {step} 步）。学习率 {learning_rate} 对这种方法"
+                     "可能太高：请停止，并用 train.learning_rate {lower} 或更多预热步数（train.warmup_steps）重新开始。",
+    "run.diverging_spike": "训练正在发散：训练损失从 {start} 升到 {loss}，梯度范数跳到 {grad_norm}（第 {step} 步）。"
+                           "学习率 {learning_rate} 对这种方法可能太高：请停止，并用 train.learning_rate {lower} "
+                           "或更多预热步数（train.warmup_steps）重新开始。",
+    "run.loss_not_finite": "训练正在发散：第 {step} 步的训练损失变成了 {loss}。请停止，并用 train.learning_rate "
+                           "{lower}（现为 {learning_rate}）重新开始；若用 fp16 训练，可改为 fp32 精度。",
     "run.machine_exit": "机器 {rank} 的训练进程以代码 {code} 退出；请查看这里的 train.log 和主机器上的运行文件夹",
     "run.gone": "训练进程（pid {pid}）未完成就结束了（被终止或崩溃）；继续训练会从最后一个检查点开始",
     "eval.gone": "评估进程（pid {pid}）未完成就结束了；请重新开始",

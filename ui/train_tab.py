@@ -287,11 +287,14 @@ def tick(run_id, seen, lang="en") -> follow.RunView:
     fresh = run_id != seen.get("run") or len(rows) != seen.get("rows")
     seen.update(run=run_id, key=key, log=log, rows=len(rows))
     failure = follow.failure_lines(status, lang) if status.get("state") == RunState.FAILED else []
+    warnings = follow.warning_lines(status, lang)
+    problem = error_box(tr(TEXT, lang, "failed", run=run_id), failure + warnings, lang) if failure else \
+        error_box(tr(TEXT, lang, "attention", run=run_id), warnings, lang) if warnings else ""
     fresh = fresh or lang != seen.get("lang")  # the loss series are named in the page's language
     seen["lang"] = lang
     view = replace(view, progress=follow.progress_html(status, lang),
                    numbers=follow.numbers_markdown(rows, status, lang), log=log, **button_states(run_dir, status),
-                   failure=error_box(tr(TEXT, lang, "failed", run=run_id), failure, lang) if failure else "")
+                   failure=problem)
     if fresh:
         view.rewards_plot, view.logps_plot = follow.objective_updates(rows, lang)
         view.loss_plot, view.lr_plot = follow.loss_frame(rows, lang), follow.lr_frame(rows)

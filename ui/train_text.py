@@ -21,6 +21,7 @@ TEXT = {
         "cannot_stop": "Could not stop the run", "stopping": "Stopping {run}: the result is saved at the current step.",
         "cannot_resume": "Could not resume the run", "resuming": "Resuming {run} from its last checkpoint.",
         "failed": "{run} failed",
+        "attention": "{run} needs your attention",
         "runs_cols": "run|method|data|started|state|step|final loss|final eval loss|best eval loss|note",
         "no_runs": "(no runs yet)", "stopped_early": "stopped early", "reproduces": "reproduces {run}",
         "delete": "Delete run…", "confirm_delete": "Delete {run} and all its files (result, checkpoints, "
@@ -53,6 +54,7 @@ TEXT = {
         "cannot_stop": "无法停止训练", "stopping": "正在停止 {run}：结果会保存在当前步。",
         "cannot_resume": "无法继续训练", "resuming": "正在从最后一个检查点继续 {run}。",
         "failed": "{run} 失败了",
+        "attention": "{run} 需要你注意",
         "runs_cols": "运行|方法|数据|开始时间|状态|步数|最终损失|最终验证损失|最佳验证损失|备注",
         "no_runs": "（还没有运行）", "stopped_early": "提前停止", "reproduces": "复现 {run}",
         "delete": "删除训练…", "confirm_delete": "删除 {run} 及其所有文件（结果、检查点、评估）？此操作无法撤销。",

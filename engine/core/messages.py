@@ -213,6 +213,17 @@ CATALOGUE = {
     "run.interrupted": "interrupted",
     "run.error": "{type}: {detail}",
     "run.reward_failed": "reward {reward} failed on {where} of {file}: {reason}",
+    # a run that diverges, said while it trains (engine/training/divergence.py)
+    "run.diverging": "The run is diverging: the training loss rose from {start} to {loss} (step {step}). The "
+                     "learning rate {learning_rate} is likely too high for this method: stop, and start again with "
+                     "train.learning_rate {lower} or more warm-up steps (train.warmup_steps).",
+    "run.diverging_spike": "The run is diverging: the training loss rose from {start} to {loss} and the gradient "
+                           "norm jumped to {grad_norm} (step {step}). The learning rate {learning_rate} is likely too "
+                           "high for this method: stop, and start again with train.learning_rate {lower} or more "
+                           "warm-up steps (train.warmup_steps).",
+    "run.loss_not_finite": "The run is diverging: the training loss became {loss} at step {step}. Stop, and start "
+                           "again with train.learning_rate {lower} (now {learning_rate}), or precision fp32 if it "
+                           "trains in fp16.",
     "run.machine_exit": "machine {rank}'s training processes exited with code {code}; see train.log here and the "
                         "main machine's run folder",
     "run.gone": "the trainer process (pid {pid}) ended without finishing (killed or crashed); resume continues from "

@@ -79,6 +79,9 @@ class TrainingObjective:
     fused_logps: bool = True  # the trainer computes log-probs in chunks, never the full logits (the estimate reads it)
     # the supervised loss is what trains: packing, the fused loss, EWC, distillation and replay apply
     supervised: bool = False
+    # the loss is a likelihood-like quantity that runs away when training diverges (engine/training/divergence.py);
+    # False for GRPO, whose loss is a policy-gradient surrogate near 0
+    loss_rises_when_diverging: bool = True
     # the model's output: causal_lm (next-token logits) or sequence_classification (one score: a reward model)
     model_head: str = "causal_lm"
 
@@ -192,7 +195,8 @@ OBJECTIVES.register("grpo", TrainingObjective(
     "prompt", trainer="engine.training.grpo:build_grpo", data="engine.data.prompts:prepare_prompts",
     trl_config="trl:GRPOConfig", settings=grpo.trl_settings, metrics=grpo.METRICS, metric_prefixes=("rewards/",),
     reference_if=grpo.keeps_reference, completion_tokens=grpo.completion_tokens, check=grpo.problems,
-    check_record=grpo.record_problems, refuses=(VIRTUAL_INPUT_TOKENS_GRPO,), fused_logps=False))
+    check_record=grpo.record_problems, refuses=(VIRTUAL_INPUT_TOKENS_GRPO,), fused_logps=False,
+    loss_rises_when_diverging=False))
 
 
 def _reward(cfg) -> dict:

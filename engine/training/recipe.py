@@ -24,6 +24,7 @@ from engine.core.config import ConfigError, RunConfig
 from engine.core.device import cpu_native_half
 from engine.core.errors import UserError
 from engine.core.jobs import RunState
+from engine.core.messages import as_dict
 from engine.core.objectives import for_config
 from engine.core.precision import compute_dtype, cpu_bf16_native, is_pure, on_this_machine
 from engine.core.runlog import log
@@ -31,6 +32,7 @@ from engine.core.structure import Structure
 from engine.core.workspace import subdir
 from engine.methods import METHODS
 from engine.training import cpu_fsdp, dtypes, failures, packing
+from engine.training.divergence import DivergenceWatch
 from engine.training.hf_trainer import uses_packing
 from engine.training.loss_terms import PARTS, LossTerms
 from engine.training.memory_plan import checkpoint_if_tight, launch_estimate, plan_memory  # noqa: F401
@@ -104,6 +106,9 @@ def build_callback(run_dir: Path, baseline_rss: int, is_main: bool):
             self.estimate = {}  # estimate_bytes made at launch (engine/estimate/memory.py), written on every row
             self.metric_keys = ()  # the objective's own metrics (engine/core/objectives.py), recorded beside loss
             self.metric_prefixes = ()  # ... and those whose names start so (GRPO's rewards/<name>/mean)
+            # says once, in status.json and train.log, when the loss runs away (None: the objective's loss is no
+            # likelihood whose rise means divergence)
+            self.divergence = DivergenceWatch()
 
         def stop_is_requested(self) -> bool:
             return self.stop_requested or (run_dir / runs.STOP_FILE).exists()
@@ -123,6 +128,14 @@ def build_callback(run_dir: Path, baseline_rss: int, is_main: bool):
                 control.should_save = True  # the Trainer saves checkpoint-<step> before it leaves the loop
             return control
 
+        def _watch(self, step: int, logs: dict, learning_rate: float) -> None:
+            """`learning_rate`: the configured peak (the logged one is where the schedule has brought it)."""
+            warning = self.divergence.see(step, logs["loss"], logs.get("grad_norm"), learning_rate) \
+                if self.divergence is not None else None
+            if warning is not None:
+                runs.update_status(run_dir, diverging={**as_dict(warning), "step": step})
+                log(f"WARNING: {warning}")
+
         def on_log(self, args, state, control, logs=None, **kwargs):
             if not is_main or not logs:
                 return
@@ -135,6 +148,7 @@ def build_callback(run_dir: Path, baseline_rss: int, is_main: bool):
                            grad_norm=logs.get("grad_norm"), tokens_seen=tokens,
                            tokens_per_second=round((tokens - self.last_tokens) / max(now - self.last_time, 1e-9), 2))
                 self.last_time, self.last_tokens = now, tokens
+                self._watch(state.global_step, logs, args.learning_rate)
             if "eval_loss" in logs:
                 row["eval_loss"] = logs["eval_loss"]
                 self.best_eval = logs["eval_loss"] if self.best_eval is None else min(self.best_eval, logs["eval_loss"])
@@ -388,6 +402,8 @@ def build_trainer(setup: TrainingSetup, callback) -> None:
     setup.args = training_arguments(cfg, setup.run_dir, setup.precision, bool(setup.data.validation),
                                     cls=trl_config, **objective.settings(cfg))
     callback.metric_keys, callback.metric_prefixes = objective.metrics, objective.metric_prefixes
+    if not objective.loss_rises_when_diverging:
+        callback.divergence = None
     if objective.supervised:
         # EWC anchor (before training: the loaded weights are the earlier run's) and distillation teacher
         setup.loss_terms = LossTerms(continual.ewc_anchor(cfg, model, setup.tokenizer, log, setup.is_main),
