@@ -24,10 +24,12 @@ from ui.states import state_name
 TEXT = {
     "en": {"step": "step", "elapsed": "elapsed", "eta": "ETA", "stopped_early": "stopped early (result saved)",
            "train_loss": "train loss", "eval_loss": "eval loss", "learning_rate": "learning rate",
+           "base_eval_loss": "base model (eval)",
            "tokens_per_second": "tokens/s", "peak_memory": "peak memory", "trainable": "trainable params",
            "try": "Try: {advice}", "memory": "memory: estimated / measured peak"},
     "zh": {"step": "步", "elapsed": "已用", "eta": "预计剩余", "stopped_early": "已提前停止（结果已保存）",
            "train_loss": "训练损失", "eval_loss": "验证损失", "learning_rate": "学习率",
+           "base_eval_loss": "基础模型（验证）",
            "tokens_per_second": "词元/秒", "peak_memory": "峰值内存", "trainable": "可训练参数",
            "try": "建议：{advice}", "memory": "内存：估算 / 实测峰值"},
 }
@@ -96,13 +98,19 @@ def latest(run_dir: Path) -> tuple[dict | None, dict | None, int]:
 
 def loss_colors(lang="en") -> dict:
     """The loss plot's colours, keyed by the series names of the page's language."""
-    return {tr(TEXT, lang, "train_loss"): "#2563eb", tr(TEXT, lang, "eval_loss"): "#f97316"}
+    return {tr(TEXT, lang, "train_loss"): "#2563eb", tr(TEXT, lang, "eval_loss"): "#f97316",
+            tr(TEXT, lang, "base_eval_loss"): "#94a3b8"}
 
 
-def loss_frame(rows: list[dict], lang="en") -> pd.DataFrame | None:
+def loss_frame(rows: list[dict], lang="en", base_eval_loss: float | None = None) -> pd.DataFrame | None:
+    """Train and eval loss by step; the base model's eval loss (status.json base_eval_loss) as a flat line across
+    the steps shown, the level the eval loss has to get below."""
     train, held_out = tr(TEXT, lang, "train_loss"), tr(TEXT, lang, "eval_loss")
     points = [(r["step"], r["loss"], train) for r in rows if r.get("loss") is not None]
     points += [(r["step"], r["eval_loss"], held_out) for r in rows if r.get("eval_loss") is not None]
+    if points and base_eval_loss is not None:
+        steps = [step for step, _, _ in points]
+        points += [(step, base_eval_loss, tr(TEXT, lang, "base_eval_loss")) for step in (min(steps), max(steps))]
     return pd.DataFrame(points, columns=["step", "loss", "series"]) if points else EMPTY_LOSS
 
 
@@ -195,9 +203,10 @@ def memory_cell(rows: list[dict], status: dict) -> str:
 
 
 def warning_lines(status: dict, lang="en") -> list[str]:
-    """What a run reported about itself while training that the user should act on: it is diverging
-    (engine/training/divergence.py), in the page's language."""
-    return [messages.say(status["diverging"], lang)] if status.get("diverging") else []
+    """What a run reported about itself that the user should act on, in the page's language: it is diverging
+    (engine/training/divergence.py), or its eval loss ended above the base model's
+    (engine/training/base_reference.py)."""
+    return [messages.say(status[key], lang) for key in ("diverging", "worse_than_base") if status.get(key)]
 
 
 def failure_lines(status: dict, lang="en") -> list[str]:

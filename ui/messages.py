@@ -217,6 +217,9 @@ ZH = {
     "run.diverging_spike": "训练正在发散：训练损失从 {start} 升到 {loss}，梯度范数跳到 {grad_norm}（第 {step} 步）。"
                            "学习率 {learning_rate} 对这种方法可能太高：请停止，并用 train.learning_rate {lower} "
                            "或更多预热步数（train.warmup_steps）重新开始。",
+    "run.worse_than_base": "验证损失最终为 {final}，高于基础模型在同一批验证样本上的 {base}：这次训练让模型在这些样本上"
+                           "变差了。可能是学习率对这种方法太高，或在少量数据上训练了太多步；可试 train.learning_rate "
+                           "{lower}（原为 {learning_rate}）或减少步数。",
     "run.loss_not_finite": "训练正在发散：第 {step} 步的训练损失变成了 {loss}。请停止，并用 train.learning_rate "
                            "{lower}（现为 {learning_rate}）重新开始；若用 fp16 训练，可改为 fp32 精度。",
     "run.machine_exit": "机器 {rank} 的训练进程以代码 {code} 退出；请查看这里的 train.log 和主机器上的运行文件夹",

@@ -297,7 +297,8 @@ def tick(run_id, seen, lang="en") -> follow.RunView:
                    failure=problem)
     if fresh:
         view.rewards_plot, view.logps_plot = follow.objective_updates(rows, lang)
-        view.loss_plot, view.lr_plot = follow.loss_frame(rows, lang), follow.lr_frame(rows)
+        view.loss_plot, view.lr_plot = follow.loss_frame(rows, lang, status.get("base_eval_loss")), \
+            follow.lr_frame(rows)
     return view
 
 

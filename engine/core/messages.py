@@ -221,6 +221,10 @@ CATALOGUE = {
                            "norm jumped to {grad_norm} (step {step}). The learning rate {learning_rate} is likely too "
                            "high for this method: stop, and start again with train.learning_rate {lower} or more "
                            "warm-up steps (train.warmup_steps).",
+    "run.worse_than_base": "Its eval loss ended at {final}, above the base model's {base} on the same held-out "
+                           "examples: the run made the model worse there. Likely a learning rate too high for this "
+                           "method, or too many steps on little data; try train.learning_rate {lower} (was "
+                           "{learning_rate}) or fewer steps.",
     "run.loss_not_finite": "The run is diverging: the training loss became {loss} at step {step}. Stop, and start "
                            "again with train.learning_rate {lower} (now {learning_rate}), or precision fp32 if it "
                            "trains in fp16.",

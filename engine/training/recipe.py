@@ -31,7 +31,7 @@ from engine.core.runlog import log
 from engine.core.structure import Structure
 from engine.core.workspace import subdir
 from engine.methods import METHODS
-from engine.training import cpu_fsdp, dtypes, failures, packing
+from engine.training import base_reference, cpu_fsdp, dtypes, failures, packing
 from engine.training.divergence import DivergenceWatch
 from engine.training.hf_trainer import uses_packing
 from engine.training.loss_terms import PARTS, LossTerms
@@ -428,6 +428,8 @@ def build_trainer(setup: TrainingSetup, callback) -> None:
 def train(setup: TrainingSetup, callback, resume: bool) -> bool:
     """Train (from the last checkpoint when resuming), then the final evaluation. -> True when stopped early."""
     checkpoint = resume_point(setup.run_dir, callback, setup.is_main) if resume else None
+    if checkpoint is None:
+        base_reference.measure(setup, log)  # the base's eval loss: the line this run has to get below
     trainer = setup.trainer
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     stopped = callback.stop_requested
@@ -455,10 +457,14 @@ def save(setup: TrainingSetup, stopped: bool) -> Path:
     rows = runs.read_metrics(run_dir)
     losses = [r["loss"] for r in rows if "loss" in r]
     evals = [r["eval_loss"] for r in rows if "eval_loss" in r]
+    worse = base_reference.verdict(evals[-1] if evals else None, runs.read_status(run_dir).get("base_eval_loss"),
+                                   setup.cfg.train.learning_rate)
+    if worse is not None:
+        log(f"WARNING: {worse['message']}")
     runs.update_status(run_dir, state=RunState.DONE, stopped_early=stopped, finished_at=time.time(),
                        step=trainer.state.global_step, final_loss=losses[-1] if losses else None,
                        final_eval_loss=evals[-1] if evals else None, best_eval_loss=runs.best_eval_loss(rows),
-                       result=str(result))
+                       result=str(result), worse_than_base=worse)
     (run_dir / runs.STOP_FILE).unlink(missing_ok=True)
     log(f"{'stopped' if stopped else 'finished'} at step {trainer.state.global_step}; saved {result}")
     return run_dir

@@ -1,5 +1,7 @@
-"""A run that diverges says so while it trains (issue 27): the watch on hand-written loss traces, then a real run
-of the tiny model at a learning rate far too high, in its status, its log and on the Train tab (en and zh)."""
+"""A run says when it goes wrong (issue 27): one that diverges says so while it trains (the watch on hand-written
+loss traces, then a real run of the tiny model at a learning rate far too high, in its status, its log and on the
+Train tab, en and zh); the base model's eval loss is measured once before training, drawn across the loss plot, and
+a run whose eval loss ends above it is told so."""
 from __future__ import annotations
 
 import math
@@ -76,7 +78,8 @@ def test_a_real_run_at_a_learning_rate_far_too_high_says_it_diverges_while_it_tr
 
     def train(learning_rate: float, name: str):
         cfg = RunConfig.from_dict({
-            "model": tiny_model, "name": name, "data": {"train": "presets/data/identity.jsonl", "validation_split": 0},
+            "model": tiny_model, "name": name,
+            "data": {"train": "presets/data/identity.jsonl", "validation_split": 0.2},
             "method": {"name": "full"},
             "train": {"max_steps": 12, "batch_size": 2, "learning_rate": learning_rate, "warmup_steps": 0,
                       "max_seq_len": 64, "save_steps": 0, "eval_steps": 0, "max_grad_norm": 0.0}})
@@ -92,6 +95,51 @@ def test_a_real_run_at_a_learning_rate_far_too_high_says_it_diverges_while_it_tr
     view = train_tab.tick(wild.name, {}, "en")
     assert "needs your attention" in view.failure and "The run is diverging" in view.failure
     assert "需要你注意" in train_tab.tick(wild.name, {}, "zh").failure
+    # its eval loss ended far above the base model's on the same held-out examples: said too
+    assert status["final_eval_loss"] > status["base_eval_loss"] > 0
+    assert status["worse_than_base"]["code"] == "run.worse_than_base" and "above the base model" in view.failure
 
     calm = train(1e-3, "calm")
-    assert "diverging" not in runs.read_status(calm) and train_tab.tick(calm.name, {}, "en").failure == ""
+    status = runs.read_status(calm)
+    assert "diverging" not in status and status["worse_than_base"] is None
+    assert status["final_eval_loss"] < status["base_eval_loss"] and train_tab.tick(calm.name, {}, "en").failure == ""
+    assert "measured before, same model and held-out examples" in (calm / "train.log").read_text()  # once per data
+
+
+def test_the_base_eval_loss_is_the_base_models_mean_loss_on_the_held_out_examples(tiny_model, tmp_path, monkeypatch):
+    """Prefix tuning starts with random virtual tokens, so the model as it starts is not the base: the reference
+    is measured with the adapter disabled. Expected value from the definition: the tiny model loaded with plain
+    transformers, each held-out example's mean loss over its trained tokens (eval batches of one), averaged."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from engine.training import recipe
+    from ui import follow
+
+    monkeypatch.setenv("TUNELOOM_HOME", str(tmp_path / "home"))
+    cfg = RunConfig.from_dict({
+        "model": tiny_model, "name": "prefix-base",
+        "data": {"train": "presets/data/identity.jsonl", "validation_split": 0.2},
+        "method": {"name": "prefix_tuning"},
+        "train": {"max_steps": 2, "batch_size": 1, "max_seq_len": 64, "save_steps": 0, "eval_steps": 0}})
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text(cfg.to_yaml())
+    callback = recipe.build_callback(run_dir, recipe.rss_bytes(), True)
+    setup = recipe.set_up(cfg, run_dir, callback, True)
+    recipe.train(setup, callback, resume=False)
+    measured = runs.read_status(run_dir)["base_eval_loss"]
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).eval()
+    losses = []
+    with torch.no_grad():
+        for example in setup.data.validation:
+            ids, labels = torch.tensor([example.input_ids]), torch.tensor([example.labels])
+            losses.append(base(input_ids=ids, labels=labels).loss.item())
+    assert len(losses) == 8 and measured == pytest.approx(sum(losses) / len(losses), rel=1e-4)
+    first_eval = runs.read_metrics(run_dir)[-1]["eval_loss"]  # the prefix-tuned model after 2 steps: another number
+    assert first_eval != pytest.approx(measured, rel=1e-3)
+
+    frame = follow.loss_frame(runs.read_metrics(run_dir), "zh", measured)
+    line = frame[frame["series"] == "基础模型（验证）"]
+    assert line["loss"].tolist() == [measured, measured] and line["step"].tolist() == [1, 2]
