@@ -321,7 +321,7 @@ def report(results: list[tuple[dict, dict]]) -> str:
         "Tuneloom run could express it (70.7 GiB: mixed bf16 with fp32 weights, gradients and AdamW states; "
         "+17.7% with a hand-set bf16 weight dtype), prefix tuning +38.9%, P-tuning +20.4%, prompt tuning "
         "+18.5%, IA3 +14.6%, LoRA +12.6%. Three changes, each from first principles and measured on CPU "
-        "(bench/results/prompt_family_memory_cpu.md): (1) `precision: bf16_pure` expresses the source's pure "
+        "(docs/prompt_family_memory.md): (1) `precision: bf16_pure` expresses the source's pure "
         "bf16 (full: 39.2 GiB, +13.1%); (2) prefix methods' virtual tokens are keys/values only: peft hands "
         "the prefix to every layer as a DynamicCache, the layers still run 768 queries and the logits 768 "
         "positions per row, where the estimator had run everything over 968 (prefix +38.9% -> +12.8%); prompt "

@@ -41,7 +41,7 @@ def gpus() -> list[dict]:
 
 # CPU feature flags (Linux /proc/cpuinfo) that give matrix products a native half-precision path in
 # torch's oneDNN kernels: AVX512-BF16 (Cooper Lake, Sapphire Rapids and later Xeons, AMD Zen 4+) and AMX
-# (Sapphire Rapids+). Without them torch falls back to far slower kernels (bench/results/throughput_cpu_bf16.md:
+# (Sapphire Rapids+). Without them torch falls back to far slower kernels (docs/bf16_on_avx2_cpu.md:
 # 0.9 GFLOP/s bf16 against 142 GFLOP/s fp32 on an AVX2-only EPYC).
 NATIVE_HALF_FLAGS = {"bf16": ("avx512_bf16", "amx_bf16"), "fp16": ("avx512_fp16", "amx_fp16")}
 

@@ -37,7 +37,7 @@ def resolve(precision: str, device: str, bf16_supported: bool = True, amx: bool 
     - AVX512-BF16 without AMX (bench/results/throughput_cpu_avx512bf16_{fp32,bf16}.md): 17.9 against 17.2
       tokens/s (+4%, the reference -9%, both under load): not measurably faster, so fp32;
     - AVX2 only (no native bf16): bf16 matrix products were 150x slower than fp32
-      (bench/results/throughput_cpu_bf16.md), so fp32."""
+      (docs/bf16_on_avx2_cpu.md), so fp32."""
     if precision != "auto":
         return precision
     if device == "cuda":

@@ -363,7 +363,7 @@ def logits_and_loss(s: Setup, w: Weights) -> Loss:
         # transformers' loss (ForCausalLMLoss): the logits in the compute dtype (kept by the output), their
         # fp32 upcast (freed after forward: log-softmax keeps only its output; in fp32 it is the logits
         # themselves), the log-softmax output, and in backward the gradients of the NLL and of log-softmax.
-        # Measured on CPU (2,048 x 49,152, peak RSS, bench/results/prompt_family_memory_cpu.md): 16.0 bytes
+        # Measured on CPU (2,048 x 49,152, peak RSS, docs/prompt_family_memory.md): 16.0 bytes
         # per logit in fp32, 14.0 in bf16
         peak = tokens * vocab * (p + 4 + 4 + 4)
         kept = tokens * vocab * 4
