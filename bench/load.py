@@ -206,7 +206,8 @@ def main() -> int:
         app.terminate()
         app.wait(timeout=60)
     write(args, idle, reads, talked, during, trainer_nice, app_nice, load_before, load_after)
-    answered = all(len(r["latencies_ms"]) == r["calls"] for r in reads.values()) and all(not c["reply"].startswith("ERROR") for c in talked)
+    answered = all(len(r["latencies_ms"]) == r["calls"] for r in reads.values()) and \
+        all(not c["reply"].startswith("ERROR") for c in talked)
     return 0 if answered else 1
 
 

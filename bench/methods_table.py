@@ -31,11 +31,14 @@ from engine.methods import METHODS  # noqa: E402
 DEFAULT_MODEL_DIR = ROOT / ".cache" / "models" / "smollm2-135m-instruct"
 
 
-def train_once(key: str, steps: int, home: Path, timeout: int) -> dict:
+def train_once(key: str, steps: int, home: Path, timeout: int, sets: tuple[str, ...] = ("train.eval_steps=0",)) -> dict:
+    """One method's preset through the CLI for `steps` steps, with `sets` (--set items) on top: what it measured."""
     env = {**os.environ, "TUNELOOM_HOME": str(home), "PYTHONPATH": str(ROOT),
            "TUNELOOM_MODELS": os.environ.get("TUNELOOM_MODELS", str(ROOT / ".cache" / "models"))}
     command = [sys.executable, "-m", "engine", "train", f"presets/{key}.yaml", "--set", f"train.max_steps={steps}",
-               "--set", "train.eval_steps=0", "--set", "train.save_steps=0", "--set", "train.logging_steps=1"]
+               "--set", "train.save_steps=0", "--set", "train.logging_steps=1"]
+    for item in sets:
+        command += ["--set", item]
     started = time.time()
     try:
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
@@ -53,7 +56,9 @@ def train_once(key: str, steps: int, home: Path, timeout: int) -> dict:
     return {"trainable_reported": status.get("trainable_params"), "s_per_step": per_step,
             "first_loss": rows[0]["loss"] if rows else None, "final_loss": rows[-1]["loss"] if rows else None,
             "steps": rows[-1]["step"] if rows else 0, "wall_s": wall,
-            "peak_memory_mb": max((r.get("peak_memory_bytes") or 0) for r in rows) / 2**20 if rows else None}
+            "peak_memory_mb": max((r.get("peak_memory_bytes") or 0) for r in rows) / 2**20 if rows else None,
+            "max_loss": max((r["loss"] for r in rows), default=None), "base_eval_loss": status.get("base_eval_loss"),
+            "final_eval_loss": status.get("final_eval_loss"), "diverging": (status.get("diverging") or {}).get("step")}
 
 
 

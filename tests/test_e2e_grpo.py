@@ -68,7 +68,6 @@ def test_grpo_data_rewards_and_sampled_answers_on_the_page_in_english_and_chines
         page.locator("#progress").get_by_text("done · step 2/2").wait_for(timeout=30_000)
         rewards = page.locator("#grpo-rewards")
         rewards.locator("canvas, svg").first.wait_for(timeout=60_000)
-        samples = page.locator("#grpo-samples")
         shown(page, "grpo-samples", "What is", "numeric_match", "regex")
         written = (run / "completions.jsonl").read_text().splitlines()
         assert len(written) == 2 * 4  # both steps' batches: 2 prompts x 2 answers each

@@ -157,7 +157,6 @@ def api_server(workspace, monkeypatch):
 
     from ui import api, chat_line
     from ui.app import launch_options  # noqa: F401  (the page's module imports cleanly beside the API)
-
     from ui.status_routes import add_status_routes
 
     monkeypatch.setattr(chat_line, "LINE", TurnLine())
@@ -172,14 +171,20 @@ def api_server(workspace, monkeypatch):
         demo.close()
 
 
-def test_status_reads_are_answered_while_chats_wait_and_each_chat_hears_its_place(api_server, workspace):
-    from gradio_client import Client
-
-    demo, line = api_server
+def busy_run():
+    """A run that is training (this process stands in for its trainer), at step 3 with one metrics row."""
     run = runs.new_run_dir("busy")
     (run / "config.yaml").write_text("model: m\n")
     runs.update_status(run, state="running", pid=os.getpid(), step=3, max_steps=10)
     runs.append_metrics(run, {"step": 3, "loss": 1.25})
+    return run
+
+
+def test_status_reads_are_answered_while_chats_wait_and_each_chat_hears_its_place(api_server, workspace):
+    from gradio_client import Client
+
+    demo, line = api_server
+    run = busy_run()
     url = demo.local_url
     holder = line.join()  # a chat is being answered: the next ones wait
     chatters = [Client(url, verbose=False) for _ in range(2)]
@@ -240,10 +245,7 @@ def test_the_plain_status_routes_answer_what_the_api_answers_while_chats_wait(ap
     from gradio_client import Client
 
     demo, line = api_server
-    run = runs.new_run_dir("busy")
-    (run / "config.yaml").write_text("model: m\n")
-    runs.update_status(run, state="running", pid=os.getpid(), step=3, max_steps=10)
-    runs.append_metrics(run, {"step": 3, "loss": 1.25})
+    run = busy_run()
     base = demo.local_url.rstrip("/") + "/tuneloom"
     holder = line.join()  # a chat holds the worker: nothing queued behind it may hold up the routes
     try:

@@ -88,7 +88,8 @@ def test_a_real_run_at_a_learning_rate_far_too_high_says_it_diverges_while_it_tr
     wild = train(3.0, "wild")  # AdamW at 3.0 on every weight: the tiny model's loss runs away within a few steps
     status = runs.read_status(wild)
     assert status["state"] == "done" and status["diverging"]["code"].startswith("run.")
-    assert "diverging" in status["diverging"]["message"] and "train.learning_rate 0.75" in status["diverging"]["message"]
+    said = status["diverging"]["message"]
+    assert "diverging" in said and "train.learning_rate 0.75" in said
     losses = [r["loss"] for r in runs.read_metrics(wild) if "loss" in r]
     assert status["diverging"]["step"] < 12 or not math.isfinite(losses[-1])  # said before the run ended
     assert "WARNING: The run is diverging" in (wild / "train.log").read_text()

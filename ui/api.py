@@ -44,7 +44,7 @@ from engine.core import runs
 from engine.core.config import DEFAULT_MODEL, ConfigError
 from engine.estimate import ui_summary
 from engine.inference.generation import EVALUATION, SHORT_FORM
-from ui import api_data, api_sweep, chat_line, chat_tab, eval_tab, follow, run_actions, train_tab
+from ui import api_data, api_sweep, chat_line, chat_tab, eval_tab, follow, run_actions
 from ui.common import run_path
 from ui.train_tab import start_config
 

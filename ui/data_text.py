@@ -93,8 +93,8 @@ TEXT = {
                            "“训练内容”不适用。",
         "prompt_note": "只有提示、没有回答的数据：请用目标 grpo 训练（训练页）。训练时模型为每个提示采样回答，由你选的"
                        "奖励打分；文件中的内容都不参与训练，“训练内容”不适用。",
-        "prompt_caption": "{where}：一个 {tokens} 个词元的提示，即模型回答前读到的内容（不参与训练）。供奖励使用的参考列："
-                          "{references}。",
+        "prompt_caption": "{where}：一个 {tokens} 个词元的提示，即模型回答前读到的内容（不参与训练）。"
+                          "供奖励使用的参考列：{references}。",
         "no_references": "无",
         "pair_caption": "{where}：提示 {prompt} 个词元（未高亮），选中回答 {chosen} 个、被拒绝回答 {rejected} 个词元"
                         "（高亮）：模型学习更偏好前者。",

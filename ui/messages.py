@@ -212,8 +212,9 @@ ZH = {
     "run.interrupted": "已中断",
     "run.error": "训练出错（{type}）：{detail}",
     "run.reward_failed": "奖励 {reward} 在 {file} 的 {where} 出错：{reason}",
-    "run.diverging": "训练正在发散：训练损失从 {start} 升到 {loss}（第 {step} 步）。学习率 {learning_rate} 对这种方法"
-                     "可能太高：请停止，并用 train.learning_rate {lower} 或更多预热步数（train.warmup_steps）重新开始。",
+    "run.diverging": "训练正在发散：训练损失从 {start} 升到 {loss}（第 {step} 步）。学习率 {learning_rate} "
+                     "对这种方法可能太高：请停止，并用 train.learning_rate {lower} 或更多预热步数"
+                     "（train.warmup_steps）重新开始。",
     "run.diverging_spike": "训练正在发散：训练损失从 {start} 升到 {loss}，梯度范数跳到 {grad_norm}（第 {step} 步）。"
                            "学习率 {learning_rate} 对这种方法可能太高：请停止，并用 train.learning_rate {lower} "
                            "或更多预热步数（train.warmup_steps）重新开始。",

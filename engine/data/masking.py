@@ -14,6 +14,7 @@ for the prompt), the trained span starts where the two renderings part.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from engine.core.messages import Message
@@ -35,6 +36,19 @@ class Encoded:
 
 class Dropped(Message):
     """Why an example cannot be trained (a catalogue message, so a str that can be counted and shown)."""
+
+
+def encode_each(examples, encode_one) -> tuple[list, Counter, list]:
+    """`encode_one(example)` for every example: (kept, dropped reason -> count, "line N: reason" rows)."""
+    kept, dropped, rows = [], Counter(), []
+    for example in examples:
+        result = encode_one(example)
+        if isinstance(result, Dropped):
+            dropped[str(result)] += 1
+            rows.append(f"{example.where}: {result}")
+        else:
+            kept.append(result)
+    return kept, dropped, rows
 
 
 def render(tokenizer, messages: list[dict], generation_prompt: bool = False, tools: list[dict] | None = None) -> str:

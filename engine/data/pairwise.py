@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from engine.core.messages import as_dict
 from engine.data.formats import FORMATS, Example
-from engine.data.masking import IGNORE_INDEX, Dropped, Encoded, assistant_spans, render, token_preview
+from engine.data.masking import IGNORE_INDEX, Dropped, Encoded, assistant_spans, encode_each, render, token_preview
 
 
 @dataclass
@@ -103,15 +103,7 @@ def encode_all_preference(loaded, tokenizer, max_seq_len: int) -> tuple[list, Co
 
     Not cached like instruction data (engine/data/dataset.py): preference files are small (thousands of
     pairs), and encoding one is two renderings."""
-    kept, dropped, rows = [], Counter(), []
-    for example in loaded.examples:
-        result = encode_preference(tokenizer, example, max_seq_len)
-        if isinstance(result, Dropped):
-            dropped[str(result)] += 1
-            rows.append(f"{example.where}: {result}")
-        else:
-            kept.append(result)
-    return kept, dropped, rows
+    return encode_each(loaded.examples, lambda example: encode_preference(tokenizer, example, max_seq_len))
 
 
 def data_kind(loaded) -> str:

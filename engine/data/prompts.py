@@ -17,7 +17,7 @@ from engine.core.messages import as_dict
 from engine.core.registry import FORMATS
 from engine.data.errors import FieldError
 from engine.data.formats import Example, Format, _prompt
-from engine.data.masking import Dropped, render, untrained_units
+from engine.data.masking import Dropped, encode_each, render, untrained_units
 
 PROMPT_FIELDS = ("prompt", "system")
 
@@ -73,15 +73,7 @@ def encode_prompt(tokenizer, example: PromptExample, max_prompt_len: int) -> Enc
 def encode_all_prompts(loaded, tokenizer, max_seq_len: int) -> tuple[list, Counter, list]:
     """Encode every prompt; (kept, dropped reason -> count, "line N: reason" rows), as the trainer and the Data
     tab count them."""
-    kept, dropped, rows = [], Counter(), []
-    for example in loaded.examples:
-        encoded = encode_prompt(tokenizer, example, max_seq_len)
-        if isinstance(encoded, Dropped):
-            dropped[str(encoded)] += 1
-            rows.append(f"{example.where}: {encoded}")
-        else:
-            kept.append(encoded)
-    return kept, dropped, rows
+    return encode_each(loaded.examples, lambda example: encode_prompt(tokenizer, example, max_seq_len))
 
 
 def prompt_preview(tokenizer, example: PromptExample, max_seq_len: int) -> dict:
