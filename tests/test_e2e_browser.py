@@ -33,6 +33,18 @@ def set_number(page, elem_id: str, value) -> None:
     box.press("Tab")
 
 
+def open_page(pw, url: str, model: str, viewport=(1400, 1000)):
+    """(browser, page): the system Chromium on the app, the model field set to `model` (Enter commits it)."""
+    browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    page.set_default_timeout(60_000)
+    page.goto(url)
+    page.get_by_text("Tuneloom").first.wait_for()
+    page.locator("#model input, #model textarea").first.fill(model)
+    page.locator("#model input, #model textarea").first.press("Enter")
+    return browser, page
+
+
 def settled(page, timeout: float = 60_000) -> None:
     """Wait until no event of the page is in flight (Gradio's progress text gone) and the last update is painted
     (two animation frames): a state to wait for, instead of a fixed pause."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from app_server import running_app
-from test_e2e_browser import ARGS, CHROMIUM, SHOTS, pick, settled
+from test_e2e_browser import SHOTS, open_page, pick, settled
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.browser  # skipped without Chromium, failed under CI=true (conftest.py)
@@ -47,13 +47,7 @@ def test_grpo_data_rewards_and_sampled_answers_on_the_page_in_english_and_chines
     home = tmp_path / "home"
     run = grpo_run(home, tiny_model)
     with running_app(home) as url, playwright_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(60_000)
-        page.goto(url)
-        page.get_by_text("Tuneloom").first.wait_for()
-        page.locator("#model input, #model textarea").first.fill(tiny_model)
-        page.locator("#model input, #model textarea").first.press("Enter")
+        browser, page = open_page(pw, url, tiny_model)
 
         # the Data tab: prompts with reference answers are ready for GRPO (not "every example dropped")
         pick(page, "sample", "arithmetic.jsonl")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from app_server import running_app
-from test_e2e_browser import ARGS, CHROMIUM, SHOTS, pick, settled
+from test_e2e_browser import SHOTS, open_page, pick, settled
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.browser  # skipped without Chromium, failed under CI=true (conftest.py)
@@ -53,13 +53,7 @@ def test_judging_in_the_browser(tiny_model, tmp_path):
     home = tmp_path / "home"
     alpha, beta = two_runs(home, tiny_model)
     with running_app(home) as url, playwright_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(60_000)
-        page.goto(url)
-        page.get_by_text("Tuneloom").first.wait_for()
-        page.locator("#model input, #model textarea").first.fill(tiny_model)
-        page.locator("#model input, #model textarea").first.press("Enter")
+        browser, page = open_page(pw, url, tiny_model)
 
         # 1. side by side: base vs the run, same prompt, both answers stream in their own column
         page.get_by_role("tab", name=re.compile("Chat")).click()
