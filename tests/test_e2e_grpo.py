@@ -55,6 +55,9 @@ def test_grpo_data_rewards_and_sampled_answers_on_the_page_in_english_and_chines
         page.get_by_text("train them with objective grpo").first.wait_for()
         page.get_by_text("Reference columns for the rewards: answer = 0").first.wait_for()
         settled(page)
+        # the model typed while the page loaded keeps its own note (the load's note of the default model came
+        # after it and replaced it, before the note was re-read once the load's work was done)
+        shown(page, "model-note", "Local model folder")
         page.screenshot(path=str(SHOTS / "grpo-data-en.png"), full_page=True)
 
         # the Train tab follows the newest run: this GRPO run's rewards and its sampled answers

@@ -278,3 +278,23 @@ def test_the_data_check_shows_prompts_and_their_references_with_nothing_trained(
     _, caption, rejected = data_tab.show_example(1, report)
     assert "none trained" in caption and "answer = 0" in caption and rejected["visible"] is False
     assert "参考列：answer = 0" in data_tab.show_example(1, report, "zh")[1]
+
+
+def test_the_readmes_grpo_and_reward_model_numbers_are_the_recorded_ones():
+    """README quotes bench/results/grpo_cpu.json (written by bench/grpo_proof.py) and reward_model_cpu.md; the
+    recorded held-out reward rose over the base's."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    paragraph = readme[readme.index("`bench/grpo_proof.py` scores held-out accuracy"):].split("```")[0]
+    record = json.loads((ROOT / "bench" / "results" / "grpo_cpu.json").read_text())
+    base, trained = record["base"], record["trained"]
+    assert trained["mean_total_reward"] > base["mean_total_reward"]
+    assert f"{record['steps']} steps" in paragraph and f"{len(record['prompts'])} held-out prompts" in paragraph
+    assert (f"from {base['mean_rewards']['numeric_match']:.0%} to {trained['mean_rewards']['numeric_match']:.0%}"
+            in paragraph)
+    assert f"from\n{base['mean_total_reward']:.3f} to {trained['mean_total_reward']:.3f}".replace("\n", " ") in \
+        paragraph.replace("\n", " ")
+    rm = (ROOT / "bench" / "results" / "reward_model_cpu.md").read_text()
+    before, after = re.search(r"\| chosen scored above rejected \| (\d+)% \| (\d+)% \|", rm).groups()
+    assert f"{after}% of\nthe time, against {before}%".replace("\n", " ") in paragraph.replace("\n", " ")

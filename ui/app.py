@@ -187,7 +187,7 @@ def build_ui() -> gr.Blocks:
             model = loc(gr.Textbox(defaults.model, label=en["model"], scale=5, elem_id="model", info=en["model_info"]),
                         TEXT, label="model", info="model_info")
             prepare_button = loc(gr.Button(en["prepare"], visible=False, scale=1), TEXT, value="prepare")
-        note = gr.Markdown("")
+        note = gr.Markdown("", elem_id="model-note")
         with gr.Tabs():
             with gr.Tab(en["tab_data"], elem_id="tab-data") as data_page:
                 data = data_tab.build(defaults)
@@ -229,7 +229,10 @@ def build_ui() -> gr.Blocks:
         model.submit(model_note, [model, lang], [note, prepare_button], **private)
         lang.change(model_note, [model, lang], [note, prepare_button], show_progress="hidden", **private)
         prepare_button.click(prepare, [model, lang], [note, prepare_button], **private)
-        demo.load(prepare_on_load, [model, remembered], [note, prepare_button], **private)
+        # the note ends on the field's value when the load's work is done: a model typed while the page loaded
+        # (its own note already shown) is not overwritten by the note of the default model the page loaded with
+        demo.load(prepare_on_load, [model, remembered], [note, prepare_button], **private).then(
+            model_note, [model, lang], [note, prepare_button], show_progress="hidden", **private)
         demo.load(train_tab.pick_on_load, None, [train.follow, train.runs], **private)
         data_tab.wire_load(demo, data, model, remembered)
         language.wire(demo, lang, remembered)
