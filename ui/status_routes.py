@@ -5,7 +5,7 @@
 
 A call through Gradio's queue (`/gradio_api/...`, gradio_client) is joined, scheduled and streamed back as
 server-sent events: on a 2-core machine with a run training that took p95 2.8 s for a status that is a small file
-read (bench/results/load_cpu.md). These routes answer the same dicts from FastAPI's thread pool, so dashboards,
+read (bench/results/load_cpu.md). These routes answer the same dicts at once, so dashboards,
 scripts and other machines polling many runs get them at once. They are added to the app Gradio launched
 (Blocks.server_app); gradio has no public hook for a route that shares its sign-in, so `signed_in` reads the same
 session cookie Gradio's own login sets (written here by hand: a few lines, kept next to their one use).
@@ -36,14 +36,16 @@ def add_status_routes(app) -> None:
         if not signed_in(app, request):
             raise HTTPException(status_code=401, detail="not signed in: sign in on the page first (--auth)")
 
-    def run_status(run_id: str, request: Request) -> dict:
+    # async: answered on the server's event loop, without a hop to a worker thread; the answer is two small file
+    # reads (status.json, the metrics appended since the last read), well under a millisecond
+    async def run_status(run_id: str, request: Request) -> dict:
         guard(request)
         try:
             return api.run_status(run_id)
         except gr.Error as err:
             raise HTTPException(status_code=404, detail=err.message) from None
 
-    def list_runs(request: Request) -> list[dict]:
+    def list_runs(request: Request) -> list[dict]:  # a worker thread: one status read per run in the workspace
         guard(request)
         return api.list_runs()
 
