@@ -114,9 +114,11 @@ def test_grpo_refuses_methods_that_prepend_virtual_tokens_before_anything_loads(
     import subprocess
     import sys
 
+    import yaml
+
     cfg = _config(tiny_model, _prompts(tmp_path / "p.jsonl", ["1", "2"]), [{"name": "length", "target": 4}])
     path = tmp_path / "prompt_tuning.yaml"
-    path.write_text(RunConfig.from_dict({**cfg.to_dict(), "method": {"name": "prompt_tuning"}}).to_yaml())
+    path.write_text(yaml.safe_dump({**cfg.to_dict(), "method": {"name": "prompt_tuning"}}))
     result = subprocess.run([sys.executable, "-m", "engine", "train", str(path)], cwd=ROOT, capture_output=True,
                             text=True, timeout=300, env={**__import__("os").environ, "PYTHONPATH": str(ROOT),
                                                          "TUNELOOM_HOME": str(tmp_path / "home")})
