@@ -47,7 +47,7 @@ run: model allocator
 
 test: setup browser allocator
 	TUNELOOM_MODELS=$(TEST_MODELS) $(PY) -m engine model prepare
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=25 tests
 
 clean:
 	rm -rf $(VENV) .cache

@@ -6,8 +6,10 @@ held-out split; the base model's eval loss on the same held-out examples is the 
 (engine/training/base_reference.py, measured once per model and data), and a run that diverged says at which step
 (engine/training/divergence.py). Seconds per step are the mean over the logged steps after the first.
 
-    python bench/methods_real.py --data ../shared/data/alpaca_en_demo.json [--steps 60] [--seeds 0,1]
-                                 [--methods lora,full] [--out bench/results/methods_real_cpu.md]
+    python bench/methods_real.py --data PATH [--steps 60] [--seeds 0,1] [--methods lora,full]
+                                 [--out bench/results/methods_real_cpu.md]
+
+PATH: alpaca-format instruction data, e.g. the shared folder's alpaca_en_demo.json (nothing is read unless named).
 """
 from __future__ import annotations
 
@@ -63,7 +65,7 @@ def table(rows: list[dict]) -> list[str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="instruction data (e.g. ../shared/data/alpaca_en_demo.json)")
+    parser.add_argument("--data", required=True, help="instruction data (e.g. the shared alpaca_en_demo.json)")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--max-seq-len", type=int, default=256)

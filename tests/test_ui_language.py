@@ -152,8 +152,9 @@ def test_live_run_texts_follow_the_language():
     for word in ("running", "step", "elapsed", "ETA", "train loss", "eval loss", "tokens/s"):
         assert word in english and word not in chinese, word
     assert set(follow.loss_frame(rows, "zh")["series"]) == {"训练损失", "验证损失"}
+    assert set(follow.loss_frame(rows, "zh", 2.5)["series"]) == {"训练损失", "验证损失", "基础模型（验证）"}
     for lang in ("en", "zh"):  # a series missing from the plot's colour map is not drawn at all
-        assert set(follow.loss_frame(rows, lang)["series"]) == set(follow.loss_colors(lang))
+        assert set(follow.loss_frame(rows, lang, 2.5)["series"]) == set(follow.loss_colors(lang))
     # advice recorded with its message codes is worded in Chinese; plain English (an older run) is marked as such
     from engine.training.failures import explain
 

@@ -286,15 +286,14 @@ def tick(run_id, seen, lang="en") -> follow.RunView:
         return view
     fresh = run_id != seen.get("run") or len(rows) != seen.get("rows")
     seen.update(run=run_id, key=key, log=log, rows=len(rows))
-    failure = follow.failure_lines(status, lang) if status.get("state") == RunState.FAILED else []
-    warnings = follow.warning_lines(status, lang)
-    problem = error_box(tr(TEXT, lang, "failed", run=run_id), failure + warnings, lang) if failure else \
-        error_box(tr(TEXT, lang, "attention", run=run_id), warnings, lang) if warnings else ""
+    failed = status.get("state") == RunState.FAILED  # why it failed, then what it said while it trained
+    problems = (follow.failure_lines(status, lang) if failed else []) + follow.warning_lines(status, lang)
+    title = tr(TEXT, lang, "failed" if failed else "attention", run=run_id)
     fresh = fresh or lang != seen.get("lang")  # the loss series are named in the page's language
     seen["lang"] = lang
     view = replace(view, progress=follow.progress_html(status, lang),
                    numbers=follow.numbers_markdown(rows, status, lang), log=log, **button_states(run_dir, status),
-                   failure=problem)
+                   failure=error_box(title, problems, lang) if problems else "")
     if fresh:
         view.rewards_plot, view.logps_plot = follow.objective_updates(rows, lang)
         view.loss_plot, view.lr_plot = follow.loss_frame(rows, lang, status.get("base_eval_loss")), \
