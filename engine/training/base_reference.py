@@ -15,17 +15,22 @@ from __future__ import annotations
 import hashlib
 import json
 from contextlib import nullcontext
+from pathlib import Path
 
 from engine.core import runs
 from engine.core.messages import Message, as_dict
-from engine.core.workspace import subdir
+from engine.core.workspace import resolve_model, subdir
 
 CACHE_VERSION = 1
 
 
 def cache_key(cfg, precision: str, validation: list) -> str:
-    """The model, its precision and the held-out tokens and labels exactly as evaluated."""
-    digest = hashlib.sha256(f"{CACHE_VERSION}|{cfg.model}|{precision}|{cfg.train.max_seq_len}".encode())
+    """The model (its name, and its weight files' sizes and times where it is a folder here: a folder trained
+    over in place is another model), its precision and the held-out tokens and labels exactly as evaluated."""
+    folder = Path(resolve_model(cfg.model))
+    weights = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.glob("*.safetensors")) \
+        if folder.is_dir() else []
+    digest = hashlib.sha256(f"{CACHE_VERSION}|{cfg.model}|{weights}|{precision}|{cfg.train.max_seq_len}".encode())
     for example in validation:
         digest.update(json.dumps([list(example.input_ids), list(example.labels)]).encode())
     return digest.hexdigest()[:32]
