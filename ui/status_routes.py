@@ -4,9 +4,9 @@
     GET /tuneloom/runs/{run_id}/status -> run_status(run_id)'s answer (JSON); 404 with the reason for no such run
 
 A call through Gradio's queue (`/gradio_api/...`, gradio_client) is joined, scheduled and streamed back as
-server-sent events: on a 2-core machine with a run training that took p95 2.8 s for a status that is a small file
-read (bench/results/load_cpu.md). These routes answer the same dicts at once, so dashboards,
-scripts and other machines polling many runs get them at once. They are added to the app Gradio launched
+server-sent events: on a 2-core machine with a run training, 20 clients waited seconds per call for a status that
+is a small file read, against tens of milliseconds here (bench/results/load_cpu.md). Dashboards, scripts and
+other machines polling many runs read these routes. They are added to the app Gradio launched
 (Blocks.server_app); gradio has no public hook for a route that shares its sign-in, so `signed_in` reads the same
 session cookie Gradio's own login sets (written here by hand: a few lines, kept next to their one use).
 """
