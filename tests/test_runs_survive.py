@@ -300,6 +300,28 @@ def test_disk_filling_up_during_training_fails_with_a_clear_message(tiny_model, 
     assert status["failure"]["kind"] == "disk_full"
 
 
+def test_a_checkpoint_write_cut_short_by_a_full_disk_is_read_as_a_full_disk(tmp_path):
+    """torch.save's zip writer loses the errno of a short write ("[enforce fail at inline_container.cc:...]
+    unexpected pos ..."): on a disk that is full it is the full disk; on one with room it is not called so."""
+    import torch
+
+    from engine.training import failures
+
+    disk = tmp_path / "tiny-disk"
+    if not _mount_tmpfs(disk, "1m"):
+        pytest.skip("cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN)")
+    try:
+        with pytest.raises(RuntimeError) as cut_short:
+            torch.save({"weights": torch.zeros(2**20)}, disk / "optimizer.pt")  # 4 MiB onto a 1 MiB disk
+        on_full_disk = failures.explain(cut_short.value, step=3, run_dir=disk)
+    finally:
+        _umount(disk)
+    assert on_full_disk["failure"]["kind"] == "disk_full", (str(cut_short.value), on_full_disk)
+    assert on_full_disk["error"].startswith("The disk holding") and "resume the run" in on_full_disk["error"]
+    with_room = failures.explain(cut_short.value, step=3, run_dir=tmp_path)  # the same error, a disk with room
+    assert with_room["failure"]["kind"] != "disk_full"
+
+
 # ---- stop: graceful and stuck -----------------------------------------------------------------
 
 def test_stop_saves_the_adapter_at_the_current_step_and_exits_quickly(tiny_model, workspace):

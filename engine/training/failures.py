@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import time
 
 from engine.core import runs
@@ -63,11 +64,24 @@ def is_oom(err: BaseException) -> bool:
     return isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
 
 
-def is_disk_full(err: BaseException) -> bool:
+# torch.save's zip writer reports a short write without its errno ("[enforce fail at inline_container.cc:...]
+# unexpected pos 101312 vs 101204", seen when a tmpfs filled during a checkpoint): read as a full disk only when the
+# run folder's disk has less than this left
+NEARLY_FULL_BYTES = 64 * 2**20
+
+
+def is_disk_full(err: BaseException, folder=None) -> bool:
     if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
     text = str(err).lower()  # torch.save reports a failed write as a RuntimeError
-    return "no space left" in text or ("file write failed" in text and isinstance(err, RuntimeError))
+    if "no space left" in text or ("file write failed" in text and isinstance(err, RuntimeError)):
+        return True
+    if isinstance(err, RuntimeError) and "inline_container" in text and folder is not None:
+        try:
+            return shutil.disk_usage(folder).free < NEARLY_FULL_BYTES
+        except OSError:
+            return False
+    return False
 
 
 def oom_advice(cfg, device: str) -> tuple[list[str], dict | None]:
@@ -105,7 +119,7 @@ def explain(err: BaseException, cfg=None, step: int | None = None, run_dir=None,
                         detail=f"{type(err).__name__}: {err}")
         return {**runs.error_fields(error), "failure": {"kind": "out_of_memory", **_advice(advice),
                                                         "estimate": estimate, **facts}}
-    if is_disk_full(err):
+    if is_disk_full(err, run_dir):
         where = Message("run.disk_where", folder=str(run_dir)) if run_dir else ""
         error = Message("run.disk_full", where=where, at=at, detail=str(err))
         advice = [Message(code) for code in ("advice.free_disk", "advice.fewer_checkpoints", "advice.resume")]
