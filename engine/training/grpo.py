@@ -79,8 +79,6 @@ def build_grpo(setup):
             if is_main and training and "loss" in logs and (step == 1 or step % every == 0) and self._logs["prompt"]:
                 append_completions(run_dir, completion_rows(self._logs, entries, names, step))
 
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
     reference = "a frozen copy of the adapter as it starts (TRL's 'ref' adapter)" if hasattr(
         setup.model, "peft_config") else "the starting model, loaded a second time"
     weighted = ", ".join(f"{e['name']} x{e['weight']:g}" for e in entries)

@@ -64,13 +64,12 @@ def _legacy_row(feature: dict) -> dict:
     return row
 
 
-def _build(setup, trainer_class, columns, reference: bool):
-    """A TRL trainer on our encoded preference data (engine/data/pairwise.py)."""
+def build_trl_trainer(setup, trainer_class, columns, reference: bool):
+    """A TRL trainer on our encoded preference data (engine/data/pairwise.py), `columns` of each split; the
+    tokenizer has its pad token already (engine/core/models.load_tokenizer)."""
     from datasets import Dataset
 
     tokenizer, data = setup.tokenizer, setup.data
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
     kwargs = dict(model=setup.model, args=setup.args, train_dataset=Dataset.from_dict(columns(data.train)),
                   eval_dataset=Dataset.from_dict(columns(data.validation)) if data.validation else None,
                   processing_class=tokenizer, callbacks=setup.callbacks, optimizers=setup.optimizers)
@@ -87,7 +86,7 @@ def build_dpo(setup):
         def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
             return dataset  # prompt_ids / chosen_ids / rejected_ids from engine/data/pairwise.py
 
-    return _build(setup, TuneloomDPOTrainer, _pairs, reference=True)
+    return build_trl_trainer(setup, TuneloomDPOTrainer, _pairs, reference=True)
 
 
 def build_kto(setup):
@@ -106,7 +105,7 @@ def build_kto(setup):
 
             return dataset.map(add_kl_completion_ids, batched=True, batch_size=args.per_device_train_batch_size)
 
-    return _build(setup, TuneloomKTOTrainer, _unpaired, reference=True)
+    return build_trl_trainer(setup, TuneloomKTOTrainer, _unpaired, reference=True)
 
 
 def _legacy(base):
@@ -120,13 +119,13 @@ def _legacy(base):
 def build_orpo(setup):
     from trl.experimental.orpo import ORPOTrainer
 
-    return _build(setup, _legacy(ORPOTrainer), _pairs, reference=False)
+    return build_trl_trainer(setup, _legacy(ORPOTrainer), _pairs, reference=False)
 
 
 def build_simpo(setup):
     from trl.experimental.cpo import CPOTrainer
 
-    return _build(setup, _legacy(CPOTrainer), _pairs, reference=False)
+    return build_trl_trainer(setup, _legacy(CPOTrainer), _pairs, reference=False)
 
 
 def drop_reference_adapter(model) -> None:

@@ -48,18 +48,14 @@ def load_scorer(model: str, setup):
 def build_reward(setup):
     """TRL's RewardTrainer on our encoded pairs (engine/data/pairwise.py): each answer after its prompt, as the
     Data tab shows them, scored by the sequence-classification head."""
-    from datasets import Dataset
     from trl import RewardTrainer
 
-    tokenizer, data, model = setup.tokenizer, setup.data, setup.model
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model.config.pad_token_id = tokenizer.pad_token_id
+    from engine.training.preference import build_trl_trainer
+
+    setup.model.config.pad_token_id = setup.tokenizer.pad_token_id
 
     def columns(items):
         return {"chosen_ids": [e.prompt_ids + e.chosen_ids for e in items],
                 "rejected_ids": [e.prompt_ids + e.rejected_ids for e in items]}
 
-    return RewardTrainer(model=model, args=setup.args, train_dataset=Dataset.from_dict(columns(data.train)),
-                         eval_dataset=Dataset.from_dict(columns(data.validation)) if data.validation else None,
-                         processing_class=tokenizer, callbacks=setup.callbacks, optimizers=setup.optimizers)
+    return build_trl_trainer(setup, RewardTrainer, columns, reference=False)
