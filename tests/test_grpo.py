@@ -153,10 +153,12 @@ def test_a_failing_reward_ends_the_run_naming_the_reward_line_and_reason(tiny_mo
 def test_grpo_stop_and_resume_continue_at_the_next_step(tiny_model, tmp_path, monkeypatch):
     from engine.training import launcher
 
+    STEPS = 10  # enough that a stop asked after step 1 lands before the end, however fast the machine
+
     monkeypatch.setenv("TUNELOOM_HOME", str(tmp_path / "home"))
     rewards = [{"name": "length", "unit": "chars", "target": 12}]
     cfg = _config(tiny_model, _prompts(tmp_path / "p.jsonl", ["1", "2", "3", "4", "5", "6"]), rewards,
-                  max_steps=4, save_steps=1)
+                  max_steps=STEPS, save_steps=1)
     run_dir = launcher.start(cfg)
     deadline = time.time() + 500
     while time.time() < deadline and not any(r.get("step", 0) >= 1 for r in runs.read_metrics(run_dir)):
@@ -166,15 +168,15 @@ def test_grpo_stop_and_resume_continue_at_the_next_step(tiny_model, tmp_path, mo
     while time.time() < deadline and runs.read_status(run_dir).get("state") not in ("done", "failed"):
         time.sleep(0.5)
     stopped = runs.read_status(run_dir)
-    assert stopped["state"] == "done" and stopped["stopped_early"] and 1 <= stopped["step"] < 4, stopped
+    assert stopped["state"] == "done" and stopped["stopped_early"] and 1 <= stopped["step"] < STEPS, stopped
     launcher.resume(run_dir)
     while time.time() < deadline + 400 and runs.read_status(run_dir).get("state") not in ("done", "failed"):
         time.sleep(0.5)
     status = runs.read_status(run_dir)
-    assert status["state"] == "done" and status["step"] == 4 and not status["stopped_early"], runs.log_tail(run_dir)
+    assert status["state"] == "done" and status["step"] == STEPS and not status["stopped_early"], runs.log_tail(run_dir)
     assert status["resumed_from"] == stopped["step"]
     steps = [r["step"] for r in runs.read_metrics(run_dir) if "loss" in r]
-    assert steps == [1, 2, 3, 4]  # the resumed run continued at the next step; none twice, none lost
+    assert steps == list(range(1, STEPS + 1))  # the resumed run continued at the next step; none twice, none lost
     checkpoint = run_dir / "checkpoints" / f"checkpoint-{stopped['step']}"
     assert f"resuming from {checkpoint}" in runs.log_tail(run_dir, 200)
     assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
