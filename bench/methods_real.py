@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -23,43 +24,55 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.machine import cpu_flags_line, describe  # noqa: E402
+from bench.machine import cpu_flags_line, cpu_name, describe  # noqa: E402
 from bench.methods_table import train_once  # noqa: E402
 from engine.methods import METHODS  # noqa: E402
+from engine.methods.measured import summarise  # noqa: E402
 
 
-def measure(keys: list[str], data: Path, steps: int, seeds: list[int], max_seq_len: int, timeout: int) -> list[dict]:
+def measure(keys: list[str], data: Path, steps: int, seeds: list[int], max_seq_len: int, timeout: int,
+            record: Path) -> list[dict]:
+    """Train each (method, seed) not yet in `record`; each row is written there as soon as it is measured, so a
+    bench stopped after an hour resumes where it was (a row with an error is measured again)."""
     rows = []
+    if record.exists():
+        kept = json.loads(record.read_text())
+        rows = [r for r in (kept["rows"] if isinstance(kept, dict) else kept) if "error" not in r]
+    about = {"data": data.name, "steps": steps, "max_seq_len": max_seq_len, "cpu": cpu_name(),
+             "cores": os.cpu_count(), "machine": describe(), "cpu_flags": cpu_flags_line()}
+    done = {(r["key"], r["seed"]) for r in rows}
     with tempfile.TemporaryDirectory(prefix="tuneloom-methods-real-") as home:
         for key in keys:
             for seed in seeds:
+                if (key, seed) in done:
+                    continue
                 sets = (f"data.train={data}", "data.validation_split=0.1", f"train.max_seq_len={max_seq_len}",
                         f"train.seed={seed}", "train.eval_steps=0")
-                row = {"key": key, "seed": seed, **train_once(key, steps, Path(home), timeout, sets)}
+                load = os.getloadavg()[0]
+                row = {"key": key, "seed": seed, "load_1m_before": round(load, 2),
+                       **train_once(key, steps, Path(home), timeout, sets)}
                 rows.append(row)
+                record.write_text(json.dumps({**about, "rows": rows}, indent=2))
                 print(json.dumps(row), flush=True)
-    return rows
+    record.write_text(json.dumps({**about, "rows": rows}, indent=2))
+    order = {(k, s): i for i, (k, s) in enumerate((k, s) for k in keys for s in seeds)}
+    return sorted((r for r in rows if (r["key"], r["seed"]) in order), key=lambda r: order[r["key"], r["seed"]])
 
 
 def table(rows: list[dict]) -> list[str]:
     """One line per method: each seed's held-out eval loss and the base's on the same examples; the mean change
     against the base and against full fine-tuning with the same seed (the split is seeded by train.seed)."""
-    full = {r["seed"]: r["final_eval_loss"] for r in rows if r["key"] == "full" and r.get("final_eval_loss")}
     lines = ["| method | eval loss (base) per seed | vs base | vs full | s/step | peak RSS MB | diverged at |",
              "|---|---|---:|---:|---:|---:|---|"]
-    for key in dict.fromkeys(r["key"] for r in rows):
-        mine = [r for r in rows if r["key"] == key]
-        if any("error" in r for r in mine):
-            lines.append(f"| {key} | {next(r['error'] for r in mine if 'error' in r)} | | | | | |")
+    for key, m in summarise(rows).items():
+        if m.error:
+            lines.append(f"| {key} | {m.error} | | | | | |")
             continue
-        versus_base = [r["final_eval_loss"] / r["base_eval_loss"] - 1 for r in mine]
-        versus_full = [r["final_eval_loss"] / full[r["seed"]] - 1 for r in mine if r["seed"] in full]
-        per_step = sum(r["s_per_step"] or 0 for r in mine) / len(mine)
-        diverged = ", ".join(f"seed {r['seed']}: step {r['diverging']}" for r in mine if r.get("diverging")) or "no"
-        cells = " / ".join(f"{r['final_eval_loss']:.3f} ({r['base_eval_loss']:.3f})" for r in mine)
-        lines.append(f"| {key} | {cells} | {100 * sum(versus_base) / len(mine):+.1f}% | "
-                     + (f"{100 * sum(versus_full) / len(versus_full):+.1f}% | " if versus_full else " | ")
-                     + f"{per_step:.2f} | {max(r['peak_memory_mb'] or 0 for r in mine):.0f} | {diverged} |")
+        diverged = ", ".join(f"seed {seed}: step {step}" for seed, step in m.diverged) or "no"
+        cells = " / ".join(f"{e:.3f} ({b:.3f})" for e, b in zip(m.eval_losses, m.base_losses))
+        lines.append(f"| {key} | {cells} | {100 * m.versus_base:+.1f}% | "
+                     + (f"{100 * m.versus_full:+.1f}% | " if m.versus_full is not None else " | ")
+                     + f"{m.s_per_step:.2f} | {m.peak_mb:.0f} | {diverged} |")
     return lines
 
 
@@ -76,12 +89,14 @@ def main(argv=None) -> int:
     keys = [k.strip() for k in args.methods.split(",") if k.strip()] or list(METHODS)
     seeds = [int(s) for s in args.seeds.split(",")]
     data = Path(args.data).resolve()
-    started = time.time()
-    rows = measure(keys, data, args.steps, seeds, args.max_seq_len, args.timeout)
+    out = Path(args.out)
+    rows = measure(keys, data, args.steps, seeds, args.max_seq_len, args.timeout, out.with_suffix(".json"))
+    loads = [r["load_1m_before"] for r in rows if "load_1m_before" in r] or [float("nan")]
     lines = [
         "# Which method to pick, measured on real instruction data (CPU)", "",
         f"Measured {time.strftime('%Y-%m-%d %H:%M %Z')} on {describe()}. {cpu_flags_line()}. "
-        f"{(time.time() - started) / 60:.0f} minutes in all.", "",
+        f"{sum(r.get('wall_s') or 0 for r in rows) / 60:.0f} minutes of training in all (the load average before "
+        f"each run, where recorded: {min(loads):.1f} to {max(loads):.1f}).", "",
         f"`python bench/methods_real.py --data {args.data} --steps {args.steps} --seeds {args.seeds} "
         f"--max-seq-len {args.max_seq_len}" + (f" --methods {args.methods}" if args.methods else "") + "`", "",
         f"Data: `{data.name}`, 10% held out; the split is seeded by train.seed, so each seed holds out other "
@@ -92,8 +107,6 @@ def main(argv=None) -> int:
         *table(rows), "",
         "A run that diverged is named with the step where the trainer said so (status.json `diverging`).",
     ]
-    out = Path(args.out)
-    out.with_suffix(".json").write_text(json.dumps(rows, indent=2))
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -112,3 +112,77 @@ def test_refused_by_name_before_loading(parents, tiny_model, tmp_path, monkeypat
     # the CLI refuses with exit 2, naming the run
     result = engine_cli("merge", a.name, str(ia3), "--how", "ties", home=home)
     assert result.returncode == 2 and "ia3-run" in result.stderr, result.stderr
+
+
+# ---- full-weight runs, merged by mergekit ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def full_parents(tiny_model, tmp_path_factory):
+    home = tmp_path_factory.mktemp("merge-full-home")
+    full = ("--set", "method.name=full", "--set", "train.learning_rate=1e-3")
+    a = train(home, tiny_model, "identity-full", "presets/data/identity.jsonl", *full)
+    b = train(home, tiny_model, "planets-full", "presets/data/planets.jsonl", *full)
+    return home, a, b
+
+
+def weights_of(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    tensors = {}
+    for shard in sorted(folder.glob("*.safetensors")):
+        tensors.update(load_file(str(shard)))
+    return tensors
+
+
+def test_full_weight_runs_merge_with_mergekit(full_parents, tiny_model, monkeypatch):
+    import torch
+
+    home, a, b = full_parents
+    parent_a, parent_b = weights_of(a / "model"), weights_of(b / "model")
+    changed = [k for k in parent_a if not torch.equal(parent_a[k], parent_b[k])]
+    assert changed  # the two runs trained on different data: their weights differ
+
+    # linear at 0.5 / 0.5 is, by definition, the mean of the two parents' tensors
+    result = engine_cli("merge", a.name, b.name, "--how", "linear", "--weights", "0.5,0.5", "--name", "mean",
+                        home=home)
+    assert result.returncode == 0, result.stderr[-3000:]
+    mean = Path(result.stdout.strip().splitlines()[-1])
+    merged = weights_of(mean / "model")
+    for key in changed:
+        assert torch.allclose(merged[key].float(), (parent_a[key].float() + parent_b[key].float()) / 2, atol=1e-6)
+    monkeypatch.setenv("TUNELOOM_HOME", str(home))
+    assert runs.read_status(mean)["state"] == "done"
+    card = json.loads((mean / "merge.json").read_text())
+    assert card["library"] == "mergekit" and [p["run"] for p in card["parents"]] == [a.name, b.name]
+    assert (mean / "model" / "tokenizer_config.json").is_file()  # the parents' tokenizer and chat template
+
+    # SLERP walks from the first run (t = 0: its weights) to the second (t = 1)
+    for weights, expected in (("1,0", parent_a), ("0,1", parent_b)):
+        result = engine_cli("merge", a.name, b.name, "--how", "slerp", "--weights", weights, home=home)
+        assert result.returncode == 0, result.stderr[-3000:]
+        end = weights_of(Path(result.stdout.strip().splitlines()[-1]) / "model")
+        assert all(torch.allclose(end[k].float(), expected[k].float(), atol=1e-5) for k in changed)
+
+    # TIES (task vectors against the base model) gives a model that Evaluate takes like any run
+    result = engine_cli("merge", a.name, b.name, "--how", "ties", "--density", "0.5", "--name", "ties", home=home)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ties = Path(result.stdout.strip().splitlines()[-1])
+    ties_weights = weights_of(ties / "model")
+    assert any(not torch.equal(ties_weights[k], parent_a[k]) and not torch.equal(ties_weights[k], parent_b[k])
+               for k in changed)
+    evaluated = engine_cli("evaluate", str(ties), "--samples", "1", "--max-new-tokens", "4", "--json", home=home)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert json.loads(evaluated.stdout.strip().splitlines()[-1])["eval_loss"] > 0
+
+
+def test_full_weight_merges_refused_by_name(full_parents, parents, monkeypatch):
+    home, a, b = full_parents
+    monkeypatch.setenv("TUNELOOM_HOME", str(home))
+    from engine.inference.merge_runs import merge_problems
+
+    assert merge_problems([str(a), str(b)], "slerp", None, None) == []
+    problems = merge_problems([str(a), str(b)], "cat", None, None)
+    assert any(a.name in p and "mergekit" in p and "linear, ties, slerp" in p for p in problems), problems
+    assert any("exactly two" in p for p in merge_problems([str(a), str(b), str(a)], "slerp", None, None))
+    lora = parents[1]  # a LoRA run on the same tiny base: an adapter beside a full-weight run
+    assert any("different kinds" in p for p in merge_problems([str(a), str(lora)], "linear", None, None))
+    assert any("slerp" in p and lora.name in p for p in merge_problems([str(a), str(lora)], "slerp", None, None))

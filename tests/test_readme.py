@@ -151,6 +151,20 @@ def test_seconds_per_step_of_every_method_are_the_recorded_ones():
     assert (float(low), float(high)) == (min(per_step.values()), max(per_step.values()))
 
 
+def test_methods_table_is_the_recorded_real_data_runs():
+    """The Methods section's measured table is bench/results/methods_real_cpu.md's, row for row, and that table's
+    change against the base is, by definition, the mean over seeds of eval/base - 1 in the record's rows."""
+    shown = table(section("Methods"), "| method | eval loss (base) per seed |")
+    recorded = table(record("methods_real_cpu.md"), "| method | eval loss (base) per seed |")
+    assert shown == recorded and len(shown) == 16, "README's measured methods table differs from the record"
+    rows = json.loads((RESULTS / "methods_real_cpu.json").read_text())["rows"]
+    for line in recorded:
+        mine = [r for r in rows if r["key"] == line[0]]
+        assert len(mine) >= 2, f"{line[0]}: measured on {len(mine)} seed(s)"
+        change = sum(r["final_eval_loss"] / r["base_eval_loss"] - 1 for r in mine) / len(mine)
+        assert line[2] == f"{100 * change:+.1f}%", line
+
+
 def test_memory_estimate_accuracy_is_the_recorded_one():
     text = paragraph("**Memory estimate against measured peaks**", PERFORMANCE)
     published = record("memory_published.md")

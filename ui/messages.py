@@ -345,16 +345,17 @@ ZH = {
     "merge.weights_syntax": "--weights {text}：应是用逗号分隔的数字，例如 0.5,0.5",
     "merge.density": "--density {density}：每个适配器保留的权重比例，须大于 0 且不超过 1",
     "merge.not_run": "{run}：不是训练文件夹（没有 config.yaml 和 status.json）",
-    "merge.full_weights": "{run}：全量权重的训练（{method}）；合并完整模型需要 mergekit，Tuneloom 暂不支持；请合并 L"
-                          "oRA 类训练（lora、qlora、lora8bit、ia3）",
+    "merge.slerp_count": "--how slerp 只能合并两个训练（现在是 {count} 个）",
+    "merge.full_how": "{run}：全量权重的训练（{method}）由 mergekit 合并，可用 --how {allowed}（不能用 {how}）",
+    "merge.mergekit_failed": "mergekit 无法合并这些训练（{tail}）；完整输出在 {log}",
     "merge.no_result": "{run}：还没有结果（没有 adapter/）；请等它完成",
     "merge.not_peft": "{run}：方法 {method} 以自己的格式保存适配器，peft 的 add_weighted_adapter 无法合并；请合并 Lo"
-                      "RA 类训练（lora、qlora、lora8bit、ia3）",
+                      "RA 类训练（lora、qlora、lora8bit、ia3）或全量权重的训练（full、freeze、bitfit、layerwise）",
     "merge.kind_how": "{run}：{kind} 适配器不能用 --how {how} 合并（可以用：{allowed}）",
     "merge.kind_none": "{run}：peft 的 add_weighted_adapter 无法合并 {kind} 适配器；只有 LoRA 与 IA3 适配器可以合并",
     "merge.dora": "{run}：DoRA 适配器；add_weighted_adapter 只合并 LoRA 矩阵而不合并 DoRA 的幅度，结果会是错的",
     "merge.bases": "这些训练的基础模型不同（{bases}）；请合并同一基础模型上的训练",
-    "merge.kinds": "这些适配器的类型不同（{kinds}）；请合并同一类型",
+    "merge.kinds": "这些训练的类型不同（{kinds}）；请合并同一类型（适配器与适配器，全量权重与全量权重）",
     "merge.rank": "--how {how} 要求 LoRA 秩相同，而这些训练的秩为 {ranks}；请用 --how cat，或选秩相同的训练",
     "merge.modules_to_save": "{runs} 都在适配器之外训练了整个模块（modules_to_save），这些无法合并；请合并没有 modul"
                              "es_to_save 的训练",

@@ -11,6 +11,7 @@ import gradio as gr
 
 from engine.core.registry import Param
 from engine.methods import METHODS
+from ui import method_evidence
 from ui.lang import loc, norm
 from ui.methods_zh import METHOD_ZH as METHOD_ZH_MORE
 
@@ -84,6 +85,10 @@ def build(selected: str, values: dict) -> SimpleNamespace:
     groups, inputs, keys = {}, [], []
     for key, method in METHODS.items():
         with gr.Group(visible=key == selected) as group:
+            measured = {lang: method_evidence.line(key, lang) for lang in ("en", "zh")}
+            if measured["en"]:  # what its preset measured on real instructions (bench/methods_real.py)
+                loc(gr.Markdown(measured["en"], elem_id=f"{key}-measured"),
+                    {lang: {"measured": text} for lang, text in measured.items()}, value="measured")
             if not method.params:
                 loc(gr.Markdown(f"{method.title} has no settings of its own."),
                     {"en": {"none": f"{method.title} has no settings of its own."},

@@ -53,12 +53,14 @@ TEXT = {
         "cols": "trial|state|metric|run|settings", "plot": "Metric against a searched setting",
         "axis": "Setting on the x axis", "value": "value", "process_failed": "The sweep process failed",
         "minimize": "lower is better", "maximize": "higher is better",
-        "merge_title": "### Merge runs (LoRA-family adapters of one base model)",
-        "runs": "Runs to merge", "runs_info": "Two or more finished LoRA or IA3 runs on the same base model.",
-        "how": "How", "how_info": "TIES and DARE keep each adapter's strongest weights (density) and resolve sign "
-                                  "conflicts; linear averages; cat stacks the ranks.",
+        "merge_title": "### Merge runs of one base model (adapters with peft, full-weight runs with mergekit)",
+        "runs": "Runs to merge", "runs_info": "Two or more finished runs on the same base model: LoRA / IA3 "
+                                              "adapters, or full-weight runs (full, freeze, BitFit, layer-wise).",
+        "how": "How", "how_info": "TIES and DARE keep each run's strongest changes (density) and resolve sign "
+                                  "conflicts; linear averages; cat stacks LoRA ranks; slerp (two full-weight runs) "
+                                  "walks from the first to the second.",
         "weights": "Weights", "weights_info": "One per run, comma-separated (empty: equal).",
-        "density": "Density", "density_info": "TIES / DARE / magnitude prune: share of each adapter's weights kept.",
+        "density": "Density", "density_info": "TIES / DARE / magnitude prune: share of each run's changes kept.",
         "merge_name": "Name of the merged run", "merge": "Merge",
         "merged": "Merged into run {run}: Chat, Evaluate, Export and serve take it like any run.",
         "merge_refused": "These runs cannot be merged this way", "merge_failed": "The merge failed",
@@ -86,12 +88,14 @@ TEXT = {
         "cols": "试验|状态|指标|训练|设置", "plot": "指标与某个搜索设置的关系",
         "axis": "横轴上的设置", "value": "取值", "process_failed": "搜索进程失败",
         "minimize": "越低越好", "maximize": "越高越好",
-        "merge_title": "### 合并训练（同一基础模型上的 LoRA 类适配器）",
-        "runs": "要合并的训练", "runs_info": "两个或更多在同一基础模型上完成的 LoRA 或 IA3 训练。",
+        "merge_title": "### 合并同一基础模型上的训练（适配器用 peft，全量权重用 mergekit）",
+        "runs": "要合并的训练", "runs_info": "两个或更多在同一基础模型上完成的训练：LoRA / IA3 适配器，或全量权重的训练"
+                                        "（full、freeze、BitFit、逐层解冻）。",
         "how": "方式",
-        "how_info": "TIES 与 DARE 保留每个适配器中最强的权重（密度）并解决符号冲突；linear 取平均；cat 拼接秩。",
+        "how_info": "TIES 与 DARE 保留每个训练中最强的改变（密度）并解决符号冲突；linear 取平均；cat 拼接 LoRA 的秩；"
+                    "slerp（两个全量权重的训练）从第一个走向第二个。",
         "weights": "权重", "weights_info": "每个训练一个，用逗号分隔（留空：相等）。",
-        "density": "密度", "density_info": "TIES / DARE / 幅度剪枝：每个适配器保留的权重比例。",
+        "density": "密度", "density_info": "TIES / DARE / 幅度剪枝：每个训练保留的改变比例。",
         "merge_name": "合并后训练的名称", "merge": "合并",
         "merged": "已合并为训练 {run}：对话、评估、导出和服务都可以像普通训练一样使用它。",
         "merge_refused": "这些训练不能以这种方式合并", "merge_failed": "合并失败",

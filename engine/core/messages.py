@@ -364,18 +364,22 @@ CATALOGUE = {
     "merge.weights_syntax": "--weights {text}: numbers separated by commas, e.g. 0.5,0.5",
     "merge.density": "--density {density}: the share of each adapter's weights kept, above 0 and at most 1",
     "merge.not_run": "{run}: not a run folder (no config.yaml and status.json)",
-    "merge.full_weights": "{run}: a full-weight run ({method}); merging full models needs mergekit, which Tuneloom "
-                          "does not drive yet; merge LoRA-family runs (lora, qlora, lora8bit, ia3)",
+    "merge.slerp_count": "--how slerp merges exactly two runs (got {count})",
+    "merge.full_how": "{run}: a full-weight run ({method}) is merged by mergekit, which takes --how {allowed} "
+                      "(not {how})",
+    "merge.mergekit_failed": "mergekit could not merge the runs ({tail}); its whole output is in {log}",
     "merge.no_result": "{run}: has no result yet (no adapter/); wait for it to finish",
     "merge.not_peft": "{run}: method {method} saves its own adapter format, which peft's add_weighted_adapter "
-                      "cannot merge; merge LoRA-family runs (lora, qlora, lora8bit, ia3)",
+                      "cannot merge; merge LoRA-family runs (lora, qlora, lora8bit, ia3) or full-weight runs "
+                      "(full, freeze, bitfit, layerwise)",
     "merge.kind_how": "{run}: a {kind} adapter cannot be merged with --how {how} (it can with: {allowed})",
     "merge.kind_none": "{run}: a {kind} adapter cannot be merged by peft's add_weighted_adapter; only LoRA and IA3 "
                        "adapters merge",
     "merge.dora": "{run}: a DoRA adapter; add_weighted_adapter merges the LoRA matrices but not DoRA's magnitudes, "
                   "so the result would be wrong",
     "merge.bases": "the runs are on different base models ({bases}); merge runs of one base",
-    "merge.kinds": "the adapters are of different kinds ({kinds}); merge one kind",
+    "merge.kinds": "the runs are of different kinds ({kinds}); merge one kind (adapters with adapters, "
+                   "full-weight runs with full-weight runs)",
     "merge.rank": "--how {how} needs one LoRA rank, the runs have {ranks}; use --how cat, or runs of one rank",
     "merge.modules_to_save": "{runs} each train whole modules beside the adapter (modules_to_save), which cannot be "
                              "merged; merge runs without modules_to_save",

@@ -6,14 +6,16 @@ import sys
 
 
 def add_parser(sub) -> None:
-    merge = sub.add_parser("merge", help="merge LoRA-family runs of one base into a new run (peft "
-                                         "add_weighted_adapter); prints the new run folder")
+    merge = sub.add_parser("merge", help="merge runs of one base into a new run (LoRA-family adapters with peft's "
+                                         "add_weighted_adapter, full-weight runs with mergekit); prints the new "
+                                         "run folder")
     merge.add_argument("runs", nargs="+", metavar="RUN", help="run folders or ids (two or more)")
     merge.add_argument("--how", default="ties",
-                       choices=("linear", "cat", "ties", "dare_linear", "dare_ties", "magnitude_prune"))
+                       choices=("linear", "cat", "ties", "dare_linear", "dare_ties", "magnitude_prune", "slerp"),
+                       help="adapters: any but slerp; full-weight runs (mergekit): linear, ties, slerp")
     merge.add_argument("--weights", default=None, help="one weight per run, e.g. 0.5,0.5 (default: equal)")
     merge.add_argument("--density", type=float, default=0.5,
-                       help="ties, dare_*, magnitude_prune: the share of each adapter's weights kept")
+                       help="ties, dare_*, magnitude_prune: the share of each run's changes kept")
     merge.add_argument("--name", default="", help="the new run's name (default merge-HOW)")
 
 

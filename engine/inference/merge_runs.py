@@ -1,7 +1,8 @@
-"""Merge several runs' adapters into a new run: `python -m engine merge RUN_A RUN_B --how ties`.
+"""Merge several runs into a new run: `python -m engine merge RUN_A RUN_B --how ties`.
 
-peft's `add_weighted_adapter` does the merging (linear, cat, TIES, DARE-linear, DARE-TIES, magnitude
-prune for LoRA; a weighted sum for IA3). The result is a run folder like any other (config.yaml,
+Adapters: peft's `add_weighted_adapter` does the merging (linear, cat, TIES, DARE-linear, DARE-TIES, magnitude
+prune for LoRA; a weighted sum for IA3). Full-weight runs (a whole model/ each): mergekit (linear, TIES,
+SLERP; engine/inference/merge_full.py). The result is a run folder like any other (config.yaml,
 status.json "done", adapter/), so Chat, Evaluate, Export and serve take it as a run; its merge.json and
 its status name the parents and the recipe. Everything that would make the merge wrong or impossible is
 refused before a model is loaded (`merge_problems`, import-light: the page asks it too).
@@ -20,9 +21,11 @@ from engine.core.config import ConfigError
 from engine.core.jobs import RunState
 from engine.core.messages import Message
 
-# how -> the peft adapter types that can be merged that way (LoRA's combination types; IA3 sums its vectors)
-HOWS = {"linear": ("LORA", "IA3"), "cat": ("LORA",), "ties": ("LORA",), "dare_linear": ("LORA",),
-        "dare_ties": ("LORA",), "magnitude_prune": ("LORA",)}
+FULL = "FULL"  # a full-weight run's kind beside peft's adapter types
+# how -> the kinds of run that can be merged that way: peft's adapter types (LoRA's combination types; IA3 sums
+# its vectors) and full-weight runs, merged by mergekit
+HOWS = {"linear": ("LORA", "IA3", FULL), "cat": ("LORA",), "ties": ("LORA", FULL), "dare_linear": ("LORA",),
+        "dare_ties": ("LORA",), "magnitude_prune": ("LORA",), "slerp": (FULL,)}
 NEEDS_DENSITY = ("ties", "dare_linear", "dare_ties", "magnitude_prune")
 SAME_RANK = ("linear", "ties", "dare_linear", "dare_ties", "magnitude_prune")  # peft: these keep one rank
 MERGE_CARD = "merge.json"
@@ -36,7 +39,7 @@ def _parent(run: str) -> tuple[Path, dict, dict, str]:
     raw = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
     method = (raw.get("method") or {}).get("name", "lora") if isinstance(raw.get("method"), dict) else raw.get("method")
     if (run_dir / "model").is_dir():
-        return run_dir, raw, {}, Message("merge.full_weights", run=run_dir.name, method=method)
+        return run_dir, raw, {"peft_type": FULL, "method": method}, ""
     if not (run_dir / "adapter").is_dir():
         return run_dir, raw, {}, Message("merge.no_result", run=run_dir.name)
     config = runs.read_json(run_dir / "adapter" / "adapter_config.json", None)
@@ -56,6 +59,8 @@ def merge_problems(run_list: list[str], how: str, weights: list[float] | None, d
         problems.append(Message("merge.weights", weights=len(weights), runs=len(run_list)))
     if how in NEEDS_DENSITY and density is not None and not 0 < density <= 1:
         problems.append(Message("merge.density", density=density))
+    if how == "slerp" and len(run_list) != 2:
+        problems.append(Message("merge.slerp_count", count=len(run_list)))
     parents = [_parent(r) for r in run_list]
     problems += [why for *_, why in parents if why]
     if problems:
@@ -66,7 +71,10 @@ def merge_problems(run_list: list[str], how: str, weights: list[float] | None, d
         base = start.get("base") or raw.get("model") or "smollm2-135m-instruct"
         bases.setdefault(str(base), []).append(run_dir.name)
         kind = config.get("peft_type")
-        if kind not in HOWS[how]:
+        if kind == FULL and kind not in HOWS[how]:
+            problems.append(Message("merge.full_how", run=run_dir.name, method=config["method"], how=how,
+                                    allowed=", ".join(h for h, kinds in HOWS.items() if FULL in kinds)))
+        elif kind not in HOWS[how]:
             allowed = ", ".join(h for h, kinds in HOWS.items() if kind in kinds)
             problems.append(Message("merge.kind_how", run=run_dir.name, kind=kind, how=how, allowed=allowed) if allowed
                             else Message("merge.kind_none", run=run_dir.name, kind=kind or "non-peft"))
@@ -97,15 +105,45 @@ def merge(run_list: list[str], how: str = "ties", weights: list[float] | None = 
           name: str = "") -> Path:
     """Merge and save as a new run folder; returns it."""
     from engine.core.config import RunConfig
-    from engine.core.models import load_model
 
     check(run_list, how, weights, density)
     parents = [runs.resolve_run(r) for r in run_list]
     weights = list(weights) if weights is not None else [1.0 / len(parents)] * len(parents)
     first = RunConfig.load(parents[0] / "config.yaml")
-    kind = runs.read_json(parents[0] / "adapter" / "adapter_config.json")["peft_type"]
+    full_weight = (parents[0] / "model").is_dir()
+    recipe = {"how": how, "weights": weights, "density": density if how in NEEDS_DENSITY else None,
+              "library": "mergekit" if full_weight else "peft add_weighted_adapter",
+              "parents": [p.name for p in parents]}
+    first.name = name or f"merge-{how}"
+    run_dir = runs.new_run_dir(first.name)  # a run folder like the launcher's (inference sits below training)
+    runs.write_atomic(run_dir / "config.yaml", first.to_yaml())
+    runs.update_status(run_dir, state=RunState.QUEUED, created_at=time.time(), pid=None, error=None,
+                       **runs.run_facts(first), merged_from=recipe["parents"], merge=recipe)
+    try:
+        if full_weight:
+            _merge_full_weights(parents, first, how, weights, density, run_dir)
+        else:
+            _merge_adapters(parents, first, how, weights, density, run_dir)
+    except Exception as error:
+        runs.update_status(run_dir, state=RunState.FAILED, pid=None, error=str(error), finished_at=time.time())
+        raise
+    if (parents[0] / runs.START_FILE).is_file():  # the parents' adapters apply to an earlier run's merged result
+        shutil.copy2(parents[0] / runs.START_FILE, run_dir / runs.START_FILE)
+    card = {**recipe, "parents": [_parent_card(p) for p in parents], "created_at": time.time()}
+    runs.write_json(run_dir / MERGE_CARD, card)
+    (run_dir / "train.log").write_text("\n".join(card_lines(run_dir)) + "\n", encoding="utf-8")
+    runs.update_status(run_dir, state=RunState.DONE, pid=None, finished_at=time.time())
+    return run_dir
+
+
+def _merge_adapters(parents: list[Path], first, how: str, weights: list[float], density: float | None,
+                    run_dir: Path) -> None:
+    """peft: every parent's adapter onto one base, add_weighted_adapter, the merged one saved as adapter/."""
     from peft import PeftModel
 
+    from engine.core.models import load_model
+
+    kind = runs.read_json(parents[0] / "adapter" / "adapter_config.json")["peft_type"]
     base = load_model(runs.result_base(parents[0], first), dtype="fp32", trust_remote_code=first.trust_remote_code)
     names = [f"parent{i}" for i in range(len(parents))]
     model = PeftModel.from_pretrained(base, str(parents[0] / "adapter"), adapter_name=names[0])
@@ -116,13 +154,6 @@ def merge(run_list: list[str], how: str = "ties", weights: list[float] | None = 
     else:
         options = {"density": density} if how in NEEDS_DENSITY else {}
         model.add_weighted_adapter(names, weights, "merged", combination_type=how, **options)
-    recipe = {"how": how, "weights": weights, "density": density if how in NEEDS_DENSITY else None,
-              "library": "peft add_weighted_adapter", "parents": [p.name for p in parents]}
-    first.name = name or f"merge-{how}"
-    run_dir = runs.new_run_dir(first.name)  # a run folder like the launcher's (inference sits below training)
-    runs.write_atomic(run_dir / "config.yaml", first.to_yaml())
-    runs.update_status(run_dir, state=RunState.QUEUED, created_at=time.time(), pid=None, error=None,
-                       **runs.run_facts(first), merged_from=recipe["parents"], merge=recipe)
     staging = run_dir / ".merging"
     model.save_pretrained(str(staging), selected_adapters=["merged"])
     saved = staging / "merged" if (staging / "merged").is_dir() else staging
@@ -131,13 +162,18 @@ def merge(run_list: list[str], how: str = "ties", weights: list[float] | None = 
     for item in (parents[0] / "adapter").iterdir():  # the tokenizer and chat template the parents trained with
         if item.is_file() and not item.name.startswith(("adapter_", "README")):
             shutil.copy2(item, run_dir / "adapter" / item.name)
-    if (parents[0] / runs.START_FILE).is_file():  # the parents' adapters apply to an earlier run's merged result
-        shutil.copy2(parents[0] / runs.START_FILE, run_dir / runs.START_FILE)
-    card = {**recipe, "parents": [_parent_card(p) for p in parents], "created_at": time.time()}
-    runs.write_json(run_dir / MERGE_CARD, card)
-    (run_dir / "train.log").write_text("\n".join(card_lines(run_dir)) + "\n", encoding="utf-8")
-    runs.update_status(run_dir, state=RunState.DONE, pid=None, finished_at=time.time())
-    return run_dir
+
+
+def _merge_full_weights(parents: list[Path], first, how: str, weights: list[float], density: float | None,
+                        run_dir: Path) -> None:
+    """mergekit, as a child process, into a staging folder that becomes model/ only when it is whole."""
+    from engine.core.workspace import resolve_model
+    from engine.inference.merge_full import merge_weights
+
+    staging = run_dir / ".merging"
+    merge_weights([p / "model" for p in parents], resolve_model(runs.result_base(parents[0], first)), how, weights,
+                  density, staging, run_dir / "mergekit.log")
+    staging.rename(run_dir / "model")
 
 
 def _parent_card(run_dir: Path) -> dict:
@@ -154,8 +190,9 @@ def card_lines(run_dir: Path) -> list[str]:
         return []
     lines = [f"Merged with {card['library']}: how {card['how']}, weights {card['weights']}"
              + (f", density {card['density']}" if card.get("density") is not None else "")]
-    lines += [f"- parent {p['run']}: {p['method']} on {p['data_file']} (r={p['r']}, final eval loss "
-              f"{p['final_eval_loss']})" for p in card["parents"]]
+    lines += [f"- parent {p['run']}: {p['method']} on {p['data_file']} ("
+              + (f"r={p['r']}, " if p.get("r") else "") + f"final eval loss {p['final_eval_loss']})"
+              for p in card["parents"]]
     return lines
 
 

@@ -1,0 +1,54 @@
+"""Merge full-weight runs (full, freeze, BitFit, layer-wise: a whole `model/` each) with mergekit.
+
+mergekit does the merging (linear, TIES, SLERP), as a child process (`python -m mergekit.scripts.run_yaml`) so
+that its threads and memory stay out of the caller (the page's server). This module only writes its YAML recipe
+from the runs and checks what came back; refusals happen before, in merge_runs.merge_problems.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from engine.core.workspace import stored_dtype
+
+HOWS = ("linear", "ties", "slerp")  # mergekit's merge_method names, as offered for full-weight runs
+WEIGHT_FILES = (".safetensors", ".bin", ".pt", ".index.json")
+
+
+def recipe(models: list[Path], base: str, how: str, weights: list[float], density: float | None) -> dict:
+    """mergekit's YAML config for `models` (their model/ folders). TIES takes task vectors against the runs' base
+    model; SLERP walks from the first run (t = 0) to the second (t = 1), t = the second's share of the weights."""
+    dtype = stored_dtype(models[0]) or "float32"
+    if how == "slerp":
+        return {"merge_method": "slerp", "base_model": str(models[0]),
+                "models": [{"model": str(m)} for m in models],
+                "parameters": {"t": weights[1] / sum(weights)}, "dtype": dtype}
+    per_model = [{"model": str(m), "parameters": {"weight": w, **({"density": density} if how == "ties" else {})}}
+                 for m, w in zip(models, weights)]
+    config = {"merge_method": how, "models": per_model, "parameters": {"normalize": True}, "dtype": dtype}
+    if how == "ties":
+        config["base_model"] = base
+    return config
+
+
+def merge_weights(models: list[Path], base: str, how: str, weights: list[float], density: float | None,
+                  out: Path, log: Path, seed: int = 0) -> None:
+    """Run mergekit into `out`; its whole output goes to `log`. The parents' tokenizer and chat template (what
+    they trained with) replace whatever mergekit copied from the base."""
+    config = out.parent / "mergekit.yml"
+    config.write_text(yaml.safe_dump(recipe(models, base, how, weights, density), sort_keys=False), encoding="utf-8")
+    command = [sys.executable, "-m", "mergekit.scripts.run_yaml", str(config), str(out), "--random-seed", str(seed),
+               "--quiet"]
+    with log.open("w", encoding="utf-8") as sink:
+        done = subprocess.run(command, stdout=sink, stderr=subprocess.STDOUT)
+    if done.returncode != 0 or not any(out.glob("*.safetensors")):
+        from engine.core.messages import Message
+
+        tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(Message("merge.mergekit_failed", tail=tail[0][:300], log=str(log)))
+    for item in models[0].iterdir():
+        if item.is_file() and item.name != "config.json" and not item.name.endswith(WEIGHT_FILES):
+            (out / item.name).write_bytes(item.read_bytes())

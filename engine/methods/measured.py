@@ -1,0 +1,67 @@
+"""What each method's preset measured on real instruction data: the evidence for picking a method.
+
+bench/methods_real.py trains every preset on held-out-split instruction data and writes its rows to RECORD;
+`summarise` turns those rows into one line per method (mean change of held-out eval loss against the base
+model and against full fine-tuning with the same seed, seconds per step, peak memory, divergence). The bench's
+table, the README's Methods table and the Train tab's method picker all read it from here.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.core.workspace import PROJECT_ROOT
+
+RECORD = PROJECT_ROOT / "bench" / "results" / "methods_real_cpu.json"
+
+
+@dataclass
+class Measured:
+    key: str
+    seeds: list[int]
+    eval_losses: list[float] = field(default_factory=list)  # per seed, at the end of the run
+    base_losses: list[float] = field(default_factory=list)  # the base model on the same held-out examples
+    versus_base: float = 0.0  # mean relative change of eval loss against the base (-0.075 = 7.5% lower)
+    versus_full: float | None = None  # the same against full fine-tuning with the same seed
+    s_per_step: float | None = None
+    peak_mb: float | None = None
+    diverged: list[tuple[int, int]] = field(default_factory=list)  # (seed, step the trainer said so)
+    error: str = ""
+
+    @property
+    def beats_base(self) -> bool:
+        """Lower held-out loss than the base model on every seed, and no divergence."""
+        return not self.error and not self.diverged and all(e < b for e, b in zip(self.eval_losses, self.base_losses))
+
+
+def summarise(rows: list[dict]) -> dict[str, Measured]:
+    """One Measured per method, in the rows' order; a method with any failed run carries that run's error."""
+    full = {r["seed"]: r["final_eval_loss"] for r in rows if r["key"] == "full" and r.get("final_eval_loss")}
+    out = {}
+    for key in dict.fromkeys(r["key"] for r in rows):
+        mine = [r for r in rows if r["key"] == key]
+        failed = next((r["error"] for r in mine if "error" in r), "")
+        if failed:
+            out[key] = Measured(key, [r["seed"] for r in mine], error=failed)
+            continue
+        versus_full = [r["final_eval_loss"] / full[r["seed"]] - 1 for r in mine if r["seed"] in full]
+        out[key] = Measured(
+            key, [r["seed"] for r in mine], [r["final_eval_loss"] for r in mine], [r["base_eval_loss"] for r in mine],
+            versus_base=sum(r["final_eval_loss"] / r["base_eval_loss"] - 1 for r in mine) / len(mine),
+            versus_full=sum(versus_full) / len(versus_full) if versus_full else None,
+            s_per_step=sum(r["s_per_step"] or 0 for r in mine) / len(mine),
+            peak_mb=max(r["peak_memory_mb"] or 0 for r in mine),
+            diverged=[(r["seed"], r["diverging"]) for r in mine if r.get("diverging")])
+    return out
+
+
+def load(path: Path | None = None) -> tuple[dict, dict[str, Measured]]:
+    """(what the record says of its measurement: data, steps, cpu, cores; the methods) or ({}, {}) without one."""
+    try:
+        record = json.loads(Path(path or RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}, {}
+    rows = record.get("rows", []) if isinstance(record, dict) else record
+    about = {k: v for k, v in record.items() if k != "rows"} if isinstance(record, dict) else {}
+    return about, summarise([r for r in rows if isinstance(r, dict) and "key" in r])

@@ -1,0 +1,59 @@
+"""The method picker's measured line (ui/method_evidence.py over engine/methods/measured.py): the recorded
+numbers, and a plain warning for a preset that did not beat the base model or diverged."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine.methods import METHODS
+from engine.methods import measured as measured_module
+from ui import method_evidence
+
+
+def row(key, seed, loss, base, **extra):
+    return {"key": key, "seed": seed, "final_eval_loss": loss, "base_eval_loss": base, "s_per_step": 2.0,
+            "peak_memory_mb": 2048.0, "diverging": None, **extra}
+
+
+@pytest.fixture()
+def record(tmp_path, monkeypatch):
+    path = tmp_path / "methods_real.json"
+    monkeypatch.setattr(measured_module, "RECORD", path)
+
+    def write(rows):
+        path.write_text(json.dumps({"data": "alpaca.json", "steps": 60, "cpu": "Some CPU", "cores": 2, "rows": rows}))
+    return write
+
+
+def test_change_against_base_and_full_is_the_mean_over_seeds(record):
+    record([row("full", 0, 1.5, 2.0), row("full", 1, 1.8, 2.0), row("lora", 0, 1.6, 2.0), row("lora", 1, 1.8, 2.0)])
+    about, methods = measured_module.load()
+    # lora: (1.6/2 - 1 + 1.8/2 - 1) / 2 = -15%; against full: (1.6/1.5 - 1 + 1.8/1.8 - 1) / 2 = +3.33%
+    assert methods["lora"].versus_base == pytest.approx(-0.15)
+    assert methods["lora"].versus_full == pytest.approx((1.6 / 1.5 - 1) / 2)
+    said = method_evidence.line("lora", "en")
+    assert "-15.0% against the base model" in said and "+3.3%" in said and "alpaca.json, 60 steps, seeds 0, 1" in said
+    assert "Some CPU, 2 cores" in said and "2.00 s/step" in said and "peak 2.0 GB" in said and "far longer" not in said
+    assert "-15.0%" in method_evidence.line("lora", "zh") and "实测" in method_evidence.line("lora", "zh")
+
+
+def test_a_preset_above_the_base_or_diverging_is_said_plainly(record):
+    record([row("prompt_tuning", 0, 1.9, 2.0), row("prompt_tuning", 1, 2.1, 2.0),
+            row("prefix_tuning", 0, 7.9, 1.7, diverging=10), row("prefix_tuning", 1, 1.6, 1.7)])
+    assert "far longer" in method_evidence.line("prompt_tuning", "en")  # one seed of two ended above the base
+    assert "长得多" in method_evidence.line("prompt_tuning", "zh")
+    said = method_evidence.line("prefix_tuning", "en")
+    assert "diverged (seed 0 at step 10)" in said and "lower the learning rate" in said
+    assert method_evidence.line("lora", "en") == ""  # no row: nothing claimed
+
+
+def test_the_shipped_record_covers_every_method_on_two_seeds():
+    about, methods = measured_module.load()
+    assert about["data"] and about["steps"] and about["cpu"]
+    assert set(methods) == set(METHODS), set(METHODS) ^ set(methods)
+    for key, m in methods.items():
+        assert not m.error and len(m.seeds) >= 2, (key, m)
+        said = method_evidence.line(key, "en")
+        assert f"{100 * m.versus_base:+.1f}% against the base model" in said
+        assert ("far longer" in said or "diverged" in said) == (not m.beats_base), said
