@@ -35,11 +35,15 @@ def measure(keys: list[str], data: Path, steps: int, seeds: list[int], max_seq_l
     """Train each (method, seed) not yet in `record`; each row is written there as soon as it is measured, so a
     bench stopped after an hour resumes where it was (a row with an error is measured again)."""
     rows = []
+    about = {"data": data.name, "steps": steps, "max_seq_len": max_seq_len, "cpu": cpu_name(),
+             "cores": os.cpu_count(), "machine": describe(), "cpu_flags": cpu_flags_line()}
     if record.exists():
         kept = json.loads(record.read_text())
         rows = [r for r in (kept["rows"] if isinstance(kept, dict) else kept) if "error" not in r]
-    about = {"data": data.name, "steps": steps, "max_seq_len": max_seq_len, "cpu": cpu_name(),
-             "cores": os.cpu_count(), "machine": describe(), "cpu_flags": cpu_flags_line()}
+        other = {k: (kept[k], about[k]) for k in ("data", "steps", "max_seq_len", "cpu")
+                 if isinstance(kept, dict) and k in kept and kept[k] != about[k]}
+        if other:  # rows measured another way cannot share one table
+            sys.exit(f"{record} was measured with other settings ({other}); give another --out")
     done = {(r["key"], r["seed"]) for r in rows}
     with tempfile.TemporaryDirectory(prefix="tuneloom-methods-real-") as home:
         for key in keys:
@@ -103,7 +107,8 @@ def main(argv=None) -> int:
         "examples, and each run is compared with the base model on its own held-out examples (in brackets: the "
         "run's `base_eval_loss`). Each method trains from `presets/<method>.yaml` for "
         f"{args.steps} steps at max_seq_len {args.max_seq_len}; eval loss is taken at the end. *vs base* and *vs "
-        "full* (full fine-tuning with the same seed) are means over the seeds.", "",
+        "full* (full fine-tuning with the same seed) are means over the seeds; *s/step* is the fastest seed's (the "
+        "best of repeated timings, as timeit reports), *peak RSS* the largest.", "",
         *table(rows), "",
         "A run that diverged is named with the step where the trainer said so (status.json `diverging`).",
     ]

@@ -18,6 +18,10 @@ os.environ.setdefault("TUNELOOM_MODELS", str(ROOT / ".cache" / "models"))
 # model structures (engine/core/structure.py) are read once for all the tests' workspaces
 os.environ.setdefault("TUNELOOM_STRUCTURES", str(ROOT / ".cache" / "structures"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    # `make test` runs one test process per core: one compute thread each, for them and the trainers, apps and
+    # chat workers they start (two spinning threads on one core make a tiny model's step several times slower)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(ROOT))
 
 DATA = ROOT / "tests" / "data"
@@ -26,6 +30,8 @@ from engine.core import describe  # noqa: E402
 
 describe.IN_PROCESS = True  # the test process imports torch: model structures are read here, not in a child
 PRESETS = ROOT / "presets"
+
+from families import build_once  # noqa: E402  (one builder of cached models for every test worker)
 
 
 def build_tiny_model(out: Path, layers: int = 2, hidden: int = 64, seed: int = 0) -> Path:
@@ -40,11 +46,11 @@ def build_tiny_model(out: Path, layers: int = 2, hidden: int = 64, seed: int = 0
                        num_attention_heads=4, num_key_value_heads=2, head_dim=hidden // 4))
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    tmp = out.with_name(out.name + ".partial")
-    model.save_pretrained(tmp, safe_serialization=True)
-    AutoTokenizer.from_pretrained(source).save_pretrained(tmp)
-    tmp.rename(out)
-    return out
+
+    def build(folder: Path) -> None:
+        model.save_pretrained(folder, safe_serialization=True)
+        AutoTokenizer.from_pretrained(source).save_pretrained(folder)
+    return build_once(out, build)
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +58,6 @@ def tiny_model() -> str:
     """Path of the tiny test model (built once, then reused across test runs)."""
     out = ROOT / ".cache" / "tiny-smollm2"
     if not (out / "config.json").is_file():
-        out.parent.mkdir(parents=True, exist_ok=True)
         build_tiny_model(out)
     return str(out)
 
@@ -82,6 +87,14 @@ def module_workspace(tmp_path_factory, name: str):
     finally:
         mp.undo()
         torch.set_num_threads(threads)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under `make test` (pytest-xdist, --dist loadgroup) a file's tests stay in one process, so its module
+    fixtures are made once, and every browser test runs in one process, one app and one Chromium at a time."""
+    for item in items:
+        group = "browser" if item.get_closest_marker("browser") else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_configure(config):

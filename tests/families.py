@@ -5,6 +5,8 @@ Used by tests/test_families.py (the family x method matrix) and bench/families_m
 """
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -34,6 +36,25 @@ FAMILIES: dict[str, tuple[str, dict]] = {
 }
 
 
+def build_once(out: Path, build) -> Path:
+    """A cached model folder under .cache/, built once by `build(folder)`, also when the parallel test workers
+    (make test: pytest -n 2) ask for it at the same time: each builds into a folder of its own and the first
+    rename wins (a folder is never seen half-written)."""
+    if (out / "config.json").is_file():
+        return out
+    tmp = out.with_name(f"{out.name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    build(tmp)
+    try:
+        tmp.rename(out)
+    except OSError:  # another worker's build won
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (out / "config.json").is_file():
+            raise
+    return out
+
+
 def family_config(name: str):
     import transformers
 
@@ -51,12 +72,11 @@ def build_family(name: str, tokenizer_source: str | Path, seed: int = 0) -> Path
 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(family_config(name), dtype=torch.float32)
-    tmp = out.with_name(out.name + ".partial")
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    AutoTokenizer.from_pretrained(str(tokenizer_source)).save_pretrained(tmp)
-    tmp.rename(out)
-    return out
+
+    def build(folder: Path) -> None:
+        model.save_pretrained(folder, safe_serialization=True)
+        AutoTokenizer.from_pretrained(str(tokenizer_source)).save_pretrained(folder)
+    return build_once(out, build)
 
 
 def build_all(tokenizer_source: str | Path) -> dict[str, Path]:

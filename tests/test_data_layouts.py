@@ -167,7 +167,7 @@ def test_bad_rows_name_file_line_field_and_fix(name, where, field, text):
     assert error.to_dict()["message_i18n"]["code"]  # worded in the page's language by its code
 
 
-def test_cli_check_reports_kind_note_and_blocks(tmp_path):
+def test_cli_check_reports_kind_note_and_blocks(tmp_path, tiny_model):
     def check(path, *extra):
         result = subprocess.run([sys.executable, "-m", "engine", "data", "check", str(path), "--json", *extra],
                                 cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -176,7 +176,7 @@ def test_cli_check_reports_kind_note_and_blocks(tmp_path):
 
     kto = check(LAYOUTS / "lf_kto.json")
     assert kto["format"] == "kto" and kto["kind"] == "unpaired" and "--format" in kto["note"]
-    text = check(LAYOUTS / "corpus.txt", "--model", str(ROOT / ".cache" / "tiny-smollm2"), "--max-seq-len", "16")
+    text = check(LAYOUTS / "corpus.txt", "--model", tiny_model, "--max-seq-len", "16")
     assert text["documents"] == 3 and text["blocks"] >= 2 and text["trained_tokens"] == text["tokens"]
 
 

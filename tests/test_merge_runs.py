@@ -186,3 +186,26 @@ def test_full_weight_merges_refused_by_name(full_parents, parents, monkeypatch):
     lora = parents[1]  # a LoRA run on the same tiny base: an adapter beside a full-weight run
     assert any("different kinds" in p for p in merge_problems([str(a), str(lora)], "linear", None, None))
     assert any("slerp" in p and lora.name in p for p in merge_problems([str(a), str(lora)], "slerp", None, None))
+
+
+def test_slerp_weights_are_checked_before_loading(full_parents, monkeypatch):
+    home, a, b = full_parents
+    monkeypatch.setenv("TUNELOOM_HOME", str(home))
+    from engine.inference.merge_runs import merge_problems
+
+    for weights in ([0.0, 0.0], [-1.0, 2.0]):
+        assert any("slerp takes two weights" in p for p in merge_problems([str(a), str(b)], "slerp", weights, None))
+
+
+def test_a_merge_that_would_lose_trained_tensors_fails_and_leaves_nothing_half_made(full_parents, tiny_model,
+                                                                                   monkeypatch):
+    """BitFit adds bias tensors that mergekit's Llama table does not list: merged, they would be dropped without
+    a word, so the merge fails, names them, and leaves a failed run without a half-written model."""
+    home, a, _ = full_parents
+    bitfit = train(home, tiny_model, "identity-bitfit", "presets/data/identity.jsonl", "--set", "method.name=bitfit")
+    result = engine_cli("merge", a.name, bitfit.name, "--how", "linear", "--name", "with-biases", home=home)
+    assert result.returncode != 0 and "left out" in result.stderr and ".bias" in result.stderr, result.stderr[-2000:]
+    monkeypatch.setenv("TUNELOOM_HOME", str(home))
+    merged = next(Path(r["path"]) for r in runs.list_runs() if "with-biases" in r["id"])
+    assert runs.read_status(merged)["state"] == "failed"
+    assert not (merged / "model").exists() and not (merged / ".merging").exists()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import module_workspace
-from families import build_family, drive
+from families import build_family, build_once, drive
 
 from engine.core.config import RunConfig
 from engine.core.describe import structure_of
@@ -63,10 +63,12 @@ def tiny_qwen(tiny_model) -> str:
                              bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                              pad_token_id=tokenizer.pad_token_id)
         torch.manual_seed(0)
-        tmp = out.with_name(out.name + ".partial")
-        Qwen2ForCausalLM(config).save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        tmp.rename(out)
+        model = Qwen2ForCausalLM(config)
+
+        def build(folder: Path) -> None:
+            model.save_pretrained(folder, safe_serialization=True)
+            tokenizer.save_pretrained(folder)
+        build_once(out, build)
     return str(out)
 
 

@@ -144,3 +144,19 @@ def test_the_base_eval_loss_is_the_base_models_mean_loss_on_the_held_out_example
     frame = follow.loss_frame(runs.read_metrics(run_dir), "zh", measured)
     line = frame[frame["series"] == "基础模型（验证）"]
     assert line["loss"].tolist() == [measured, measured] and line["step"].tolist() == [1, 2]
+
+
+def test_the_base_eval_cache_tells_a_quantised_base_from_the_plain_one(tiny_model):
+    """QLoRA's 4-bit base and 8-bit LoRA's int8 base are other models with other losses: the cached base eval of
+    one must not stand for another (it did: a QLoRA run's 1.919 became the next LoRA-family run's base)."""
+    from types import SimpleNamespace
+
+    from engine.training.base_reference import cache_key
+
+    held_out = [SimpleNamespace(input_ids=[1, 2, 3], labels=[-100, 2, 3])]
+
+    def key(method: str) -> str:
+        return cache_key(RunConfig.from_dict({"model": tiny_model, "method": {"name": method}}), "fp32", held_out)
+
+    assert len({key("qlora"), key("lora8bit"), key("lora")}) == 3
+    assert key("lora") == key("adalora") == key("full")  # one base in its own dtype, measured once

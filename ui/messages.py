@@ -347,8 +347,12 @@ ZH = {
     "merge.not_run": "{run}：不是训练文件夹（没有 config.yaml 和 status.json）",
     "merge.slerp_count": "--how slerp 只能合并两个训练（现在是 {count} 个）",
     "merge.full_how": "{run}：全量权重的训练（{method}）由 mergekit 合并，可用 --how {allowed}（不能用 {how}）",
+    "merge.weights_sign": "--weights {weights}：slerp 需要两个不小于 0、且不同时为 0 的权重（第二个所占的比例是 t："
+                          "0 得到第一个训练，1 得到第二个）",
+    "merge.dropped": "mergekit 漏掉了这些训练过的 {count} 个张量（例如 {names}）：它的架构表不认识它们，"
+                     "合并会悄悄丢掉这部分训练；请以适配器合并这类训练，或合并不新增张量的全量权重训练（full、freeze、layerwise）",
     "merge.mergekit_failed": "mergekit 无法合并这些训练（{tail}）；完整输出在 {log}",
-    "merge.no_result": "{run}：还没有结果（没有 adapter/）；请等它完成",
+    "merge.no_result": "{run}：还没有结果（没有 adapter/ 或 model/）；请等它完成",
     "merge.not_peft": "{run}：方法 {method} 以自己的格式保存适配器，peft 的 add_weighted_adapter 无法合并；请合并 Lo"
                       "RA 类训练（lora、qlora、lora8bit、ia3）或全量权重的训练（full、freeze、bitfit、layerwise）",
     "merge.kind_how": "{run}：{kind} 适配器不能用 --how {how} 合并（可以用：{allowed}）",

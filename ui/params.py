@@ -83,9 +83,10 @@ def method_choices(lang: str = "en") -> list[tuple[str, str]]:
 def build(selected: str, values: dict) -> SimpleNamespace:
     """One hidden group per method; `values` pre-fills the selected method (e.g. from a preset)."""
     groups, inputs, keys = {}, [], []
+    record = method_evidence.load()  # what each preset measured on real instructions, read once
     for key, method in METHODS.items():
         with gr.Group(visible=key == selected) as group:
-            measured = {lang: method_evidence.line(key, lang) for lang in ("en", "zh")}
+            measured = {lang: method_evidence.line(key, lang, record) for lang in ("en", "zh")}
             if measured["en"]:  # what its preset measured on real instructions (bench/methods_real.py)
                 loc(gr.Markdown(measured["en"], elem_id=f"{key}-measured"),
                     {lang: {"measured": text} for lang, text in measured.items()}, value="measured")

@@ -58,8 +58,9 @@ TEXT = {
                                               "adapters, or full-weight runs (full, freeze, BitFit, layer-wise).",
         "how": "How", "how_info": "TIES and DARE keep each run's strongest changes (density) and resolve sign "
                                   "conflicts; linear averages; cat stacks LoRA ranks; slerp (two full-weight runs) "
-                                  "walks from the first to the second.",
-        "weights": "Weights", "weights_info": "One per run, comma-separated (empty: equal).",
+                                  "interpolates between them: the second weight's share is t (0 = the first run).",
+        "weights": "Weights", "weights_info": "One per run, comma-separated (empty: equal); for full-weight runs "
+                                                "mergekit divides them by their sum.",
         "density": "Density", "density_info": "TIES / DARE / magnitude prune: share of each run's changes kept.",
         "merge_name": "Name of the merged run", "merge": "Merge",
         "merged": "Merged into run {run}: Chat, Evaluate, Export and serve take it like any run.",
@@ -93,8 +94,9 @@ TEXT = {
                                         "（full、freeze、BitFit、逐层解冻）。",
         "how": "方式",
         "how_info": "TIES 与 DARE 保留每个训练中最强的改变（密度）并解决符号冲突；linear 取平均；cat 拼接 LoRA 的秩；"
-                    "slerp（两个全量权重的训练）从第一个走向第二个。",
-        "weights": "权重", "weights_info": "每个训练一个，用逗号分隔（留空：相等）。",
+                    "slerp（两个全量权重的训练）在两者之间插值：第二个权重所占的比例为 t（0 即第一个训练）。",
+        "weights": "权重",
+        "weights_info": "每个训练一个，用逗号分隔（留空：相等）；全量权重的训练由 mergekit 按总和归一。",
         "density": "密度", "density_info": "TIES / DARE / 幅度剪枝：每个训练保留的改变比例。",
         "merge_name": "合并后训练的名称", "merge": "合并",
         "merged": "已合并为训练 {run}：对话、评估、导出和服务都可以像普通训练一样使用它。",

@@ -367,8 +367,13 @@ CATALOGUE = {
     "merge.slerp_count": "--how slerp merges exactly two runs (got {count})",
     "merge.full_how": "{run}: a full-weight run ({method}) is merged by mergekit, which takes --how {allowed} "
                       "(not {how})",
+    "merge.weights_sign": "--weights {weights}: slerp takes two weights of 0 or more, not both 0 (the second's "
+                          "share is t: 0 gives the first run, 1 the second)",
+    "merge.dropped": "mergekit left out {count} tensor(s) the runs trained (e.g. {names}): its architecture "
+                     "table does not know them, so the merge would silently lose that training; merge such runs "
+                     "as adapters, or full-weight runs that add no tensors (full, freeze, layerwise)",
     "merge.mergekit_failed": "mergekit could not merge the runs ({tail}); its whole output is in {log}",
-    "merge.no_result": "{run}: has no result yet (no adapter/); wait for it to finish",
+    "merge.no_result": "{run}: has no result yet (no adapter/ or model/); wait for it to finish",
     "merge.not_peft": "{run}: method {method} saves its own adapter format, which peft's add_weighted_adapter "
                       "cannot merge; merge LoRA-family runs (lora, qlora, lora8bit, ia3) or full-weight runs "
                       "(full, freeze, bitfit, layerwise)",

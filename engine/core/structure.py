@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -225,8 +226,6 @@ def cache_dir() -> Path:
     """Where descriptions are cached: TUNELOOM_STRUCTURES (several workspaces, e.g. the tests, can share
     one: a description depends only on the config.json's content and transformers' version), else the
     workspace's cache."""
-    import os
-
     from engine.core.workspace import subdir
 
     shared = os.environ.get("TUNELOOM_STRUCTURES")
@@ -263,7 +262,7 @@ def store(structure: Structure) -> Path:
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{structure.key}.json"
-    tmp = path.with_suffix(".partial")
+    tmp = path.with_suffix(f".{os.getpid()}.partial")  # one per process: two may store the same model at once
     tmp.write_text(structure.to_json(), encoding="utf-8")
     tmp.replace(path)  # atomic: a reader never sees half a file
     return path

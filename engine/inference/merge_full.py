@@ -6,6 +6,10 @@ from the runs and checks what came back; refusals happen before, in merge_runs.m
 """
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -34,21 +38,43 @@ def recipe(models: list[Path], base: str, how: str, weights: list[float], densit
     return config
 
 
+def tensor_names(folder: Path) -> set[str]:
+    """The tensor names in a folder's safetensors files, from their headers (8 bytes of length, then JSON)."""
+    names = set()
+    for shard in folder.glob("*.safetensors"):
+        with shard.open("rb") as f:
+            header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+        names |= {k for k in header if k != "__metadata__"}
+    return names
+
+
 def merge_weights(models: list[Path], base: str, how: str, weights: list[float], density: float | None,
                   out: Path, log: Path, seed: int = 0) -> None:
     """Run mergekit into `out`; its whole output goes to `log`. The parents' tokenizer and chat template (what
-    they trained with) replace whatever mergekit copied from the base."""
+    they trained with) replace whatever mergekit copied from the base. mergekit merges the tensors its
+    architecture table lists: a run that added tensors (BitFit's new biases) would lose them without a word, so
+    that is an error here."""
+    from engine.core.messages import Message
+
     config = out.parent / "mergekit.yml"
     config.write_text(yaml.safe_dump(recipe(models, base, how, weights, density), sort_keys=False), encoding="utf-8")
     command = [sys.executable, "-m", "mergekit.scripts.run_yaml", str(config), str(out), "--random-seed", str(seed),
                "--quiet"]
     with log.open("w", encoding="utf-8") as sink:
-        done = subprocess.run(command, stdout=sink, stderr=subprocess.STDOUT)
-    if done.returncode != 0 or not any(out.glob("*.safetensors")):
-        from engine.core.messages import Message
-
+        # its own process group: a merge cut short (Ctrl-C, the page's timeout) takes mergekit with it
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            returncode = process.wait()
+        except BaseException:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise
+    if returncode != 0 or not any(out.glob("*.safetensors")):
         tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:] or ["no output"]
         raise RuntimeError(Message("merge.mergekit_failed", tail=tail[0][:300], log=str(log)))
+    dropped = sorted(set().union(*(tensor_names(m) for m in models)) - tensor_names(out))
+    if dropped:
+        raise RuntimeError(Message("merge.dropped", count=len(dropped), names=", ".join(dropped[:3])))
     for item in models[0].iterdir():
         if item.is_file() and item.name != "config.json" and not item.name.endswith(WEIGHT_FILES):
-            (out / item.name).write_bytes(item.read_bytes())
+            shutil.copy2(item, out / item.name)

@@ -3,13 +3,14 @@
 Adapters: peft's `add_weighted_adapter` does the merging (linear, cat, TIES, DARE-linear, DARE-TIES, magnitude
 prune for LoRA; a weighted sum for IA3). Full-weight runs (a whole model/ each): mergekit (linear, TIES,
 SLERP; engine/inference/merge_full.py). The result is a run folder like any other (config.yaml,
-status.json "done", adapter/), so Chat, Evaluate, Export and serve take it as a run; its merge.json and
+status.json "done", adapter/ or model/), so Chat, Evaluate, Export and serve take it as a run; its merge.json and
 its status name the parents and the recipe. Everything that would make the merge wrong or impossible is
 refused before a model is loaded (`merge_problems`, import-light: the page asks it too).
 """
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ HOWS = {"linear": ("LORA", "IA3", FULL), "cat": ("LORA",), "ties": ("LORA", FULL
 NEEDS_DENSITY = ("ties", "dare_linear", "dare_ties", "magnitude_prune")
 SAME_RANK = ("linear", "ties", "dare_linear", "dare_ties", "magnitude_prune")  # peft: these keep one rank
 MERGE_CARD = "merge.json"
+STAGING = ".merging"  # the result is written here and moved into place only when whole
 
 
 def _parent(run: str) -> tuple[Path, dict, dict, str]:
@@ -61,6 +63,8 @@ def merge_problems(run_list: list[str], how: str, weights: list[float] | None, d
         problems.append(Message("merge.density", density=density))
     if how == "slerp" and len(run_list) != 2:
         problems.append(Message("merge.slerp_count", count=len(run_list)))
+    if how == "slerp" and weights is not None and (any(w < 0 for w in weights) or sum(weights) <= 0):
+        problems.append(Message("merge.weights_sign", weights=",".join(f"{w:g}" for w in weights)))
     parents = [_parent(r) for r in run_list]
     problems += [why for *_, why in parents if why]
     if problems:
@@ -117,18 +121,19 @@ def merge(run_list: list[str], how: str = "ties", weights: list[float] | None = 
     first.name = name or f"merge-{how}"
     run_dir = runs.new_run_dir(first.name)  # a run folder like the launcher's (inference sits below training)
     runs.write_atomic(run_dir / "config.yaml", first.to_yaml())
-    runs.update_status(run_dir, state=RunState.QUEUED, created_at=time.time(), pid=None, error=None,
+    # this process's pid: a merge killed on the way (a timeout, Ctrl-C) reads as failed, not queued for good
+    runs.update_status(run_dir, state=RunState.QUEUED, created_at=time.time(), pid=os.getpid(), error=None,
                        **runs.run_facts(first), merged_from=recipe["parents"], merge=recipe)
     try:
         if full_weight:
             _merge_full_weights(parents, first, how, weights, density, run_dir)
         else:
             _merge_adapters(parents, first, how, weights, density, run_dir)
-    except Exception as error:
-        runs.update_status(run_dir, state=RunState.FAILED, pid=None, error=str(error), finished_at=time.time())
+    except BaseException as error:
+        shutil.rmtree(run_dir / STAGING, ignore_errors=True)  # a half-written result can be gigabytes
+        runs.update_status(run_dir, state=RunState.FAILED, pid=None, error=str(error) or type(error).__name__,
+                           finished_at=time.time())
         raise
-    if (parents[0] / runs.START_FILE).is_file():  # the parents' adapters apply to an earlier run's merged result
-        shutil.copy2(parents[0] / runs.START_FILE, run_dir / runs.START_FILE)
     card = {**recipe, "parents": [_parent_card(p) for p in parents], "created_at": time.time()}
     runs.write_json(run_dir / MERGE_CARD, card)
     (run_dir / "train.log").write_text("\n".join(card_lines(run_dir)) + "\n", encoding="utf-8")
@@ -154,7 +159,7 @@ def _merge_adapters(parents: list[Path], first, how: str, weights: list[float], 
     else:
         options = {"density": density} if how in NEEDS_DENSITY else {}
         model.add_weighted_adapter(names, weights, "merged", combination_type=how, **options)
-    staging = run_dir / ".merging"
+    staging = run_dir / STAGING
     model.save_pretrained(str(staging), selected_adapters=["merged"])
     saved = staging / "merged" if (staging / "merged").is_dir() else staging
     shutil.move(str(saved), str(run_dir / "adapter"))
@@ -162,6 +167,8 @@ def _merge_adapters(parents: list[Path], first, how: str, weights: list[float], 
     for item in (parents[0] / "adapter").iterdir():  # the tokenizer and chat template the parents trained with
         if item.is_file() and not item.name.startswith(("adapter_", "README")):
             shutil.copy2(item, run_dir / "adapter" / item.name)
+    if (parents[0] / runs.START_FILE).is_file():  # the parents' adapters apply to an earlier run's merged result
+        shutil.copy2(parents[0] / runs.START_FILE, run_dir / runs.START_FILE)
 
 
 def _merge_full_weights(parents: list[Path], first, how: str, weights: list[float], density: float | None,
@@ -170,7 +177,7 @@ def _merge_full_weights(parents: list[Path], first, how: str, weights: list[floa
     from engine.core.workspace import resolve_model
     from engine.inference.merge_full import merge_weights
 
-    staging = run_dir / ".merging"
+    staging = run_dir / STAGING
     merge_weights([p / "model" for p in parents], resolve_model(runs.result_base(parents[0], first)), how, weights,
                   density, staging, run_dir / "mergekit.log")
     staging.rename(run_dir / "model")

@@ -22,21 +22,33 @@ class Measured:
     seeds: list[int]
     eval_losses: list[float] = field(default_factory=list)  # per seed, at the end of the run
     base_losses: list[float] = field(default_factory=list)  # the base model on the same held-out examples
-    versus_base: float = 0.0  # mean relative change of eval loss against the base (-0.075 = 7.5% lower)
+    versus_base: float = 0.0  # mean relative change of eval loss against the base (-0.075 = 7.5% lower); the base
+    # is the model the method trains on: QLoRA's and 8-bit LoRA's are the quantised one
     versus_full: float | None = None  # the same against full fine-tuning with the same seed
-    s_per_step: float | None = None
+    s_per_step: float | None = None  # the fastest seed's: another may have shared the machine
     peak_mb: float | None = None
     diverged: list[tuple[int, int]] = field(default_factory=list)  # (seed, step the trainer said so)
     error: str = ""
 
     @property
+    def above_base(self) -> list[int]:
+        """The seeds whose held-out loss ended at or above the base model's."""
+        return [seed for seed, e, b in zip(self.seeds, self.eval_losses, self.base_losses) if e >= b]
+
+    @property
     def beats_base(self) -> bool:
         """Lower held-out loss than the base model on every seed, and no divergence."""
-        return not self.error and not self.diverged and all(e < b for e, b in zip(self.eval_losses, self.base_losses))
+        return not self.error and not self.diverged and not self.above_base
+
+
+REQUIRED = ("key", "seed", "final_eval_loss", "base_eval_loss")
 
 
 def summarise(rows: list[dict]) -> dict[str, Measured]:
-    """One Measured per method, in the rows' order; a method with any failed run carries that run's error."""
+    """One Measured per method, in the rows' order; a method with any failed run carries that run's error. A row
+    without its losses (an older or hand-edited record) is left out rather than trusted."""
+    rows = [r for r in rows if isinstance(r, dict) and ("error" in r and "key" in r and "seed" in r
+                                                       or all(r.get(k) is not None for k in REQUIRED))]
     full = {r["seed"]: r["final_eval_loss"] for r in rows if r["key"] == "full" and r.get("final_eval_loss")}
     out = {}
     for key in dict.fromkeys(r["key"] for r in rows):
@@ -50,8 +62,9 @@ def summarise(rows: list[dict]) -> dict[str, Measured]:
             key, [r["seed"] for r in mine], [r["final_eval_loss"] for r in mine], [r["base_eval_loss"] for r in mine],
             versus_base=sum(r["final_eval_loss"] / r["base_eval_loss"] - 1 for r in mine) / len(mine),
             versus_full=sum(versus_full) / len(versus_full) if versus_full else None,
-            s_per_step=sum(r["s_per_step"] or 0 for r in mine) / len(mine),
-            peak_mb=max(r["peak_memory_mb"] or 0 for r in mine),
+            # the best of the seeds, as timeit reports (another run may have shared the machine)
+            s_per_step=min((r["s_per_step"] for r in mine if r.get("s_per_step")), default=None),
+            peak_mb=max((r["peak_memory_mb"] for r in mine if r.get("peak_memory_mb")), default=None),
             diverged=[(r["seed"], r["diverging"]) for r in mine if r.get("diverging")])
     return out
 
@@ -64,4 +77,4 @@ def load(path: Path | None = None) -> tuple[dict, dict[str, Measured]]:
         return {}, {}
     rows = record.get("rows", []) if isinstance(record, dict) else record
     about = {k: v for k, v in record.items() if k != "rows"} if isinstance(record, dict) else {}
-    return about, summarise([r for r in rows if isinstance(r, dict) and "key" in r])
+    return about, summarise(rows if isinstance(rows, list) else [])

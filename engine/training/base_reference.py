@@ -21,16 +21,28 @@ from engine.core import runs
 from engine.core.messages import Message, as_dict
 from engine.core.workspace import resolve_model, subdir
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the key names the base's quantisation (version 1 gave QLoRA's 4-bit loss to every method)
+
+
+def quantisation(cfg) -> str:
+    """How the method loads the base: QLoRA's 4-bit and 8-bit LoRA's int8 base are other models than the base
+    in its own dtype, with other losses."""
+    from engine.methods import METHODS
+
+    method = METHODS.get(cfg.method.name)
+    bits = method.quantize(cfg.method.params)
+    return f"{bits} {sorted(method.quantize_options(cfg.method.params).items())}" if bits else "none"
 
 
 def cache_key(cfg, precision: str, validation: list) -> str:
     """The model (its name, and its weight files' sizes and times where it is a folder here: a folder trained
-    over in place is another model), its precision and the held-out tokens and labels exactly as evaluated."""
+    over in place is another model), its quantisation and precision and the held-out tokens and labels exactly
+    as evaluated."""
     folder = Path(resolve_model(cfg.model))
     weights = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.glob("*.safetensors")) \
         if folder.is_dir() else []
-    digest = hashlib.sha256(f"{CACHE_VERSION}|{cfg.model}|{weights}|{precision}|{cfg.train.max_seq_len}".encode())
+    digest = hashlib.sha256(f"{CACHE_VERSION}|{cfg.model}|{weights}|{quantisation(cfg)}|{precision}|"
+                            f"{cfg.train.max_seq_len}".encode())
     for example in validation:
         digest.update(json.dumps([list(example.input_ids), list(example.labels)]).encode())
     return digest.hexdigest()[:32]
