@@ -31,9 +31,10 @@ from engine.methods.measured import summarise  # noqa: E402
 
 
 def measure(keys: list[str], data: Path, steps: int, seeds: list[int], max_seq_len: int, timeout: int,
-            record: Path) -> list[dict]:
-    """Train each (method, seed) not yet in `record`; each row is written there as soon as it is measured, so a
-    bench stopped after an hour resumes where it was (a row with an error is measured again)."""
+            record: Path, train: bool = True) -> list[dict]:
+    """Train each (method, seed) not yet in `record` (with train False: none, the table of what is there); each
+    row is written there as soon as it is measured, so a bench stopped after an hour resumes where it was (a row
+    with an error is measured again)."""
     rows = []
     about = {"data": data.name, "steps": steps, "max_seq_len": max_seq_len, "cpu": cpu_name(),
              "cores": os.cpu_count(), "machine": describe(), "cpu_flags": cpu_flags_line()}
@@ -48,7 +49,7 @@ def measure(keys: list[str], data: Path, steps: int, seeds: list[int], max_seq_l
     with tempfile.TemporaryDirectory(prefix="tuneloom-methods-real-") as home:
         for key in keys:
             for seed in seeds:
-                if (key, seed) in done:
+                if (key, seed) in done or not train:
                     continue
                 sets = (f"data.train={data}", "data.validation_split=0.1", f"train.max_seq_len={max_seq_len}",
                         f"train.seed={seed}", "train.eval_steps=0")
@@ -80,6 +81,19 @@ def table(rows: list[dict]) -> list[str]:
     return lines
 
 
+README_MARKER = "<!-- methods_real table: written by bench/methods_real.py -->"
+
+
+def paste_into_readme(readme: Path, lines: list[str]) -> None:
+    """The README's measured-methods table is this table: replaced under its marker line."""
+    text = readme.read_text(encoding="utf-8")
+    if README_MARKER not in text:
+        return
+    at = text.index(README_MARKER) + len(README_MARKER) + 1
+    end = text.index("\n\n", at)
+    readme.write_text(text[:at] + "\n".join(lines) + text[end:], encoding="utf-8")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="instruction data (e.g. the shared alpaca_en_demo.json)")
@@ -89,12 +103,16 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", default="", help="comma-separated registry keys (default: all)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per run")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "methods_real_cpu.md"))
+    parser.add_argument("--no-train", action="store_true", help="write the table of the rows already measured")
+    parser.add_argument("--readme", default=str(ROOT / "README.md"), help="whose measured-methods table to replace "
+                        "(under its marker line; '' for none)")
     args = parser.parse_args(argv)
     keys = [k.strip() for k in args.methods.split(",") if k.strip()] or list(METHODS)
     seeds = [int(s) for s in args.seeds.split(",")]
     data = Path(args.data).resolve()
     out = Path(args.out)
-    rows = measure(keys, data, args.steps, seeds, args.max_seq_len, args.timeout, out.with_suffix(".json"))
+    rows = measure(keys, data, args.steps, seeds, args.max_seq_len, args.timeout, out.with_suffix(".json"),
+                   not args.no_train)
     loads = [r["load_1m_before"] for r in rows if "load_1m_before" in r] or [float("nan")]
     lines = [
         "# Which method to pick, measured on real instruction data (CPU)", "",
@@ -113,6 +131,8 @@ def main(argv=None) -> int:
         "A run that diverged is named with the step where the trainer said so (status.json `diverging`).",
     ]
     out.write_text("\n".join(lines) + "\n")
+    if args.readme:
+        paste_into_readme(Path(args.readme), table(rows))
     print("\n".join(lines))
     return 0
 

@@ -107,10 +107,14 @@ def test_a_real_run_at_a_learning_rate_far_too_high_says_it_diverges_while_it_tr
     assert "measured before, same model and held-out examples" in (calm / "train.log").read_text()  # once per data
 
 
-def test_the_base_eval_loss_is_the_base_models_mean_loss_on_the_held_out_examples(tiny_model, tmp_path, monkeypatch):
+@pytest.mark.parametrize("method", ["prefix_tuning", "adalora"])
+def test_the_base_eval_loss_is_the_base_models_mean_loss_on_the_held_out_examples(method, tiny_model, tmp_path,
+                                                                                  monkeypatch):
     """Prefix tuning starts with random virtual tokens, so the model as it starts is not the base: the reference
     is measured with the adapter disabled. Expected value from the definition: the tiny model loaded with plain
-    transformers, each held-out example's mean loss over its trained tokens (eval batches of one), averaged."""
+    transformers, each held-out example's mean loss over its trained tokens (eval batches of one), averaged.
+    AdaLoRA: peft adds its orthogonality regulariser to every loss its forward returns, eval too; the base's and
+    the run's eval losses are the token loss alone, like every other method's (its training keeps the term)."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -119,9 +123,9 @@ def test_the_base_eval_loss_is_the_base_models_mean_loss_on_the_held_out_example
 
     monkeypatch.setenv("TUNELOOM_HOME", str(tmp_path / "home"))
     cfg = RunConfig.from_dict({
-        "model": tiny_model, "name": "prefix-base",
+        "model": tiny_model, "name": f"{method}-base",
         "data": {"train": "presets/data/identity.jsonl", "validation_split": 0.2},
-        "method": {"name": "prefix_tuning"},
+        "method": {"name": method},
         "train": {"max_steps": 2, "batch_size": 1, "max_seq_len": 64, "save_steps": 0, "eval_steps": 0}})
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -138,8 +142,16 @@ def test_the_base_eval_loss_is_the_base_models_mean_loss_on_the_held_out_example
             ids, labels = torch.tensor([example.input_ids]), torch.tensor([example.labels])
             losses.append(base(input_ids=ids, labels=labels).loss.item())
     assert len(losses) == 8 and measured == pytest.approx(sum(losses) / len(losses), rel=1e-4)
-    first_eval = runs.read_metrics(run_dir)[-1]["eval_loss"]  # the prefix-tuned model after 2 steps: another number
-    assert first_eval != pytest.approx(measured, rel=1e-3)
+    final_eval = runs.read_metrics(run_dir)[-1]["eval_loss"]
+    if method == "prefix_tuning":  # the prefix-tuned model after 2 steps: another number
+        assert final_eval != pytest.approx(measured, rel=1e-3)
+    tuned, tuned_losses = setup.trainer.model.eval(), []
+    with torch.no_grad():  # the trained model's token loss, from its logits (no labels: no loss of peft's own)
+        for example in setup.data.validation:
+            labels = torch.tensor([example.labels])
+            logits = tuned(input_ids=torch.tensor([example.input_ids])).logits[:, -labels.shape[1]:]
+            tuned_losses.append(torch.nn.functional.cross_entropy(logits[0, :-1], labels[0, 1:]).item())
+    assert final_eval == pytest.approx(sum(tuned_losses) / len(tuned_losses), rel=1e-4)
 
     frame = follow.loss_frame(runs.read_metrics(run_dir), "zh", measured)
     line = frame[frame["series"] == "基础模型（验证）"]

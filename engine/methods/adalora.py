@@ -8,6 +8,8 @@ in a TrainerCallback.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from engine.core.registry import Param
 from engine.core.structure import Structure
 from engine.methods import targets
@@ -116,3 +118,28 @@ METHODS.register("adalora", Method(
     notes=lambda structure, params: targets.skipped_note(chosen(structure, params), structure, NO_EXPERTS),
     train_defaults={"learning_rate": 0.001},
 ))
+
+
+def regulariser_weight(model) -> tuple[object, float] | None:
+    """(the AdaLoRA config, its orth_reg_weight) of a peft AdaLoRA model, or None for any other model."""
+    config = getattr(model, "active_peft_config", None)
+    if getattr(config, "peft_type", None) != "ADALORA":
+        return None
+    return config, config.orth_reg_weight
+
+
+@contextmanager
+def token_loss_only(model):
+    """peft's AdaLoRA forward adds its orthogonality regulariser to the loss it returns, in evaluation too: an eval
+    loss (and the base model's, measured with the adapter disabled) is then not the token loss that every other
+    method reports. Within this block the regulariser weighs 0; training keeps it."""
+    found = regulariser_weight(model)
+    if found is None:
+        yield
+        return
+    config, weight = found
+    config.orth_reg_weight = 0.0
+    try:
+        yield
+    finally:
+        config.orth_reg_weight = weight

@@ -103,6 +103,8 @@ def causal_lm(model):
     if config is not None:
         if getattr(config, "is_prompt_learning", False):
             return None  # virtual tokens are added by peft's own forward
+        if getattr(config, "peft_type", None) == "ADALORA":
+            return None  # AdaLoRA's orthogonality regulariser is added to the loss by peft's own forward
         model = model.get_base_model()
     return model if fused_loss_available(model) else None
 

@@ -20,6 +20,7 @@ def build_trainer(cfg, method, model, tokenizer, data, args, callbacks, optimize
     from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening, Trainer
 
     from engine.data.masking import IGNORE_INDEX
+    from engine.methods.adalora import token_loss_only
     from engine.training import cpu_fsdp
     from engine.training.fused_loss import fused_forward_loss
 
@@ -40,7 +41,10 @@ def build_trainer(cfg, method, model, tokenizer, data, args, callbacks, optimize
                 loss = fused_forward_loss(model, inputs, num_items_in_batch)
                 if loss is not None:
                     return loss
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            if model.training:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            with token_loss_only(model):  # an eval loss is the token loss alone, for every method
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
         def log(self, logs, start_time=None):
             if objective:
