@@ -15,7 +15,7 @@ ALLOWED = {
     "TensorBoard", "MLflow", "W&B", "ROUGE-L", "BLEU", "EWC", "Fisher", "KL", "NF4", "QR", "datasets", "presets",
     # products and projects
     "Language", "English", "Tuneloom", "Gradio", "Python", "torch", "Hub", "Hugging", "Face", "HuggingFaceTB",
-    "SmolLM2", "PyPI",
+    "SmolLM2", "PyPI", "AMD", "EPYC", "Intel", "Xeon", "RSS",
     "Ollama", "LM", "Studio", "llama.cpp", "Llama", "LlamaForCausalLM", "TRL", "Anthropic", "HH", "SLiC", "Excel",
     # fine-tuning methods, optimizers, objectives and precisions (the names the settings take)
     "LoRA", "QLoRA", "DoRA", "rsLoRA", "LoRA+", "AdaLoRA", "LoHa", "LoKr", "OFT", "BOFT", "VeRA", "IA3", "BitFit",

@@ -108,6 +108,9 @@ def test_every_tab_in_chinese(tiny_model, tmp_path):
         page.locator("#model input, #model textarea").first.fill(tiny_model)
         page.locator("#model input, #model textarea").first.press("Enter")
         tab(page, "tab-train")
+        # under the method picker: what LoRA's preset measured on real instructions, in Chinese
+        measured = page.locator("#lora-measured")
+        assert "实测" in measured.inner_text() and "留出集损失相对基础模型" in measured.inner_text()
         page.locator("#run-name input, #run-name textarea").first.fill("zh")
         set_number(page, "train-max_steps", 4)
         set_number(page, "train-batch_size", 2)

@@ -38,6 +38,7 @@ CSS = """
   border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px 10px; margin-bottom: 8px;
   box-shadow: 0 2px 6px rgba(0,0,0,.12);}
 .tl-summary {font-size: .92em; line-height: 1.6;}
+.tl-measured {font-size: .9em; line-height: 1.5; padding: 6px 10px;}
 .tl-summary .tl-verdict {color: white; border-radius: 4px; padding: 0 6px; font-weight: 600;}
 .tl-bad {color: #ef4444; font-weight: 600;}
 """

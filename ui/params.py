@@ -88,7 +88,7 @@ def build(selected: str, values: dict) -> SimpleNamespace:
         with gr.Group(visible=key == selected) as group:
             measured = {lang: method_evidence.line(key, lang, record) for lang in ("en", "zh")}
             if measured["en"]:  # what its preset measured on real instructions (bench/methods_real.py)
-                loc(gr.Markdown(measured["en"], elem_id=f"{key}-measured"),
+                loc(gr.Markdown(measured["en"], elem_id=f"{key}-measured", elem_classes=["tl-measured"]),
                     {lang: {"measured": text} for lang, text in measured.items()}, value="measured")
             if not method.params:
                 loc(gr.Markdown(f"{method.title} has no settings of its own."),
