@@ -127,3 +127,17 @@ def test_the_readme_client_script_trains_stops_resumes_and_exports(tiny_model, t
     assert [r["step"] for r in rows if "loss" in r] == list(range(1, 11))  # every step once, in the file itself
     zip_line = [line for line in result.stdout.splitlines() if line.endswith(".zip")]
     assert zip_line and zipfile.ZipFile(zip_line[-1]).namelist()
+
+
+def test_the_estimate_waits_for_a_model_met_for_the_first_time(tiny_model, tmp_path, monkeypatch):
+    """The app reads a new model's structure in a child process; the page asks again on its timer, an API client
+    gets the estimate once it is read (it got the error "reading the structure of ..." on a fresh clone)."""
+    from engine.core import describe
+    from ui import api
+
+    monkeypatch.setenv("TUNELOOM_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TUNELOOM_STRUCTURES", str(tmp_path / "structures"))  # nothing read yet
+    monkeypatch.setattr(describe, "IN_PROCESS", False)  # as in the app: read by a child process
+    summary = api.estimate(json.dumps(tiny_config(tiny_model, "first")))
+    assert summary["ok"] and summary["total_bytes"] > 0
+    assert list((tmp_path / "structures").glob("*.json"))  # read once, by the child, and cached

@@ -64,5 +64,5 @@ def test_the_shipped_record_covers_every_method():
     for key, m in methods.items():
         assert not m.error and m.seeds, (key, m)
         said = method_evidence.line(key, "en")
-        assert f"{100 * m.versus_base:+.1f}% against the base model" in said
+        assert f"held-out loss {100 * m.versus_base:+.1f}% against" in said
         assert ("far longer" in said or "diverged" in said) == (not m.beats_base), said

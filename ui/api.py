@@ -36,6 +36,7 @@ handlers and these call the same functions (ui/train_tab.py, ui/eval_tab.py), wh
 from __future__ import annotations
 
 import json
+import time
 
 import gradio as gr
 import yaml
@@ -119,9 +120,18 @@ def delete_run(run_id: str) -> str:
     return run_id
 
 
+STRUCTURE_WAIT_S = 180  # a model's structure is read once, in a child process (seconds; minutes for remote code)
+
+
 def estimate(config: str) -> dict:
-    """Peak training memory for a config (YAML or JSON text, as for start_training): the Train tab's estimate."""
-    summary = ui_summary(parse_config(config))
+    """Peak training memory for a config (YAML or JSON text, as for start_training): the Train tab's estimate.
+    A model met for the first time has its structure read in a child process: the page asks again on its
+    timer, a client gets the answer when it is there (it failed as "reading the structure of ...")."""
+    raw = parse_config(config)
+    summary, deadline = ui_summary(raw), time.monotonic() + STRUCTURE_WAIT_S
+    while summary.get("pending") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        summary = ui_summary(raw)
     if not summary.get("ok"):
         raise gr.Error(summary.get("error") or "the config cannot be estimated")
     return summary
