@@ -172,3 +172,17 @@ def test_the_base_eval_cache_tells_a_quantised_base_from_the_plain_one(tiny_mode
 
     assert len({key("qlora"), key("lora8bit"), key("lora")}) == 3
     assert key("lora") == key("adalora") == key("full")  # one base in its own dtype, measured once
+
+
+def test_a_run_still_catching_up_from_random_virtual_tokens_is_told_to_train_longer():
+    """P-tuning v2's preset on alpaca_en_demo (bench/methods_real.py, seed 0): training loss 5.36 at step 1 against
+    the base's eval loss 1.728, falling to ~2.0, eval 2.130 at step 60: it needs more steps, not a lower learning
+    rate. Prefix tuning at 5e-3 began at the base's level and rose to ~8: that is the learning rate."""
+    from engine.training.base_reference import verdict
+
+    catching_up = [5.36, 4.4, 4.44, 3.83, 3.04, 3.41, 2.42, 1.72, 2.34, 2.2, 2.24, 2.1, 1.62, 2.22, 1.78, 1.94, 2.07]
+    said = verdict(2.130, 1.728, 0.01, catching_up)
+    assert said["code"] == "run.behind_base" and "5.36" in said["message"] and "more steps" in said["message"]
+    ran_away = [1.97, 1.78, 1.6, 1.3, 1.86, 2.04, 3.21, 11.28, 8.4, 7.9, 8.1, 7.7]
+    assert verdict(7.889, 1.728, 0.005, ran_away)["code"] == "run.worse_than_base"
+    assert verdict(1.6, 1.728, 0.005, ran_away) is None  # below the base: nothing to say

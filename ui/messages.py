@@ -218,6 +218,9 @@ ZH = {
     "run.diverging_spike": "训练正在发散：训练损失从 {start} 升到 {loss}，梯度范数跳到 {grad_norm}（第 {step} 步）。"
                            "学习率 {learning_rate} 对这种方法可能太高：请停止，并用 train.learning_rate {lower} "
                            "或更多预热步数（train.warmup_steps）重新开始。",
+    "run.behind_base": "验证损失最终为 {final}，高于基础模型在同一批验证样本上的 {base}；但这次训练起点离基础模型很远"
+                       "（第一步的训练损失为 {first}：这种方法从随机的虚拟词元或新模块开始），到最后仍在追赶"
+                       "（最后几步平均 {last}）：请多训练一些步数再下结论。",
     "run.worse_than_base": "验证损失最终为 {final}，高于基础模型在同一批验证样本上的 {base}：这次训练让模型在这些样本上"
                            "变差了。可能是学习率对这种方法太高，或在少量数据上训练了太多步；可试 train.learning_rate "
                            "{lower}（原为 {learning_rate}）或减少步数。",

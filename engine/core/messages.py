@@ -221,6 +221,10 @@ CATALOGUE = {
                            "norm jumped to {grad_norm} (step {step}). The learning rate {learning_rate} is likely too "
                            "high for this method: stop, and start again with train.learning_rate {lower} or more "
                            "warm-up steps (train.warmup_steps).",
+    "run.behind_base": "Its eval loss ended at {final}, above the base model's {base} on the same held-out "
+                       "examples, but the run started far from the base (training loss {first} at the first step: "
+                       "the method begins from random virtual tokens or new modules) and was still catching up "
+                       "({last} over the last steps): train it for more steps before judging it.",
     "run.worse_than_base": "Its eval loss ended at {final}, above the base model's {base} on the same held-out "
                            "examples: the run made the model worse there. Likely a learning rate too high for this "
                            "method, or too many steps on little data; try train.learning_rate {lower} (was "

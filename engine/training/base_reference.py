@@ -75,9 +75,16 @@ def measure(setup, log) -> float | None:
     return loss
 
 
-def verdict(final_eval_loss: float | None, base_eval_loss: float | None, learning_rate: float) -> dict | None:
-    """status.json `worse_than_base` for a run whose final eval loss ended above the base's, else None."""
+def verdict(final_eval_loss: float | None, base_eval_loss: float | None, learning_rate: float,
+            losses: list[float] | None = None) -> dict | None:
+    """status.json `worse_than_base` for a run whose final eval loss ended above the base's, else None. A run that
+    started far above the base (random virtual tokens: P-tuning v2 began at 5.4 against a base of 1.7) and whose
+    training loss was still falling is told to train longer, not to lower its learning rate."""
     if final_eval_loss is None or base_eval_loss is None or final_eval_loss <= base_eval_loss:
         return None
+    losses = losses or []
+    if len(losses) >= 10 and losses[0] > 1.5 * base_eval_loss and sum(losses[-5:]) / 5 < 0.75 * losses[0]:
+        return as_dict(Message("run.behind_base", final=f"{final_eval_loss:.4f}", base=f"{base_eval_loss:.4f}",
+                               first=f"{losses[0]:.2f}", last=f"{sum(losses[-5:]) / 5:.2f}"))
     return as_dict(Message("run.worse_than_base", final=f"{final_eval_loss:.4f}", base=f"{base_eval_loss:.4f}",
                            learning_rate=f"{learning_rate:.2g}", lower=f"{learning_rate / 4:.2g}"))

@@ -458,7 +458,7 @@ def save(setup: TrainingSetup, stopped: bool) -> Path:
     losses = [r["loss"] for r in rows if "loss" in r]
     evals = [r["eval_loss"] for r in rows if "eval_loss" in r]
     worse = base_reference.verdict(evals[-1] if evals else None, runs.read_status(run_dir).get("base_eval_loss"),
-                                   setup.cfg.train.learning_rate)
+                                   setup.cfg.train.learning_rate, losses)
     if worse is not None:
         log(f"WARNING: {worse['message']}")
     runs.update_status(run_dir, state=RunState.DONE, stopped_early=stopped, finished_at=time.time(),
