@@ -33,6 +33,7 @@ CHOICE_RUNS = [
     ("qlora", {"quant_type": "fp4", "bias": "all", "init": "gaussian"}),
     ("qlora", {"bias": "lora_only"}),
     ("prompt_tuning", {"init": "random"}),
+    ("p_tuning_v2", {"init": "random"}),
     ("lora", {"bias": "lora_only", "init": "gaussian"}),
     ("lora8bit", {"bias": "all", "init": "gaussian"}),
     ("lora8bit", {"bias": "lora_only"}),

@@ -107,7 +107,9 @@ METHOD_ZH = {
     "p_tuning_v2": {
         "title": "P-tuning v2（深度提示）",
         "summary": "每一层上的可学习提示，直接训练（无 MLP）；在许多任务上接近 LoRA，模型本身不变。",
-        "params": {"num_virtual_tokens": _TOKENS},
+        "params": {"num_virtual_tokens": _TOKENS,
+                   "init": ("初始化", "从模型自己在 init_text 上的键和值开始，或从随机值开始（peft 的默认）。"),
+                   "init_text": ("初始化文本", "其键和值作为前缀起点的文本（init: text）；按虚拟词元数重复或截断。")},
     },
     "adapter": {
         "title": "瓶颈适配器（Adapter）",
