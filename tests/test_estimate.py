@@ -33,6 +33,10 @@ def total(arch, c, **kw) -> int:
     return estimate(arch, c, **kw).total_bytes
 
 
+# the tiny model below is built from a bare config, so nothing can read an init text; the counts do not depend on it
+WITHOUT_TOKENIZER = {"p_tuning_v2": {"init": "random"}}
+
+
 @pytest.mark.parametrize("key", list(METHODS))
 def test_parameter_counts_equal_the_built_model(key):
     """Trainable and total counts from config.json alone equal a direct count on the real model."""
@@ -40,7 +44,7 @@ def test_parameter_counts_equal_the_built_model(key):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     method = METHODS.get(key)
-    params = method.defaults()
+    params = {**method.defaults(), **WITHOUT_TOKENIZER.get(key, {})}
     arch = describe_config(TINY)
     if method.quantize(params):
         pytest.importorskip("bitsandbytes")  # 0.50+ quantises on CPU as well

@@ -45,3 +45,13 @@ def test_a_fresh_prefix_is_the_model_reading_init_text_first(model_dir):
 def test_empty_init_text_is_refused_by_name():
     problems = METHODS.get("p_tuning_v2").check({"init": "text", "init_text": "  "}, None, None, None)
     assert any("method.init_text" in p for p in problems)
+
+
+def test_init_text_without_a_tokenizer_says_to_use_random():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    bare = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                        num_attention_heads=4, num_key_value_heads=2, vocab_size=64))
+    method = METHODS.get("p_tuning_v2")
+    with pytest.raises(ValueError, match="method.init random"):
+        method.apply(bare, method.defaults(), None)

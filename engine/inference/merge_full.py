@@ -1,4 +1,4 @@
-"""Merge full-weight runs (full, freeze, BitFit, layer-wise: a whole `model/` each) with mergekit.
+"""Merge full-weight runs (full, freeze, layer-wise, BitFit: a whole `model/` each) with mergekit.
 
 mergekit does the merging (linear, TIES, SLERP), as a child process (`python -m mergekit.scripts.run_yaml`) so
 that its threads and memory stay out of the caller (the page's server). This module only writes its YAML recipe
@@ -18,7 +18,6 @@ import yaml
 
 from engine.core.workspace import stored_dtype
 
-HOWS = ("linear", "ties", "slerp")  # mergekit's merge_method names, as offered for full-weight runs
 WEIGHT_FILES = (".safetensors", ".bin", ".pt", ".index.json")
 
 

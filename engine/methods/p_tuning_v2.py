@@ -43,7 +43,12 @@ def activation_init(peft_model, text: str) -> None:
 
     config = peft_model.active_peft_config
     n, heads = config.num_virtual_tokens, config.num_attention_heads
-    tokenizer = AutoTokenizer.from_pretrained(peft_model.get_base_model().name_or_path)
+    source = peft_model.get_base_model().name_or_path
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError) as error:  # a model built from a bare config has no name, hence no tokenizer
+        raise ValueError(f"method.init text reads init_text with the model's tokenizer, and none loads from "
+                         f"{source!r} ({error}); use method.init random") from error
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     ids = (ids * (n // max(len(ids), 1) + 1))[:n]
     table = peft_model.prompt_encoder[peft_model.active_adapter].embedding.weight
