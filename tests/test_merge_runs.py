@@ -195,17 +195,61 @@ def test_slerp_weights_are_checked_before_loading(full_parents, monkeypatch):
 
     for weights in ([0.0, 0.0], [-1.0, 2.0]):
         assert any("slerp takes two weights" in p for p in merge_problems([str(a), str(b)], "slerp", weights, None))
+    # linear and TIES divide by the weights' sum: at 0 every merged tensor would be inf or NaN
+    for how in ("linear", "ties"):
+        assert any("above 0" in p for p in merge_problems([str(a), str(b)], how, [1.0, -1.0], 0.5))
+        assert merge_problems([str(a), str(b)], how, [1.0, 0.5], 0.5) == []
 
 
-def test_a_merge_that_would_lose_trained_tensors_fails_and_leaves_nothing_half_made(full_parents, tiny_model,
-                                                                                   monkeypatch):
+def test_a_merge_that_would_lose_trained_tensors_is_refused_or_fails_leaving_nothing_half_made(
+        full_parents, tiny_model, monkeypatch):
     """BitFit adds bias tensors that mergekit's Llama table does not list: merged, they would be dropped without
-    a word, so the merge fails, names them, and leaves a failed run without a half-written model."""
+    a word. Against a local base that is seen before anything runs (the tensors are named); against a base that
+    cannot be read up front (a Hub id) the merge itself fails, names them, and leaves a failed run without a
+    half-written model."""
     home, a, _ = full_parents
     bitfit = train(home, tiny_model, "identity-bitfit", "presets/data/identity.jsonl", "--set", "method.name=bitfit")
     result = engine_cli("merge", a.name, bitfit.name, "--how", "linear", "--name", "with-biases", home=home)
-    assert result.returncode != 0 and "left out" in result.stderr and ".bias" in result.stderr, result.stderr[-2000:]
+    assert result.returncode != 0 and "lacks" in result.stderr and ".bias" in result.stderr, result.stderr[-2000:]
     monkeypatch.setenv("TUNELOOM_HOME", str(home))
+    assert not any("with-biases" in r["id"] for r in runs.list_runs())  # refused before a run folder was made
+
+    from engine.inference import merge_runs
+
+    monkeypatch.setattr(merge_runs, "_added_tensor_problems", lambda *args: [])  # as for a base on the Hub
+    with pytest.raises(RuntimeError, match=r"left out .*\.bias"):
+        merge_runs.merge([str(a), str(bitfit)], "linear", name="with-biases")
     merged = next(Path(r["path"]) for r in runs.list_runs() if "with-biases" in r["id"])
     assert runs.read_status(merged)["state"] == "failed"
     assert not (merged / "model").exists() and not (merged / ".merging").exists()
+
+
+def test_mergekit_dies_with_a_merge_killed_from_outside(tmp_path):
+    """The page's timeout SIGKILLs `engine merge`, which cannot pass it on: mergekit (a child in its own process
+    group) is started to die with its parent. A sleeping child stands in for mergekit here."""
+    import signal
+    import time
+
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import subprocess, sys, time\n"
+        "from engine.inference.merge_full import _die_with_parent\n"
+        "child = subprocess.Popen(['sleep', '60'], start_new_session=True, preexec_fn=_die_with_parent)\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)\n")], cwd=str(ROOT), stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+
+    def running(pid: int) -> bool:  # a zombie (state Z) has died and waits for its reaper
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+        except OSError:
+            return False
+
+    deadline = time.time() + 10
+    while time.time() < deadline and running(child):
+        time.sleep(0.1)
+    alive = running(child)
+    if alive:
+        os.kill(child, signal.SIGKILL)
+    assert not alive, "the child outlived its killed parent"

@@ -13,7 +13,7 @@ from ui import method_evidence
 
 def row(key, seed, loss, base, **extra):
     return {"key": key, "seed": seed, "final_eval_loss": loss, "base_eval_loss": base, "s_per_step": 2.0,
-            "peak_memory_mb": 2048.0, "diverging": None, **extra}
+            "peak_memory_mb": 2048.0, "diverging": None, "preset": measured_module.preset_fingerprint(key), **extra}
 
 
 @pytest.fixture()
@@ -55,6 +55,28 @@ def test_quantised_methods_are_compared_with_their_quantised_base(record):
     assert "against its 4-bit base model" in method_evidence.line("qlora", "en")
     assert "它的 8-bit 基础模型" in method_evidence.line("lora8bit", "zh")
     assert method_evidence.line("lora", "en") == ""  # a row without its base loss is not trusted
+
+
+def test_a_row_measured_with_an_earlier_preset_is_not_shown(record):
+    record([row("lora", 0, 1.6, 2.0, preset="measured-before"), row("ia3", 0, 1.7, 2.0),
+            {k: v for k, v in row("adapter", 0, 1.7, 2.0).items() if k != "preset"}])
+    assert method_evidence.line("lora", "en") == "" and method_evidence.line("adapter", "en") == ""
+    assert "-15.0%" in method_evidence.line("ia3", "en")
+
+
+def test_the_fingerprint_follows_what_the_preset_trains_with(tmp_path):
+    from pathlib import Path
+
+    text = (Path(measured_module.PRESETS) / "lora.yaml").read_text()
+    (tmp_path / "lora.yaml").write_text(text)
+    before = measured_module.preset_fingerprint("lora", tmp_path)
+    assert before == measured_module.preset_fingerprint("lora")
+    (tmp_path / "lora.yaml").write_text(text + "\n  eval_steps: 7\n")  # the bench sets its own evaluation
+    assert measured_module.preset_fingerprint("lora", tmp_path) == before
+    (tmp_path / "lora.yaml").write_text(text + "\n  learning_rate: 3.0e-4\n")
+    assert measured_module.preset_fingerprint("lora", tmp_path) != before
+    (tmp_path / "lora.yaml").write_text(text.replace("  r: 16", "  r: 8"))
+    assert measured_module.preset_fingerprint("lora", tmp_path) != before
 
 
 def test_the_shipped_record_covers_every_method():

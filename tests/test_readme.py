@@ -141,12 +141,12 @@ def test_native_bf16_table_is_the_recorded_runs():
 
 def test_seconds_per_step_of_every_method_are_the_recorded_ones():
     text = paragraph("**Every method on the default model**", PERFORMANCE)
-    recorded = {row[0]: row[4] for row in table(record("methods_cpu.md"), "| method |")}
+    recorded = {row[0]: row[4] for row in table(record("methods_real_cpu.md"), "| method |")}
     per_step = {m: float(v) for m, v in recorded.items() if re.fullmatch(r"[\d.]+", v)}
     quoted = re.findall(r"([\d.]+) \(`(\w+)`", text) + [(v, m) for m, v in re.findall(r"`(\w+)` ([\d.]+)", text)]
     assert len(quoted) >= 6, text
     for value, method in quoted:
-        assert recorded[method] == value, f"{method}: README {value} s/step, methods_cpu.md {recorded[method]}"
+        assert recorded[method] == value, f"{method}: README {value} s/step, methods_real_cpu.md {recorded[method]}"
     low, high = found(r"range from ([\d.]+) .*? to ([\d.]+)", text, "the range")
     assert (float(low), float(high)) == (min(per_step.values()), max(per_step.values()))
 

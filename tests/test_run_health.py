@@ -183,6 +183,11 @@ def test_a_run_still_catching_up_from_random_virtual_tokens_is_told_to_train_lon
     catching_up = [5.36, 4.4, 4.44, 3.83, 3.04, 3.41, 2.42, 1.72, 2.34, 2.2, 2.24, 2.1, 1.62, 2.22, 1.78, 1.94, 2.07]
     said = verdict(2.130, 1.728, 0.01, catching_up)
     assert said["code"] == "run.behind_base" and "5.36" in said["message"] and "more steps" in said["message"]
+    # started as far above, but its loss no longer falls (the last 5 steps no lower than the 5 before): not a
+    # question of more steps
+    levelled = catching_up[:12] + [2.3, 2.25, 2.4, 2.2, 2.35]
+    assert verdict(2.130, 1.728, 0.01, levelled)["code"] == "run.worse_than_base"
+    assert verdict(2.130, 1.728, 0.01, None)["code"] == "run.worse_than_base"  # no comparable training loss
     ran_away = [1.97, 1.78, 1.6, 1.3, 1.86, 2.04, 3.21, 11.28, 8.4, 7.9, 8.1, 7.7]
     assert verdict(7.889, 1.728, 0.005, ran_away)["code"] == "run.worse_than_base"
     assert verdict(1.6, 1.728, 0.005, ran_away) is None  # below the base: nothing to say

@@ -219,7 +219,7 @@ ZH = {
                            "学习率 {learning_rate} 对这种方法可能太高：请停止，并用 train.learning_rate {lower} "
                            "或更多预热步数（train.warmup_steps）重新开始。",
     "run.behind_base": "验证损失最终为 {final}，高于基础模型在同一批验证样本上的 {base}；但这次训练起点离基础模型很远"
-                       "（第一步的训练损失为 {first}：这种方法从随机的虚拟词元或新模块开始），到最后仍在追赶"
+                       "（第一步的训练损失为 {first}：这种方法从随机的虚拟词元或新模块开始），到最后损失仍在下降"
                        "（最后几步平均 {last}）：请多训练一些步数再下结论。",
     "run.worse_than_base": "验证损失最终为 {final}，高于基础模型在同一批验证样本上的 {base}：这次训练让模型在这些样本上"
                            "变差了。可能是学习率对这种方法太高，或在少量数据上训练了太多步；可试 train.learning_rate "
@@ -353,7 +353,11 @@ ZH = {
     "merge.weights_sign": "--weights {weights}：slerp 需要两个不小于 0、且不同时为 0 的权重（第二个所占的比例是 t："
                           "0 得到第一个训练，1 得到第二个）",
     "merge.dropped": "mergekit 漏掉了这些训练过的 {count} 个张量（例如 {names}）：它的架构表不认识它们，"
-                     "合并会悄悄丢掉这部分训练；请以适配器合并这类训练，或合并不新增张量的全量权重训练（full、freeze、layerwise）",
+                     "合并会悄悄丢掉这部分训练；请合并不新增张量的全量权重训练（full、freeze、layerwise）",
+    "merge.adds_tensors": "{run}：它的模型有 {count} 个基础模型没有的张量（例如 {names}；由 {method} 添加），"
+                          "mergekit 只合并它架构表中列出的张量，合并会丢掉这部分训练；请合并不新增张量的全量权重训练"
+                          "（full、freeze、layerwise），或单独对话、导出这个训练",
+    "merge.weights_sum": "--weights {weights}：mergekit 会用全量权重训练的权重之和去除它们，所以总和必须大于 0（例如 0.5,0.5）",
     "merge.mergekit_failed": "mergekit 无法合并这些训练（{tail}）；完整输出在 {log}",
     "merge.no_result": "{run}：还没有结果（没有 adapter/ 或 model/）；请等它完成",
     "merge.not_peft": "{run}：方法 {method} 以自己的格式保存适配器，peft 的 add_weighted_adapter 无法合并；请合并 Lo"

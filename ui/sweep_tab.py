@@ -55,7 +55,8 @@ TEXT = {
         "minimize": "lower is better", "maximize": "higher is better",
         "merge_title": "### Merge runs of one base model (adapters with peft, full-weight runs with mergekit)",
         "runs": "Runs to merge", "runs_info": "Two or more finished runs on the same base model: LoRA / IA3 "
-                                              "adapters, or full-weight runs (full, freeze, BitFit, layer-wise).",
+                                              "adapters, or full-weight runs (full, freeze, layer-wise; BitFit where the base model has its "
+                                              "biases already).",
         "how": "How", "how_info": "TIES and DARE keep each run's strongest changes (density) and resolve sign "
                                   "conflicts; linear averages; cat stacks LoRA ranks; slerp (two full-weight runs) "
                                   "interpolates between them: the second weight's share is t (0 = the first run).",
@@ -91,7 +92,7 @@ TEXT = {
         "minimize": "越低越好", "maximize": "越高越好",
         "merge_title": "### 合并同一基础模型上的训练（适配器用 peft，全量权重用 mergekit）",
         "runs": "要合并的训练", "runs_info": "两个或更多在同一基础模型上完成的训练：LoRA / IA3 适配器，或全量权重的训练"
-                                        "（full、freeze、BitFit、逐层解冻）。",
+                                        "（full、freeze、逐层解冻；BitFit 仅限基础模型本来就有这些偏置时）。",
         "how": "方式",
         "how_info": "TIES 与 DARE 保留每个训练中最强的改变（密度）并解决符号冲突；linear 取平均；cat 拼接 LoRA 的秩；"
                     "slerp（两个全量权重的训练）在两者之间插值：第二个权重所占的比例为 t（0 即第一个训练）。",
@@ -265,6 +266,10 @@ def tick(sweep_id, setting, seen, lang="en"):
 
 
 # ---- merging -----------------------------------------------------------------------------------------
+# merging two 7B full-weight runs on a CPU takes far longer than the page's usual limit for an engine command
+MERGE_TIMEOUT_S = 6 * 3600
+
+
 def merge_runs(run_ids: list[str], how: str, weights: str, density, name: str) -> Path:
     """Merge finished runs (the page and the API); ConfigError names what cannot be merged, RuntimeError a failure."""
     from ui.common import run_path
@@ -277,7 +282,7 @@ def merge_runs(run_ids: list[str], how: str, weights: str, density, name: str) -
         raise ConfigError(problems, "the merge")
     args = ["merge", *paths, "--how", how, "--density", str(float(density))]
     args += (["--weights", weights.strip()] if (weights or "").strip() else []) + (["--name", name] if name else [])
-    result = run_engine(*args)
+    result = run_engine(*args, timeout=MERGE_TIMEOUT_S)
     if result.returncode != 0:
         raise RuntimeError(cli_failure(result))
     return Path(result.stdout.strip().splitlines()[-1])

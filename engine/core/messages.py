@@ -223,7 +223,7 @@ CATALOGUE = {
                            "warm-up steps (train.warmup_steps).",
     "run.behind_base": "Its eval loss ended at {final}, above the base model's {base} on the same held-out "
                        "examples, but the run started far from the base (training loss {first} at the first step: "
-                       "the method begins from random virtual tokens or new modules) and was still catching up "
+                       "the method begins from random virtual tokens or new modules) and its loss was still falling "
                        "({last} over the last steps): train it for more steps before judging it.",
     "run.worse_than_base": "Its eval loss ended at {final}, above the base model's {base} on the same held-out "
                            "examples: the run made the model worse there. Likely a learning rate too high for this "
@@ -374,8 +374,14 @@ CATALOGUE = {
     "merge.weights_sign": "--weights {weights}: slerp takes two weights of 0 or more, not both 0 (the second's "
                           "share is t: 0 gives the first run, 1 the second)",
     "merge.dropped": "mergekit left out {count} tensor(s) the runs trained (e.g. {names}): its architecture "
-                     "table does not know them, so the merge would silently lose that training; merge such runs "
-                     "as adapters, or full-weight runs that add no tensors (full, freeze, layerwise)",
+                     "table does not know them, so the merge would silently lose that training; merge full-weight "
+                     "runs that add no tensors (full, freeze, layerwise)",
+    "merge.adds_tensors": "{run}: its model has {count} tensor(s) its base model lacks (e.g. {names}; {method} "
+                          "added them), and mergekit merges only the tensors its architecture table lists, so the "
+                          "merge would lose that training; merge full-weight runs that add no tensors (full, "
+                          "freeze, layerwise), or chat with and export this run on its own",
+    "merge.weights_sum": "--weights {weights}: mergekit divides full-weight runs' weights by their sum, so it must be "
+                         "above 0 (e.g. 0.5,0.5)",
     "merge.mergekit_failed": "mergekit could not merge the runs ({tail}); its whole output is in {log}",
     "merge.no_result": "{run}: has no result yet (no adapter/ or model/); wait for it to finish",
     "merge.not_peft": "{run}: method {method} saves its own adapter format, which peft's add_weighted_adapter "

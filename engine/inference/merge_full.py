@@ -1,4 +1,5 @@
-"""Merge full-weight runs (full, freeze, layer-wise, BitFit: a whole `model/` each) with mergekit.
+"""Merge full-weight runs (full, freeze, layer-wise, BitFit on a model with biases: a whole `model/` each) with
+mergekit.
 
 mergekit does the merging (linear, TIES, SLERP), as a child process (`python -m mergekit.scripts.run_yaml`) so
 that its threads and memory stay out of the caller (the page's server). This module only writes its YAML recipe
@@ -47,6 +48,17 @@ def tensor_names(folder: Path) -> set[str]:
     return names
 
 
+def _die_with_parent() -> None:
+    """In the child before it runs mergekit: SIGKILL it when its parent dies (Linux prctl PR_SET_PDEATHSIG; no
+    such call elsewhere, where only an interrupt of the parent ends it)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def merge_weights(models: list[Path], base: str, how: str, weights: list[float], density: float | None,
                   out: Path, log: Path, seed: int = 0) -> None:
     """Run mergekit into `out`; its whole output goes to `log`. The parents' tokenizer and chat template (what
@@ -60,8 +72,10 @@ def merge_weights(models: list[Path], base: str, how: str, weights: list[float],
     command = [sys.executable, "-m", "mergekit.scripts.run_yaml", str(config), str(out), "--random-seed", str(seed),
                "--quiet"]
     with log.open("w", encoding="utf-8") as sink:
-        # its own process group: a merge cut short (Ctrl-C, the page's timeout) takes mergekit with it
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+        # its own process group, killed when this process is interrupted (Ctrl-C); and, on Linux, told to die with
+        # this process, so a merge killed from outside (the page's timeout sends SIGKILL) leaves no mergekit behind
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+                                   preexec_fn=_die_with_parent)
         try:
             returncode = process.wait()
         except BaseException:

@@ -74,6 +74,8 @@ def merge_problems(run_list: list[str], how: str, weights: list[float] | None, d
         start = runs.read_json(run_dir / runs.START_FILE) or {}  # started from an earlier run: its merged result
         base = start.get("base") or raw.get("model") or "smollm2-135m-instruct"
         bases.setdefault(str(base), []).append(run_dir.name)
+        if config.get("peft_type") == FULL:
+            problems += _added_tensor_problems(run_dir, config["method"], str(base))
         kind = config.get("peft_type")
         if kind == FULL and kind not in HOWS[how]:
             problems.append(Message("merge.full_how", run=run_dir.name, method=config["method"], how=how,
@@ -90,6 +92,9 @@ def merge_problems(run_list: list[str], how: str, weights: list[float] | None, d
     kinds = {config.get("peft_type") for *_, config, _ in parents}
     if len(kinds) > 1:
         problems.append(Message("merge.kinds", kinds=", ".join(sorted(map(str, kinds)))))
+    if kinds == {FULL} and how != "slerp" and weights is not None and sum(weights) <= 0:
+        # mergekit divides by the weights' sum (normalize): at 0 every tensor would be inf or NaN
+        problems.append(Message("merge.weights_sum", weights=",".join(f"{w:g}" for w in weights)))
     ranks = {run_dir.name: config.get("r") for run_dir, _, config, _ in parents if config.get("peft_type") == "LORA"}
     if how in SAME_RANK and len(set(ranks.values())) > 1:
         problems.append(Message("merge.rank", how=how, ranks=", ".join(f"{name} r={r}" for name, r in ranks.items())))
@@ -97,6 +102,21 @@ def merge_problems(run_list: list[str], how: str, weights: list[float] | None, d
     if len(saving) > 1:
         problems.append(Message("merge.modules_to_save", runs=", ".join(saving)))
     return problems
+
+
+def _added_tensor_problems(run_dir: Path, method: str, base: str) -> list[str]:
+    """A full-weight run whose model has tensors its base lacks (BitFit's added biases): mergekit merges only the
+    tensors its architecture table lists and would lose those. Read from the safetensors headers, so it costs no
+    loading; a base that is not a local folder (a Hub id) is checked after the merge instead (merge_full)."""
+    from engine.core.workspace import resolve_model
+    from engine.inference.merge_full import tensor_names
+
+    base_names = tensor_names(Path(resolve_model(base)))
+    if not base_names:
+        return []
+    added = sorted(tensor_names(run_dir / "model") - base_names)
+    return [Message("merge.adds_tensors", run=run_dir.name, method=method, count=len(added),
+                    names=", ".join(added[:3]))] if added else []
 
 
 def check(run_list: list[str], how: str, weights: list[float] | None, density: float | None) -> None:

@@ -86,6 +86,9 @@ class Method:
     prepends_input_tokens: bool = False
     # True when peft allows one adapter per model (AdaLoRA): no second, frozen adapter can serve as a reference
     single_adapter: bool = False
+    # False when the training loss logged adds a regulariser to the token loss (AdaLoRA: peft's orthogonality
+    # term), so it cannot be set beside an eval loss (engine/training/base_reference.verdict)
+    logged_loss_is_token_loss: bool = True
     # train settings this method starts from instead of the schema's defaults (engine/core/config.py):
     # the learning rate that suits it on the default model; `switch_method` applies them
     train_defaults: dict = field(default_factory=dict)

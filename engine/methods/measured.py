@@ -7,6 +7,7 @@ table, the README's Methods table and the Train tab's method picker all read it 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,26 @@ from pathlib import Path
 from engine.core.workspace import PROJECT_ROOT
 
 RECORD = PROJECT_ROOT / "bench" / "results" / "methods_real_cpu.json"
+PRESETS = PROJECT_ROOT / "presets"
+# the training settings a preset (or its method's starting values) decides and a measurement depends on; the bench
+# sets the data, steps, sequence length, seed and evaluation itself
+PRESET_TRAIN_KEYS = ("batch_size", "gradient_accumulation", "learning_rate", "warmup_steps", "scheduler",
+                     "weight_decay", "max_grad_norm", "optimizer", "precision", "packing", "fused_loss")
+
+
+def preset_fingerprint(key: str, presets: Path = PRESETS) -> str | None:
+    """What a row was measured with: the preset's model, its method's resolved settings and the training settings
+    above, hashed. A row whose preset changed since it was measured (a new learning rate, another initialisation)
+    says nothing about the preset as it is. None where the method has no preset."""
+    from engine.core.config import ConfigError, RunConfig
+
+    try:
+        config = RunConfig.load(presets / f"{key}.yaml").to_dict()
+    except (OSError, ConfigError):
+        return None
+    settings = {"model": config["model"], "method": config["method"],
+                "train": {k: config["train"][k] for k in PRESET_TRAIN_KEYS}}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -42,6 +63,13 @@ class Measured:
 
 
 REQUIRED = ("key", "seed", "final_eval_loss", "base_eval_loss")
+
+
+def current(rows: list[dict]) -> list[dict]:
+    """The rows measured with their preset as it is now (preset_fingerprint); the others are left out."""
+    fingerprints = {key: preset_fingerprint(key) for key in {r.get("key") for r in rows if isinstance(r, dict)}}
+    return [r for r in rows if isinstance(r, dict) and r.get("preset") is not None
+            and r.get("preset") == fingerprints.get(r.get("key"))]
 
 
 def summarise(rows: list[dict]) -> dict[str, Measured]:
@@ -77,4 +105,4 @@ def load(path: Path | None = None) -> tuple[dict, dict[str, Measured]]:
         return {}, {}
     rows = record.get("rows", []) if isinstance(record, dict) else record
     about = {k: v for k, v in record.items() if k != "rows"} if isinstance(record, dict) else {}
-    return about, summarise(rows if isinstance(rows, list) else [])
+    return about, summarise(current(rows) if isinstance(rows, list) else [])

@@ -79,12 +79,15 @@ def verdict(final_eval_loss: float | None, base_eval_loss: float | None, learnin
             losses: list[float] | None = None) -> dict | None:
     """status.json `worse_than_base` for a run whose final eval loss ended above the base's, else None. A run that
     started far above the base (random virtual tokens: P-tuning v2 began at 5.4 against a base of 1.7) and whose
-    training loss was still falling is told to train longer, not to lower its learning rate."""
+    training loss was still falling (the mean of its last 5 logged losses below that of the 5 before) is told to train
+    longer, not to lower its learning rate. `losses` must be the token loss the eval loss is comparable with (None
+    for a method whose logged loss adds a regulariser: Method.logged_loss_is_token_loss)."""
     if final_eval_loss is None or base_eval_loss is None or final_eval_loss <= base_eval_loss:
         return None
     losses = losses or []
-    if len(losses) >= 10 and losses[0] > 1.5 * base_eval_loss and sum(losses[-5:]) / 5 < 0.75 * losses[0]:
+    last, before = sum(losses[-5:]) / 5, sum(losses[-10:-5]) / 5  # two windows: one step's loss is noisy
+    if len(losses) >= 10 and losses[0] > 1.5 * base_eval_loss and last < 0.75 * losses[0] and last < before:
         return as_dict(Message("run.behind_base", final=f"{final_eval_loss:.4f}", base=f"{base_eval_loss:.4f}",
-                               first=f"{losses[0]:.2f}", last=f"{sum(losses[-5:]) / 5:.2f}"))
+                               first=f"{losses[0]:.2f}", last=f"{last:.2f}"))
     return as_dict(Message("run.worse_than_base", final=f"{final_eval_loss:.4f}", base=f"{base_eval_loss:.4f}",
                            learning_rate=f"{learning_rate:.2g}", lower=f"{learning_rate / 4:.2g}"))

@@ -458,7 +458,8 @@ def save(setup: TrainingSetup, stopped: bool) -> Path:
     losses = [r["loss"] for r in rows if "loss" in r]
     evals = [r["eval_loss"] for r in rows if "eval_loss" in r]
     worse = base_reference.verdict(evals[-1] if evals else None, runs.read_status(run_dir).get("base_eval_loss"),
-                                   setup.cfg.train.learning_rate, losses)
+                                   setup.cfg.train.learning_rate,
+                                   losses if setup.method.logged_loss_is_token_loss else None)
     if worse is not None:
         log(f"WARNING: {worse['message']}")
     runs.update_status(run_dir, state=RunState.DONE, stopped_early=stopped, finished_at=time.time(),
