@@ -25,13 +25,6 @@ PARAMS = (
 )
 
 
-def problems(params: dict, train, structure: Structure | None, steps: int | None) -> list[str]:
-    found = pl.position_problems(params, train, structure, steps)
-    if params["init"] == "text" and not params["init_text"].strip():
-        found.append("method.init_text: empty, but init is text; write the text or use init: random")
-    return found
-
-
 def activation_init(peft_model, text: str) -> None:
     """Fill the prefix table with the base model's keys and values of `text`'s first tokens.
 
@@ -74,7 +67,7 @@ METHODS.register("p_tuning_v2", Method(
     key="p_tuning_v2", title="P-tuning v2 (deep prompts)",
     summary="Learned prompts on every layer, trained directly (no MLP); close to LoRA on many tasks "
             "with the model untouched.",
-    params=PARAMS, apply=apply, problems=problems,
+    params=PARAMS, apply=apply, problems=pl.init_text_problems,
     count_trainable=lambda structure, p: prefix_tuning.prefix_count(structure, p["num_virtual_tokens"], False, 0),
     not_mergeable_reason=pl.NOT_MERGEABLE, virtual_tokens=pl.virtual_tokens, virtual_keys_only=True,
     no_checkpointing_reason=pl.NO_CHECKPOINTING, unavailable=pl.prefix_unavailable,

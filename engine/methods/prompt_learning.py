@@ -46,6 +46,14 @@ def position_problems(params: dict, train, structure: Structure | None, steps: i
             f"virtual tokens = {longest} positions, above this model's {structure.max_positions}; lower one of them"]
 
 
+def init_text_problems(params: dict, train, structure: Structure | None, steps: int | None) -> list[str]:
+    """The position checks, and an init_text to start from when `init` is text (prompt tuning, P-tuning v2)."""
+    found = position_problems(params, train, structure, steps)
+    if params["init"] == "text" and not params["init_text"].strip():
+        found.append("method.init_text: empty, but init is text; write the text or use init: random")
+    return found
+
+
 def prefix_unavailable(structure: Structure) -> str | None:
     if structure.prefix_width:
         return None

@@ -16,13 +16,6 @@ PARAMS = (
 )
 
 
-def problems(params: dict, train, structure: Structure | None, steps: int | None) -> list[str]:
-    found = pl.position_problems(params, train, structure, steps)
-    if params["init"] == "text" and not params["init_text"].strip():
-        found.append("method.init_text: empty, but init is text; write the text or use init: random")
-    return found
-
-
 def apply(model, params: dict, structure: Structure):
     from peft import PromptTuningConfig, PromptTuningInit
 
@@ -39,7 +32,7 @@ METHODS.register("prompt_tuning", Method(
     key="prompt_tuning", title="Prompt tuning",
     summary="Learns only the embeddings of a few virtual tokens put before every input (thousands of "
             "parameters); works best on large models, for steering a task or format.",
-    params=PARAMS, apply=apply, problems=problems,
+    params=PARAMS, apply=apply, problems=pl.init_text_problems,
     count_trainable=lambda structure, p: p["num_virtual_tokens"] * structure.prompt_width,
     not_mergeable_reason=pl.NOT_MERGEABLE, virtual_tokens=pl.virtual_tokens, prepends_input_tokens=True,
     train_defaults={"learning_rate": 0.03},
