@@ -169,6 +169,18 @@ def theme_choices(lang: str) -> list[tuple[str, str]]:
     return [(tr(TEXT, lang, "light"), "light"), (tr(TEXT, lang, "dark"), "dark")]
 
 
+def tick_on_shown_tab(timed: list[tuple], untimed: list) -> None:
+    """Each timed tab's timer ticks only while that tab is shown (all start off: the page opens on Data), and the tab
+    asks once as it is shown (its `wire`). Why: every tick is an event that Gradio 6's page handles for every
+    component drawn so far, so with every tab's timer ticking an idle page kept Chromium's renderer at 87-107% of a
+    core (bench/results/page_idle_cpu.md). The Train tab's timer is not gated but slows down while no run is active:
+    a plot given its points just as its tab is shown again is drawn without them (Gradio 6.31), so its points must
+    arrive while it is hidden."""
+    timers = [timer for _, timer in timed]
+    for page, own in [*timed, *((page, None) for page in untimed)]:
+        page.select(lambda own=own: [gr.Timer(active=timer is own) for timer in timers], None, timers,
+                    show_progress="hidden", api_visibility="private")
+
 
 def build_ui() -> gr.Blocks:
     defaults = train_tab.preset_defaults()
@@ -213,10 +225,12 @@ def build_ui() -> gr.Blocks:
         data_tab.wire(data, model, train_tab.max_seq_len_input(train), lang, *train_tab.data_source_inputs(train))
         train_tab.wire(train, model, data, lang)
         chat_tab.wire(chat, model, lang)
-        eval_tab.wire(evaluation, lang)
+        eval_tab.wire(evaluation, lang, shown=eval_page)
         compare_tab.wire(comparison, lang)
         export_tab.wire(export, lang)
-        sweep_tab.wire(sweep, lang)
+        sweep_tab.wire(sweep, lang, shown=sweep_page)
+        tick_on_shown_tab([(eval_page, evaluation.timer), (sweep_page, sweep.timer)],
+                          [data_page, train_page, chat_page, compare_page, export_page])
         sweep_page.select(sweep_tab.refresh, [sweep.sweep, sweep.merge_runs, sweep.config, lang],
                           [sweep.sweep, sweep.merge_runs, sweep.config], **private)
         # runs finish while the page is open: refresh the run pickers whenever their tab is opened

@@ -276,11 +276,11 @@ def build() -> SimpleNamespace:
     c.saved = loc(gr.Dataframe(NO_RESULTS, label=en["saved"], interactive=False, max_height=220, elem_id="eval-saved"),
                   TEXT, label="saved")
     c.seen = gr.State({})
-    c.timer = gr.Timer(TICK_S)
+    c.timer = gr.Timer(TICK_S, active=False)  # ticks while the tab is shown (ui/app.py tick_on_shown_tab)
     return c
 
 
-def wire(c: SimpleNamespace, lang) -> None:
+def wire(c: SimpleNamespace, lang, shown: gr.Tab) -> None:
     private = dict(api_visibility="private")
     c.start.click(on_start, [c.run, c.which, c.data, c.samples, c.max_new_tokens, c.judge.judge, c.judge.mode,
                              c.judge.model, lang], c.message, **private)
@@ -288,8 +288,10 @@ def wire(c: SimpleNamespace, lang) -> None:
     c.refresh.click(refresh, [c.run, c.data, lang], [c.run, c.data], **private)
     c.run.change(show_run, [c.run, lang], [c.progress, c.numbers, c.samples_table, c.saved], **private)
     c.saved.select(select_result, [c.run, lang], [c.numbers, c.samples_table], **private)
-    c.timer.tick(tick, [c.run, c.seen, lang], [c.progress, c.numbers, c.samples_table, c.saved, c.failure, c.seen],
-                 show_progress="hidden", concurrency_limit=None, **private)
+    # on the timer, and at once when the tab is shown (its timer is off while it is hidden)
+    gr.on([c.timer.tick, shown.select], tick, [c.run, c.seen, lang],
+          [c.progress, c.numbers, c.samples_table, c.saved, c.failure, c.seen], show_progress="hidden",
+          concurrency_limit=None, **private)
 
 
 EVALUATION_TIMEOUT_S = 3600  # an API client's wait for its evaluation

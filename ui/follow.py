@@ -48,9 +48,13 @@ class RunView:
     log: object = field(default_factory=gr.skip)
     rewards_plot: object = field(default_factory=gr.skip)
     logps_plot: object = field(default_factory=gr.skip)
+    grpo_rewards: object = field(default_factory=gr.skip)  # GRPO's view (ui/rewards_view.py)
+    grpo_other: object = field(default_factory=gr.skip)
+    grpo_samples: object = field(default_factory=gr.skip)
     stop: object = field(default_factory=gr.skip)
     resume: object = field(default_factory=gr.skip)
     delete: object = field(default_factory=gr.skip)
+    timer: object = field(default_factory=gr.skip)  # the tab's timer, slower while no run is active
     seen: dict = field(default_factory=dict)  # what this browser has been sent (gr.State)
 
     # the component of the Train tab each field updates (attribute names of its SimpleNamespace)

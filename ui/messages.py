@@ -357,7 +357,8 @@ ZH = {
     "merge.adds_tensors": "{run}：它的模型有 {count} 个基础模型没有的张量（例如 {names}；由 {method} 添加），"
                           "mergekit 只合并它架构表中列出的张量，合并会丢掉这部分训练；请合并不新增张量的全量权重训练"
                           "（full、freeze、layerwise），或单独对话、导出这个训练",
-    "merge.weights_sum": "--weights {weights}：mergekit 会用全量权重训练的权重之和去除它们，所以总和必须大于 0（例如 0.5,0.5）",
+    "merge.weights_sum": "--weights {weights}：mergekit 会用全量权重训练的权重之和去除它们，"
+                         "所以总和必须大于 0（例如 0.5,0.5）",
     "merge.mergekit_failed": "mergekit 无法合并这些训练（{tail}）；完整输出在 {log}",
     "merge.no_result": "{run}：还没有结果（没有 adapter/ 或 model/）；请等它完成",
     "merge.not_peft": "{run}：方法 {method} 以自己的格式保存适配器，peft 的 add_weighted_adapter 无法合并；请合并 Lo"

@@ -1,8 +1,9 @@
 """The Train tab's GRPO view: reward curves (the mean total reward and each reward's mean, training and held-out),
 answer length and KL, and the table of sampled prompts, answers and their rewards (RUN/completions.jsonl).
 
-Shown only for runs that log rewards; it follows the run the Train tab follows, on its own timer, and reads
-the run folder only (metrics.jsonl, completions.jsonl).
+Shown only for runs that log rewards; it follows the run the Train tab follows, on that tab's timer (one event a
+tick for the whole tab: each event costs the browser time), and reads the run folder only (metrics.jsonl,
+completions.jsonl).
 """
 from __future__ import annotations
 
@@ -11,13 +12,10 @@ import json
 import gradio as gr
 import pandas as pd
 
-from engine.core import runs
-from ui.common import run_path
 from ui.lang import loc, tr
 
 COMPLETIONS_FILE = "completions.jsonl"  # written by engine/training/grpo.py
 TABLE_ROWS = 24  # the latest sampled answers shown
-TICK_S = 2.0
 TEXT = {
     "en": {"rewards": "Rewards (GRPO)", "length_kl": "Answer length and KL", "samples": "Sampled answers",
            "step": "step", "value": "value", "series": "series", "total": "mean total reward",
@@ -72,19 +70,24 @@ def samples(run_dir, lang="en", limit: int = TABLE_ROWS) -> pd.DataFrame:
     return pd.DataFrame(body, columns=header)
 
 
-def updates(run_id, lang="en") -> tuple:
-    """The three components' updates for the followed run: hidden unless the run logs rewards."""
+def answers_written(run_dir) -> int:
+    """How much of RUN/completions.jsonl is written (its size): the Train tab's tick re-sends the view when it grows."""
     try:
-        run_dir = run_path(run_id) if run_id else None
-    except ValueError:
-        run_dir = None
-    rows = runs.read_metrics(run_dir) if run_dir is not None else []
-    frame = reward_frame(rows, lang)
+        return (run_dir / COMPLETIONS_FILE).stat().st_size
+    except OSError:
+        return 0
+
+
+def updates(run_dir, rows: list[dict], lang="en") -> dict:
+    """The view's updates for the followed run (its metrics rows already read), by the Train tab's RunView field:
+    hidden unless the run logs rewards. Sent by that tab's tick when the run's rows, the run or the language change."""
+    frame = reward_frame(rows, lang) if run_dir is not None else None
     if frame is None:
-        return (gr.update(visible=False),) * 3
+        return dict.fromkeys(("grpo_rewards", "grpo_other", "grpo_samples"), gr.update(visible=False))
     other = length_kl_frame(rows, lang)
-    return (gr.update(value=frame, visible=True), gr.update(value=other, visible=other is not None),
-            gr.update(value=samples(run_dir, lang), visible=True))
+    return {"grpo_rewards": gr.update(value=frame, visible=True),
+            "grpo_other": gr.update(value=other, visible=other is not None),
+            "grpo_samples": gr.update(value=samples(run_dir, lang), visible=True)}
 
 
 def build():
@@ -101,11 +104,4 @@ def build():
                     TEXT, title="length_kl", x_title="step", y_title="value", color_title="series")
     table = loc(gr.Dataframe(None, label=en["samples"], elem_id="grpo-samples", visible=False, wrap=True,
                              interactive=False), TEXT, label="samples")
-    return (plot, other, table, gr.Timer(TICK_S))
-
-
-def wire(view: tuple, follow, lang) -> None:
-    """Follow the run the Train tab follows, on the view's own timer and on a switch of run or language."""
-    *outputs, timer = view
-    for event in (timer.tick, follow.change, lang.change):
-        event(updates, [follow, lang], outputs, show_progress="hidden", api_visibility="private")
+    return plot, other, table

@@ -55,8 +55,8 @@ TEXT = {
         "minimize": "lower is better", "maximize": "higher is better",
         "merge_title": "### Merge runs of one base model (adapters with peft, full-weight runs with mergekit)",
         "runs": "Runs to merge", "runs_info": "Two or more finished runs on the same base model: LoRA / IA3 "
-                                              "adapters, or full-weight runs (full, freeze, layer-wise; BitFit where the base model has its "
-                                              "biases already).",
+                                              "adapters, or full-weight runs (full, freeze, layer-wise; BitFit "
+                                              "where the base model has its biases already).",
         "how": "How", "how_info": "TIES and DARE keep each run's strongest changes (density) and resolve sign "
                                   "conflicts; linear averages; cat stacks LoRA ranks; slerp (two full-weight runs) "
                                   "interpolates between them: the second weight's share is t (0 = the first run).",
@@ -349,7 +349,7 @@ def build() -> SimpleNamespace:
                                 elem_id="sweep-plot"), TEXT, title="plot")
     c.longer = loc(gr.Button(en["longer"], elem_id="sweep-longer"), TEXT, value="longer")
     c.seen = gr.State({})
-    c.timer = gr.Timer(TICK_S)
+    c.timer = gr.Timer(TICK_S, active=False)  # ticks while the tab is shown (ui/app.py tick_on_shown_tab)
 
     loc(gr.Markdown(en["merge_title"]), TEXT, value="merge_title")
     with gr.Row():
@@ -370,7 +370,7 @@ def build() -> SimpleNamespace:
     return c
 
 
-def wire(c: SimpleNamespace, lang) -> None:
+def wire(c: SimpleNamespace, lang, shown: gr.Tab) -> None:
     private = dict(api_visibility="private")
     view = [c.summary, c.failure, c.table, c.plot, c.setting]
     c.start.click(on_start, [c.config, c.sets, c.space, c.trials, c.sampler, c.metric, c.name, lang],
@@ -381,8 +381,9 @@ def wire(c: SimpleNamespace, lang) -> None:
     c.sweep.change(show_sweep, [c.sweep, c.setting, lang], view, **private)
     c.setting.input(show_sweep, [c.sweep, c.setting, lang], view, **private)
     c.refresh.click(refresh, [c.sweep, c.merge_runs, c.config, lang], [c.sweep, c.merge_runs, c.config], **private)
-    c.timer.tick(tick, [c.sweep, c.setting, c.seen, lang], view + [c.seen], show_progress="hidden",
-                 concurrency_limit=None, **private)
+    # on the timer, and at once when the tab is shown (its timer is off while it is hidden)
+    gr.on([c.timer.tick, shown.select], tick, [c.sweep, c.setting, c.seen, lang], view + [c.seen],
+          show_progress="hidden", concurrency_limit=None, **private)
     c.how.change(lambda how: gr.update(interactive=how in NEEDS_DENSITY), c.how, c.density, **private)
     c.merge.click(on_merge, [c.merge_runs, c.how, c.weights, c.density, c.merge_name, lang], c.merge_message,
                   **private)

@@ -7,6 +7,7 @@ run is followed only through its folder, so a page reload or a UI restart loses 
 from __future__ import annotations
 
 import html
+import time
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,17 +27,11 @@ from ui.common import engine, error_box, note_box, run_path
 from ui.data_tab import parse_columns
 from ui.lang import loc, tr
 from ui.reword import said
-from ui.run_actions import (
-    confirm_text,
-    on_delete_ask,
-    on_delete_confirm,
-    on_resume,
-    on_stop,
-)
+from ui.run_actions import confirm_text, on_delete_ask, on_delete_confirm, on_resume, on_stop
 from ui.train_text import TEXT, TRAIN_PARAM_ZH  # noqa: F401  (the tab's words, en + zh)
 
 PRESET = PROJECT_ROOT / "presets" / "quickstart.yaml"
-TICK_S = 1.0
+TICK_S, IDLE_TICK_S = 1.0, 5.0  # while a run is active, and while none is (a tick costs the browser: page_idle_cpu.md)
 
 # The settings on this tab, by (section, name): each is declared once, in the schema (engine/core/config.py),
 # which gives its default, range, choices and help; the same renderer draws them as the methods' settings.
@@ -220,8 +215,6 @@ def _loss(value) -> str:
 
 def runs_table(listing: list[dict], lang="en") -> dict:
     """The run history: what each run trained, on which file (as uploaded), when, how it ended."""
-    import time
-
     headers = tr(TEXT, lang, "runs_cols").split("|")
     data = []
     for r in listing:
@@ -265,7 +258,10 @@ def tick(run_id, seen, lang="en") -> follow.RunView:
     ids = [r["id"] for r in listing]
     if ids != seen.get("ids"):
         view.choices = gr.update(choices=ids)
-    seen.update(runs=signature, ids=ids)
+    interval = TICK_S if any(r["state"] in runs.ACTIVE for r in listing) else IDLE_TICK_S
+    if interval != seen.get("interval"):
+        view.timer = gr.Timer(interval)
+    seen.update(runs=signature, ids=ids, interval=interval)
     try:
         run_dir = run_path(run_id) if run_id else None
     except ValueError:
@@ -274,18 +270,20 @@ def tick(run_id, seen, lang="en") -> follow.RunView:
         if seen.get("run") is not None:  # the followed run is gone: blank its view once
             rewards, logps = follow.objective_updates([], lang)
             view = replace(view, progress="", loss_plot=follow.EMPTY_LOSS, lr_plot=follow.EMPTY_LR, numbers="",
-                           failure="", log="", rewards_plot=rewards, logps_plot=logps, **button_states(None, {}))
+                           failure="", log="", rewards_plot=rewards, logps_plot=logps, **button_states(None, {}),
+                           **rewards_view.updates(None, [], lang))
         seen["run"] = None
         return view
 
     status = runs.read_status(run_dir)
     rows = follow.metrics(run_dir)
     log = runs.log_tail(run_dir, 12)
-    key = [run_id, lang, len(rows), status.get("state"), status.get("step"), status.get("updated_at")]
+    written = rewards_view.answers_written(run_dir)  # GRPO's sampled answers: appended after their metrics row
+    key = [run_id, lang, len(rows), status.get("state"), status.get("step"), status.get("updated_at"), written]
     if key == seen.get("key") and log == seen.get("log"):
         return view
-    fresh = run_id != seen.get("run") or len(rows) != seen.get("rows")
-    seen.update(run=run_id, key=key, log=log, rows=len(rows))
+    fresh = run_id != seen.get("run") or [len(rows), written] != seen.get("rows")
+    seen.update(run=run_id, key=key, log=log, rows=[len(rows), written])
     failed = status.get("state") == RunState.FAILED  # why it failed, then what it said while it trained
     problems = (follow.failure_lines(status, lang) if failed else []) + follow.warning_lines(status, lang)
     title = tr(TEXT, lang, "failed" if failed else "attention", run=run_id)
@@ -296,6 +294,7 @@ def tick(run_id, seen, lang="en") -> follow.RunView:
                    failure=error_box(title, problems, lang) if problems else "")
     if fresh:
         view.rewards_plot, view.logps_plot = follow.objective_updates(rows, lang)
+        view = replace(view, **rewards_view.updates(run_dir, rows, lang))
         view.loss_plot, view.lr_plot = follow.loss_frame(rows, lang, status.get("base_eval_loss")), \
             follow.lr_frame(rows)
     return view
@@ -378,7 +377,7 @@ def build(defaults: RunConfig) -> SimpleNamespace:
                                        elem_id="logps-plot", height=260, visible=False, x_title=en["step"],
                                        y_title=en["value"], color_title=en["series"]),
                            TEXT, title="logps", x_title="step", y_title="value", color_title="series")
-    c.grpo = rewards_view.build()  # GRPO's reward curves and sampled answers (shown for such runs only)
+    c.grpo_rewards, c.grpo_other, c.grpo_samples = rewards_view.build()  # GRPO's rewards and answers (if any)
     c.numbers = gr.Markdown("", elem_id="run-numbers")
     c.log = loc(gr.Textbox("", label=en["log"], lines=12, max_lines=12, autoscroll=True, interactive=False,
                            elem_id="train-log"),
@@ -402,7 +401,6 @@ def build(defaults: RunConfig) -> SimpleNamespace:
 
 def wire(c: SimpleNamespace, model, data, lang) -> None:
     private = dict(api_visibility="private")
-    rewards_view.wire(c.grpo, c.follow, lang)
     c.method.change(lambda *values: on_method_change(c, *values), [c.current_method, c.method, lang, *c.train_inputs],
                     [*c.method_controls.groups.values(), *c.train_inputs, c.current_method, c.message],
                     show_progress="hidden", **private)
@@ -435,9 +433,11 @@ def wire(c: SimpleNamespace, model, data, lang) -> None:
     for index, button in enumerate(panel.buttons):
         button.click(lambda options, i=index: apply_option(c, options, i), panel.options,
                      [*c.train_inputs, c.method, *c.method_controls.inputs], **private)
-    c.timer.tick(lambda run_id, seen, lang: tick(run_id, seen, lang).outputs(c), [c.follow, c.seen, lang],
-                 [getattr(c, name) for name in follow.RunView.component_names()], show_progress="hidden",
-                 concurrency_limit=None, **private)
+    # on every tab (ui/app.py tick_on_shown_tab says why), and at once for a new language or run: a hidden plot
+    # gets its points before its tab is shown again
+    gr.on([c.timer.tick, lang.change, c.follow.change], lambda *values: tick(*values).outputs(c),
+          [c.follow, c.seen, lang], [getattr(c, name) for name in follow.RunView.component_names()],
+          show_progress="hidden", concurrency_limit=None, **private)
 
 
 def on_estimate(c: SimpleNamespace, report, model, data_path, fmt, columns_text, mask, skip_bad, name, method, lang,
