@@ -182,3 +182,73 @@ def test_a_tick_names_what_it_changes_and_re_sends_nothing_twice(workspace):
     outputs = first.outputs(tab)
     assert len(outputs) == len(fields(RunView)) and outputs[tab.follow] is first.choices
     assert outputs[tab.stop] == first.stop and outputs[tab.seen] is first.seen
+
+
+def test_the_timer_slows_while_no_run_is_active_and_the_tick_carries_grpos_view(workspace):
+    """Each tick is an event the whole page handles (bench/results/page_idle_cpu.md): with no run active the Train
+    tab's timer asks every IDLE_TICK_S, with one active every TICK_S, and the interval is sent only when it changes.
+    GRPO's rewards and sampled answers come with the same tick (no timer of their own), and again when more
+    answers are written after their metrics row."""
+    import os
+
+    import gradio as gr
+
+    from engine.core import runs
+    from ui.train_tab import IDLE_TICK_S, TICK_S, tick
+
+    assert TICK_S < IDLE_TICK_S
+    run = workspace / "runs" / "grpo"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump(RunConfig().to_dict()))
+    runs.update_status(run, created_at=1.0, state="done", step=1, max_steps=2)
+    (run / "metrics.jsonl").write_text('{"step": 1, "loss": 0.1, "reward": 0.5, "rewards/exact/mean": 0.5}\n')
+
+    idle = tick("grpo", {})
+    assert isinstance(idle.timer, gr.Timer) and idle.timer.value == IDLE_TICK_S
+    assert idle.grpo_rewards["visible"] is True and idle.grpo_samples["visible"] is True
+    assert len(idle.grpo_samples["value"]) == 0  # no answers written yet
+    (run / "completions.jsonl").write_text('{"step": 1, "prompt": "2+2?", "completion": "4", "reward": 1.0}\n')
+    more = tick("grpo", idle.seen)  # nothing else changed: only the answers' table and its plots are sent again
+    assert more.timer == gr.skip() and list(more.grpo_samples["value"].iloc[0])[:3] == [1, "2+2?", "4"]
+
+    runs.update_status(run, state="running", pid=os.getpid())  # a live process stands in for the trainer
+    active = tick("grpo", more.seen)
+    assert isinstance(active.timer, gr.Timer) and active.timer.value == TICK_S
+    assert tick("grpo", active.seen).timer == gr.skip()
+
+
+def test_the_evaluate_and_sweep_timers_tick_only_while_their_tab_is_shown():
+    """On the built page the Evaluate and Sweep timers start off (the page opens on Data), and showing a tab
+    turns its own timer on and the other one off; the Train tab's timer starts on."""
+    from ui.app import build_ui
+
+    demo = build_ui()
+    config = demo.get_config_file()
+    by_id = {c["id"]: c for c in config["components"]}
+    timers = {c["id"]: c["props"]["active"] for c in config["components"] if c["type"] == "timer"}
+    tabs = {c["props"].get("elem_id"): c["id"] for c in config["components"] if c["type"] == "tabitem"}
+    switches = {}
+    for dep in config["dependencies"]:
+        outputs = [o for o in dep["outputs"] if by_id[o]["type"] == "timer"]
+        if outputs and any(t[1] == "select" and t[0] in tabs.values() for t in dep["targets"]):
+            tab = next(t[0] for t in dep["targets"])
+            switches[next(k for k, v in tabs.items() if v == tab)] = (dep["id"], outputs)
+    assert set(switches) == {"tab-data", "tab-train", "tab-chat", "tab-eval", "tab-compare", "tab-export",
+                             "tab-sweep"}
+    gated = switches["tab-eval"][1]
+    assert len(gated) == 2 and not any(timers[t] for t in gated)  # Evaluate's and Sweep's: off at first
+    assert [t for t, active in timers.items() if t not in gated and active]  # the Train tab's: on
+
+    def own_timer(name):  # the timer whose ticks run the same update as showing the tab
+        for dep in config["dependencies"]:
+            targets = {tuple(t) for t in dep["targets"]}
+            if (tabs[name], "select") in targets:
+                ticking = [t for t, event in targets if event == "tick" and t in timers]
+                if ticking:
+                    return ticking[0]
+        return None
+
+    for name in ("tab-eval", "tab-sweep", "tab-data", "tab-train"):
+        dep_id, outputs = switches[name]
+        on = [timer for timer, update in zip(outputs, demo.fns[dep_id].fn()) if update.active]
+        assert on == ([own_timer(name)] if name in ("tab-eval", "tab-sweep") else []), name
