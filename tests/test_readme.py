@@ -261,6 +261,14 @@ def test_the_app_speed_claims_are_the_recorded_ones():
         assert found(readme_pattern, text, readme_pattern) == found(record_pattern, recorded, record_pattern)
 
 
+def test_the_open_page_claim_is_the_recorded_one():
+    text = paragraph("**An open page**", PERFORMANCE)
+    recorded = found(r"Mean over the tabs: renderer (\d+)% of a core before, (\d+)% now", record("page_idle_cpu.md"),
+                     "page_idle_cpu.md's mean")
+    assert found(r"renderer spends (\d+)% of a core", text, "now") == recorded[1:]
+    assert found(r"against (\d+)% before", text, "before") == recorded[:1]
+
+
 def test_stop_resume_continual_dpo_and_gguf_claims_are_the_recorded_ones():
     stop = paragraph("**Stop and Resume**", PERFORMANCE)
     rec = record("stop_resume_cpu.md")
