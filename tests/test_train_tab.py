@@ -25,6 +25,19 @@ def raw_config(**changed) -> tuple[dict, list]:
                      "tab", "lora", page_values(**changed), {"r": 8})
 
 
+def fake_run(workspace, name: str, metrics: str = "", **status):
+    """A run folder as a trainer leaves it: its config, its status and its metrics lines (JSON, one a line)."""
+    from engine.core import runs
+
+    run = workspace / "runs" / name
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump(RunConfig().to_dict()))
+    runs.update_status(run, created_at=1.0, **status)
+    if metrics:
+        (run / "metrics.jsonl").write_text(metrics)
+    return run
+
+
 def test_every_training_and_distillation_key_is_a_control():
     shown = {(section, p.name) for section, p in SETTINGS}
     config = RunConfig().to_dict()
@@ -125,14 +138,10 @@ def test_buttons_follow_the_runs_state_also_after_a_reload(workspace):
     when nothing uses the folder. A reload is a first tick with nothing seen yet."""
     import os
 
-    from engine.core import runs
     from ui.train_tab import tick
 
     def make(name, checkpoint=False, **status):
-        run = workspace / "runs" / name
-        run.mkdir(parents=True)
-        (run / "config.yaml").write_text(yaml.safe_dump(RunConfig().to_dict()))
-        runs.update_status(run, created_at=1.0, **status)
+        run = fake_run(workspace, name, **status)
         if checkpoint:
             (run / "checkpoints" / "checkpoint-3").mkdir(parents=True)
             (run / "checkpoints" / "checkpoint-3" / "trainer_state.json").write_text("{}")
@@ -162,15 +171,11 @@ def test_a_tick_names_what_it_changes_and_re_sends_nothing_twice(workspace):
 
     import gradio as gr
 
-    from engine.core import runs
     from ui.follow import RunView
     from ui.train_tab import tick
 
-    run = workspace / "runs" / "followed"
-    run.mkdir(parents=True)
-    (run / "config.yaml").write_text(yaml.safe_dump(RunConfig().to_dict()))
-    runs.update_status(run, created_at=1.0, state="done", step=3, max_steps=3)
-    (run / "metrics.jsonl").write_text('{"step": 1, "loss": 2.5, "learning_rate": 0.001}\n')
+    fake_run(workspace, "followed", '{"step": 1, "loss": 2.5, "learning_rate": 0.001}\n', state="done", step=3,
+             max_steps=3)
 
     first = tick("followed", {})
     assert "3/3" in first.progress and first.log is not None and first.failure == ""
@@ -197,11 +202,8 @@ def test_the_timer_slows_while_no_run_is_active_and_the_tick_carries_grpos_view(
     from ui.train_tab import IDLE_TICK_S, TICK_S, tick
 
     assert TICK_S < IDLE_TICK_S
-    run = workspace / "runs" / "grpo"
-    run.mkdir(parents=True)
-    (run / "config.yaml").write_text(yaml.safe_dump(RunConfig().to_dict()))
-    runs.update_status(run, created_at=1.0, state="done", step=1, max_steps=2)
-    (run / "metrics.jsonl").write_text('{"step": 1, "loss": 0.1, "reward": 0.5, "rewards/exact/mean": 0.5}\n')
+    run = fake_run(workspace, "grpo", '{"step": 1, "loss": 0.1, "reward": 0.5, "rewards/exact/mean": 0.5}\n',
+                   state="done", step=1, max_steps=2)
 
     idle = tick("grpo", {})
     assert isinstance(idle.timer, gr.Timer) and idle.timer.value == IDLE_TICK_S
