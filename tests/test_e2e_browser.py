@@ -136,13 +136,13 @@ def test_browser_flow(tiny_model, tmp_path):
         page.locator("#chat-message textarea, #chat-message input").first.fill("Who are you?")
         page.locator("#chat-message textarea, #chat-message input").first.press("Enter")
         page.locator("#chat-note").get_by_text("Loaded").wait_for(timeout=90_000)
-        bot = page.locator("#chatbot .bot, #chatbot [data-testid=bot]").last
-        bot.wait_for()
+        # the reply's bubble is there (hidden) from the first moment: wait for its text, as long as a loaded
+        # machine needs to load the run and sample the first tokens
         page.wait_for_function("""() => {
             const bots = document.querySelectorAll('#chatbot .bot, #chatbot [data-testid=bot]');
             const last = bots[bots.length - 1];
             return last && last.innerText.replace('…', '').trim().length > 0;
-        }""", timeout=90_000)
+        }""", timeout=180_000)
         settled(page)
         page.screenshot(path=str(SHOTS / "5-chat.png"), full_page=True)
         assert page.locator("#chatbot").get_by_text("Who are you?").count() > 0
