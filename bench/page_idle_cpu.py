@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.app import free_port  # noqa: E402
 from bench.machine import cpu_flags_line, describe  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -46,9 +46,7 @@ def cpu_seconds() -> dict[str, int]:
 
 @contextmanager
 def app_at(root: Path):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     home = Path(tempfile.mkdtemp(prefix="tuneloom-idle-"))
     env = {**os.environ, "TUNELOOM_HOME": str(home), "GRADIO_ANALYTICS_ENABLED": "False",
            "TUNELOOM_MODELS": os.environ.get("TUNELOOM_MODELS", str(ROOT / ".cache" / "models"))}
