@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 # workspace's (TUNELOOM_MODELS, else $TUNELOOM_HOME/models)
 TEST_MODELS := $(CURDIR)/.cache/models
 # test processes (pytest-xdist): a file's tests stay in one process, so its module fixtures (a trained run, a running
-# app) are made once, and the browser tests share one (tests/conftest.py); 2 keeps both cores of a small machine busy
+# app) are made once, and the browser tests run one at a time in one process, first (tests/scheduling.py); 2 keeps
+# both cores of a small machine busy
 TEST_WORKERS ?= 2
 
 .PHONY: run test setup model browser allocator clean
@@ -50,7 +51,7 @@ run: model allocator
 
 test: setup browser allocator
 	TUNELOOM_MODELS=$(TEST_MODELS) $(PY) -m engine model prepare
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=25 tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25 tests
 
 clean:
 	rm -rf $(VENV) .cache

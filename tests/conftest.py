@@ -33,6 +33,11 @@ PRESETS = ROOT / "presets"
 
 from families import build_once  # noqa: E402  (one builder of cached models for every test worker)
 
+# how `make test` shares the tests between its processes (these hooks live in tests/scheduling.py)
+from scheduling import pytest_collection_modifyitems as pytest_collection_modifyitems  # noqa: E402
+from scheduling import pytest_runtest_setup as pytest_runtest_setup  # noqa: E402
+from scheduling import pytest_xdist_make_scheduler as pytest_xdist_make_scheduler  # noqa: E402
+
 
 def build_tiny_model(out: Path, layers: int = 2, hidden: int = 64, seed: int = 0) -> Path:
     import torch
@@ -87,14 +92,6 @@ def module_workspace(tmp_path_factory, name: str):
     finally:
         mp.undo()
         torch.set_num_threads(threads)
-
-
-def pytest_collection_modifyitems(config, items):
-    """Under `make test` (pytest-xdist, --dist loadgroup) a file's tests stay in one process, so its module
-    fixtures are made once, and every browser test runs in one process, one app and one Chromium at a time."""
-    for item in items:
-        group = "browser" if item.get_closest_marker("browser") else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_configure(config):
