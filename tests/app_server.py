@@ -80,3 +80,32 @@ def running_app(home: Path, timeout_s: float = 90, env: dict | None = None):
             process.wait()
         if log is not subprocess.DEVNULL:
             log.close()
+        end_jobs_left_running(home)
+
+
+def end_jobs_left_running(home: Path) -> list[int]:
+    """Kill the background jobs (trainers, evaluations, sweeps) that the app started in `home` and that are still
+    running, with their process groups. Returns the pids it killed.
+
+    Jobs outlive the app by design, but a test that fails halfway would leave them running. A trainer held at
+    a fault step (TUNELOOM_FAULT) would wait for ever, and the rest of the suite would share the machine with
+    it. Only a job whose command line names `home` is killed, so a pid reused by another process is left alone."""
+    import json
+
+    from engine.core.jobs import WITH_PROCESS
+
+    killed = []
+    for status_file in home.rglob("status.json"):
+        try:
+            status = json.loads(status_file.read_text())
+            pid = int(status.get("pid") or 0)
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode() if pid else ""
+        except (OSError, ValueError):
+            continue
+        if status.get("state") in WITH_PROCESS and str(home) in command:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+                killed.append(pid)
+            except OSError:  # gone meanwhile, or not a group leader
+                pass
+    return killed
