@@ -90,17 +90,16 @@ def end_jobs_left_running(home: Path) -> list[int]:
     Jobs outlive the app by design, but a test that fails halfway would leave them running. A trainer held at
     a fault step (TUNELOOM_FAULT) would wait for ever, and the rest of the suite would share the machine with
     it. Only a job whose command line names `home` is killed, so a pid reused by another process is left alone."""
-    import json
-
     from engine.core.jobs import WITH_PROCESS
+    from engine.core.runs import read_json
 
     killed = []
     for status_file in home.rglob("status.json"):
+        status = read_json(status_file, {})
         try:
-            status = json.loads(status_file.read_text())
             pid = int(status.get("pid") or 0)
             command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode() if pid else ""
-        except (OSError, ValueError):
+        except (OSError, ValueError):  # gone, or not a pid
             continue
         if status.get("state") in WITH_PROCESS and str(home) in command:
             try:
