@@ -23,10 +23,9 @@ def scope_of(nodeid: str) -> str:
     return BROWSER_GROUP if PurePosixPath(path).name.startswith(BROWSER_FILE_PREFIX) else path
 
 
-def misplaced_browser_tests(items) -> list[str]:
-    """Tests whose `browser` mark disagrees with their file's name (so they would run beside another app)."""
-    return [item.nodeid for item in items
-            if bool(item.get_closest_marker("browser")) != (scope_of(item.nodeid) == BROWSER_GROUP)]
+def misplaced(item) -> bool:
+    """Whether a test's `browser` mark disagrees with its file's name (so it would run beside another app)."""
+    return bool(item.get_closest_marker("browser")) != (scope_of(item.nodeid) == BROWSER_GROUP)
 
 
 def browser_first(items) -> None:
@@ -42,7 +41,7 @@ def pytest_collection_modifyitems(config, items):
 def pytest_runtest_setup(item):
     """A test whose browser mark disagrees with its file's name fails, by name (a collection error would stop
     an xdist run with an internal error that hides the reason)."""
-    if misplaced_browser_tests([item]):
+    if misplaced(item):
         pytest.fail(f"{item.nodeid}: a browser test must live in tests/{BROWSER_FILE_PREFIX}*.py and every test there "
                     "be marked `browser` (tests/scheduling.py runs those files in one process)", pytrace=False)
 
